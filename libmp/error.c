@@ -1,0 +1,40 @@
+/*  error.c - mp_strerror.
+
+    libmp codes are 0, -errno, or a private code below -4000. Only the private
+    ones need a table; the rest go to the C library, whose strerror() returns
+    a static string for every errno value we produce.
+*/
+#include <string.h>
+
+#include "mp/error.h"
+
+const char *mp_strerror(int rc)
+{
+    switch (rc) {
+    case MP_OK:
+        return "success";
+    case MP_EEOF:
+        return "end of file: the other end is closed";
+    case MP_EEMPTY:
+        return "queue is empty";
+    case MP_EFULL:
+        return "queue is full";
+    case MP_ECLOSED:
+        return "object is closed";
+    case MP_EBROKEN:
+        return "barrier is broken";
+    case MP_EVALUE:
+        return "released or marked done too many times";
+    case MP_ESTATE:
+        return "not valid in the object's current state";
+    case MP_ENOTSTARTED:
+        return "process was never started";
+    case MP_EOWNERDEAD:
+        return "acquired; the previous owner died holding it";
+    default:
+        break;
+    }
+    if (rc < 0 && rc > -4000)
+        return strerror(-rc);
+    return "unknown error";
+}

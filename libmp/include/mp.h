@@ -1,0 +1,31 @@
+/*  mp.h - libmp: Python's multiprocessing for C, with a distributed Pool.
+
+    Include this one header. Every module's header says what it is and its
+    thread-, fork- and signal-safety. Conventions (all modules): fallible
+    calls return 0 or a negative MP_E* code (mp_strerror); objects come from
+    mp_<thing>_new and go with mp_<thing>_destroy(&p); timeouts are in
+    milliseconds, < 0 forever, 0 no wait.
+*/
+#ifndef MP_H_INCLUDED
+#define MP_H_INCLUDED
+
+#define MP_VERSION_MAJOR 0
+#define MP_VERSION_MINOR 1
+#define MP_VERSION_PATCH 0
+#define MP_VERSION_STRING "0.1.0"
+
+#include "mp/error.h"
+#include "mp/obj.h"
+#include "mp/process.h"
+#include "mp/lock.h"
+#include "mp/semaphore.h"
+#include "mp/condition.h"
+#include "mp/event.h"
+#include "mp/barrier.h"
+#include "mp/value.h"
+#include "mp/shm.h"
+#include "mp/queue.h"
+#include "mp/pipe.h"
+#include "mp/wait.h"
+
+#endif

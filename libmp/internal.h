@@ -1,0 +1,96 @@
+/*  internal.h - helpers shared by libmp modules; not installed.
+
+    Robust process-shared mutexes and condition variables, monotonic
+    deadlines, shared anonymous memory, a growable byte buffer for the codec,
+    and the process-wide state owned by state.c.
+*/
+#ifndef MP_INTERNAL_H_INCLUDED
+#define MP_INTERNAL_H_INCLUDED
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mp/obj.h"
+
+/* ---- deadlines (CLOCK_MONOTONIC) ---------------------------------------- */
+
+/* Fills *ts with now + timeout_ms. Returns NULL for timeout_ms < 0 (forever),
+   so the result can be passed straight to the waits below. */
+struct timespec *mp__deadline(int timeout_ms, struct timespec *ts);
+/* Milliseconds left until deadline (rounded up, >= 0); -1 when NULL. */
+int mp__remaining_ms(const struct timespec *deadline);
+uint64_t mp__now_ns(void);
+
+/* ---- robust process-shared mutex and condition -------------------------- */
+
+int mp__mutex_init(pthread_mutex_t *m);
+/* 0, MP_EOWNERDEAD (the caller now holds it; state may need repair; the mutex
+   has already been made consistent), or MP_ETIMEDOUT. */
+int mp__mutex_lock(pthread_mutex_t *m, const struct timespec *deadline);
+void mp__mutex_unlock(pthread_mutex_t *m);
+int mp__cond_init(pthread_cond_t *c);
+/* 0, MP_ETIMEDOUT or MP_EOWNERDEAD (mutex reacquired from a dead owner). */
+int mp__cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);
+
+/* ---- shared memory for fork-inherited objects ---------------------------- */
+
+/* Zeroed MAP_SHARED|MAP_ANONYMOUS memory: visible to every process forked
+   after the call. NULL when out of memory. */
+void *mp__shared_alloc(size_t size);
+void mp__shared_free(void *p, size_t size);
+
+/* ---- growable byte buffer ----------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t size;
+    size_t cap;
+    bool owned; /* data was malloc'd by the buffer */
+} mp__buf_t;
+
+/* Starts the buffer on caller storage (may be NULL/0); grows onto the heap. */
+void mp__buf_init(mp__buf_t *b, char *storage, size_t cap);
+/* Ensures room for size more bytes. 0 or MP_ENOMEM. */
+int mp__buf_reserve(mp__buf_t *b, size_t size);
+int mp__buf_append(mp__buf_t *b, const void *data, size_t size);
+void mp__buf_release(mp__buf_t *b);
+
+/* Appends the msgpack encoding of o. 0, MP_EINVAL or MP_ENOMEM. */
+int mp__obj_pack_into(const mp_obj_t *o, mp__buf_t *b);
+
+/* ---- process-wide state (state.c) ---------------------------------------- */
+
+/* The calling thread's kernel id, cached per thread (reset in fork children). */
+int mp__tid(void);
+
+struct mp_process;
+void mp__children_add(struct mp_process *p);
+void mp__children_remove(struct mp_process *p);
+/* Called in a new child right after fork: forget the parent's children and
+   set the identity of the current process. */
+void mp__state_after_fork(const char *name, bool daemon, int parent_pid, const char *parent_name);
+/* Next child number (for default names "Process-N"). */
+int mp__next_child_number(void);
+/* The cleanup a libmp child runs before _exit: terminate daemonic children,
+   join the others (as Python's multiprocessing does at exit). */
+void mp__exit_children(void);
+
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+struct mp_conn;
+/* True when the connection's read buffer holds unread bytes (pipe.c). */
+bool mp__conn_has_buffered(const struct mp_conn *c);
+
+#define MP__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

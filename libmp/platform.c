@@ -1,0 +1,125 @@
+/*  platform.c - the POSIX plumbing every primitive stands on.
+
+    All blocking waits use absolute CLOCK_MONOTONIC deadlines, so a retried
+    wait (spurious wake-up, EINTR) never extends the caller's timeout and a
+    wall-clock jump never shortens or stretches it.
+
+    Every mutex is process-shared and robust: when a holder dies, the kernel
+    hands the mutex to the next waiter with EOWNERDEAD. We mark it consistent
+    at once and report MP_EOWNERDEAD, leaving it to the caller to repair the
+    state it protects (queue.c re-walks its ring) or to tell the user (lock.c).
+    Rejected: SysV or POSIX semaphores (no owner, so a dead holder deadlocks
+    everyone, which is cpython gh-88304).
+*/
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "mp/error.h"
+
+uint64_t mp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct timespec *mp__deadline(int timeout_ms, struct timespec *ts)
+{
+    if (timeout_ms < 0)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int mp__remaining_ms(const struct timespec *deadline)
+{
+    if (!deadline)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
+                 (deadline->tv_nsec - now.tv_nsec);
+    if (ns <= 0)
+        return 0;
+    int64_t ms = (ns + 999999) / 1000000;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+int mp__mutex_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (!rc)
+        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (!rc)
+        rc = pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return -rc;
+}
+
+static int after_lock(pthread_mutex_t *m, int rc)
+{
+    if (rc == 0)
+        return 0;
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(m);
+        return MP_EOWNERDEAD;
+    }
+    return -rc;
+}
+
+int mp__mutex_lock(pthread_mutex_t *m, const struct timespec *deadline)
+{
+    int rc = deadline ? pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)
+                      : pthread_mutex_lock(m);
+    return after_lock(m, rc);
+}
+
+void mp__mutex_unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+}
+
+int mp__cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (!rc)
+        rc = pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return -rc;
+}
+
+int mp__cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *deadline)
+{
+    int rc = deadline ? pthread_cond_timedwait(c, m, deadline) : pthread_cond_wait(c, m);
+    if (rc == ETIMEDOUT)
+        return MP_ETIMEDOUT;
+    return after_lock(m, rc);
+}
+
+void *mp__shared_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void mp__shared_free(void *p, size_t size)
+{
+    if (p)
+        munmap(p, size);
+}
