@@ -14,7 +14,7 @@ enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
 
 struct mp_barrier {
     pthread_mutex_t mutex;
-    pthread_cond_t cond;
+    mp__cond_t cond;
     int parties;
     int count;
     int state;
@@ -30,7 +30,7 @@ mp_barrier_t *mp_barrier_new(int parties, const mp_barrier_opts_t *opts)
     mp_barrier_t *b = mp__shared_alloc(sizeof *b);
     if (!b)
         return NULL;
-    if (mp__mutex_init(&b->mutex) || mp__cond_init(&b->cond)) {
+    if (mp__mutex_init(&b->mutex)) {
         mp__shared_free(b, sizeof *b);
         return NULL;
     }
@@ -59,7 +59,7 @@ static void lock(mp_barrier_t *b)
 static void break_barrier(mp_barrier_t *b)
 {
     b->state = BROKEN;
-    pthread_cond_broadcast(&b->cond);
+    mp__cond_broadcast(&b->cond);
 }
 
 /* Caller holds the mutex. Waits while the previous cycle drains. */
@@ -82,7 +82,7 @@ static int release(mp_barrier_t *b)
         return MP_EBROKEN;
     }
     b->state = DRAINING;
-    pthread_cond_broadcast(&b->cond);
+    mp__cond_broadcast(&b->cond);
     return 0;
 }
 
@@ -103,7 +103,7 @@ static void leave(mp_barrier_t *b)
     b->count--;
     if (b->count == 0 && (b->state == DRAINING || b->state == RESETTING)) {
         b->state = FILLING;
-        pthread_cond_broadcast(&b->cond);
+        mp__cond_broadcast(&b->cond);
     }
 }
 
@@ -143,7 +143,7 @@ int mp_barrier_reset(mp_barrier_t *b)
     } else {
         b->state = FILLING;
     }
-    pthread_cond_broadcast(&b->cond);
+    mp__cond_broadcast(&b->cond);
     mp__mutex_unlock(&b->mutex);
     return 0;
 }

@@ -11,7 +11,7 @@
 #include "mp/error.h"
 
 struct mp_condition {
-    pthread_cond_t cond;
+    mp__cond_t cond;
     mp_lock_t *lock;
     mp_lock_t own_lock; /* used when no lock was given */
 };
@@ -21,8 +21,8 @@ mp_condition_t *mp_condition_new(mp_lock_t *lock)
     mp_condition_t *cond = mp__shared_alloc(sizeof *cond);
     if (!cond)
         return NULL;
-    int rc = mp__cond_init(&cond->cond);
-    if (!rc && !lock) {
+    int rc = 0;
+    if (!lock) {
         rc = mp__lock_init_at(&cond->own_lock, true, true);
         lock = &cond->own_lock;
     }
@@ -93,7 +93,7 @@ int mp_condition_notify(mp_condition_t *cond, int n)
     if (!mp_lock_is_owned(cond->lock))
         return MP_EPERM;
     for (int i = 0; i < n; i++)
-        pthread_cond_signal(&cond->cond);
+        mp__cond_signal(&cond->cond);
     return 0;
 }
 
@@ -103,6 +103,6 @@ int mp_condition_notify_all(mp_condition_t *cond)
         return MP_EINVAL;
     if (!mp_lock_is_owned(cond->lock))
         return MP_EPERM;
-    pthread_cond_broadcast(&cond->cond);
+    mp__cond_broadcast(&cond->cond);
     return 0;
 }

@@ -6,14 +6,14 @@
 
 struct mp_event {
     pthread_mutex_t mutex;
-    pthread_cond_t changed;
+    mp__cond_t changed;
     int flag;
 };
 
 mp_event_t *mp_event_new(void)
 {
     mp_event_t *event = mp__shared_alloc(sizeof *event);
-    if (event && (mp__mutex_init(&event->mutex) || mp__cond_init(&event->changed))) {
+    if (event && mp__mutex_init(&event->mutex)) {
         mp__shared_free(event, sizeof *event);
         event = NULL;
     }
@@ -37,7 +37,7 @@ static int set_flag(mp_event_t *event, int value)
         return rc;
     __atomic_store_n(&event->flag, value, __ATOMIC_RELEASE);
     if (value)
-        pthread_cond_broadcast(&event->changed);
+        mp__cond_broadcast(&event->changed);
     mp__mutex_unlock(&event->mutex);
     return 0;
 }

@@ -31,9 +31,24 @@ int mp__mutex_init(pthread_mutex_t *m);
    has already been made consistent), or MP_ETIMEDOUT. */
 int mp__mutex_lock(pthread_mutex_t *m, const struct timespec *deadline);
 void mp__mutex_unlock(pthread_mutex_t *m);
-int mp__cond_init(pthread_cond_t *c);
-/* 0, MP_ETIMEDOUT or MP_EOWNERDEAD (mutex reacquired from a dead owner). */
-int mp__cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);
+/* A condition variable that survives the death of its waiters: a sequence
+   number and a futex, no per-waiter state (glibc's process-shared
+   pthread_cond_t does keep some: a waiter SIGKILLed inside wait makes the
+   next pthread_cond_signal block forever). Zero-filled memory is a valid,
+   initialised condition. */
+typedef struct {
+    uint32_t seq;     /* bumped by every signal/broadcast */
+    uint32_t waiters; /* guarded by the mutex; stale after a waiter died,
+                         which only costs a spare wake-up */
+} mp__cond_t;
+
+void mp__cond_init(mp__cond_t *c);
+/* Caller holds m. 0 (woken or spurious), MP_ETIMEDOUT or MP_EOWNERDEAD
+   (mutex reacquired from a dead owner). m is held again on return. */
+int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);
+/* Caller holds the mutex. */
+void mp__cond_signal(mp__cond_t *c);
+void mp__cond_broadcast(mp__cond_t *c);
 
 /* ---- shared memory for fork-inherited objects ---------------------------- */
 

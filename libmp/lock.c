@@ -115,7 +115,7 @@ int mp_lock_is_recursive(const mp_lock_t *lock)
     return lock && lock->recursive;
 }
 
-int mp__lock_wait(mp_lock_t *lock, pthread_cond_t *cond, const struct timespec *deadline)
+int mp__lock_wait(mp_lock_t *lock, mp__cond_t *cond, const struct timespec *deadline)
 {
     int me = mp__tid();
     if (owner(lock) != me)

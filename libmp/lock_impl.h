@@ -21,6 +21,6 @@ int mp__lock_init_at(mp_lock_t *lock, bool recursive, bool embedded);
 /* Condition wait on lock (held by the caller, any depth): releases it fully,
    waits on cond, reacquires it at the same depth. 0, MP_ETIMEDOUT,
    MP_EOWNERDEAD or MP_EPERM (caller does not hold the lock). */
-int mp__lock_wait(mp_lock_t *lock, pthread_cond_t *cond, const struct timespec *deadline);
+int mp__lock_wait(mp_lock_t *lock, mp__cond_t *cond, const struct timespec *deadline);
 
 #endif

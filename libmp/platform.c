@@ -8,12 +8,21 @@
     hands the mutex to the next waiter with EOWNERDEAD. We mark it consistent
     at once and report MP_EOWNERDEAD, leaving it to the caller to repair the
     state it protects (queue.c re-walks its ring) or to tell the user (lock.c).
+    Conditions are our own futex sequence counters, not pthread_cond_t:
+    glibc's process-shared condvar keeps per-waiter group counts in shared
+    memory, and a waiter SIGKILLed inside pthread_cond_wait leaves them
+    behind, so the next pthread_cond_signal blocks forever (found by
+    test_queue's SIGKILL test). A counter and FUTEX_WAIT/FUTEX_WAKE keep no
+    per-waiter state at all.
     Rejected: SysV or POSIX semaphores (no owner, so a dead holder deadlocks
     everyone, which is cpython gh-88304).
 */
 #include <errno.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "mp/error.h"
@@ -90,26 +99,46 @@ void mp__mutex_unlock(pthread_mutex_t *m)
     pthread_mutex_unlock(m);
 }
 
-int mp__cond_init(pthread_cond_t *c)
+void mp__cond_init(mp__cond_t *c)
 {
-    pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
-    if (!rc)
-        rc = pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (!rc)
-        rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (!rc)
-        rc = pthread_cond_init(c, &attr);
-    pthread_condattr_destroy(&attr);
-    return -rc;
+    __atomic_store_n(&c->seq, 0, __ATOMIC_RELAXED);
+    c->waiters = 0;
 }
 
-int mp__cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *deadline)
+int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline)
 {
-    int rc = deadline ? pthread_cond_timedwait(c, m, deadline) : pthread_cond_wait(c, m);
-    if (rc == ETIMEDOUT)
-        return MP_ETIMEDOUT;
-    return after_lock(m, rc);
+    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+    c->waiters++;
+    pthread_mutex_unlock(m);
+    /* a signal between the unlock and the wait changed seq: the kernel sees
+       it and returns at once, so no wake-up is lost. FUTEX_WAIT_BITSET takes
+       an absolute CLOCK_MONOTONIC deadline, so retries never stretch it. */
+    long r = syscall(SYS_futex, &c->seq, FUTEX_WAIT_BITSET, seq, deadline, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    int err = r < 0 ? errno : 0;
+    int rc = mp__mutex_lock(m, NULL);
+    c->waiters--;
+    if (rc)
+        return rc;
+    return err == ETIMEDOUT ? MP_ETIMEDOUT : 0;
+}
+
+static void wake(mp__cond_t *c, int n)
+{
+    if (c->waiters == 0)
+        return;
+    __atomic_fetch_add(&c->seq, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &c->seq, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+void mp__cond_signal(mp__cond_t *c)
+{
+    wake(c, 1);
+}
+
+void mp__cond_broadcast(mp__cond_t *c)
+{
+    wake(c, INT32_MAX);
 }
 
 void *mp__shared_alloc(size_t size)

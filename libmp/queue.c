@@ -12,8 +12,8 @@
     The item count is derived state; after EOWNERDEAD it is rebuilt by
     walking the records (repair()).
 
-    Waiters are counted so that the common case (nobody waiting) never
-    makes a futex wake-up system call. Before sleeping, a getter or putter
+    Conditions count their waiters, so the common case (nobody waiting)
+    never makes a futex wake-up system call. Before sleeping, a getter or putter
     spins briefly on the lock-free counters: with a producer and a consumer
     on two cores, the other side usually makes progress within a few
     microseconds, far less than a sleep/wake round trip through the kernel.
@@ -35,17 +35,15 @@
 
 struct ring {
     pthread_mutex_t mutex;
-    pthread_cond_t not_empty;
-    pthread_cond_t not_full;
-    pthread_cond_t all_done;
+    mp__cond_t not_empty;
+    mp__cond_t not_full;
+    mp__cond_t all_done;
     uint64_t head;
     uint64_t tail;
     uint64_t capacity;
     size_t map_size;
     uint32_t count;
     uint32_t maxsize;
-    int getters_waiting;
-    int putters_waiting;
     int64_t unfinished; /* JoinableQueue: put - task_done */
     bool joinable;
     alignas(64) unsigned char data[];
@@ -65,8 +63,7 @@ static mp_queue_t *queue_new(const mp_queue_opts_t *opts, bool joinable)
     mp_queue_t *q = calloc(1, sizeof *q);
     size_t map_size = sizeof(struct ring) + capacity;
     struct ring *r = q ? mp__shared_alloc(map_size) : NULL;
-    if (!r || mp__mutex_init(&r->mutex) || mp__cond_init(&r->not_empty) ||
-        mp__cond_init(&r->not_full) || mp__cond_init(&r->all_done)) {
+    if (!r || mp__mutex_init(&r->mutex)) {
         mp__shared_free(r, map_size);
         free(q);
         return NULL;
@@ -154,7 +151,7 @@ static int lock(struct ring *r, const struct timespec *deadline)
     return rc;
 }
 
-static int wait_on(struct ring *r, pthread_cond_t *cond, const struct timespec *deadline)
+static int wait_on(struct ring *r, mp__cond_t *cond, const struct timespec *deadline)
 {
     int rc = mp__cond_wait(cond, &r->mutex, deadline);
     if (rc == MP_EOWNERDEAD) {
@@ -212,9 +209,7 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
             return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
         if (has_room(r, need))
             break;
-        r->putters_waiting++;
         rc = wait_on(r, &r->not_full, deadline);
-        r->putters_waiting--;
         if (rc == MP_ETIMEDOUT && !has_room(r, need)) {
             mp__mutex_unlock(&r->mutex);
             return MP_EFULL;
@@ -227,8 +222,7 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
     __atomic_store_n(&r->count, r->count + 1, __ATOMIC_RELEASE);
     if (r->joinable)
         r->unfinished++;
-    if (r->getters_waiting)
-        pthread_cond_signal(&r->not_empty);
+    mp__cond_signal(&r->not_empty);
     mp__mutex_unlock(&r->mutex);
     return 0;
 }
@@ -265,9 +259,7 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
             mp__mutex_unlock(&r->mutex);
             return MP_EEMPTY;
         }
-        r->getters_waiting++;
         rc = wait_on(r, &r->not_empty, deadline);
-        r->getters_waiting--;
         if (rc == MP_ETIMEDOUT && r->count == 0) {
             mp__mutex_unlock(&r->mutex);
             return MP_EEMPTY;
@@ -290,8 +282,8 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
             __atomic_store_n(&r->count, r->count - 1, __ATOMIC_RELEASE);
         }
     }
-    if (!rc && r->putters_waiting)
-        pthread_cond_signal(&r->not_full);
+    if (!rc)
+        mp__cond_signal(&r->not_full);
     mp__mutex_unlock(&r->mutex);
     return rc;
 }
@@ -367,7 +359,7 @@ int mp_queue_task_done(mp_queue_t *q)
     if (r->unfinished <= 0) {
         rc = MP_EVALUE;
     } else if (--r->unfinished == 0) {
-        pthread_cond_broadcast(&r->all_done);
+        mp__cond_broadcast(&r->all_done);
     }
     mp__mutex_unlock(&r->mutex);
     return rc;

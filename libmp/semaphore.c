@@ -11,10 +11,9 @@
 
 struct mp_semaphore {
     pthread_mutex_t mutex;
-    pthread_cond_t nonzero;
+    mp__cond_t nonzero;
     int value;
-    int bound; /* 0: unbounded */
-    int waiters;
+    int bound; /* 0: unbounded, -1: BoundedSemaphore(0) */
 };
 
 static mp_semaphore_t *sem_new(int value, int bound)
@@ -24,7 +23,7 @@ static mp_semaphore_t *sem_new(int value, int bound)
     mp_semaphore_t *sem = mp__shared_alloc(sizeof *sem);
     if (!sem)
         return NULL;
-    if (mp__mutex_init(&sem->mutex) || mp__cond_init(&sem->nonzero)) {
+    if (mp__mutex_init(&sem->mutex)) {
         mp__shared_free(sem, sizeof *sem);
         return NULL;
     }
@@ -73,9 +72,7 @@ int mp_semaphore_acquire(mp_semaphore_t *sem, int timeout_ms)
             rc = MP_ETIMEDOUT;
             break;
         }
-        sem->waiters++;
         rc = mp__cond_wait(&sem->nonzero, &sem->mutex, deadline);
-        sem->waiters--;
         if (rc == MP_EOWNERDEAD)
             rc = 0;
     }
@@ -99,8 +96,7 @@ int mp_semaphore_release(mp_semaphore_t *sem)
         rc = MP_EVALUE;
     } else {
         sem->value++;
-        if (sem->waiters)
-            pthread_cond_signal(&sem->nonzero);
+        mp__cond_signal(&sem->nonzero);
     }
     mp__mutex_unlock(&sem->mutex);
     return rc;
