@@ -3,14 +3,19 @@
 
     State machine: FILLING (parties arrive) -> DRAINING (the barrier tripped;
     the woken parties leave; new arrivals wait until the last one left) ->
-    FILLING. RESETTING is DRAINING caused by reset(); BROKEN is sticky until
-    reset(). `count` is the number of parties inside wait().
+    FILLING. BROKEN is sticky until reset(). `count` is the number of
+    parties of the current generation inside wait().
+
+    reset() starts a new generation with count 0 instead of waiting for the
+    old parties to leave (CPython's RESETTING state): a party that died
+    inside wait() never leaves, and would otherwise jam the barrier forever.
+    Parties of an old generation return MP_EBROKEN and leave no trace.
 */
 #include "internal.h"
 #include "mp/barrier.h"
 #include "mp/error.h"
 
-enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
+enum { FILLING = 0, DRAINING = 1, BROKEN = -2 };
 
 struct mp_barrier {
     pthread_mutex_t mutex;
@@ -18,6 +23,7 @@ struct mp_barrier {
     int parties;
     int count;
     int state;
+    unsigned generation;
     int timeout_ms;
     mp_barrier_action_fn *action;
     void *action_arg;
@@ -51,8 +57,8 @@ void mp_barrier_destroy(mp_barrier_t **barrier_p)
 
 static void lock(mp_barrier_t *b)
 {
-    /* a party that died inside the few instructions under this mutex leaves
-       at worst a stale count; the caller can reset() */
+    /* a party that died under this mutex (or inside wait) leaves at worst a
+       stale count, which reset() discards */
     (void)mp__mutex_lock(&b->mutex, NULL);
 }
 
@@ -65,7 +71,7 @@ static void break_barrier(mp_barrier_t *b)
 /* Caller holds the mutex. Waits while the previous cycle drains. */
 static int enter(mp_barrier_t *b, const struct timespec *deadline)
 {
-    while (b->state == DRAINING || b->state == RESETTING) {
+    while (b->state == DRAINING) {
         int rc = mp__cond_wait(&b->cond, &b->mutex, deadline);
         if (rc == MP_ETIMEDOUT) {
             break_barrier(b);
@@ -86,11 +92,11 @@ static int release(mp_barrier_t *b)
     return 0;
 }
 
-static int wait_trip(mp_barrier_t *b, const struct timespec *deadline)
+static int wait_trip(mp_barrier_t *b, unsigned generation, const struct timespec *deadline)
 {
-    while (b->state == FILLING) {
+    while (b->state == FILLING && b->generation == generation) {
         int rc = mp__cond_wait(&b->cond, &b->mutex, deadline);
-        if (rc == MP_ETIMEDOUT && b->state == FILLING) {
+        if (rc == MP_ETIMEDOUT && b->state == FILLING && b->generation == generation) {
             break_barrier(b);
             return MP_ETIMEDOUT;
         }
@@ -101,7 +107,7 @@ static int wait_trip(mp_barrier_t *b, const struct timespec *deadline)
 static void leave(mp_barrier_t *b)
 {
     b->count--;
-    if (b->count == 0 && (b->state == DRAINING || b->state == RESETTING)) {
+    if (b->count == 0 && b->state == DRAINING) {
         b->state = FILLING;
         mp__cond_broadcast(&b->cond);
     }
@@ -121,12 +127,16 @@ int mp_barrier_wait(mp_barrier_t *b, int timeout_ms)
         mp__mutex_unlock(&b->mutex);
         return rc;
     }
+    unsigned generation = b->generation;
     int index = b->count++;
     if (index + 1 == b->parties)
         rc = release(b);
     else
-        rc = wait_trip(b, deadline);
-    leave(b);
+        rc = wait_trip(b, generation, deadline);
+    if (b->generation == generation)
+        leave(b);
+    else
+        rc = MP_EBROKEN; /* reset while we waited */
     mp__mutex_unlock(&b->mutex);
     return rc ? rc : index;
 }
@@ -136,13 +146,9 @@ int mp_barrier_reset(mp_barrier_t *b)
     if (!b)
         return MP_EINVAL;
     lock(b);
-    if (b->count > 0) {
-        if (b->state == FILLING || b->state == BROKEN)
-            b->state = RESETTING;
-        /* DRAINING stays: the last party out sets FILLING */
-    } else {
-        b->state = FILLING;
-    }
+    b->generation++;
+    b->count = 0;
+    b->state = FILLING;
     mp__cond_broadcast(&b->cond);
     mp__mutex_unlock(&b->mutex);
     return 0;

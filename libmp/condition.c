@@ -92,8 +92,7 @@ int mp_condition_notify(mp_condition_t *cond, int n)
         return MP_EINVAL;
     if (!mp_lock_is_owned(cond->lock))
         return MP_EPERM;
-    for (int i = 0; i < n; i++)
-        mp__cond_signal(&cond->cond);
+    mp__cond_wake(&cond->cond, n);
     return 0;
 }
 

@@ -67,7 +67,7 @@ int mp_event_wait(mp_event_t *event, int timeout_ms)
         return MP_ETIMEDOUT;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    int rc = mp__mutex_lock(&event->mutex, deadline);
+    int rc = mp__mutex_lock(&event->mutex, NULL);
     if (rc && rc != MP_EOWNERDEAD)
         return rc;
     while (!event->flag) {

@@ -48,6 +48,8 @@ void mp__cond_init(mp__cond_t *c);
 int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);
 /* Caller holds the mutex. */
 void mp__cond_signal(mp__cond_t *c);
+/* Wakes up to n waiters. */
+void mp__cond_wake(mp__cond_t *c, int n);
 void mp__cond_broadcast(mp__cond_t *c);
 
 /* ---- shared memory for fork-inherited objects ---------------------------- */
@@ -78,8 +80,15 @@ int mp__obj_pack_into(const mp_obj_t *o, mp__buf_t *b);
 
 /* ---- process-wide state (state.c) ---------------------------------------- */
 
-/* The calling thread's kernel id, cached per thread (reset in fork children). */
-int mp__tid(void);
+/* The calling thread's kernel id, cached per thread (reset in fork
+   children by state.c's atfork handler). Inline: it is on the lock path. */
+extern __thread int mp__tid_cache __attribute__((tls_model("initial-exec")));
+int mp__tid_slow(void);
+static inline int mp__tid(void)
+{
+    int tid = mp__tid_cache;
+    return __builtin_expect(tid != 0, 1) ? tid : mp__tid_slow();
+}
 
 struct mp_process;
 void mp__children_add(struct mp_process *p);

@@ -123,9 +123,9 @@ int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *dead
     return err == ETIMEDOUT ? MP_ETIMEDOUT : 0;
 }
 
-static void wake(mp__cond_t *c, int n)
+void mp__cond_wake(mp__cond_t *c, int n)
 {
-    if (c->waiters == 0)
+    if (c->waiters == 0 || n <= 0)
         return;
     __atomic_fetch_add(&c->seq, 1, __ATOMIC_RELEASE);
     syscall(SYS_futex, &c->seq, FUTEX_WAKE, n, NULL, NULL, 0);
@@ -133,12 +133,12 @@ static void wake(mp__cond_t *c, int n)
 
 void mp__cond_signal(mp__cond_t *c)
 {
-    wake(c, 1);
+    mp__cond_wake(c, 1);
 }
 
 void mp__cond_broadcast(mp__cond_t *c)
 {
-    wake(c, INT32_MAX);
+    mp__cond_wake(c, INT32_MAX);
 }
 
 void *mp__shared_alloc(size_t size)

@@ -141,9 +141,9 @@ static void repair(struct ring *r)
     r->count = count;
 }
 
-static int lock(struct ring *r, const struct timespec *deadline)
+static int lock(struct ring *r)
 {
-    int rc = mp__mutex_lock(&r->mutex, deadline);
+    int rc = mp__mutex_lock(&r->mutex, NULL);
     if (rc == MP_EOWNERDEAD) {
         repair(r);
         rc = 0;
@@ -194,9 +194,11 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
     uint64_t need = HEADER_BYTES + size;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    int rc = lock(r, deadline);
+    /* the timeout applies to room in the ring, never to the mutex, which is
+       held for a copy: get(0)/put(0) fail only when empty/full */
+    int rc = lock(r);
     if (rc)
-        return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
+        return rc;
     while (!has_room(r, need)) {
         if (timeout_ms == 0) {
             mp__mutex_unlock(&r->mutex);
@@ -205,8 +207,8 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
         mp__mutex_unlock(&r->mutex);
         uint32_t seen = load_count(r);
         SPIN_UNTIL(load_count(r) != seen);
-        if ((rc = lock(r, deadline)))
-            return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
+        if ((rc = lock(r)))
+            return rc;
         if (has_room(r, need))
             break;
         rc = wait_on(r, &r->not_full, deadline);
@@ -251,9 +253,9 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
     if (timeout_ms != 0 && load_count(r) == 0)
         SPIN_UNTIL(load_count(r) != 0);
-    int rc = lock(r, deadline);
+    int rc = lock(r);
     if (rc)
-        return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
+        return rc;
     while (r->count == 0) {
         if (timeout_ms == 0) {
             mp__mutex_unlock(&r->mutex);
@@ -353,7 +355,7 @@ int mp_queue_task_done(mp_queue_t *q)
     if (!q || !q->ring->joinable)
         return MP_EINVAL;
     struct ring *r = q->ring;
-    int rc = lock(r, NULL);
+    int rc = lock(r);
     if (rc)
         return rc;
     if (r->unfinished <= 0) {
@@ -372,7 +374,7 @@ int mp_queue_join(mp_queue_t *q, int timeout_ms)
     struct ring *r = q->ring;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    int rc = lock(r, deadline);
+    int rc = lock(r);
     if (rc)
         return rc;
     while (r->unfinished > 0 && rc == 0) {

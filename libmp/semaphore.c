@@ -52,9 +52,9 @@ void mp_semaphore_destroy(mp_semaphore_t **sem_p)
     *sem_p = NULL;
 }
 
-static int lock(mp_semaphore_t *sem, const struct timespec *deadline)
+static int lock(mp_semaphore_t *sem)
 {
-    int rc = mp__mutex_lock(&sem->mutex, deadline);
+    int rc = mp__mutex_lock(&sem->mutex, NULL);
     return rc == MP_EOWNERDEAD ? 0 : rc;
 }
 
@@ -64,7 +64,9 @@ int mp_semaphore_acquire(mp_semaphore_t *sem, int timeout_ms)
         return MP_EINVAL;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    int rc = lock(sem, deadline);
+    /* the mutex is held for a few instructions: the timeout applies to the
+       value, never to the mutex (acquire(0) fails only at value 0) */
+    int rc = lock(sem);
     if (rc)
         return rc;
     while (sem->value == 0 && rc == 0) {
@@ -88,7 +90,7 @@ int mp_semaphore_release(mp_semaphore_t *sem)
 {
     if (!sem)
         return MP_EINVAL;
-    int rc = lock(sem, NULL);
+    int rc = lock(sem);
     if (rc)
         return rc;
     int bound = sem->bound < 0 ? 0 : sem->bound;

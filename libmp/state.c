@@ -33,11 +33,11 @@ static struct target {
 } *targets;
 static size_t target_count;
 static bool atexit_installed;
-static __thread int tid_cache __attribute__((tls_model("initial-exec")));
+__thread int mp__tid_cache __attribute__((tls_model("initial-exec")));
 
 static void after_fork_child(void)
 {
-    tid_cache = 0;
+    mp__tid_cache = 0;
     pthread_mutex_init(&state_mutex, NULL);
 }
 
@@ -46,11 +46,10 @@ __attribute__((constructor)) static void state_init(void)
     pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-int mp__tid(void)
+int mp__tid_slow(void)
 {
-    if (!tid_cache)
-        tid_cache = gettid();
-    return tid_cache;
+    mp__tid_cache = gettid();
+    return mp__tid_cache;
 }
 
 void mp__state_lock(void)

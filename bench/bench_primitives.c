@@ -1,0 +1,234 @@
+/*  bench_primitives.c - libmp's local primitives against raw limits.
+
+    Prints one line per figure: "name <TAB> unit <TAB> value". bench/run pairs
+    these with the Python figures of bench_primitives.py. Each workload runs
+    several times; the median is printed. Not a test: it measures.
+*/
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mp.h"
+
+#define RUNS 5
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static void emit(const char *name, const char *unit, double value)
+{
+    printf("%s\t%s\t%.3f\n", name, unit, value);
+    fflush(stdout);
+}
+
+/* ---- locks ----------------------------------------------------------------- */
+
+static double lock_ns(long n)
+{
+    mp_lock_t *lock = mp_lock_new();
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        mp_lock_acquire(lock, -1);
+        mp_lock_release(lock);
+    }
+    double ns = (now_s() - t0) / n * 1e9;
+    mp_lock_destroy(&lock);
+    return ns;
+}
+
+static double raw_mutex_ns(long n, int robust)
+{
+    static pthread_mutex_t *shared;
+    if (!shared) {
+        mp_array_t *page = mp_array_new('B', 4096, NULL, &(mp_ctype_opts_t){.raw = true});
+        shared = mp_array_ptr(page);
+    }
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (robust)
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(shared, &attr);
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(shared);
+        pthread_mutex_unlock(shared);
+    }
+    return (now_s() - t0) / n * 1e9;
+}
+
+static double value_incr_ns(long n)
+{
+    mp_value_t *v = mp_value_new('l', NULL, NULL);
+    mp_lock_t *lock = mp_value_get_lock(v);
+    long *x = mp_value_ptr(v);
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        mp_lock_acquire(lock, -1);
+        *x += 1;
+        mp_lock_release(lock);
+    }
+    double ns = (now_s() - t0) / n * 1e9;
+    if (*x != n)
+        fprintf(stderr, "value_increment_locked: wrong count\n");
+    mp_value_destroy(&v);
+    return ns;
+}
+
+/* ---- queue ----------------------------------------------------------------- */
+
+#define QUEUE_ITEMS 1000000L
+
+static int queue_consumer(void *arg)
+{
+    mp_queue_t *q = arg;
+    for (long i = 0; i < QUEUE_ITEMS; i++) {
+        mp_obj_t *o = NULL;
+        if (mp_queue_get(q, &o, -1) || mp_obj_int(o) != i)
+            return 1;
+        mp_obj_destroy(&o);
+    }
+    return 0;
+}
+
+static double queue_items_per_s(void)
+{
+    mp_queue_t *q = mp_queue_new(NULL);
+    mp_process_t *p = mp_process_new(queue_consumer, q, NULL);
+    mp_process_start(p);
+    double t0 = now_s();
+    for (long i = 0; i < QUEUE_ITEMS; i++) {
+        mp_obj_t *o = mp_obj_new_int(i);
+        mp_queue_put(q, o, -1);
+        mp_obj_destroy(&o);
+    }
+    mp_process_join(p, -1);
+    double rate = QUEUE_ITEMS / (now_s() - t0);
+    int code = -1;
+    mp_process_exitcode(p, &code);
+    if (code != 0)
+        fprintf(stderr, "queue_put_get_2proc: consumer failed\n");
+    mp_process_destroy(&p);
+    mp_queue_destroy(&q);
+    return rate;
+}
+
+/* ---- pipe ------------------------------------------------------------------ */
+
+#define ROUND_TRIPS 20000
+
+static mp_conn_t *pipe_parent_end;
+
+static int pipe_echo(void *arg)
+{
+    mp_conn_t *c = arg;
+    mp_conn_close(pipe_parent_end); /* or our copy would hide the EOF */
+    for (;;) {
+        mp_obj_t *o = NULL;
+        if (mp_conn_recv(c, &o))
+            return 0;
+        mp_conn_send(c, o);
+        mp_obj_destroy(&o);
+    }
+}
+
+static double pipe_rtt_us(void)
+{
+    mp_conn_t *a, *b;
+    mp_pipe(&a, &b, true);
+    pipe_parent_end = a;
+    mp_process_t *p = mp_process_new(pipe_echo, b, NULL);
+    mp_process_start(p);
+    mp_conn_close(b);
+    mp_obj_t *o = mp_obj_new_int(12345);
+    double t0 = now_s();
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        mp_obj_t *back = NULL;
+        mp_conn_send(a, o);
+        mp_conn_recv(a, &back);
+        mp_obj_destroy(&back);
+    }
+    double us = (now_s() - t0) / ROUND_TRIPS * 1e6;
+    mp_obj_destroy(&o);
+    mp_conn_close(a);
+    mp_process_join(p, -1);
+    mp_process_destroy(&p);
+    mp_conn_destroy(&a);
+    mp_conn_destroy(&b);
+    return us;
+}
+
+static double socketpair_rtt_us(void)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pid_t pid = fork();
+    char buf[16];
+    if (pid == 0) {
+        close(sv[0]);
+        while (read(sv[1], buf, 8) == 8)
+            if (write(sv[1], buf, 8) != 8)
+                break;
+        _exit(0);
+    }
+    close(sv[1]);
+    memset(buf, 1, sizeof buf);
+    double t0 = now_s();
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        if (write(sv[0], buf, 8) != 8 || read(sv[0], buf, 8) != 8)
+            break;
+    }
+    double us = (now_s() - t0) / ROUND_TRIPS * 1e6;
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    return us;
+}
+
+int main(int argc, char **argv)
+{
+    mp_bootstrap(argc, argv);
+    double v[RUNS];
+    for (int r = 0; r < RUNS; r++)
+        v[r] = lock_ns(5000000);
+    emit("lock_acquire_release", "ns", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = raw_mutex_ns(5000000, 0);
+    emit("raw_pshared_mutex", "ns", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = raw_mutex_ns(5000000, 1);
+    emit("raw_pshared_robust_mutex", "ns", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = value_incr_ns(5000000);
+    emit("value_increment_locked", "ns", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = queue_items_per_s();
+    emit("queue_put_get_2proc", "items/s", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = pipe_rtt_us();
+    emit("pipe_round_trip", "us", median(v, RUNS));
+    for (int r = 0; r < RUNS; r++)
+        v[r] = socketpair_rtt_us();
+    emit("raw_socketpair_round_trip", "us", median(v, RUNS));
+    return 0;
+}
