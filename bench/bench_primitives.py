@@ -47,7 +47,8 @@ def queue_rate(n=200_000):
     return n / (time.perf_counter() - t0)
 
 
-def _echo(conn):
+def _echo(conn, other):
+    other.close()  # or our copy would hide the EOF
     try:
         while True:
             conn.send(conn.recv())
@@ -57,7 +58,7 @@ def _echo(conn):
 
 def pipe_rtt_us(n=10_000):
     a, b = mp.Pipe()
-    p = mp.Process(target=_echo, args=(b,))
+    p = mp.Process(target=_echo, args=(b, a))
     p.start()
     b.close()
     t0 = time.perf_counter()

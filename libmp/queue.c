@@ -31,7 +31,7 @@
 #include "mp/queue.h"
 
 #define HEADER_BYTES 4u
-#define SPIN_LIMIT 4000
+#define SPIN_LIMIT 500
 
 struct ring {
     pthread_mutex_t mutex;
