@@ -205,30 +205,53 @@ static double socketpair_rtt_us(void)
     return us;
 }
 
+static double lock_bench(void)
+{
+    return lock_ns(5000000);
+}
+
+static double raw_mutex_bench(void)
+{
+    return raw_mutex_ns(5000000, 0);
+}
+
+static double raw_robust_mutex_bench(void)
+{
+    return raw_mutex_ns(5000000, 1);
+}
+
+static double value_incr_bench(void)
+{
+    return value_incr_ns(5000000);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
-    double v[RUNS];
-    for (int r = 0; r < RUNS; r++)
-        v[r] = lock_ns(5000000);
-    emit("lock_acquire_release", "ns", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = raw_mutex_ns(5000000, 0);
-    emit("raw_pshared_mutex", "ns", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = raw_mutex_ns(5000000, 1);
-    emit("raw_pshared_robust_mutex", "ns", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = value_incr_ns(5000000);
-    emit("value_increment_locked", "ns", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = queue_items_per_s();
-    emit("queue_put_get_2proc", "items/s", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = pipe_rtt_us();
-    emit("pipe_round_trip", "us", median(v, RUNS));
-    for (int r = 0; r < RUNS; r++)
-        v[r] = socketpair_rtt_us();
-    emit("raw_socketpair_round_trip", "us", median(v, RUNS));
+    /* an optional argument selects the workloads whose name contains it */
+    const char *only = argc > 1 ? argv[1] : "";
+    static const struct {
+        const char *name, *unit;
+        double (*fn)(void);
+    } workloads[] = {
+        {"lock_acquire_release", "ns", lock_bench},
+        {"raw_pshared_mutex", "ns", raw_mutex_bench},
+        {"raw_pshared_robust_mutex", "ns", raw_robust_mutex_bench},
+        {"value_increment_locked", "ns", value_incr_bench},
+        {"queue_put_get_2proc", "items/s", queue_items_per_s},
+        {"pipe_round_trip", "us", pipe_rtt_us},
+        {"raw_socketpair_round_trip", "us", socketpair_rtt_us},
+    };
+    for (size_t w = 0; w < sizeof workloads / sizeof *workloads; w++) {
+        if (!strstr(workloads[w].name, only))
+            continue;
+        double v[RUNS];
+        for (int r = 0; r < RUNS; r++)
+            v[r] = workloads[w].fn();
+        if (getenv("MP_BENCH_VERBOSE"))
+            for (int r = 0; r < RUNS; r++)
+                fprintf(stderr, "%s run %d: %.3f\n", workloads[w].name, r, v[r]);
+        emit(workloads[w].name, workloads[w].unit, median(v, RUNS));
+    }
     return 0;
 }
