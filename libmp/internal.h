@@ -38,7 +38,7 @@ void mp__mutex_unlock(pthread_mutex_t *m);
    initialised condition. */
 typedef struct {
     uint32_t seq;     /* bumped by every signal/broadcast */
-    uint32_t waiters; /* guarded by the mutex; stale after a waiter died,
+    uint32_t waiters; /* atomic; stale after a waiter died,
                          which only costs a spare wake-up */
 } mp__cond_t;
 
@@ -46,7 +46,15 @@ void mp__cond_init(mp__cond_t *c);
 /* Caller holds m. 0 (woken or spurious), MP_ETIMEDOUT or MP_EOWNERDEAD
    (mutex reacquired from a dead owner). m is held again on return. */
 int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);
-/* Caller holds the mutex. */
+/* For state changed by processes that do not hold m: waits until
+   ready(arg), evaluated with m held, is true. The caller registers as a
+   waiter before its last check of ready(), and wakers change the state
+   before they look for waiters (mp__cond_signal has a full fence), so no
+   wake-up is lost between the two. 0, MP_ETIMEDOUT, MP_EOWNERDEAD (m was
+   recovered from a dead owner: repair, then call again). */
+int mp__cond_wait_until(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline,
+                        bool (*ready)(void *arg), void *arg);
+/* Need not hold the mutex when the waiters use mp__cond_wait_until. */
 void mp__cond_signal(mp__cond_t *c);
 /* Wakes up to n waiters. */
 void mp__cond_wake(mp__cond_t *c, int n);

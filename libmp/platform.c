@@ -105,29 +105,56 @@ void mp__cond_init(mp__cond_t *c)
     c->waiters = 0;
 }
 
+static int futex_wait(uint32_t *word, uint32_t seq, const struct timespec *deadline)
+{
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so
+       retries never stretch the caller's timeout */
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seq, deadline, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return r < 0 && errno == ETIMEDOUT ? MP_ETIMEDOUT : 0;
+}
+
 int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline)
 {
-    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
-    c->waiters++;
+    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(m);
     /* a signal between the unlock and the wait changed seq: the kernel sees
-       it and returns at once, so no wake-up is lost. FUTEX_WAIT_BITSET takes
-       an absolute CLOCK_MONOTONIC deadline, so retries never stretch it. */
-    long r = syscall(SYS_futex, &c->seq, FUTEX_WAIT_BITSET, seq, deadline, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
-    int err = r < 0 ? errno : 0;
+       it and returns at once, so no wake-up is lost */
+    int timed_out = futex_wait(&c->seq, seq, deadline);
     int rc = mp__mutex_lock(m, NULL);
-    c->waiters--;
-    if (rc)
-        return rc;
-    return err == ETIMEDOUT ? MP_ETIMEDOUT : 0;
+    __atomic_fetch_sub(&c->waiters, 1, __ATOMIC_SEQ_CST);
+    return rc ? rc : timed_out;
+}
+
+int mp__cond_wait_until(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline,
+                        bool (*ready)(void *arg), void *arg)
+{
+    for (;;) {
+        if (ready(arg))
+            return 0;
+        __atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST);
+        uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_SEQ_CST);
+        int timed_out = 0, rc = 0;
+        if (!ready(arg)) {
+            pthread_mutex_unlock(m);
+            timed_out = futex_wait(&c->seq, seq, deadline);
+            rc = mp__mutex_lock(m, NULL);
+        }
+        __atomic_fetch_sub(&c->waiters, 1, __ATOMIC_SEQ_CST);
+        if (rc)
+            return rc;
+        if (timed_out)
+            return ready(arg) ? 0 : MP_ETIMEDOUT;
+    }
 }
 
 void mp__cond_wake(mp__cond_t *c, int n)
 {
-    if (c->waiters == 0 || n <= 0)
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&c->waiters, __ATOMIC_RELAXED) == 0 || n <= 0)
         return;
-    __atomic_fetch_add(&c->seq, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&c->seq, 1, __ATOMIC_SEQ_CST);
     syscall(SYS_futex, &c->seq, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 

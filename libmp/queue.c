@@ -6,17 +6,24 @@
     a full ring is never confused with an empty one. A record is a 4-byte
     native length followed by the payload, either possibly wrapping.
 
+    Two locks, as in the classic two-lock queue: producers serialise on the
+    put side (which owns tail), consumers on the get side (which owns head);
+    each only reads the other's counter. A producer and a consumer therefore
+    never wait for each other's lock, and each side's hot fields live on
+    their own cache lines. "Not empty" and "not full" are signalled across
+    the two locks, which mp__cond_wait_until() makes safe (waiters register
+    before their last check; wakers publish before they look for waiters).
+
     Commit points: a put copies the record, then advances tail; a get
     copies the record out, then advances head. A process killed between the
     copy and the advance leaves the ring as if the operation never started.
-    The item count is derived state; after EOWNERDEAD it is rebuilt by
-    walking the records (repair()).
+    The item counters beside them are derived state, kept right after a
+    holder's death by a one-entry journal per side (repair()).
 
-    Conditions count their waiters, so the common case (nobody waiting)
-    never makes a futex wake-up system call. Before sleeping, a getter or putter
-    spins briefly on the lock-free counters: with a producer and a consumer
-    on two cores, the other side usually makes progress within a few
-    microseconds, far less than a sleep/wake round trip through the kernel.
+    Before sleeping, a waiter spins briefly, reading the other side's
+    counter rarely: with a producer and a consumer on two cores the other
+    side usually moves within microseconds, far less than a sleep/wake
+    round trip through the kernel.
 
     Rejected: Python's design (a pipe plus a feeder thread per process):
     a thread per queue, a kernel copy per item, and the join-before-drain
@@ -33,18 +40,33 @@
 #define HEADER_BYTES 4u
 #define SPIN_LIMIT 500
 
+/* One end of the ring: producers share the put side, consumers the get
+   side. Three cache lines each: the lock and journal (touched by this side
+   only), the published counters (written once per operation, read by the
+   other side), and the condition (touched when someone sleeps). Sharing a
+   line between the lock and the counters made the lock's line bounce
+   between the cores on every read of the counter. */
+struct side {
+    alignas(64) pthread_mutex_t mutex;
+    /* commit journal, for repair after a holder died: 0 idle, 1 journaled,
+       2 unfinished counted (JoinableQueue put) */
+    int pending;
+    uint64_t pending_pos;
+    uint64_t pending_n;
+    alignas(64) uint64_t pos; /* put: tail, get: head; the commit point */
+    uint64_t n;               /* items put / got */
+    alignas(64) mp__cond_t cond; /* put: "not full", get: "not empty" */
+};
+
 struct ring {
-    pthread_mutex_t mutex;
-    mp__cond_t not_empty;
-    mp__cond_t not_full;
+    struct side put;
+    struct side get;
+    alignas(64) pthread_mutex_t join_mutex;
     mp__cond_t all_done;
-    uint64_t head;
-    uint64_t tail;
+    int64_t unfinished; /* JoinableQueue: put - task_done */
     uint64_t capacity;
     size_t map_size;
-    uint32_t count;
     uint32_t maxsize;
-    int64_t unfinished; /* JoinableQueue: put - task_done */
     bool joinable;
     alignas(64) unsigned char data[];
 };
@@ -63,7 +85,8 @@ static mp_queue_t *queue_new(const mp_queue_opts_t *opts, bool joinable)
     mp_queue_t *q = calloc(1, sizeof *q);
     size_t map_size = sizeof(struct ring) + capacity;
     struct ring *r = q ? mp__shared_alloc(map_size) : NULL;
-    if (!r || mp__mutex_init(&r->mutex)) {
+    if (!r || mp__mutex_init(&r->put.mutex) || mp__mutex_init(&r->get.mutex) ||
+        mp__mutex_init(&r->join_mutex)) {
         mp__shared_free(r, map_size);
         free(q);
         return NULL;
@@ -125,59 +148,81 @@ static uint32_t record_size(const struct ring *r, uint64_t at)
     return size;
 }
 
-/* After a holder died: make head..tail a whole number of sane records. */
-static void repair(struct ring *r)
+static uint64_t load(const uint64_t *x)
 {
-    uint32_t count = 0;
-    uint64_t at = r->head;
-    while (at < r->tail) {
-        uint64_t left = r->tail - at;
-        if (left < HEADER_BYTES || record_size(r, at) > left - HEADER_BYTES)
-            break;
-        at += HEADER_BYTES + record_size(r, at);
-        count++;
-    }
-    r->tail = at;
-    r->count = count;
+    return __atomic_load_n(x, __ATOMIC_ACQUIRE);
 }
 
-static int lock(struct ring *r)
+static void store(uint64_t *x, uint64_t v)
 {
-    int rc = mp__mutex_lock(&r->mutex, NULL);
+    __atomic_store_n(x, v, __ATOMIC_RELEASE);
+}
+
+/* After a holder of this side died: finish or undo its commit. The commit
+   point (pos) tells whether the operation happened. */
+static void repair(struct ring *r, struct side *s)
+{
+    if (s->pending) {
+        bool committed = s->pos != s->pending_pos;
+        store(&s->n, s->pending_n + committed);
+        if (s == &r->put && s->pending == 2 && !committed)
+            __atomic_fetch_sub(&r->unfinished, 1, __ATOMIC_SEQ_CST);
+        s->pending = 0;
+    }
+}
+
+static int lock(struct ring *r, struct side *s)
+{
+    int rc = mp__mutex_lock(&s->mutex, NULL);
     if (rc == MP_EOWNERDEAD) {
-        repair(r);
+        repair(r, s);
         rc = 0;
     }
     return rc;
 }
 
-static int wait_on(struct ring *r, mp__cond_t *cond, const struct timespec *deadline)
+struct room {
+    struct ring *r;
+    uint64_t need;
+};
+
+static bool has_room(void *arg)
 {
-    int rc = mp__cond_wait(cond, &r->mutex, deadline);
-    if (rc == MP_EOWNERDEAD) {
-        repair(r);
-        rc = 0;
+    struct room *w = arg;
+    struct ring *r = w->r;
+    uint64_t used = r->put.pos - load(&r->get.pos);
+    return r->capacity - used >= w->need &&
+           (!r->maxsize || r->put.n - load(&r->get.n) < r->maxsize);
+}
+
+static bool has_item(void *arg)
+{
+    struct ring *r = arg;
+    return load(&r->put.pos) != r->get.pos;
+}
+
+/* Waits (holding s->mutex) until ready, spinning briefly first. */
+static int wait_for(struct ring *r, struct side *s, bool (*ready)(void *), void *arg,
+                    int timeout_ms, const struct timespec *deadline)
+{
+    if (ready(arg))
+        return 0;
+    if (timeout_ms == 0)
+        return MP_ETIMEDOUT;
+    /* the other side usually moves within microseconds on another core:
+       check rarely so the writer keeps its cache line */
+    for (int i = 0; i < SPIN_LIMIT; i++) {
+        for (int j = 0; j < 16; j++)
+            mp__cpu_relax();
+        if (ready(arg))
+            return 0;
     }
-    return rc;
-}
-
-static bool has_room(const struct ring *r, uint64_t need)
-{
-    return r->capacity - (r->tail - r->head) >= need && (!r->maxsize || r->count < r->maxsize);
-}
-
-/* Spins while cond is false, without the lock. True when it became true. */
-#define SPIN_UNTIL(cond)                                                                       \
-    ({                                                                                         \
-        bool ok_ = false;                                                                      \
-        for (int i_ = 0; i_ < SPIN_LIMIT && !(ok_ = (cond)); i_++)                             \
-            mp__cpu_relax();                                                            \
-        ok_;                                                                                   \
-    })
-
-static uint32_t load_count(const struct ring *r)
-{
-    return __atomic_load_n(&r->count, __ATOMIC_ACQUIRE);
+    for (;;) {
+        int rc = mp__cond_wait_until(&s->cond, &s->mutex, deadline, ready, arg);
+        if (rc != MP_EOWNERDEAD)
+            return rc;
+        repair(r, s);
+    }
 }
 
 /* ---- put / get ------------------------------------------------------------ */
@@ -191,41 +236,34 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
     struct ring *r = q->ring;
     if (size > r->capacity - HEADER_BYTES)
         return MP_E2BIG;
-    uint64_t need = HEADER_BYTES + size;
+    struct room room = {r, HEADER_BYTES + size};
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
     /* the timeout applies to room in the ring, never to the mutex, which is
-       held for a copy: get(0)/put(0) fail only when empty/full */
-    int rc = lock(r);
+       held for a copy: put(0) fails only when the queue is full */
+    int rc = lock(r, &r->put);
     if (rc)
         return rc;
-    while (!has_room(r, need)) {
-        if (timeout_ms == 0) {
-            mp__mutex_unlock(&r->mutex);
-            return MP_EFULL;
-        }
-        mp__mutex_unlock(&r->mutex);
-        uint32_t seen = load_count(r);
-        SPIN_UNTIL(load_count(r) != seen);
-        if ((rc = lock(r)))
-            return rc;
-        if (has_room(r, need))
-            break;
-        rc = wait_on(r, &r->not_full, deadline);
-        if (rc == MP_ETIMEDOUT && !has_room(r, need)) {
-            mp__mutex_unlock(&r->mutex);
-            return MP_EFULL;
-        }
+    rc = wait_for(r, &r->put, has_room, &room, timeout_ms, deadline);
+    if (rc) {
+        mp__mutex_unlock(&r->put.mutex);
+        return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
     }
     uint32_t size32 = (uint32_t)size;
-    copy_in(r, r->tail, &size32, HEADER_BYTES);
-    copy_in(r, r->tail + HEADER_BYTES, data, size);
-    __atomic_store_n(&r->tail, r->tail + need, __ATOMIC_RELEASE);
-    __atomic_store_n(&r->count, r->count + 1, __ATOMIC_RELEASE);
-    if (r->joinable)
-        r->unfinished++;
-    mp__cond_signal(&r->not_empty);
-    mp__mutex_unlock(&r->mutex);
+    copy_in(r, r->put.pos, &size32, HEADER_BYTES);
+    copy_in(r, r->put.pos + HEADER_BYTES, data, size);
+    r->put.pending_pos = r->put.pos;
+    r->put.pending_n = r->put.n;
+    r->put.pending = 1;
+    if (r->joinable) {
+        __atomic_fetch_add(&r->unfinished, 1, __ATOMIC_SEQ_CST);
+        r->put.pending = 2;
+    }
+    store(&r->put.pos, r->put.pos + room.need); /* commit */
+    store(&r->put.n, r->put.n + 1);
+    r->put.pending = 0;
+    mp__mutex_unlock(&r->put.mutex);
+    mp__cond_signal(&r->get.cond);
     return 0;
 }
 
@@ -251,42 +289,38 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
     struct ring *r = q->ring;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    if (timeout_ms != 0 && load_count(r) == 0)
-        SPIN_UNTIL(load_count(r) != 0);
-    int rc = lock(r);
+    int rc = lock(r, &r->get);
     if (rc)
         return rc;
-    while (r->count == 0) {
-        if (timeout_ms == 0) {
-            mp__mutex_unlock(&r->mutex);
-            return MP_EEMPTY;
-        }
-        rc = wait_on(r, &r->not_empty, deadline);
-        if (rc == MP_ETIMEDOUT && r->count == 0) {
-            mp__mutex_unlock(&r->mutex);
-            return MP_EEMPTY;
-        }
+    rc = wait_for(r, &r->get, has_item, r, timeout_ms, deadline);
+    if (rc) {
+        mp__mutex_unlock(&r->get.mutex);
+        return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     }
-    uint32_t size = record_size(r, r->head);
-    if (size > r->tail - r->head - HEADER_BYTES) {
-        /* a foreign write corrupted the ring: drop everything rather than
+    uint64_t head = r->get.pos, avail = load(&r->put.pos) - head;
+    uint32_t size = record_size(r, head);
+    r->get.pending_pos = head;
+    r->get.pending_n = r->get.n;
+    r->get.pending = 1;
+    if (avail < HEADER_BYTES || size > avail - HEADER_BYTES) {
+        /* a foreign write corrupted the ring: drop what is there rather than
            hand out garbage or loop */
-        r->head = r->tail;
-        r->count = 0;
+        store(&r->get.pos, head + avail);
         rc = MP_EBADMSG;
     } else {
         b->size = 0;
         rc = mp__buf_reserve(b, size);
         if (!rc) {
-            copy_out(r, r->head + HEADER_BYTES, b->data, size);
+            copy_out(r, head + HEADER_BYTES, b->data, size);
             b->size = size;
-            __atomic_store_n(&r->head, r->head + HEADER_BYTES + size, __ATOMIC_RELEASE);
-            __atomic_store_n(&r->count, r->count - 1, __ATOMIC_RELEASE);
+            store(&r->get.pos, head + HEADER_BYTES + size); /* commit */
+            store(&r->get.n, r->get.n + 1);
         }
     }
+    r->get.pending = 0;
+    mp__mutex_unlock(&r->get.mutex);
     if (!rc)
-        mp__cond_signal(&r->not_full);
-    mp__mutex_unlock(&r->mutex);
+        mp__cond_signal(&r->put.cond);
     return rc;
 }
 
@@ -327,19 +361,26 @@ int mp_queue_get_bytes(mp_queue_t *q, void **data_p, size_t *size_p, int timeout
 
 /* ---- state ---------------------------------------------------------------- */
 
+static size_t count(const struct ring *r)
+{
+    /* got first: a consumer may count its item before the producer counts it */
+    uint64_t got = load(&r->get.n), put = load(&r->put.n);
+    return put > got ? (size_t)(put - got) : 0;
+}
+
 size_t mp_queue_qsize(mp_queue_t *q)
 {
-    return q ? load_count(q->ring) : 0;
+    return q ? count(q->ring) : 0;
 }
 
 bool mp_queue_empty(mp_queue_t *q)
 {
-    return mp_queue_qsize(q) == 0;
+    return !q || load(&q->ring->put.pos) == load(&q->ring->get.pos);
 }
 
 bool mp_queue_full(mp_queue_t *q)
 {
-    return q && q->ring->maxsize && load_count(q->ring) >= q->ring->maxsize;
+    return q && q->ring->maxsize && count(q->ring) >= q->ring->maxsize;
 }
 
 int mp_queue_close(mp_queue_t *q)
@@ -350,21 +391,33 @@ int mp_queue_close(mp_queue_t *q)
     return 0;
 }
 
+static int join_lock(struct ring *r)
+{
+    int rc = mp__mutex_lock(&r->join_mutex, NULL);
+    return rc == MP_EOWNERDEAD ? 0 : rc; /* one counter: nothing to repair */
+}
+
 int mp_queue_task_done(mp_queue_t *q)
 {
     if (!q || !q->ring->joinable)
         return MP_EINVAL;
     struct ring *r = q->ring;
-    int rc = lock(r);
+    int rc = join_lock(r);
     if (rc)
         return rc;
-    if (r->unfinished <= 0) {
+    int64_t left = __atomic_load_n(&r->unfinished, __ATOMIC_SEQ_CST);
+    if (left <= 0)
         rc = MP_EVALUE;
-    } else if (--r->unfinished == 0) {
+    else if (__atomic_sub_fetch(&r->unfinished, 1, __ATOMIC_SEQ_CST) == 0)
         mp__cond_broadcast(&r->all_done);
-    }
-    mp__mutex_unlock(&r->mutex);
+    mp__mutex_unlock(&r->join_mutex);
     return rc;
+}
+
+static bool all_done(void *arg)
+{
+    struct ring *r = arg;
+    return __atomic_load_n(&r->unfinished, __ATOMIC_SEQ_CST) <= 0;
 }
 
 int mp_queue_join(mp_queue_t *q, int timeout_ms)
@@ -374,16 +427,16 @@ int mp_queue_join(mp_queue_t *q, int timeout_ms)
     struct ring *r = q->ring;
     struct timespec ts;
     const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
-    int rc = lock(r);
+    int rc = join_lock(r);
     if (rc)
         return rc;
-    while (r->unfinished > 0 && rc == 0) {
-        if (timeout_ms == 0)
-            rc = MP_ETIMEDOUT;
-        else
-            rc = wait_on(r, &r->all_done, deadline);
-    }
-    rc = r->unfinished > 0 ? MP_ETIMEDOUT : 0;
-    mp__mutex_unlock(&r->mutex);
+    if (!all_done(r) && timeout_ms == 0)
+        rc = MP_ETIMEDOUT;
+    while (!rc && (rc = mp__cond_wait_until(&r->all_done, &r->join_mutex, deadline, all_done,
+                                            r)) == MP_EOWNERDEAD)
+        rc = 0; /* recovered the mutex: wait again */
+    if (rc == 0 && !all_done(r))
+        rc = MP_ETIMEDOUT;
+    mp__mutex_unlock(&r->join_mutex);
     return rc;
 }
