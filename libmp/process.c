@@ -101,8 +101,8 @@ static int start_fork(mp_process_t *p)
     if (pid == 0) {
         if (p->daemon) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() != parent_pid) /* the parent died before prctl */
-                _exit(1);
+            if (getppid() != parent_pid) /* the parent died before prctl: */
+                raise(SIGKILL);           /* die as the signal would have */
         }
         mp__become_child(p, parent_pid, parent_name);
         mp__child_exit(p->fn(p->args ? (void *)p->args : p->arg));

@@ -53,6 +53,10 @@ struct side {
     int pending;
     uint64_t pending_pos;
     uint64_t pending_n;
+    /* the other side's pos as last read: a lower bound of the real one
+       (tail for the get side, head for the put side), so the other side's
+       line is read only when this cached value says "no" */
+    uint64_t seen;
     alignas(64) uint64_t pos; /* put: tail, get: head; the commit point */
     uint64_t n;               /* items put / got */
     alignas(64) mp__cond_t cond; /* put: "not full", get: "not empty" */
@@ -190,15 +194,21 @@ static bool has_room(void *arg)
 {
     struct room *w = arg;
     struct ring *r = w->r;
-    uint64_t used = r->put.pos - load(&r->get.pos);
-    return r->capacity - used >= w->need &&
-           (!r->maxsize || r->put.n - load(&r->get.n) < r->maxsize);
+    if (r->capacity - (r->put.pos - r->put.seen) < w->need) {
+        r->put.seen = load(&r->get.pos);
+        if (r->capacity - (r->put.pos - r->put.seen) < w->need)
+            return false;
+    }
+    return !r->maxsize || r->put.n - load(&r->get.n) < r->maxsize;
 }
 
 static bool has_item(void *arg)
 {
     struct ring *r = arg;
-    return load(&r->put.pos) != r->get.pos;
+    if (r->get.seen != r->get.pos)
+        return true;
+    r->get.seen = load(&r->put.pos);
+    return r->get.seen != r->get.pos;
 }
 
 /* Waits (holding s->mutex) until ready, spinning briefly first. */
@@ -297,7 +307,7 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
         mp__mutex_unlock(&r->get.mutex);
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     }
-    uint64_t head = r->get.pos, avail = load(&r->put.pos) - head;
+    uint64_t head = r->get.pos, avail = r->get.seen - head;
     uint32_t size = record_size(r, head);
     r->get.pending_pos = head;
     r->get.pending_n = r->get.n;

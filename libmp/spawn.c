@@ -148,8 +148,8 @@ int mp__spawn_start(mp_process_t *p)
     if (pid == 0) {
         if (p->daemon) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() != parent_pid)
-                _exit(1);
+            if (getppid() != parent_pid) /* the parent died before prctl: */
+                raise(SIGKILL);           /* die as the signal would have */
         }
         fcntl(payload_fd, F_SETFD, 0);
         fcntl(pipefd[1], F_SETFD, 0);
