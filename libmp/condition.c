@@ -65,8 +65,7 @@ int mp_condition_wait(mp_condition_t *cond, int timeout_ms)
     return mp__lock_wait(cond->lock, &cond->cond, mp__deadline(timeout_ms, &ts));
 }
 
-int mp_condition_wait_for(mp_condition_t *cond, mp_predicate_fn *pred, void *arg,
-                          int timeout_ms)
+int mp_condition_wait_for(mp_condition_t *cond, mp_predicate_fn *pred, void *arg, int timeout_ms)
 {
     if (!cond || !pred)
         return MP_EINVAL;

@@ -54,8 +54,8 @@ int mp__remaining_ms(const struct timespec *deadline)
         return -1;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
-                 (deadline->tv_nsec - now.tv_nsec);
+    int64_t ns =
+        (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 + (deadline->tv_nsec - now.tv_nsec);
     if (ns <= 0)
         return 0;
     int64_t ms = (ns + 999999) / 1000000;
@@ -89,8 +89,8 @@ static int after_lock(pthread_mutex_t *m, int rc)
 
 int mp__mutex_lock(pthread_mutex_t *m, const struct timespec *deadline)
 {
-    int rc = deadline ? pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)
-                      : pthread_mutex_lock(m);
+    int rc =
+        deadline ? pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline) : pthread_mutex_lock(m);
     return after_lock(m, rc);
 }
 
@@ -109,8 +109,8 @@ static int futex_wait(uint32_t *word, uint32_t seq, const struct timespec *deadl
 {
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so
        retries never stretch the caller's timeout */
-    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seq, deadline, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
+    long r =
+        syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seq, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
     return r < 0 && errno == ETIMEDOUT ? MP_ETIMEDOUT : 0;
 }
 

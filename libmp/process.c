@@ -26,8 +26,8 @@
 
 mp_process_t *mp_process_new(mp_target_fn *fn, void *arg, const mp_process_opts_t *opts)
 {
-    mp_start_method_t method = opts && opts->start_method ? opts->start_method
-                                                          : mp_get_start_method();
+    mp_start_method_t method =
+        opts && opts->start_method ? opts->start_method : mp_get_start_method();
     if (!fn || (method == MP_START_SPAWN && arg) || (opts && opts->args && arg))
         return NULL;
     mp_process_t *p = calloc(1, sizeof *p);
@@ -102,7 +102,7 @@ static int start_fork(mp_process_t *p)
         if (p->daemon) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != parent_pid) /* the parent died before prctl: */
-                raise(SIGKILL);           /* die as the signal would have */
+                raise(SIGKILL);          /* die as the signal would have */
         }
         mp__become_child(p, parent_pid, parent_name);
         mp__child_exit(p->fn(p->args ? (void *)p->args : p->arg));

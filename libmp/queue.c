@@ -57,8 +57,8 @@ struct side {
        (tail for the get side, head for the put side), so the other side's
        line is read only when this cached value says "no" */
     uint64_t seen;
-    alignas(64) uint64_t pos; /* put: tail, get: head; the commit point */
-    uint64_t n;               /* items put / got */
+    alignas(64) uint64_t pos;    /* put: tail, get: head; the commit point */
+    uint64_t n;                  /* items put / got */
     alignas(64) mp__cond_t cond; /* put: "not full", get: "not empty" */
 };
 
@@ -442,8 +442,8 @@ int mp_queue_join(mp_queue_t *q, int timeout_ms)
         return rc;
     if (!all_done(r) && timeout_ms == 0)
         rc = MP_ETIMEDOUT;
-    while (!rc && (rc = mp__cond_wait_until(&r->all_done, &r->join_mutex, deadline, all_done,
-                                            r)) == MP_EOWNERDEAD)
+    while (!rc && (rc = mp__cond_wait_until(&r->all_done, &r->join_mutex, deadline, all_done, r)) ==
+                      MP_EOWNERDEAD)
         rc = 0; /* recovered the mutex: wait again */
     if (rc == 0 && !all_done(r))
         rc = MP_ETIMEDOUT;

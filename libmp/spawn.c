@@ -149,7 +149,7 @@ int mp__spawn_start(mp_process_t *p)
         if (p->daemon) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != parent_pid) /* the parent died before prctl: */
-                raise(SIGKILL);           /* die as the signal would have */
+                raise(SIGKILL);          /* die as the signal would have */
         }
         fcntl(payload_fd, F_SETFD, 0);
         fcntl(pipefd[1], F_SETFD, 0);

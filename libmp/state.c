@@ -30,7 +30,7 @@ static char *executable;
 static struct target {
     char *name;
     mp_target_fn *fn;
-} *targets;
+} * targets;
 static size_t target_count;
 static bool atexit_installed;
 __thread int mp__tid_cache __attribute__((tls_model("initial-exec")));

@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *packed = NULL;
         size_t packed_size = 0;
         mp_obj_t *again = NULL;
-        if (mp_obj_pack(o, &packed, &packed_size) ||
-            mp_obj_unpack(packed, packed_size, &again) || !mp_obj_equal(o, again))
+        if (mp_obj_pack(o, &packed, &packed_size) || mp_obj_unpack(packed, packed_size, &again) ||
+            !mp_obj_equal(o, again))
             abort();
         free(packed);
         mp_obj_destroy(&again);

@@ -17,8 +17,10 @@ static mp_obj_t *roundtrip(const mp_obj_t *o)
 
 static void test_scalars_round_trip(void **state)
 {
-    int64_t ints[] = {0, 1, -1, 127, 128, -32, -33, 255, 256, 65535, 65536, -129,
-                      INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1, INT64_MAX, INT64_MIN};
+    int64_t ints[] = {0,         1,        -1,        127,       128,
+                      -32,       -33,      255,       256,       65535,
+                      65536,     -129,     INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1,
+                      INT64_MAX, INT64_MIN};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
         mp_obj_t *o = mp_obj_new_int(ints[i]);
         mp_obj_t *b = roundtrip(o);
@@ -76,8 +78,7 @@ static void test_nested_values_round_trip_exactly(void **state)
     mp_obj_t *back = roundtrip(root);
     assert_true(mp_obj_equal(root, back));
     assert_int_equal(mp_obj_len(mp_obj_map_get(back, "numbers")), 1000);
-    assert_int_equal(mp_obj_int(mp_obj_array_at(mp_obj_map_get(back, "numbers"), 999)),
-                     999 * 7919);
+    assert_int_equal(mp_obj_int(mp_obj_array_at(mp_obj_map_get(back, "numbers"), 999)), 999 * 7919);
     assert_string_equal(mp_obj_str(mp_obj_map_get(back, "name"), NULL), "héllo wörld");
     size_t n;
     const unsigned char *raw = mp_obj_bin(mp_obj_map_get(back, "raw"), &n);
@@ -113,7 +114,10 @@ static void test_hostile_input_is_rejected_without_allocating(void **state)
     assert_int_equal(unpack_hex("\xdd\xff\xff\xff\xff", 5), MP_EBADMSG);
     assert_int_equal(unpack_hex("\xdf\xff\xff\xff\xff", 5), MP_EBADMSG);
     /* strings and binaries longer than the input */
-    assert_int_equal(unpack_hex("\xdb\xff\xff\xff\xff" "abc", 8), MP_EBADMSG);
+    assert_int_equal(unpack_hex("\xdb\xff\xff\xff\xff"
+                                "abc",
+                                8),
+                     MP_EBADMSG);
     assert_int_equal(unpack_hex("\xc6\x00\x01\x00\x00", 5), MP_EBADMSG);
     /* truncated scalars, trailing bytes, reserved byte, ext types */
     assert_int_equal(unpack_hex("\xcd\x01", 2), MP_EBADMSG);

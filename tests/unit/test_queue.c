@@ -52,8 +52,8 @@ static void test_4_producers_4_consumers_move_100k_items_exactly(void **state)
 {
     mp_queue_opts_t opts = {.capacity = 64 * 1024}; /* small: forces waits and wraps */
     mp_queue_t *q = mp_queue_new(&opts);
-    mp_array_t *seen = mp_array_new('i', CONSUMERS * PRODUCERS * DISTINCT, NULL,
-                                    &(mp_ctype_opts_t){.raw = true});
+    mp_array_t *seen =
+        mp_array_new('i', CONSUMERS * PRODUCERS * DISTINCT, NULL, &(mp_ctype_opts_t){.raw = true});
     struct mpmc prod[PRODUCERS], cons[CONSUMERS];
     mp_process_t *pp[PRODUCERS], *cp[CONSUMERS];
     for (int i = 0; i < CONSUMERS; i++) {
@@ -320,8 +320,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_item_larger_than_queue_fails_at_once, tu_teardown),
         cmocka_unit_test_teardown(test_close_is_per_process, tu_teardown),
         cmocka_unit_test_teardown(test_joinable_join_waits_for_last_task_done, tu_teardown),
-        cmocka_unit_test_teardown(test_sigkill_mid_operation_leaves_queue_consistent,
-                                  tu_teardown),
+        cmocka_unit_test_teardown(test_sigkill_mid_operation_leaves_queue_consistent, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

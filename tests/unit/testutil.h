@@ -78,19 +78,19 @@ static inline int tu_run(mp_target_fn *fn, void *arg)
 }
 
 /* Asserts that elapsed ms is within [want - 20, want + slack]. */
-#define TU_ASSERT_ELAPSED(start_ms, want, slack)                                               \
-    do {                                                                                       \
-        uint64_t el_ = tu_now_ms() - (start_ms);                                               \
-        assert_in_range(el_, (want) > 20 ? (want)-20 : 0, (want) + (slack));                   \
+#define TU_ASSERT_ELAPSED(start_ms, want, slack)                                                   \
+    do {                                                                                           \
+        uint64_t el_ = tu_now_ms() - (start_ms);                                                   \
+        assert_in_range(el_, (want) > 20 ? (want)-20 : 0, (want) + (slack));                       \
     } while (0)
 
-#define TU_MAIN(tests)                                                                         \
-    int main(int argc, char **argv)                                                            \
-    {                                                                                          \
-        mp_bootstrap(argc, argv);                                                              \
-        /* orphans of our children (daemon tests) come back to us to reap */                  \
-        prctl(PR_SET_CHILD_SUBREAPER, 1);                                                      \
-        return cmocka_run_group_tests(tests, NULL, NULL);                                      \
+#define TU_MAIN(tests)                                                                             \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        mp_bootstrap(argc, argv);                                                                  \
+        /* orphans of our children (daemon tests) come back to us to reap */                       \
+        prctl(PR_SET_CHILD_SUBREAPER, 1);                                                          \
+        return cmocka_run_group_tests(tests, NULL, NULL);                                          \
     }
 
 #endif

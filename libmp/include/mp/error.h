@@ -20,26 +20,26 @@ extern "C" {
 #endif
 
 #define MP_OK 0
-#define MP_ENOMEM (-ENOMEM)           /* out of memory */
-#define MP_EINVAL (-EINVAL)           /* invalid argument (programmer error) */
-#define MP_ETIMEDOUT (-ETIMEDOUT)     /* a timed wait expired */
-#define MP_EOWNERDEAD (-EOWNERDEAD)   /* lock acquired; its previous owner died holding it */
-#define MP_EPERM (-EPERM)             /* released a lock this thread does not own */
-#define MP_E2BIG (-E2BIG)             /* item larger than the object can ever hold */
-#define MP_EBADMSG (-EBADMSG)         /* malformed or unsupported msgpack data */
-#define MP_EBUSY (-EBUSY)             /* object in use (e.g. close of a running process) */
-#define MP_ENOENT (-ENOENT)           /* no such name (shared memory, spawn target) */
-#define MP_EEXIST (-EEXIST)           /* name already exists */
-#define MP_EAGAIN (-EAGAIN)           /* would block (non-blocking call) */
-#define MP_EINTR (-EINTR)             /* interrupted */
+#define MP_ENOMEM (-ENOMEM)         /* out of memory */
+#define MP_EINVAL (-EINVAL)         /* invalid argument (programmer error) */
+#define MP_ETIMEDOUT (-ETIMEDOUT)   /* a timed wait expired */
+#define MP_EOWNERDEAD (-EOWNERDEAD) /* lock acquired; its previous owner died holding it */
+#define MP_EPERM (-EPERM)           /* released a lock this thread does not own */
+#define MP_E2BIG (-E2BIG)           /* item larger than the object can ever hold */
+#define MP_EBADMSG (-EBADMSG)       /* malformed or unsupported msgpack data */
+#define MP_EBUSY (-EBUSY)           /* object in use (e.g. close of a running process) */
+#define MP_ENOENT (-ENOENT)         /* no such name (shared memory, spawn target) */
+#define MP_EEXIST (-EEXIST)         /* name already exists */
+#define MP_EAGAIN (-EAGAIN)         /* would block (non-blocking call) */
+#define MP_EINTR (-EINTR)           /* interrupted */
 
-#define MP_EEOF (-4001)    /* end of file: the other end of a pipe is closed */
-#define MP_EEMPTY (-4002)  /* queue is empty (get with no wait / timeout) */
-#define MP_EFULL (-4003)   /* queue is full (put with no wait / timeout) */
-#define MP_ECLOSED (-4004) /* object was closed by this process */
-#define MP_EBROKEN (-4005) /* barrier is broken (aborted, timed out or action failed) */
-#define MP_EVALUE (-4006)  /* released or task_done() called too many times */
-#define MP_ESTATE (-4007)  /* call not valid in the object's current state */
+#define MP_EEOF (-4001)        /* end of file: the other end of a pipe is closed */
+#define MP_EEMPTY (-4002)      /* queue is empty (get with no wait / timeout) */
+#define MP_EFULL (-4003)       /* queue is full (put with no wait / timeout) */
+#define MP_ECLOSED (-4004)     /* object was closed by this process */
+#define MP_EBROKEN (-4005)     /* barrier is broken (aborted, timed out or action failed) */
+#define MP_EVALUE (-4006)      /* released or task_done() called too many times */
+#define MP_ESTATE (-4007)      /* call not valid in the object's current state */
 #define MP_ENOTSTARTED (-4008) /* process was never started */
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).

@@ -53,11 +53,11 @@ typedef enum {
 } mp_start_method_t;
 
 typedef struct {
-    const char *name;                /* NULL: "Process-N" (N: identity path) */
-    bool daemon;                     /* dies with its parent */
-    mp_start_method_t start_method;  /* MP_START_DEFAULT: process-wide */
-    const mp_obj_t *args;            /* when set, fn receives (mp_obj_t *) a copy of it,
-                                        with either method; required form for spawn */
+    const char *name;               /* NULL: "Process-N" (N: identity path) */
+    bool daemon;                    /* dies with its parent */
+    mp_start_method_t start_method; /* MP_START_DEFAULT: process-wide */
+    const mp_obj_t *args;           /* when set, fn receives (mp_obj_t *) a copy of it,
+                                       with either method; required form for spawn */
 } mp_process_opts_t;
 
 /* ---- start methods, targets, bootstrap ---------------------------------- */
@@ -76,10 +76,10 @@ MP_EXPORT int mp_set_executable(const char *path);
 MP_EXPORT int mp_register_target(const char *name, mp_target_fn *fn);
 
 /* Registers fn under its own name before main() runs. */
-#define MP_REGISTER_TARGET(fn)                                                                 \
-    __attribute__((constructor)) static void mp__register_##fn(void)                          \
-    {                                                                                          \
-        mp_register_target(#fn, fn);                                                           \
+#define MP_REGISTER_TARGET(fn)                                                                     \
+    __attribute__((constructor)) static void mp__register_##fn(void)                               \
+    {                                                                                              \
+        mp_register_target(#fn, fn);                                                               \
     }
 
 /* Call first in main(). In a process started by spawn this runs the target
