@@ -3,38 +3,6 @@
     actions, n_waiting and parties. */
 #include "testutil.h"
 
-/* ---- helpers --------------------------------------------------------------- */
-
-/* Starts n daemon fork children running fn(arg) (daemon: a failed test
-   cannot leave one behind that the exit handler would wait for). */
-static void start_n(mp_process_t **ps, int n, mp_target_fn *fn, void *arg)
-{
-    mp_process_opts_t opts = {.daemon = true};
-    for (int i = 0; i < n; i++) {
-        ps[i] = mp_process_new(fn, arg, &opts);
-        assert_non_null(ps[i]);
-        assert_int_equal(mp_process_start(ps[i]), 0);
-    }
-}
-
-/* Joins the n processes within one shared timeout and destroys them (a
-   process still running is killed and reaped). codes[i] is the exit code,
-   -1000 when it did not end in time. Returns how many ended in time. */
-static int join_n(mp_process_t **ps, int n, int timeout_ms, int *codes)
-{
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t now = tu_now_ms();
-        codes[i] = -1000;
-        if (mp_process_join(ps[i], now < deadline ? (int)(deadline - now) : 0) == 0 &&
-            mp_process_exitcode(ps[i], &codes[i]))
-            ended++;
-        mp_process_destroy(&ps[i]);
-    }
-    return ended;
-}
-
 /* Polls the barrier's state (not a blind sleep) until n parties wait in it.
    Nothing but polling can observe another process blocked inside wait(). */
 static bool until_n_waiting(mp_barrier_t *b, int n, int timeout_ms)
@@ -126,10 +94,10 @@ static void run_cycles(int cycles)
     for (int i = 0; i < PARTIES; i++) {
         args[i] = (bar_arg_t){
             .barrier = b, .indices = indices, .actions = actions, .id = i, .cycles = cycles};
-        start_n(&ps[i], 1, cycle_worker, &args[i]);
+        tu_start_n(&ps[i], 1, cycle_worker, &args[i]);
     }
     int codes[PARTIES];
-    assert_int_equal(join_n(ps, PARTIES, 5000, codes), PARTIES);
+    assert_int_equal(tu_join_n(ps, PARTIES, 5000, codes), PARTIES);
     for (int i = 0; i < PARTIES; i++)
         assert_int_equal(codes[i], 0);
 
@@ -176,14 +144,14 @@ static void test_parties_and_n_waiting(void **state)
     assert_int_equal(mp_barrier_n_waiting(b), 0);
     assert_false(mp_barrier_broken(b));
     mp_process_t *ps[2];
-    start_n(&ps[0], 1, wait_3s, b);
+    tu_start_n(&ps[0], 1, wait_3s, b);
     assert_true(until_n_waiting(b, 1, 2000));
-    start_n(&ps[1], 1, wait_3s, b);
+    tu_start_n(&ps[1], 1, wait_3s, b);
     assert_true(until_n_waiting(b, 2, 2000));
     /* we arrive last: index 2, and the two children are released */
     assert_int_equal(mp_barrier_wait(b, 3000), 2);
     int codes[2];
-    assert_int_equal(join_n(ps, 2, 2000, codes), 2);
+    assert_int_equal(tu_join_n(ps, 2, 2000, codes), 2);
     assert_int_equal(codes[0], 0); /* first to arrive */
     assert_int_equal(codes[1], 1);
     assert_int_equal(mp_barrier_n_waiting(b), 0);
@@ -237,10 +205,10 @@ static void test_timeout_breaks_barrier_until_reset(void **state)
     assert_int_equal(mp_barrier_n_waiting(b), 0);
     /* usable again: a child and we pass it together */
     mp_process_t *p;
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     int mine = mp_barrier_wait(b, 3000);
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_in_range(mine, 0, 1);
     assert_int_equal(code, 1 - mine);
     assert_false(mp_barrier_broken(b));
@@ -264,13 +232,13 @@ static void test_timeout_breaks_other_waiters(void **state)
 {
     mp_barrier_t *b = mp_barrier_new(3, NULL);
     mp_process_t *p;
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     assert_true(until_n_waiting(b, 1, 2000));
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_barrier_wait(b, 200), MP_ETIMEDOUT);
     TU_ASSERT_ELAPSED(t0, 200, 150);
     int code;
-    assert_int_equal(join_n(&p, 1, 1000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 1000, &code), 1);
     assert_int_equal(code, 102); /* MP_EBROKEN, not its own timeout */
     assert_true(mp_barrier_broken(b));
     mp_barrier_destroy(&b);
@@ -280,12 +248,12 @@ static void test_abort_breaks_a_waiting_child(void **state)
 {
     mp_barrier_t *b = mp_barrier_new(2, NULL);
     mp_process_t *p;
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     assert_true(until_n_waiting(b, 1, 2000));
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_barrier_abort(b), 0);
     int code;
-    assert_int_equal(join_n(&p, 1, 1000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 1000, &code), 1);
     TU_ASSERT_ELAPSED(t0, 0, 500);
     assert_int_equal(code, 102);
     assert_true(mp_barrier_broken(b));
@@ -300,18 +268,18 @@ static void test_reset_releases_a_waiting_child(void **state)
 {
     mp_barrier_t *b = mp_barrier_new(2, NULL);
     mp_process_t *p;
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     assert_true(until_n_waiting(b, 1, 2000));
     assert_int_equal(mp_barrier_reset(b), 0);
     int code;
-    assert_int_equal(join_n(&p, 1, 1000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 1000, &code), 1);
     assert_int_equal(code, 102);
     /* once the waiter has left, the barrier is whole and empty again */
     assert_false(mp_barrier_broken(b));
     assert_int_equal(mp_barrier_n_waiting(b), 0);
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     int mine = mp_barrier_wait(b, 3000);
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_in_range(mine, 0, 1);
     assert_int_equal(code, 1 - mine);
     mp_barrier_destroy(&b);
@@ -324,9 +292,9 @@ static void test_failing_action_breaks_barrier(void **state)
     mp_barrier_opts_t opts = {.action = failing_action, .action_arg = actions, .timeout_ms = -1};
     mp_barrier_t *b = mp_barrier_new(N, &opts);
     mp_process_t *ps[N];
-    start_n(ps, N, wait_3s, b);
+    tu_start_n(ps, N, wait_3s, b);
     int codes[N];
-    assert_int_equal(join_n(ps, N, 3000, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 3000, codes), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 102); /* every party, the action's runner too */
     assert_int_equal(mp_value_get_int(actions), 1);
@@ -344,7 +312,7 @@ static void test_reset_after_a_party_died_in_wait(void **state)
 {
     mp_barrier_t *b = mp_barrier_new(2, NULL);
     mp_process_t *victim;
-    start_n(&victim, 1, wait_3s, b);
+    tu_start_n(&victim, 1, wait_3s, b);
     assert_true(until_n_waiting(b, 1, 2000));
     assert_int_equal(mp_process_kill(victim), 0);
     assert_int_equal(mp_process_join(victim, 3000), 0);
@@ -354,10 +322,10 @@ static void test_reset_after_a_party_died_in_wait(void **state)
     assert_false(mp_barrier_broken(b));
     assert_int_equal(mp_barrier_n_waiting(b), 0);
     mp_process_t *p;
-    start_n(&p, 1, wait_3s, b);
+    tu_start_n(&p, 1, wait_3s, b);
     int mine = mp_barrier_wait(b, 1000);
     int code;
-    int ended = join_n(&p, 1, 4000, &code);
+    int ended = tu_join_n(&p, 1, 4000, &code);
     /* everything is reaped: now judge */
     assert_int_equal(ended, 1);
     assert_in_range(mine, 0, 1); /* not MP_ETIMEDOUT */

@@ -3,38 +3,6 @@
     notify(n) and notify_all, over a Lock and over the default RLock. */
 #include "testutil.h"
 
-/* ---- helpers --------------------------------------------------------------- */
-
-/* Starts n daemon fork children running fn(arg) (daemon: a failed test
-   cannot leave one behind that the exit handler would wait for). */
-static void start_n(mp_process_t **ps, int n, mp_target_fn *fn, void *arg)
-{
-    mp_process_opts_t opts = {.daemon = true};
-    for (int i = 0; i < n; i++) {
-        ps[i] = mp_process_new(fn, arg, &opts);
-        assert_non_null(ps[i]);
-        assert_int_equal(mp_process_start(ps[i]), 0);
-    }
-}
-
-/* Joins the n processes within one shared timeout and destroys them (a
-   process still running is killed and reaped). codes[i] is the exit code,
-   -1000 when it did not end in time. Returns how many ended in time. */
-static int join_n(mp_process_t **ps, int n, int timeout_ms, int *codes)
-{
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t now = tu_now_ms();
-        codes[i] = -1000;
-        if (mp_process_join(ps[i], now < deadline ? (int)(deadline - now) : 0) == 0 &&
-            mp_process_exitcode(ps[i], &codes[i]))
-            ended++;
-        mp_process_destroy(&ps[i]);
-    }
-    return ended;
-}
-
 /* Polls /proc until process pid sleeps in the kernel (state S): past the
    user-space spinning a condition wait does before it blocks. */
 static bool until_sleeping(int pid, int timeout_ms)
@@ -150,7 +118,7 @@ static void test_wait_for_predicate_set_by_other_process(void **state)
     cond_arg_t a;
     arg_init(&a, lock);
     mp_process_t *p;
-    start_n(&p, 1, wait_for_value_3, &a);
+    tu_start_n(&p, 1, wait_for_value_3, &a);
     assert_int_equal(mp_semaphore_acquire(a.ready, 3000), 0);
     assert_int_equal(mp_semaphore_acquire(a.checked, 3000), 0); /* first check: 0 */
     for (int v = 1; v <= 3; v++) {
@@ -162,7 +130,7 @@ static void test_wait_for_predicate_set_by_other_process(void **state)
         assert_int_equal(mp_semaphore_acquire(a.checked, 3000), 0);
     }
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_int_equal(code, 0);
     assert_int_equal(mp_value_get_int(a.count), 4); /* 0, 1, 2, 3 */
     arg_free(&a);
@@ -260,14 +228,14 @@ static void test_calls_without_the_lock_are_eperm(void **state)
 
     /* another process holds it: still not ours */
     mp_process_t *p;
-    start_n(&p, 1, hold_lock_until_go, &a);
+    tu_start_n(&p, 1, hold_lock_until_go, &a);
     assert_int_equal(mp_semaphore_acquire(a.ready, 3000), 0);
     calls_without_lock_are_eperm(a.cond);
     assert_int_equal(mp_condition_release(a.cond), MP_EPERM);
     assert_int_equal(mp_condition_acquire(a.cond, 0), MP_ETIMEDOUT);
     assert_int_equal(mp_semaphore_release(a.go), 0);
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_int_equal(code, 0);
     arg_free(&a);
     mp_lock_destroy(&lock);
@@ -303,7 +271,7 @@ static void test_notify_all_wakes_every_process(void **state)
     cond_arg_t a;
     arg_init(&a, lock);
     mp_process_t *ps[N];
-    start_n(ps, N, wait_flag_then_count, &a);
+    tu_start_n(ps, N, wait_flag_then_count, &a);
     for (int i = 0; i < N; i++)
         assert_int_equal(mp_semaphore_acquire(a.ready, 3000), 0);
     assert_int_equal(mp_condition_acquire(a.cond, 3000), 0); /* all 3 wait now */
@@ -313,7 +281,7 @@ static void test_notify_all_wakes_every_process(void **state)
     assert_int_equal(mp_condition_release(a.cond), 0);
     /* well before the children's own 3 s timeout */
     int codes[N];
-    assert_int_equal(join_n(ps, N, 1500, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 1500, codes), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 0);
     assert_int_equal(mp_value_get_int(a.count), N);
@@ -349,7 +317,7 @@ static void test_notify_n_wakes_exactly_n(void **state)
     cond_arg_t a;
     arg_init(&a, NULL); /* default RLock */
     mp_process_t *ps[N];
-    start_n(ps, N, wait_once, &a);
+    tu_start_n(ps, N, wait_once, &a);
     for (int i = 0; i < N; i++)
         assert_int_equal(mp_semaphore_acquire(a.ready, 3000), 0);
     notify_and_release(a.cond, 0);
@@ -361,7 +329,7 @@ static void test_notify_n_wakes_exactly_n(void **state)
     assert_int_equal(mp_semaphore_acquire(a.woken, 2000), 0);
     assert_int_equal(mp_semaphore_acquire(a.woken, 2000), 0);
     int codes[N];
-    assert_int_equal(join_n(ps, N, 2000, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 2000, codes), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 0);
     arg_free(&a);
@@ -395,11 +363,11 @@ static void wait_hands_lock_over(mp_lock_t *explicit_lock, int depth)
     for (int i = 0; i < depth; i++)
         assert_int_equal(mp_condition_acquire(a.cond, 0), 0);
     mp_process_t *p;
-    start_n(&p, 1, take_lock_set_notify, &a);
+    tu_start_n(&p, 1, take_lock_set_notify, &a);
     assert_int_equal(mp_condition_wait_for(a.cond, value_nonzero, a.value, 3000), 0);
     assert_int_equal(mp_value_get_int(a.value), 1);
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_int_equal(code, 0);
     /* depth restored: depth releases, then the next is MP_EVALUE */
     for (int i = 0; i < depth; i++) {
@@ -479,10 +447,10 @@ static void test_ping_pong_loses_no_wakeup(void **state)
     cond_arg_t a;
     arg_init(&a, lock);
     mp_process_t *p;
-    start_n(&p, 1, pong, &a);
+    tu_start_n(&p, 1, pong, &a);
     int done = ping_pong(&a, 0);
     int code;
-    int ended = join_n(&p, 1, 2000, &code);
+    int ended = tu_join_n(&p, 1, 2000, &code);
     assert_int_equal(done, ROUNDS);
     assert_int_equal(ended, 1);
     assert_int_equal(code, 0);
@@ -507,7 +475,7 @@ static int notify_all_once(void *arg)
 static mp_process_t *start_blocked_waiter(cond_arg_t *a)
 {
     mp_process_t *p;
-    start_n(&p, 1, wait_once, a);
+    tu_start_n(&p, 1, wait_once, a);
     assert_int_equal(mp_semaphore_acquire(a->ready, 3000), 0);
     assert_int_equal(mp_condition_acquire(a->cond, 3000), 0); /* it waits now */
     assert_int_equal(mp_condition_release(a->cond), 0);
@@ -530,12 +498,12 @@ static void test_waiter_killed_in_wait_does_not_block_others(void **state)
 
     mp_process_t *n1, *n2, *live;
     int n1_code, n2_code, live_code;
-    start_n(&n1, 1, notify_all_once, &a); /* wakes nobody alive */
-    int n1_ended = join_n(&n1, 1, 1500, &n1_code);
+    tu_start_n(&n1, 1, notify_all_once, &a); /* wakes nobody alive */
+    int n1_ended = tu_join_n(&n1, 1, 1500, &n1_code);
     live = start_blocked_waiter(&a);
-    start_n(&n2, 1, notify_all_once, &a); /* must wake live */
-    int n2_ended = join_n(&n2, 1, 1500, &n2_code);
-    int live_ended = join_n(&live, 1, 1500, &live_code);
+    tu_start_n(&n2, 1, notify_all_once, &a); /* must wake live */
+    int n2_ended = tu_join_n(&n2, 1, 1500, &n2_code);
+    int live_ended = tu_join_n(&live, 1, 1500, &live_code);
     /* everything is reaped: now judge */
     assert_int_equal(n1_ended, 1);
     assert_int_equal(n1_code, 0);

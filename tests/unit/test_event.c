@@ -2,38 +2,6 @@
     timeouts, set() waking every waiting process, set/clear seen by others. */
 #include "testutil.h"
 
-/* ---- helpers --------------------------------------------------------------- */
-
-/* Starts n daemon fork children running fn(arg) (daemon: a failed test
-   cannot leave one behind that the exit handler would wait for). */
-static void start_n(mp_process_t **ps, int n, mp_target_fn *fn, void *arg)
-{
-    mp_process_opts_t opts = {.daemon = true};
-    for (int i = 0; i < n; i++) {
-        ps[i] = mp_process_new(fn, arg, &opts);
-        assert_non_null(ps[i]);
-        assert_int_equal(mp_process_start(ps[i]), 0);
-    }
-}
-
-/* Joins the n processes within one shared timeout and destroys them (a
-   process still running is killed and reaped). codes[i] is the exit code,
-   -1000 when it did not end in time. Returns how many ended in time. */
-static int join_n(mp_process_t **ps, int n, int timeout_ms, int *codes)
-{
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t now = tu_now_ms();
-        codes[i] = -1000;
-        if (mp_process_join(ps[i], now < deadline ? (int)(deadline - now) : 0) == 0 &&
-            mp_process_exitcode(ps[i], &codes[i]))
-            ended++;
-        mp_process_destroy(&ps[i]);
-    }
-    return ended;
-}
-
 typedef struct {
     mp_event_t *event;
     mp_semaphore_t *ready; /* released by a child just before it waits */
@@ -114,14 +82,14 @@ static void test_set_wakes_all_waiting_processes(void **state)
     enum { N = 3 };
     event_arg_t a = {.event = mp_event_new(), .ready = mp_semaphore_new(0)};
     mp_process_t *ps[N];
-    start_n(ps, N, wait_for_set, &a);
+    tu_start_n(ps, N, wait_for_set, &a);
     for (int i = 0; i < N; i++)
         assert_int_equal(mp_semaphore_acquire(a.ready, 3000), 0);
     usleep(100 * 1000); /* the delay before set(): the children are blocked */
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_event_set(a.event), 0);
     int codes[N];
-    assert_int_equal(join_n(ps, N, 2000, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 2000, codes), N);
     TU_ASSERT_ELAPSED(t0, 0, 500); /* woken by set, not by their timeout */
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 0);
@@ -140,13 +108,13 @@ static void test_set_in_child_wakes_parent(void **state)
 {
     mp_event_t *e = mp_event_new();
     mp_process_t *p;
-    start_n(&p, 1, set_after_100ms, e);
+    tu_start_n(&p, 1, set_after_100ms, e);
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_event_wait(e, 3000), 0);
     TU_ASSERT_ELAPSED(t0, 100, 400);
     assert_true(mp_event_is_set(e));
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_int_equal(code, 0);
     mp_event_destroy(&e);
 }

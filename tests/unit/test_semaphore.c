@@ -3,38 +3,6 @@
     concurrency limit, over-release. */
 #include "testutil.h"
 
-/* ---- helpers --------------------------------------------------------------- */
-
-/* Starts n daemon fork children running fn(arg) (daemon: a failed test
-   cannot leave one behind that the exit handler would wait for). */
-static void start_n(mp_process_t **ps, int n, mp_target_fn *fn, void *arg)
-{
-    mp_process_opts_t opts = {.daemon = true};
-    for (int i = 0; i < n; i++) {
-        ps[i] = mp_process_new(fn, arg, &opts);
-        assert_non_null(ps[i]);
-        assert_int_equal(mp_process_start(ps[i]), 0);
-    }
-}
-
-/* Joins the n processes within one shared timeout and destroys them (a
-   process still running is killed and reaped). codes[i] is the exit code,
-   -1000 when it did not end in time. Returns how many ended in time. */
-static int join_n(mp_process_t **ps, int n, int timeout_ms, int *codes)
-{
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t now = tu_now_ms();
-        codes[i] = -1000;
-        if (mp_process_join(ps[i], now < deadline ? (int)(deadline - now) : 0) == 0 &&
-            mp_process_exitcode(ps[i], &codes[i]))
-            ended++;
-        mp_process_destroy(&ps[i]);
-    }
-    return ended;
-}
-
 typedef struct {
     mp_semaphore_t *sem;
     mp_semaphore_t *done; /* released by a child after its acquire */
@@ -125,13 +93,13 @@ static void test_release_in_child_wakes_parent(void **state)
 {
     mp_semaphore_t *s = mp_semaphore_new(0);
     mp_process_t *p;
-    start_n(&p, 1, release_after_100ms, s);
+    tu_start_n(&p, 1, release_after_100ms, s);
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_semaphore_acquire(s, 3000), 0);
     TU_ASSERT_ELAPSED(t0, 100, 400);
     assert_int_equal(mp_semaphore_get_value(s), 0); /* we took the child's release */
     int code;
-    assert_int_equal(join_n(&p, 1, 3000, &code), 1);
+    assert_int_equal(tu_join_n(&p, 1, 3000, &code), 1);
     assert_int_equal(code, 0);
     mp_semaphore_destroy(&s);
 }
@@ -150,7 +118,7 @@ static void test_each_release_wakes_one_child(void **state)
 {
     sem_arg_t a = {.sem = mp_semaphore_new(0), .done = mp_semaphore_new(0)};
     mp_process_t *ps[2];
-    start_n(ps, 2, acquire_then_report, &a);
+    tu_start_n(ps, 2, acquire_then_report, &a);
     /* each wake-up comes at once, not at the end of someone's timeout */
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_semaphore_release(a.sem), 0);
@@ -163,7 +131,7 @@ static void test_each_release_wakes_one_child(void **state)
     assert_int_equal(mp_semaphore_acquire(a.done, 2000), 0);
     TU_ASSERT_ELAPSED(t0, 0, 500);
     int codes[2];
-    assert_int_equal(join_n(ps, 2, 3000, codes), 2);
+    assert_int_equal(tu_join_n(ps, 2, 3000, codes), 2);
     assert_int_equal(codes[0], 0);
     assert_int_equal(codes[1], 0);
     assert_int_equal(mp_semaphore_get_value(a.sem), 0);
@@ -198,9 +166,9 @@ static void test_limits_concurrency_to_its_value(void **state)
     assert_non_null(a.max_seen);
     mp_process_t *ps[N];
     uint64_t t0 = tu_now_ms();
-    start_n(ps, N, limited_worker, &a);
+    tu_start_n(ps, N, limited_worker, &a);
     int codes[N];
-    assert_int_equal(join_n(ps, N, 5000, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 5000, codes), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 0);
     /* 6 x 20 ms two at a time: at least 3 rounds */
@@ -234,7 +202,7 @@ static void test_zero_timeout_acquire_fails_only_at_zero(void **state)
     enum { N = 4 };
     sem_arg_t a = {.sem = mp_semaphore_new(1000), .inside = mp_value_new('i', NULL, NULL)};
     mp_process_t *ps[N];
-    start_n(ps, N, churn_300ms, &a);
+    tu_start_n(ps, N, churn_300ms, &a);
     long tries = 0, timeouts = 0, other = 0;
     uint64_t give_up = tu_now_ms() + 3000;
     while (mp_value_get_int(a.inside) < N && tu_now_ms() < give_up) {
@@ -248,7 +216,7 @@ static void test_zero_timeout_acquire_fails_only_at_zero(void **state)
             other++;
     }
     int codes[N];
-    assert_int_equal(join_n(ps, N, 3000, codes), N);
+    assert_int_equal(tu_join_n(ps, N, 3000, codes), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(codes[i], 0);
     if (timeouts)

@@ -77,6 +77,36 @@ static inline int tu_run(mp_target_fn *fn, void *arg)
     return code;
 }
 
+/* Starts n daemon fork children running fn(arg) (daemon: a failed test
+   cannot leave one behind that the exit handler would wait for). */
+static inline void tu_start_n(mp_process_t **ps, int n, mp_target_fn *fn, void *arg)
+{
+    mp_process_opts_t opts = {.daemon = true};
+    for (int i = 0; i < n; i++) {
+        ps[i] = mp_process_new(fn, arg, &opts);
+        assert_non_null(ps[i]);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+}
+
+/* Joins the n processes within one shared timeout and destroys them (a
+   process still running is killed and reaped). codes[i] is the exit code,
+   -1000 when it did not end in time. Returns how many ended in time. */
+static inline int tu_join_n(mp_process_t **ps, int n, int timeout_ms, int *codes)
+{
+    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+    int ended = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t now = tu_now_ms();
+        codes[i] = -1000;
+        if (mp_process_join(ps[i], now < deadline ? (int)(deadline - now) : 0) == 0 &&
+            mp_process_exitcode(ps[i], &codes[i]))
+            ended++;
+        mp_process_destroy(&ps[i]);
+    }
+    return ended;
+}
+
 /* Asserts that elapsed ms is within [want - 20, want + slack]. */
 #define TU_ASSERT_ELAPSED(start_ms, want, slack)                                                   \
     do {                                                                                           \
