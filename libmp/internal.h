@@ -100,12 +100,8 @@ static inline int mp__tid(void)
 
 struct mp_process;
 void mp__children_add(struct mp_process *p);
+/* Caller holds the state lock (process_impl.h). */
 void mp__children_remove(struct mp_process *p);
-/* Called in a new child right after fork: forget the parent's children and
-   set the identity of the current process. */
-void mp__state_after_fork(const char *name, bool daemon, int parent_pid, const char *parent_name);
-/* Next child number (for default names "Process-N"). */
-int mp__next_child_number(void);
 /* The cleanup a libmp child runs before _exit: terminate daemonic children,
    join the others (as Python's multiprocessing does at exit). */
 void mp__exit_children(void);

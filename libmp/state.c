@@ -77,7 +77,7 @@ void mp__children_add(mp_process_t *p)
 
 void mp__children_remove(mp_process_t *p)
 {
-    /* called with or without the lock: the list is only edited under it */
+    /* the caller holds the state lock */
     for (mp_process_t **it = &children; *it; it = &(*it)->next)
         if (*it == p) {
             *it = p->next;
