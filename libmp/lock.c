@@ -60,12 +60,22 @@ static int owner(const mp_lock_t *lock)
     return atomic_load_explicit(&lock->owner_tid, memory_order_relaxed);
 }
 
+/* True when thread `me` holds the lock. owner_tid alone could lie: a holder
+   killed while holding it leaves its id behind, and a later process may
+   reuse that id. The robust mutex word carries the real holder's id (the
+   kernel clears it when the holder dies), so both must agree. */
+static bool held_by(const mp_lock_t *lock, int me)
+{
+    return owner(lock) == me &&
+           (int)(__atomic_load_n(&lock->mutex.__data.__lock, __ATOMIC_RELAXED) & 0x3fffffff) == me;
+}
+
 int mp_lock_acquire(mp_lock_t *lock, int timeout_ms)
 {
     if (!lock)
         return MP_EINVAL;
     int me = mp__tid();
-    if (lock->recursive && owner(lock) == me) {
+    if (lock->recursive && held_by(lock, me)) {
         lock->depth++;
         return 0;
     }
@@ -95,9 +105,9 @@ int mp_lock_release(mp_lock_t *lock)
 {
     if (!lock)
         return MP_EINVAL;
-    int holder = owner(lock);
-    if (holder != mp__tid())
-        return holder == 0 ? MP_EVALUE : MP_EPERM;
+    int me = mp__tid();
+    if (!held_by(lock, me))
+        return owner(lock) == 0 || owner(lock) == me ? MP_EVALUE : MP_EPERM;
     if (--lock->depth > 0)
         return 0;
     atomic_store_explicit(&lock->owner_tid, 0, memory_order_relaxed);
@@ -107,7 +117,7 @@ int mp_lock_release(mp_lock_t *lock)
 
 int mp_lock_is_owned(const mp_lock_t *lock)
 {
-    return lock && owner(lock) == mp__tid();
+    return lock && held_by(lock, mp__tid());
 }
 
 int mp_lock_is_recursive(const mp_lock_t *lock)
@@ -118,7 +128,7 @@ int mp_lock_is_recursive(const mp_lock_t *lock)
 int mp__lock_wait(mp_lock_t *lock, mp__cond_t *cond, const struct timespec *deadline)
 {
     int me = mp__tid();
-    if (owner(lock) != me)
+    if (!held_by(lock, me))
         return MP_EPERM;
     unsigned depth = lock->depth;
     atomic_store_explicit(&lock->owner_tid, 0, memory_order_relaxed);

@@ -134,6 +134,9 @@ int mp__cond_wait_until(mp__cond_t *c, pthread_mutex_t *m, const struct timespec
         if (ready(arg))
             return 0;
         __atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST);
+        /* pairs with the waker's fence: either it sees us registered, or
+           our check below sees its state change (store-buffering) */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_SEQ_CST);
         int timed_out = 0, rc = 0;
         if (!ready(arg)) {

@@ -169,8 +169,9 @@ static void repair(struct ring *r, struct side *s)
     if (s->pending) {
         bool committed = s->pos != s->pending_pos;
         store(&s->n, s->pending_n + committed);
-        if (s == &r->put && s->pending == 2 && !committed)
-            __atomic_fetch_sub(&r->unfinished, 1, __ATOMIC_SEQ_CST);
+        if (s == &r->put && s->pending == 2 && !committed &&
+            __atomic_sub_fetch(&r->unfinished, 1, __ATOMIC_SEQ_CST) == 0)
+            mp__cond_broadcast(&r->all_done);
         s->pending = 0;
     }
 }
@@ -264,10 +265,11 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
     copy_in(r, r->put.pos + HEADER_BYTES, data, size);
     r->put.pending_pos = r->put.pos;
     r->put.pending_n = r->put.n;
-    r->put.pending = 1;
+    /* release: the journal is complete before it is marked valid */
+    __atomic_store_n(&r->put.pending, 1, __ATOMIC_RELEASE);
     if (r->joinable) {
         __atomic_fetch_add(&r->unfinished, 1, __ATOMIC_SEQ_CST);
-        r->put.pending = 2;
+        __atomic_store_n(&r->put.pending, 2, __ATOMIC_RELEASE);
     }
     store(&r->put.pos, r->put.pos + room.need); /* commit */
     store(&r->put.n, r->put.n + 1);
@@ -311,7 +313,7 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
     uint32_t size = record_size(r, head);
     r->get.pending_pos = head;
     r->get.pending_n = r->get.n;
-    r->get.pending = 1;
+    __atomic_store_n(&r->get.pending, 1, __ATOMIC_RELEASE);
     if (avail < HEADER_BYTES || size > avail - HEADER_BYTES) {
         /* a foreign write corrupted the ring: drop what is there rather than
            hand out garbage or loop */
@@ -329,8 +331,10 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
     }
     r->get.pending = 0;
     mp__mutex_unlock(&r->get.mutex);
-    if (!rc)
-        mp__cond_signal(&r->put.cond);
+    /* all producers: they wait for different amounts of room, and one woken
+       producer that still does not fit would swallow the wake-up of
+       another that does (free while nobody waits) */
+    mp__cond_broadcast(&r->put.cond);
     return rc;
 }
 

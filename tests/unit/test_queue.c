@@ -309,6 +309,50 @@ static void test_sigkill_mid_operation_leaves_queue_consistent(void **state)
     mp_queue_destroy(&q);
 }
 
+static int put_big(void *arg)
+{
+    static char block[600];
+    return mp_queue_put_bytes(arg, block, sizeof block, 10000) ? 1 : 0;
+}
+
+static int put_small(void *arg)
+{
+    static char block[400];
+    return mp_queue_put_bytes(arg, block, sizeof block, 10000) ? 1 : 0;
+}
+
+static void test_freed_room_reaches_the_producer_that_fits(void **state)
+{
+    /* Two producers wait for different room; one get frees room for the
+       small one only. Waking a single producer could pick the big one,
+       which goes back to sleep with the wake-up (found in review). */
+    mp_queue_opts_t opts = {.capacity = 1024};
+    mp_queue_t *q = mp_queue_new(&opts);
+    char block[500] = {0};
+    assert_int_equal(mp_queue_put_bytes(q, block, sizeof block, 0), 0);
+    assert_int_equal(mp_queue_put_bytes(q, block, sizeof block, 0), 0);
+    mp_process_t *big = mp_process_new(put_big, q, NULL);
+    assert_int_equal(mp_process_start(big), 0);
+    usleep(100 * 1000); /* let the big one sleep first: it must not win */
+    mp_process_t *small = mp_process_new(put_small, q, NULL);
+    assert_int_equal(mp_process_start(small), 0);
+    usleep(100 * 1000);
+    void *data;
+    size_t size;
+    assert_int_equal(mp_queue_get_bytes(q, &data, &size, 0), 0);
+    free(data);
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_process_join(small, 5000), 0);
+    assert_true(tu_now_ms() - t0 < 1000);
+    int code;
+    assert_true(mp_process_exitcode(small, &code));
+    assert_int_equal(code, 0);
+    assert_int_equal(mp_process_join(big, 0), MP_ETIMEDOUT); /* still no room */
+    mp_process_destroy(&big);
+    mp_process_destroy(&small);
+    mp_queue_destroy(&q);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -320,6 +364,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_item_larger_than_queue_fails_at_once, tu_teardown),
         cmocka_unit_test_teardown(test_close_is_per_process, tu_teardown),
         cmocka_unit_test_teardown(test_joinable_join_waits_for_last_task_done, tu_teardown),
+        cmocka_unit_test_teardown(test_freed_room_reaches_the_producer_that_fits, tu_teardown),
         cmocka_unit_test_teardown(test_sigkill_mid_operation_leaves_queue_consistent, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
