@@ -42,7 +42,6 @@ typedef struct {
                          which only costs a spare wake-up */
 } mp__cond_t;
 
-void mp__cond_init(mp__cond_t *c);
 /* Caller holds m. 0 (woken or spurious), MP_ETIMEDOUT or MP_EOWNERDEAD
    (mutex reacquired from a dead owner). m is held again on return. */
 int mp__cond_wait(mp__cond_t *c, pthread_mutex_t *m, const struct timespec *deadline);

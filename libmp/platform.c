@@ -99,12 +99,6 @@ void mp__mutex_unlock(pthread_mutex_t *m)
     pthread_mutex_unlock(m);
 }
 
-void mp__cond_init(mp__cond_t *c)
-{
-    __atomic_store_n(&c->seq, 0, __ATOMIC_RELAXED);
-    c->waiters = 0;
-}
-
 static int futex_wait(uint32_t *word, uint32_t seq, const struct timespec *deadline)
 {
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so

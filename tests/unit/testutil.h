@@ -114,13 +114,4 @@ static inline int tu_join_n(mp_process_t **ps, int n, int timeout_ms, int *codes
         assert_in_range(el_, (want) > 20 ? (want)-20 : 0, (want) + (slack));                       \
     } while (0)
 
-#define TU_MAIN(tests)                                                                             \
-    int main(int argc, char **argv)                                                                \
-    {                                                                                              \
-        mp_bootstrap(argc, argv);                                                                  \
-        /* orphans of our children (daemon tests) come back to us to reap */                       \
-        prctl(PR_SET_CHILD_SUBREAPER, 1);                                                          \
-        return cmocka_run_group_tests(tests, NULL, NULL);                                          \
-    }
-
 #endif
