@@ -29,6 +29,26 @@ const char *mp_strerror(int rc)
         return "not valid in the object's current state";
     case MP_ENOTSTARTED:
         return "process was never started";
+    case MP_ETYPE:
+        return "value has another type";
+    case MP_EUNKNOWNTASK:
+        return "unknown task: no worker serves this name";
+    case MP_EWORKERLOST:
+        return "worker lost: the process running the task died";
+    case MP_ETASK:
+        return "task failed";
+    case MP_EBROKERLOST:
+        return "broker lost";
+    case MP_EBADARGS:
+        return "bad task arguments";
+    case MP_EBADREQUEST:
+        return "malformed request";
+    case MP_EOVERLOADED:
+        return "broker queue full";
+    case MP_ECANCELLED:
+        return "cancelled";
+    case MP_ESHUTDOWN:
+        return "broker shutting down";
     case MP_EOWNERDEAD:
         return "acquired; the previous owner died holding it";
     default:

@@ -33,6 +33,7 @@
 
 #include "internal.h"
 #include "mp/error.h"
+#include "mp/worker.h"
 #include "process_impl.h"
 
 #define SPAWN_SIGNATURE "libmp-spawn/1"
@@ -222,10 +223,33 @@ static _Noreturn void bootstrap_fail(int status_fd, int rc, const char *what)
     _exit(1);
 }
 
+/* `program --mp-worker ENDPOINT [--mp-processes N]`: the program serves its
+   own registered tasks as a Pool worker, then exits. */
+static void maybe_run_worker(int argc, char **argv)
+{
+    const char *endpoint = NULL;
+    int processes = 0;
+    for (int i = 1; argv && i < argc; i++) {
+        if (strcmp(argv[i], "--mp-worker") == 0 && i + 1 < argc)
+            endpoint = argv[++i];
+        else if (strcmp(argv[i], "--mp-processes") == 0 && i + 1 < argc)
+            processes = atoi(argv[++i]);
+    }
+    if (!endpoint)
+        return;
+    mp_worker_options_t o = {.broker = endpoint,
+                             .processes = processes > 0 ? processes : 0,
+                             .verbose = 1,
+                             .stop_fd = -1};
+    int rc = mp_worker_run(&o);
+    if (rc)
+        fprintf(stderr, "%s --mp-worker: %s\n", argv[0], mp_strerror(rc));
+    exit(rc ? 1 : 0);
+}
+
 int mp_bootstrap(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    maybe_run_worker(argc, argv);
     const char *env = getenv(SPAWN_ENV);
     if (!env)
         return 0;

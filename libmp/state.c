@@ -16,9 +16,11 @@
 
 #include "internal.h"
 #include "mp/error.h"
+#include "mp/task.h"
 #include "process_impl.h"
 
 static pthread_mutex_t state_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t task_mutex = PTHREAD_MUTEX_INITIALIZER; /* the task registry */
 static mp_process_t self_process = {
     .kind = PROC_SELF, .state = PROC_STARTED, .name = "MainProcess", .pidfd = -1};
 static mp_process_t parent_process = {.kind = PROC_PARENT, .state = PROC_STARTED, .pidfd = -1};
@@ -39,6 +41,7 @@ static void after_fork_child(void)
 {
     mp__tid_cache = 0;
     pthread_mutex_init(&state_mutex, NULL);
+    pthread_mutex_init(&task_mutex, NULL);
 }
 
 __attribute__((constructor)) static void state_init(void)
@@ -235,4 +238,84 @@ int mp_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* ---- task registry (mp/task.h) -------------------------------------------
+   Its own mutex: constructors register tasks before main() and executors
+   look names up once per dispatch; neither should wait on process state. */
+
+static struct task_entry {
+    char *name;
+    mp_task_fn fn;
+} * tasks;
+static size_t task_count, task_cap;
+
+int mp_task_register(const char *name, mp_task_fn fn)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (!fn || len == 0 || len > MP_TASK_NAME_MAX)
+        return MP_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&task_mutex);
+    for (size_t i = 0; i < task_count; i++)
+        if (strcmp(tasks[i].name, name) == 0) {
+            tasks[i].fn = fn;
+            goto out;
+        }
+    if (task_count == task_cap) {
+        size_t cap = task_cap ? task_cap * 2 : 16;
+        struct task_entry *grown = realloc(tasks, cap * sizeof *grown);
+        if (!grown) {
+            rc = MP_ENOMEM;
+            goto out;
+        }
+        tasks = grown;
+        task_cap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) {
+        rc = MP_ENOMEM;
+        goto out;
+    }
+    tasks[task_count].name = copy;
+    tasks[task_count].fn = fn;
+    task_count++;
+out:
+    pthread_mutex_unlock(&task_mutex);
+    return rc;
+}
+
+mp_task_fn mp_task_lookup(const char *name)
+{
+    mp_task_fn fn = NULL;
+    if (!name)
+        return NULL;
+    pthread_mutex_lock(&task_mutex);
+    for (size_t i = 0; i < task_count && !fn; i++)
+        if (strcmp(tasks[i].name, name) == 0)
+            fn = tasks[i].fn;
+    pthread_mutex_unlock(&task_mutex);
+    return fn;
+}
+
+void mp_task_each(void (*fn)(const char *name, void *arg), void *arg)
+{
+    pthread_mutex_lock(&task_mutex);
+    for (size_t i = 0; i < task_count; i++)
+        fn(tasks[i].name, arg);
+    pthread_mutex_unlock(&task_mutex);
+}
+
+/* ---- log level (log.h) ------------------------------------------------------ */
+
+static int log_level = 1; /* MP_LOG_WARN: a library is quiet unless asked */
+
+void mp__log_set_level(int level)
+{
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+}
+
+int mp__log_get_level(void)
+{
+    return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }

@@ -27,5 +27,10 @@
 #include "mp/queue.h"
 #include "mp/pipe.h"
 #include "mp/wait.h"
+#include "mp/items.h"
+#include "mp/task.h"
+#include "mp/broker.h"
+#include "mp/worker.h"
+#include "mp/pool.h"
 
 #endif

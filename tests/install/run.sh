@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build tree into a temporary prefix, then builds and runs a
-# consumer against it twice: with find_package(libmp) and with pkg-config.
+# consumer against it: with find_package(libmp), with pkg-config, and with
+# libmp.a (its dependencies shared: Debian's static libzmq cannot be linked).
 set -euo pipefail
 build=$1
 src=$(cd "$(dirname "$0")" && pwd)/consumer
@@ -20,6 +21,6 @@ cc -std=c11 -o "$tmp/pc-consumer" "$src/main.c" $(pkg-config --cflags --libs lib
 "$tmp/pc-consumer"
 echo "pkg-config libmp: ok"
 cc -std=c11 -static-libgcc -o "$tmp/static-consumer" "$src/main.c" \
-    $(pkg-config --cflags libmp) "$libdir/libmp.a" $(pkg-config --libs msgpack) -lpthread ${MP_CONSUMER_FLAGS:-}
+    $(pkg-config --cflags libmp) "$libdir/libmp.a" $(pkg-config --libs msgpack libzmq) -lpthread -ldl ${MP_CONSUMER_FLAGS:-}
 "$tmp/static-consumer"
 echo "static libmp.a: ok"

@@ -41,6 +41,18 @@ extern "C" {
 #define MP_EVALUE (-4006)      /* released or task_done() called too many times */
 #define MP_ESTATE (-4007)      /* call not valid in the object's current state */
 #define MP_ENOTSTARTED (-4008) /* process was never started */
+#define MP_ETYPE (-4009)       /* value has another type than the one asked for */
+
+/* Pool and task outcomes (docs/PROTOCOL.md uses the same numbers on the wire). */
+#define MP_EUNKNOWNTASK (-4101) /* no worker serves this task name */
+#define MP_EWORKERLOST (-4102)  /* the process running the task died, retries exhausted */
+#define MP_ETASK (-4103)        /* the task failed with its own code and message */
+#define MP_EBROKERLOST (-4104)  /* the broker went away (silent, or disconnected) */
+#define MP_EBADARGS (-4105)     /* the task got arguments of the wrong type or number */
+#define MP_EBADREQUEST (-4107)  /* malformed protocol message */
+#define MP_EOVERLOADED (-4108)  /* the broker's per-client queue is full */
+#define MP_ECANCELLED (-4109)   /* withdrawn (pool terminated, call cancelled) */
+#define MP_ESHUTDOWN (-4110)    /* the broker is stopping */
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).
     Never returns NULL. */

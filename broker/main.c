@@ -1,0 +1,153 @@
+/*  mp-broker - serve MPP/1 (docs/PROTOCOL.md): route Pool tasks from
+    clients to workers.
+
+    A thin program: parse options (command line, then MP_* environment for
+    what the command line did not set), start the broker engine, print the
+    bound endpoints on stdout, wait for SIGTERM or SIGINT, stop cleanly.
+*/
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp.h"
+#include "mp/broker.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mp-broker [options]\n"
+            "Routes libmp Pool tasks from clients to workers (MPP/1).\n\n"
+            "  -b, --bind ENDPOINT     tcp://HOST:PORT or ipc://PATH; repeatable;\n"
+            "                          port 0 or * picks a free port (default tcp://*:5555)\n"
+            "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
+            "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
+            "      --max-message BYTES largest accepted message (default 64 MiB)\n"
+            "  -v, --verbose           log every dispatch\n"
+            "  -q, --quiet             log warnings and errors only\n"
+            "  -h, --help              this text\n"
+            "  -V, --version           print the version\n\n"
+            "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
+            "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_VERBOSE=1.\n"
+            "The bound endpoints are printed on stdout, one per line.\n");
+}
+
+static int parse_int(const char *s, const char *what, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < min || v > max) {
+        fprintf(stderr, "mp-broker: bad %s '%s' (expected %ld..%ld)\n", what, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"bind", required_argument, 0, 'b'},
+                                         {"heartbeat", required_argument, 0, 'H'},
+                                         {"max-attempts", required_argument, 0, 'A'},
+                                         {"max-message", required_argument, 0, 'M'},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
+    const char *binds[64];
+    size_t nbinds = 0;
+    long heartbeat = 0, attempts = 0, maxmsg = 0;
+    int level = -1, c;
+    while ((c = getopt_long(argc, argv, "b:vqhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (nbinds == 64) {
+                fprintf(stderr, "mp-broker: too many --bind options (64 at most)\n");
+                return 2;
+            }
+            binds[nbinds++] = optarg;
+            break;
+        case 'H':
+            if (parse_int(optarg, "--heartbeat", 10, 60000, &heartbeat))
+                return 2;
+            break;
+        case 'A':
+            if (parse_int(optarg, "--max-attempts", 1, 100, &attempts))
+                return 2;
+            break;
+        case 'M':
+            if (parse_int(optarg, "--max-message", 4096, 1L << 31, &maxmsg))
+                return 2;
+            break;
+        case 'v':
+            level = 2;
+            break;
+        case 'q':
+            level = 0;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("mp-broker %s\n", MP_VERSION_STRING);
+            return 0;
+        default:
+            fprintf(stderr, "mp-broker: try --help\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mp-broker: unexpected argument '%s'; try --help\n", argv[optind]);
+        return 2;
+    }
+    char *envbinds = NULL;
+    const char *env;
+    if (nbinds == 0 && (env = getenv("MP_BROKER_BIND")) && *env) {
+        envbinds = strdup(env);
+        for (char *save = NULL, *t = strtok_r(envbinds, ", ", &save); t && nbinds < 64;
+             t = strtok_r(NULL, ", ", &save))
+            binds[nbinds++] = t;
+    }
+    if (nbinds == 0)
+        binds[nbinds++] = "tcp://*:5555";
+    if (!heartbeat && (env = getenv("MP_HEARTBEAT_MS")) && parse_int(env, "MP_HEARTBEAT_MS", 10, 60000, &heartbeat))
+        return 2;
+    if (!attempts && (env = getenv("MP_MAX_ATTEMPTS")) && parse_int(env, "MP_MAX_ATTEMPTS", 1, 100, &attempts))
+        return 2;
+    if (level < 0 && (env = getenv("MP_VERBOSE")) && strcmp(env, "1") == 0)
+        level = 2;
+
+    /* block the stop signals before any thread exists; sigwait takes them */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    mp_broker_options_t o = {.binds = binds,
+                             .nbinds = nbinds,
+                             .heartbeat_ms = (int)heartbeat,
+                             .max_attempts = (int)attempts,
+                             .max_message = (size_t)maxmsg,
+                             .verbose = level < 0 ? 1 : level};
+    mp_broker_t *broker = NULL;
+    int rc = mp_broker_new(&o, &broker);
+    if (rc) {
+        fprintf(stderr, "mp-broker: cannot start: %s\n", mp_strerror(rc));
+        free(envbinds);
+        return 1;
+    }
+    for (size_t i = 0; i < mp_broker_endpoint_count(broker); i++)
+        printf("%s\n", mp_broker_endpoint(broker, i));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    if (level != 0)
+        fprintf(stderr, "mp-broker: signal %d: shutting down\n", sig);
+    mp_broker_destroy(&broker);
+    free(envbinds);
+    return 0;
+}

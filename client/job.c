@@ -1,0 +1,782 @@
+/*  job.c - Pool calls: apply/map/starmap (sync and async), imap, and what
+    happens to a chunk's results when they arrive.
+
+    A call is a job. Its input is cut into chunks by the I/O thread (pool.c)
+    as the window allows; each finished chunk comes back here as one result
+    list (chunk-relative indexes):
+
+      apply     the chunk may carry many applies (coalesced by the I/O
+                thread); item k goes to targets[k], which becomes ready
+      map       parts[seq] keeps the chunk; when every item is done the parts
+                are concatenated in order into job->results
+      imap      the chunk goes to the reader's list (sorted by seq for imap,
+                in arrival order for imap_unordered)
+
+    A job holds two references: the caller's handle and the pool's (dropped
+    once the job is ready and its callback ran), so a caller may destroy a
+    handle at any time and the I/O thread never touches freed memory.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "pool_impl.h"
+
+/* ---- results ------------------------------------------------------------------ */
+
+mp_items_t *mp__pool_failed_items(const char *task, size_t count, size_t first_index, int code,
+                                  const char *msg)
+{
+    mp_items_t *l = mp_items_new();
+    if (!l)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        mp_task_error_t e = {.code = code,
+                             .task_code = code,
+                             .message = msg,
+                             .task = task,
+                             .host = "",
+                             .index = first_index + i};
+        if (mp_items_add_nil(l) || mp__items_add_error(l, &e)) {
+            mp_items_destroy(&l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+int mp__pool_decode_errors(mp_items_t *items, const char *task, const void *data, size_t size,
+                           size_t base)
+{
+    mp__rd_t r;
+    size_t n;
+    mp__rd_init(&r, data, size);
+    if (mp__rd_array(&r, &n))
+        return MP_EBADMSG;
+    for (size_t k = 0; k < n; k++) {
+        size_t fields, msglen, hostlen;
+        uint64_t index, kind, pid;
+        int64_t code;
+        const char *msg, *host;
+        if (mp__rd_array(&r, &fields) || fields < 6 || mp__rd_uint(&r, &index) ||
+            mp__rd_int(&r, &code) || mp__rd_uint(&r, &kind) || mp__rd_str(&r, &msg, &msglen) ||
+            mp__rd_str(&r, &host, &hostlen) || mp__rd_uint(&r, &pid))
+            return MP_EBADMSG;
+        for (size_t extra = 6; extra < fields; extra++)
+            if (mp__rd_skip(&r))
+                return MP_EBADMSG;
+        char *m = strndup(msg, msglen), *h = strndup(host, hostlen);
+        int mapped = mp__kind_code((unsigned)kind);
+        mp_task_error_t e = {.code = mapped,
+                             .task_code = kind == MPP_KIND_TASK ? (int)code : mapped,
+                             .message = m ? m : "",
+                             .task = task,
+                             .host = h ? h : "",
+                             .pid = (int)pid,
+                             .index = base + (size_t)index};
+        int rc = mp__items_add_error(items, &e);
+        free(m);
+        free(h);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void push_ready(mp_async_t *job, mp_async_t ***ready, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        mp_async_t **grown = realloc(*ready, c * sizeof *grown);
+        if (!grown)
+            return; /* the job is ready; only its callback is skipped */
+        *ready = grown;
+        *cap = c;
+    }
+    (*ready)[(*n)++] = job;
+}
+
+static void job_set_ready(mp_pool_t *pool, mp_async_t *job, mp_async_t ***ready, size_t *n,
+                          size_t *cap)
+{
+    job->ready = true;
+    if (job->results && mp_items_nerrors(job->results))
+        job->first_code = mp_items_error_at(job->results, 0)->code;
+    pool->active_jobs--;
+    push_ready(job, ready, n, cap);
+    pthread_cond_broadcast(&pool->cond);
+}
+
+/* Concatenates the parts of a map in order. */
+static void map_assemble(mp_async_t *job)
+{
+    mp_items_t *all = mp_items_new();
+    size_t first = 0;
+    for (size_t s = 0; all && s < job->nparts; s++) {
+        mp_items_t *p = job->parts[s];
+        if (!p)
+            continue;
+        const char *data;
+        size_t size;
+        mp__items_span(p, 0, p->len, &data, &size);
+        if (mp__items_append_packed(all, data, size, p->len) ||
+            mp__items_take_errors(all, p, first))
+            mp_items_destroy(&all);
+        first += p->len;
+        mp_items_destroy(&job->parts[s]);
+    }
+    free(job->parts);
+    job->parts = NULL;
+    if (!all) /* out of memory: report every item failed rather than hang */
+        all = mp__pool_failed_items(job->name, 0, 0, MP_ENOMEM, "out of memory");
+    job->results = all;
+}
+
+/* One item (index k of items) becomes the whole result of an apply job. */
+static void apply_result(mp_async_t *job, mp_items_t *items, size_t k)
+{
+    mp_items_t *one = mp_items_new();
+    const void *p;
+    size_t n;
+    const mp_task_error_t *e = mp_items_error(items, k);
+    if (one && mp_items_packed(items, k, &p, &n) == 0 && mp_items_add_packed(one, p, n) == 0) {
+        if (e) {
+            mp_task_error_t copy = *e;
+            copy.index = 0;
+            copy.task = job->name;
+            mp__items_add_error(one, &copy);
+        }
+    } else {
+        mp_items_destroy(&one);
+        one = mp__pool_failed_items(job->name, 1, 0, MP_ENOMEM, "out of memory");
+    }
+    job->results = one;
+    job->done = 1;
+}
+
+void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_async_t ***ready,
+                         size_t *nready, size_t *readycap)
+{
+    if (c->targets) {
+        for (size_t k = 0; k < c->count; k++) {
+            mp_async_t *job = c->targets[k];
+            job->outstanding--;
+            if (items)
+                apply_result(job, items, k);
+            else
+                job->results = mp__pool_failed_items(job->name, 1, 0, MP_ENOMEM, "out of memory");
+            job_set_ready(pool, job, ready, nready, readycap);
+        }
+        mp_items_destroy(&items);
+        return;
+    }
+    mp_async_t *job = c->job;
+    job->outstanding--;
+    if (!items)
+        items = mp__pool_failed_items(job->name, c->count, 0, MP_ENOMEM, "out of memory");
+    job->done += c->count;
+    if (job->kind == JOB_APPLY) {
+        apply_result(job, items, 0);
+        mp_items_destroy(&items);
+        job_set_ready(pool, job, ready, nready, readycap);
+        return;
+    }
+    if (job->kind == JOB_MAP) {
+        if (c->seq < job->nparts)
+            job->parts[c->seq] = items;
+        else
+            mp_items_destroy(&items);
+        if (job->done >= job->total) {
+            map_assemble(job);
+            job_set_ready(pool, job, ready, nready, readycap);
+        } else {
+            pthread_cond_broadcast(&pool->cond); /* progress */
+        }
+        return;
+    }
+    /* imap: to the reader, sorted by seq unless unordered */
+    cres_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        mp_items_destroy(&items);
+        return;
+    }
+    r->seq = c->seq;
+    r->first = c->first;
+    r->items = items;
+    job->unread++;
+    if (job->unordered || !job->cres_tail || job->cres_tail->seq < r->seq) {
+        if (job->cres_tail)
+            job->cres_tail->next = r;
+        else
+            job->cres_head = r;
+        job->cres_tail = r;
+    } else {
+        cres_t **pp = &job->cres_head;
+        while (*pp && (*pp)->seq < r->seq)
+            pp = &(*pp)->next;
+        r->next = *pp;
+        *pp = r;
+    }
+    if (job->input_done && job->done >= job->total && !job->ready)
+        job_set_ready(pool, job, ready, nready, readycap);
+    else
+        pthread_cond_broadcast(&pool->cond);
+}
+
+void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char *msg,
+                          mp_async_t ***ready, size_t *nready, size_t *readycap)
+{
+    if (job->ready)
+        return;
+    if (job->kind == JOB_MAP) {
+        while (job->next_item < job->total) {
+            size_t count = job->total - job->next_item;
+            if (count > job->chunksize)
+                count = job->chunksize;
+            chunk_t c = {.job = job, .count = count, .seq = job->next_seq++, .first = job->next_item};
+            job->next_item += count;
+            job->outstanding++;
+            mp__pool_chunk_done(pool, &c, mp__pool_failed_items(job->name, count, 0, code, msg),
+                                ready, nready, readycap);
+        }
+    } else if (job->kind == JOB_APPLY && job->outstanding == 0) {
+        job->results = mp__pool_failed_items(job->name, 1, 0, code, msg);
+        job->done = 1;
+        job_set_ready(pool, job, ready, nready, readycap);
+    } else if (job->kind == JOB_IMAP) {
+        job->input_done = true;
+        if (job->done >= job->total)
+            job_set_ready(pool, job, ready, nready, readycap);
+    }
+}
+
+void mp__pool_job_unref(mp_async_t *job)
+{
+    if (--job->refs > 0)
+        return;
+    mp_items_destroy(&job->input);
+    mp_items_destroy(&job->results);
+    for (size_t s = 0; job->parts && s < job->nparts; s++)
+        mp_items_destroy(&job->parts[s]);
+    free(job->parts);
+    while (job->cres_head) {
+        cres_t *r = job->cres_head;
+        job->cres_head = r->next;
+        mp_items_destroy(&r->items);
+        free(r);
+    }
+    free(job);
+}
+
+void mp__pool_run_callbacks(mp_pool_t *pool, mp_async_t **ready, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mp_async_t *job = ready[i];
+        int rc = 0;
+        const mp_task_error_t *e = job->results ? mp_items_error_at(job->results, 0) : NULL;
+        if (e && job->call.error_callback)
+            rc = job->call.error_callback(job, e, job->call.arg);
+        else if (!e && job->call.callback)
+            rc = job->call.callback(job, job->call.arg);
+        pthread_mutex_lock(&pool->mutex);
+        if (rc) {
+            pool->callback_errors++;
+            mp__log(MP_LOG_WARN, "mp-pool", "%s callback of a %s call returned %d",
+                    e ? "error" : "result", job->name, rc);
+        }
+        mp__pool_job_unref(job); /* the pool's reference */
+        pthread_cond_broadcast(&pool->cond);
+        pthread_mutex_unlock(&pool->mutex);
+    }
+}
+
+/* ---- making calls ------------------------------------------------------------- */
+
+static mp_async_t *job_new(mp_pool_t *pool, int kind, const char *name, uint8_t mode,
+                           const mp_call_options_t *o)
+{
+    if (!name || strlen(name) == 0 || strlen(name) > MPP_MAX_NAME)
+        return NULL;
+    mp_async_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->pool = pool;
+    job->kind = kind;
+    job->mode = mode;
+    snprintf(job->name, sizeof job->name, "%s", name);
+    job->refs = 2;
+    if (o)
+        job->call = *o;
+    return job;
+}
+
+/* Automatic chunk size, as Python: ceil(n / (4 * executors)). */
+static size_t auto_chunksize(mp_pool_t *pool, size_t n)
+{
+    pthread_mutex_lock(&pool->mutex);
+    size_t workers = pool->processes > 0 ? (size_t)pool->processes : 1;
+    pthread_mutex_unlock(&pool->mutex);
+    size_t cs = n / (workers * 4);
+    if (n % (workers * 4))
+        cs++;
+    return cs ? cs : 1;
+}
+
+static int items_copy(const mp_items_t *src, mp_items_t **dst)
+{
+    if (src->tuple_left)
+        return MP_ESTATE; /* an unfinished tuple: a programmer error */
+    mp_items_t *l = mp_items_new();
+    const char *data;
+    size_t size;
+    mp__items_span(src, 0, src->len, &data, &size);
+    if (!l || mp__items_append_packed(l, data, size, src->len)) {
+        mp_items_destroy(&l);
+        return MP_ENOMEM;
+    }
+    *dst = l;
+    return 0;
+}
+
+int mp_pool_apply_async(mp_pool_t *pool, const char *name, const mp_obj_t *args,
+                        const mp_call_options_t *o, mp_async_t **result_p)
+{
+    if (!pool || !result_p || (args && mp_obj_type(args) != MP_OBJ_ARRAY))
+        return MP_EINVAL;
+    mp_async_t *job = job_new(pool, JOB_APPLY, name, MPP_MODE_STAR, o);
+    if (!job)
+        return name ? MP_ENOMEM : MP_EINVAL;
+    job->input = mp_items_new();
+    int rc = job->input ? 0 : MP_ENOMEM;
+    if (!rc && args)
+        rc = mp_items_add_obj(job->input, args);
+    else if (!rc)
+        rc = mp_items_add_tuple(job->input, 0);
+    job->total = 1;
+    job->chunksize = 1;
+    if (!rc)
+        rc = mp__pool_submit(pool, job);
+    if (rc) {
+        job->refs = 1;
+        mp__pool_job_unref(job);
+        return rc;
+    }
+    *result_p = job;
+    return 0;
+}
+
+static int map_async(mp_pool_t *pool, const char *name, const mp_items_t *items, uint8_t mode,
+                     const mp_call_options_t *o, mp_async_t **result_p)
+{
+    if (!pool || !items || !result_p)
+        return MP_EINVAL;
+    mp_async_t *job = job_new(pool, JOB_MAP, name, mode, o);
+    if (!job)
+        return name ? MP_ENOMEM : MP_EINVAL;
+    int rc = items_copy(items, &job->input);
+    if (!rc) {
+        job->total = job->input->len;
+        job->chunksize = o && o->chunksize ? o->chunksize : auto_chunksize(pool, job->total);
+        job->nparts = job->total ? (job->total + job->chunksize - 1) / job->chunksize : 0;
+        job->parts = calloc(job->nparts ? job->nparts : 1, sizeof *job->parts);
+        if (!job->parts)
+            rc = MP_ENOMEM;
+    }
+    if (!rc)
+        rc = mp__pool_submit(pool, job);
+    if (rc) {
+        job->refs = 1;
+        mp__pool_job_unref(job);
+        return rc;
+    }
+    *result_p = job;
+    return 0;
+}
+
+int mp_pool_map_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                      const mp_call_options_t *o, mp_async_t **result_p)
+{
+    return map_async(pool, name, items, MPP_MODE_MAP, o, result_p);
+}
+
+int mp_pool_starmap_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                          const mp_call_options_t *o, mp_async_t **result_p)
+{
+    return map_async(pool, name, items, MPP_MODE_STAR, o, result_p);
+}
+
+/* Waits for a job and moves its results out. */
+static int take_results(mp_async_t *job, mp_items_t **results_p)
+{
+    int rc = mp_async_wait(job, -1);
+    if (rc == 0) {
+        pthread_mutex_lock(&job->pool->mutex);
+        rc = job->first_code;
+        *results_p = job->results;
+        job->results = NULL;
+        pthread_mutex_unlock(&job->pool->mutex);
+    }
+    mp_async_destroy(&job);
+    return rc;
+}
+
+static int map_sync(mp_pool_t *pool, const char *name, const mp_items_t *items, uint8_t mode,
+                    size_t chunksize, mp_items_t **results_p)
+{
+    if (!results_p)
+        return MP_EINVAL;
+    mp_call_options_t o = {.chunksize = chunksize};
+    mp_async_t *job;
+    int rc = map_async(pool, name, items, mode, &o, &job);
+    return rc ? rc : take_results(job, results_p);
+}
+
+int mp_pool_map(mp_pool_t *pool, const char *name, const mp_items_t *items, size_t chunksize,
+                mp_items_t **results_p)
+{
+    return map_sync(pool, name, items, MPP_MODE_MAP, chunksize, results_p);
+}
+
+int mp_pool_starmap(mp_pool_t *pool, const char *name, const mp_items_t *items, size_t chunksize,
+                    mp_items_t **results_p)
+{
+    return map_sync(pool, name, items, MPP_MODE_STAR, chunksize, results_p);
+}
+
+int mp_pool_apply(mp_pool_t *pool, const char *name, const mp_obj_t *args, mp_obj_t **result_p)
+{
+    if (!result_p)
+        return MP_EINVAL;
+    mp_async_t *job;
+    int rc = mp_pool_apply_async(pool, name, args, NULL, &job);
+    if (rc)
+        return rc;
+    rc = mp_async_get_obj(job, -1, result_p);
+    mp_async_destroy(&job);
+    return rc;
+}
+
+/* ---- AsyncResult ------------------------------------------------------------------ */
+
+static struct timespec *abs_deadline(int timeout_ms, struct timespec *ts)
+{
+    if (timeout_ms < 0)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Waits on the pool's condition until pred(arg) or the deadline. Mutex held. */
+static int wait_until(mp_pool_t *pool, const struct timespec *deadline, bool (*pred)(void *),
+                      void *arg)
+{
+    while (!pred(arg)) {
+        if (!deadline) {
+            pthread_cond_wait(&pool->cond, &pool->mutex);
+        } else if (pthread_cond_timedwait(&pool->cond, &pool->mutex, deadline) == ETIMEDOUT) {
+            return pred(arg) ? 0 : MP_ETIMEDOUT;
+        }
+    }
+    return 0;
+}
+
+static bool job_ready(void *arg)
+{
+    return ((mp_async_t *)arg)->ready;
+}
+
+int mp_async_wait(mp_async_t *job, int timeout_ms)
+{
+    if (!job)
+        return MP_EINVAL;
+    struct timespec ts;
+    pthread_mutex_lock(&job->pool->mutex);
+    int rc = wait_until(job->pool, abs_deadline(timeout_ms, &ts), job_ready, job);
+    pthread_mutex_unlock(&job->pool->mutex);
+    return rc;
+}
+
+bool mp_async_ready(mp_async_t *job)
+{
+    if (!job)
+        return false;
+    pthread_mutex_lock(&job->pool->mutex);
+    bool r = job->ready;
+    pthread_mutex_unlock(&job->pool->mutex);
+    return r;
+}
+
+bool mp_async_successful(mp_async_t *job)
+{
+    if (!job)
+        return false;
+    pthread_mutex_lock(&job->pool->mutex);
+    bool r = job->ready && job->first_code == 0;
+    pthread_mutex_unlock(&job->pool->mutex);
+    return r;
+}
+
+int mp_async_get(mp_async_t *job, int timeout_ms, const mp_items_t **results_p)
+{
+    if (!job || !results_p || job->kind == JOB_IMAP)
+        return MP_EINVAL;
+    int rc = mp_async_wait(job, timeout_ms);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&job->pool->mutex);
+    *results_p = job->results;
+    rc = job->results ? job->first_code : MP_ESTATE; /* moved out by mp_pool_map */
+    pthread_mutex_unlock(&job->pool->mutex);
+    return rc;
+}
+
+int mp_async_get_obj(mp_async_t *job, int timeout_ms, mp_obj_t **value_p)
+{
+    const mp_items_t *r;
+    if (!value_p)
+        return MP_EINVAL;
+    int rc = mp_async_get(job, timeout_ms, &r);
+    if (rc)
+        return rc;
+    if (mp_items_len(r) < 1)
+        return MP_ESTATE;
+    return mp_items_get(r, 0, value_p);
+}
+
+const mp_task_error_t *mp_async_error(mp_async_t *job)
+{
+    if (!job)
+        return NULL;
+    pthread_mutex_lock(&job->pool->mutex);
+    const mp_task_error_t *e = job->ready && job->results ? mp_items_error_at(job->results, 0) : NULL;
+    pthread_mutex_unlock(&job->pool->mutex);
+    return e;
+}
+
+void mp_async_progress(mp_async_t *job, size_t *done, size_t *total)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&job->pool->mutex);
+    if (done)
+        *done = job->done;
+    if (total)
+        *total = job->total;
+    pthread_mutex_unlock(&job->pool->mutex);
+}
+
+void mp_async_destroy(mp_async_t **job_p)
+{
+    if (!job_p || !*job_p)
+        return;
+    mp_async_t *job = *job_p;
+    mp_pool_t *pool = job->pool;
+    pthread_mutex_lock(&pool->mutex);
+    job->released = true;
+    mp__pool_job_unref(job);
+    pthread_mutex_unlock(&pool->mutex);
+    *job_p = NULL;
+}
+
+/* ---- imap ----------------------------------------------------------------------- */
+
+static int imap_new(mp_pool_t *pool, const char *name, mp_generator_fn gen, void *arg,
+                    size_t chunksize, bool unordered, mp_imap_t **it_p)
+{
+    if (!pool || !gen || !it_p)
+        return MP_EINVAL;
+    mp_imap_t *it = calloc(1, sizeof *it);
+    mp_async_t *job = job_new(pool, JOB_IMAP, name, MPP_MODE_MAP, NULL);
+    if (!it || !job) {
+        free(it);
+        free(job);
+        return name ? MP_ENOMEM : MP_EINVAL;
+    }
+    job->unordered = unordered;
+    job->gen = gen;
+    job->gen_arg = arg;
+    job->chunksize = chunksize ? chunksize : 1;
+    it->job = job;
+    int rc = mp__pool_submit(pool, job);
+    if (rc) {
+        job->refs = 1;
+        mp__pool_job_unref(job);
+        free(it);
+        return rc;
+    }
+    *it_p = it;
+    return 0;
+}
+
+int mp_pool_imap(mp_pool_t *pool, const char *name, mp_generator_fn gen, void *arg,
+                 size_t chunksize, mp_imap_t **it_p)
+{
+    return imap_new(pool, name, gen, arg, chunksize, false, it_p);
+}
+
+int mp_pool_imap_unordered(mp_pool_t *pool, const char *name, mp_generator_fn gen, void *arg,
+                           size_t chunksize, mp_imap_t **it_p)
+{
+    return imap_new(pool, name, gen, arg, chunksize, true, it_p);
+}
+
+/* The chunk the reader may read now, or NULL. */
+static cres_t *readable(mp_imap_t *it)
+{
+    cres_t *r = it->job->cres_head;
+    if (!r)
+        return NULL;
+    return it->job->unordered || r->seq == it->read_seq ? r : NULL;
+}
+
+static bool imap_can_read(void *arg)
+{
+    mp_imap_t *it = arg;
+    mp_async_t *job = it->job;
+    return it->cur || readable(it) ||
+           (job->input_done && it->returned >= job->total && job->outstanding == 0);
+}
+
+/* Positions it->cur on an unread item; false at the end. Mutex held. */
+static bool imap_advance(mp_imap_t *it)
+{
+    mp_async_t *job = it->job;
+    if (it->cur && it->pos >= it->cur->items->len) {
+        mp_items_destroy(&it->cur->items);
+        free(it->cur);
+        it->cur = NULL;
+        job->unread--;
+        mp__pool_wake(job->pool); /* the window has room again */
+    }
+    if (!it->cur) {
+        cres_t *r = readable(it);
+        if (!r)
+            return false;
+        job->cres_head = r->next;
+        if (!job->cres_head)
+            job->cres_tail = NULL;
+        r->next = NULL;
+        it->cur = r;
+        it->pos = 0;
+        it->read_seq++;
+    }
+    return true;
+}
+
+/* Reads the next item into *rd (borrowed) or reports its error. */
+static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
+{
+    if (!it)
+        return MP_EINVAL;
+    mp_pool_t *pool = it->job->pool;
+    struct timespec ts;
+    const struct timespec *deadline = abs_deadline(timeout_ms, &ts);
+    pthread_mutex_lock(&pool->mutex);
+    int rc;
+    for (;;) {
+        if (imap_advance(it))
+            break;
+        if (it->job->input_done && it->returned >= it->job->total) {
+            pthread_mutex_unlock(&pool->mutex);
+            return MP_EEOF;
+        }
+        if ((rc = wait_until(pool, deadline, imap_can_read, it))) {
+            pthread_mutex_unlock(&pool->mutex);
+            return rc;
+        }
+    }
+    size_t k = it->pos++;
+    it->returned++;
+    const mp_task_error_t *e = mp_items_error(it->cur->items, k);
+    if (it->has_error)
+        mp__task_error_free(&it->last_error);
+    it->has_error = false;
+    if (e) {
+        rc = e->code;
+        if (mp__task_error_copy(&it->last_error, e) == 0) {
+            it->last_error.index = it->cur->first + k;
+            it->has_error = true;
+        }
+    } else {
+        const void *p;
+        size_t n;
+        mp_items_packed(it->cur->items, k, &p, &n);
+        mp__rd_init(rd, p, n);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&pool->mutex);
+    return rc;
+}
+
+int mp_imap_next(mp_imap_t *it, int timeout_ms, mp_obj_t **value_p)
+{
+    if (!value_p)
+        return MP_EINVAL;
+    mp__rd_t r;
+    int rc = imap_take(it, timeout_ms, &r);
+    /* the bytes stay valid: only this reader frees the chunk it reads */
+    return rc ? rc : mp__rd_obj(&r, value_p);
+}
+
+int mp_imap_next_int(mp_imap_t *it, int timeout_ms, int64_t *value)
+{
+    if (!value)
+        return MP_EINVAL;
+    mp__rd_t r;
+    int rc = imap_take(it, timeout_ms, &r);
+    return rc ? rc : mp__rd_int(&r, value);
+}
+
+const mp_task_error_t *mp_imap_error(const mp_imap_t *it)
+{
+    return it && it->has_error ? &it->last_error : NULL;
+}
+
+void mp_imap_progress(const mp_imap_t *it, size_t *returned, size_t *submitted)
+{
+    if (!it)
+        return;
+    pthread_mutex_lock(&it->job->pool->mutex);
+    if (returned)
+        *returned = it->returned;
+    if (submitted)
+        *submitted = it->job->total;
+    pthread_mutex_unlock(&it->job->pool->mutex);
+}
+
+void mp_imap_destroy(mp_imap_t **it_p)
+{
+    if (!it_p || !*it_p)
+        return;
+    mp_imap_t *it = *it_p;
+    mp_async_t *job = it->job;
+    mp_pool_t *pool = job->pool;
+    pthread_mutex_lock(&pool->mutex);
+    job->input_done = true; /* the I/O thread stops pulling input */
+    if (job->done >= job->total && !job->ready) {
+        job->ready = true;
+        pool->active_jobs--;
+        job->refs--; /* the pool's reference: nothing more will arrive */
+        pthread_cond_broadcast(&pool->cond);
+    }
+    if (it->cur) {
+        mp_items_destroy(&it->cur->items);
+        free(it->cur);
+    }
+    if (it->has_error)
+        mp__task_error_free(&it->last_error);
+    job->released = true;
+    mp__pool_job_unref(job);
+    pthread_mutex_unlock(&pool->mutex);
+    free(it);
+    *it_p = NULL;
+}

@@ -1,0 +1,162 @@
+/*  pool_impl.h - the pool's internals, shared by pool.c (lifecycle, the I/O
+    thread, the wire) and job.c (calls, results, AsyncResult, imap).
+
+    Locking: pool->mutex guards every field below that both the I/O thread
+    and callers touch (jobs, chunks, counters, state). pool->cond is
+    broadcast whenever a job progresses or the pool's state changes.
+    Callbacks and generators run on the I/O thread without the mutex.
+*/
+#ifndef MP_POOL_IMPL_H_INCLUDED
+#define MP_POOL_IMPL_H_INCLUDED
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "items_impl.h"
+#include "mp/broker.h"
+#include "mp/pool.h"
+#include "mp/process.h"
+#include "wire.h"
+
+enum { JOB_APPLY, JOB_MAP, JOB_IMAP };
+
+/* A finished chunk's results, for imap's reader. */
+typedef struct cres {
+    size_t seq;
+    size_t first; /* job index of its first item */
+    mp_items_t *items;
+    struct cres *next;
+} cres_t;
+
+struct mp_async {
+    mp_pool_t *pool;
+    int kind;
+    bool unordered;
+    char name[MPP_MAX_NAME + 1];
+    uint8_t mode;
+    int refs; /* the caller's handle + the pool while not ready */
+    bool released;
+    /* input */
+    mp_items_t *input; /* map: a copy; apply: the one argument tuple */
+    size_t total;      /* items (imap: produced so far) */
+    size_t chunksize;
+    size_t next_item; /* next input item to send */
+    size_t next_seq;  /* next chunk sequence number */
+    mp_generator_fn gen;
+    void *gen_arg;
+    bool input_done;
+    bool in_send_queue;
+    struct mp_async *send_next;
+    /* results */
+    size_t done;
+    size_t outstanding; /* chunks sent, not finished */
+    mp_items_t **parts; /* map: finished chunk results by seq */
+    size_t nparts;
+    mp_items_t *results;
+    bool ready;
+    int first_code;
+    mp_call_options_t call;
+    /* imap */
+    cres_t *cres_head, *cres_tail;
+    size_t unread; /* finished chunks not fully read */
+};
+
+struct mp_imap {
+    mp_async_t *job;
+    cres_t *cur;
+    size_t pos;
+    size_t read_seq; /* ordered: the next chunk to read */
+    size_t returned;
+    mp_task_error_t last_error;
+    bool has_error;
+};
+
+/* A piece of a chunk's results (a RESULT message), before the chunk is whole. */
+typedef struct piece {
+    size_t base;
+    mp_items_t *items;
+    struct piece *next;
+} piece_t;
+
+typedef struct chunk {
+    uint64_t id;
+    mp_async_t *job;      /* map / imap / single apply */
+    mp_async_t **targets; /* coalesced applies: item k belongs to targets[k] */
+    size_t count;
+    size_t seq;   /* map/imap: chunk number in its job */
+    size_t first; /* map/imap: job index of item 0 */
+    size_t received;
+    piece_t *pieces;
+    struct chunk *hnext;
+} chunk_t;
+
+#define POOL_BUCKETS 1024
+
+struct mp_pool {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    /* configuration */
+    bool embedded;
+    char endpoint[512];  /* what the DEALER connects to */
+    char ipc_path[400];  /* embedded: the ipc file */
+    int processes_wanted;
+    int window;
+    int heartbeat_ms;
+    int timeout_ms;
+    zmq_msg_t init; /* the init frame, when an initializer is set */
+    bool has_init;
+    /* embedded parts */
+    void *ctx;
+    mp_broker_t *broker;
+    mp_process_t *worker;
+    int stop_pipe[2];
+    /* I/O thread */
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd; /* eventfd */
+    void *sock;  /* DEALER, owned by the I/O thread */
+    uint64_t last_heard;
+    /* shared state (mutex) */
+    bool connected;
+    int processes; /* executors, from the broker */
+    bool closed, terminated, stopping;
+    int connect_error;
+    mp_async_t *send_head, *send_tail; /* jobs with input to send */
+    size_t inflight;                   /* chunks sent, not finished */
+    uint64_t next_chunk_id;
+    chunk_t *buckets[POOL_BUCKETS];
+    size_t active_jobs; /* not ready yet */
+    size_t callback_errors;
+    /* status request */
+    mp_obj_t *status;
+    bool status_wanted, status_sent;
+};
+
+/* ---- job.c: called by pool.c with the mutex held unless said ----------- */
+
+/* A finished chunk (whole): hands its results to its job(s). Takes items.
+   Appends jobs that became ready to *ready (to run callbacks unlocked). */
+void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_async_t ***ready,
+                         size_t *nready, size_t *readycap);
+/* Runs the callbacks of ready jobs and drops the pool's reference (mutex
+   NOT held). */
+void mp__pool_run_callbacks(mp_pool_t *pool, mp_async_t **ready, size_t n);
+/* Fails items [from, from+count) of a chunk-less part of job (unsent input)
+   with code/message; used when the broker is lost or the pool terminates. */
+void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char *msg,
+                          mp_async_t ***ready, size_t *nready, size_t *readycap);
+/* A result list of count nils, each failed with code/message. NULL on ENOMEM. */
+mp_items_t *mp__pool_failed_items(const char *task, size_t count, size_t first_index, int code,
+                                  const char *msg);
+void mp__pool_job_unref(mp_async_t *job);
+/* Wakes the I/O thread (any thread, mutex or not). */
+void mp__pool_wake(mp_pool_t *pool);
+/* Adds a job to the send queue and wakes the I/O thread. */
+int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
+/* Decodes a RESULT's errors frame into items (index relative to base). */
+int mp__pool_decode_errors(mp_items_t *items, const char *task, const void *data, size_t size,
+                           size_t base);
+
+#endif

@@ -1,0 +1,59 @@
+/*  mp/broker.h - the MPP/1 broker engine (docs/PROTOCOL.md), embeddable.
+
+    mp_broker_new binds a ROUTER socket to every endpoint given and runs the
+    broker in its own thread until mp_broker_destroy. mp-broker is a thin
+    program around it; an embedded pool runs one inside the calling program.
+
+    Endpoints: "tcp://127.0.0.1:0" or "tcp://HOST:*" pick a free port;
+    mp_broker_endpoint() returns what was actually bound (with the port).
+
+    Thread-safety: a broker handle may be used from one thread at a time;
+    the broker's own thread never calls back into the caller.
+    Fork: never fork a process that has a live broker unless the child only
+    execs (ZeroMQ contexts and threads do not survive fork). Signals: none
+    are handled here; mp-broker handles SIGTERM/SIGINT itself.
+*/
+#ifndef MP_BROKER_H_INCLUDED
+#define MP_BROKER_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mp/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_broker mp_broker_t;
+
+typedef struct {
+    const char *const *binds; /* endpoints to bind, at least one */
+    size_t nbinds;
+    void *zmq_context;        /* NULL: the broker makes its own */
+    int heartbeat_ms;         /* 0: 1000 */
+    int max_attempts;         /* 0: 3 */
+    size_t max_message;       /* bytes; 0: 64 MiB */
+    size_t max_queued;        /* chunks per client; 0: 4096 */
+    int verbose;              /* 0: warnings only; 1: lifecycle too; 2: every event
+                                 (sets the process's log level when > 0) */
+} mp_broker_options_t;
+
+/* Binds and starts the broker thread. On success *broker_p is a new broker
+   the caller owns. Fails with the libzmq error of a bind as -errno (for
+   example -EADDRINUSE), MP_EINVAL, or MP_ENOMEM; nothing is left running. */
+MP_EXPORT int mp_broker_new(const mp_broker_options_t *options, mp_broker_t **broker_p);
+
+/* Stops the broker (peers are sent DISCONNECT), joins its thread, unbinds
+   and removes its ipc files. Safe on NULL and twice. */
+MP_EXPORT void mp_broker_destroy(mp_broker_t **broker_p);
+
+/* The endpoints actually bound, in the order given. */
+MP_EXPORT size_t mp_broker_endpoint_count(const mp_broker_t *broker);
+MP_EXPORT const char *mp_broker_endpoint(const mp_broker_t *broker, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,185 @@
+/*  mp/pool.h - Pool: Python's multiprocessing.Pool, local or distributed.
+
+    mp_pool_new() with no broker address (and no MP_BROKER in the
+    environment) starts an embedded pool: a broker thread inside this
+    program and one worker process forked from it with N executors, talking
+    over ipc://. With an address ("tcp://host:5555") the same calls run on a
+    cluster of mp-worker processes behind mp-broker. Tasks are named C
+    functions (mp/task.h); the embedded pool's executors are forked from this
+    program, so every MP_TASK it defines is available to them.
+
+        mp_pool_t *pool;
+        mp_pool_new(NULL, &pool);                  // embedded, cpu_count executors
+        mp_items_t *in = mp_items_new(), *out = NULL;
+        for (int i = 0; i < 1000; i++) mp_items_add_int(in, i);
+        mp_pool_map(pool, "square", in, 0, &out);  // results in input order
+        ...
+        mp_pool_destroy(&pool);                    // no process, file or shm left
+
+    Python parity: apply, apply_async, map, map_async, imap, imap_unordered,
+    starmap, starmap_async, close, terminate, join; chunksize (0 = automatic,
+    ceil(n / (4 * executors)) as Python); initializer + initargs;
+    maxtasksperchild; callback + error_callback; AsyncResult get(timeout),
+    wait(timeout), ready, successful. Beyond Python: a killed or crashed
+    executor never hangs a call (retried, then MP_EWORKERLOST naming the
+    signal); imap pulls its input lazily through a bounded window; a running
+    map reports done/total; errors carry code, message, task, host and pid.
+
+    Results: a call that completes returns 0 when every item succeeded, or
+    the code of its first failed item (MP_ETASK, MP_EWORKERLOST,
+    MP_EUNKNOWNTASK, MP_EBADARGS, MP_EBROKERLOST, MP_ECANCELLED); the results
+    are delivered in both cases, failed items read as nil, and
+    mp_items_error() says why each failed.
+
+    Thread-safety: every call may be made from any thread. Callbacks run on
+    the pool's I/O thread: they must not wait for another result of the same
+    pool (as in Python, that would wait forever). Fork: an embedded pool
+    forks its worker process before it creates its ZeroMQ context; never
+    fork a process that has a live pool unless the child only execs.
+    Signals: none used; SIGPIPE is never raised.
+*/
+#ifndef MP_POOL_H_INCLUDED
+#define MP_POOL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mp/export.h"
+#include "mp/items.h"
+#include "mp/obj.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_pool mp_pool_t;
+typedef struct mp_async mp_async_t;
+typedef struct mp_imap mp_imap_t;
+
+typedef struct {
+    const char *broker;       /* NULL: $MP_BROKER if set, else an embedded pool */
+    int processes;            /* embedded: executors (0: mp_cpu_count()) */
+    const char *initializer;  /* task run once per executor before this pool's tasks */
+    const mp_obj_t *initargs; /* its arguments: an array, or NULL */
+    int maxtasksperchild;     /* embedded: replace an executor after N chunks (0: never) */
+    int window;               /* chunks in flight (0: max(8, 4 * executors)) */
+    int heartbeat_ms;         /* 0: 1000 */
+    int connect_timeout_ms;   /* broker handshake / embedded start-up (0: 10000) */
+} mp_pool_options_t;
+
+/* Called on the pool's I/O thread when a call completes. A nonzero return is
+   counted (mp_pool_callback_errors) and logged; it never hangs the pool. */
+typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
+/* Called instead of callback when the call failed, with its first error. */
+typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
+
+typedef struct {
+    size_t chunksize;                    /* 0: automatic (imap: 1, as Python) */
+    mp_callback_fn callback;
+    mp_error_callback_fn error_callback;
+    void *arg;                           /* passed to both */
+} mp_call_options_t;
+
+/* Generator for imap: append exactly one item to out and return 0, or
+   return MP_EEOF at the end (any other negative code ends the input and
+   fails the call with it). Called on the pool's I/O thread, only as the
+   window has room. */
+typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
+
+/* ---- the pool ------------------------------------------------------------- */
+
+/* options may be NULL. On success *pool_p is a new pool the caller owns.
+   Fails with MP_EBROKERLOST (no broker answered within the timeout),
+   -errno of a failed bind/fork, MP_EINVAL or MP_ENOMEM. */
+MP_EXPORT int mp_pool_new(const mp_pool_options_t *options, mp_pool_t **pool_p);
+/* Terminates (outstanding calls end with MP_ECANCELLED), stops the embedded
+   broker and workers, frees everything. Safe on NULL and twice. */
+MP_EXPORT void mp_pool_destroy(mp_pool_t **pool_p);
+
+/* No more calls (they fail with MP_ESTATE); outstanding ones finish. */
+MP_EXPORT int mp_pool_close(mp_pool_t *pool);
+/* Ends every outstanding call now with MP_ECANCELLED and stops the embedded
+   workers (cluster workers finish what they run; results are dropped). */
+MP_EXPORT int mp_pool_terminate(mp_pool_t *pool);
+/* After close or terminate: waits for outstanding calls, then for the
+   embedded workers to exit. MP_ESTATE when neither was called. */
+MP_EXPORT int mp_pool_join(mp_pool_t *pool);
+
+/* Executors serving the pool right now (embedded: its own; cluster: all). */
+MP_EXPORT int mp_pool_processes(const mp_pool_t *pool);
+/* The broker's STATUS map (docs/PROTOCOL.md 4.3); caller owns *status_p. */
+MP_EXPORT int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p);
+/* Callbacks that returned nonzero so far. */
+MP_EXPORT size_t mp_pool_callback_errors(const mp_pool_t *pool);
+
+/* ---- calls ---------------------------------------------------------------- */
+
+/* apply(name, *args): args is an array (NULL: no arguments). Blocks; on
+   success *result_p is the value (caller owns). On failure returns the
+   error code and leaves *result_p alone (use apply_async + mp_async_error
+   for the message). */
+MP_EXPORT int mp_pool_apply(mp_pool_t *pool, const char *name, const mp_obj_t *args,
+                            mp_obj_t **result_p);
+MP_EXPORT int mp_pool_apply_async(mp_pool_t *pool, const char *name, const mp_obj_t *args,
+                                  const mp_call_options_t *options, mp_async_t **result_p);
+
+/* map(name, items): each item is the single argument of one call. Blocks;
+   *results_p (caller owns) holds one result per item, in input order. The
+   input is copied: it may be freed as soon as the call returns. */
+MP_EXPORT int mp_pool_map(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                          size_t chunksize, mp_items_t **results_p);
+MP_EXPORT int mp_pool_map_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                                const mp_call_options_t *options, mp_async_t **result_p);
+/* starmap: each item is an argument tuple (mp_items_add_tuple). */
+MP_EXPORT int mp_pool_starmap(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                              size_t chunksize, mp_items_t **results_p);
+MP_EXPORT int mp_pool_starmap_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
+                                    const mp_call_options_t *options, mp_async_t **result_p);
+
+/* imap / imap_unordered: input from gen, results through mp_imap_next, in
+   input order (imap) or as they complete (imap_unordered). At most `window`
+   chunks are in flight or finished-but-unread, so memory stays constant
+   whatever the input's length. chunksize 0 means 1, as Python. */
+MP_EXPORT int mp_pool_imap(mp_pool_t *pool, const char *name, mp_generator_fn gen, void *gen_arg,
+                           size_t chunksize, mp_imap_t **it_p);
+MP_EXPORT int mp_pool_imap_unordered(mp_pool_t *pool, const char *name, mp_generator_fn gen,
+                                     void *gen_arg, size_t chunksize, mp_imap_t **it_p);
+
+/* Next result: 0 and *value_p (caller owns); MP_EEOF when every result was
+   returned; MP_ETIMEDOUT; or the item's error code (*value_p untouched,
+   mp_imap_error tells why; the iteration goes on). */
+MP_EXPORT int mp_imap_next(mp_imap_t *it, int timeout_ms, mp_obj_t **value_p);
+/* Same, as an int (MP_ETYPE when the result is not one). */
+MP_EXPORT int mp_imap_next_int(mp_imap_t *it, int timeout_ms, int64_t *value);
+/* The error of the item mp_imap_next last reported failed, or NULL. */
+MP_EXPORT const mp_task_error_t *mp_imap_error(const mp_imap_t *it);
+/* Items produced so far and results returned so far. */
+MP_EXPORT void mp_imap_progress(const mp_imap_t *it, size_t *returned, size_t *submitted);
+/* Stops pulling input, drops what is not read. Safe on NULL and twice. */
+MP_EXPORT void mp_imap_destroy(mp_imap_t **it_p);
+
+/* ---- AsyncResult ------------------------------------------------------------ */
+
+/* 0 when ready, MP_ETIMEDOUT. */
+MP_EXPORT int mp_async_wait(mp_async_t *result, int timeout_ms);
+MP_EXPORT bool mp_async_ready(mp_async_t *result);
+/* True when ready and every item succeeded. */
+MP_EXPORT bool mp_async_successful(mp_async_t *result);
+/* Waits up to timeout_ms; then *results_p is the results (borrowed: valid
+   until mp_async_destroy) and the return value is 0 or the first item's
+   error code. MP_ETIMEDOUT leaves *results_p alone. */
+MP_EXPORT int mp_async_get(mp_async_t *result, int timeout_ms, const mp_items_t **results_p);
+/* For apply_async: the single value, decoded (caller owns). */
+MP_EXPORT int mp_async_get_obj(mp_async_t *result, int timeout_ms, mp_obj_t **value_p);
+/* The first error (lowest index), or NULL (not ready, or none). */
+MP_EXPORT const mp_task_error_t *mp_async_error(mp_async_t *result);
+/* Items finished and items in the call, while it runs. */
+MP_EXPORT void mp_async_progress(mp_async_t *result, size_t *done, size_t *total);
+/* Releases the handle; a call still running completes unobserved. */
+MP_EXPORT void mp_async_destroy(mp_async_t **result_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,406 @@
+/*  items.c - mp_items_t: msgpack values back to back, plus an index.
+
+    Invariant: buf holds exactly len complete values (plus the members of an
+    open tuple, not yet indexed); off[i] is where value i starts; value i
+    ends where value i+1 starts, or at buf.size for the last one when no
+    tuple is open. Errors are kept sorted by index (insertion keeps order;
+    results arrive mostly in order, so that is an append).
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "items_impl.h"
+#include "wire.h"
+
+mp_items_t *mp_items_new(void)
+{
+    mp_items_t *l = calloc(1, sizeof *l);
+    if (l)
+        mp__buf_init(&l->buf, NULL, 0);
+    return l;
+}
+
+void mp__task_error_free(mp_task_error_t *e)
+{
+    free((char *)e->message);
+    free((char *)e->task);
+    free((char *)e->host);
+    memset(e, 0, sizeof *e);
+}
+
+void mp_items_destroy(mp_items_t **l_p)
+{
+    if (!l_p || !*l_p)
+        return;
+    mp_items_t *l = *l_p;
+    mp__buf_release(&l->buf);
+    free(l->off);
+    for (size_t i = 0; i < l->nerr; i++)
+        mp__task_error_free(&l->err[i]);
+    free(l->err);
+    free(l);
+    *l_p = NULL;
+}
+
+static int reserve_index(mp_items_t *l, size_t extra)
+{
+    if (l->cap - l->len >= extra)
+        return 0;
+    size_t cap = l->cap ? l->cap : 64;
+    while (cap - l->len < extra)
+        cap *= 2;
+    size_t *off = realloc(l->off, cap * sizeof *off);
+    if (!off)
+        return MP_ENOMEM;
+    l->off = off;
+    l->cap = cap;
+    return 0;
+}
+
+/* Called before writing one value at the end of buf: indexes it unless it
+   is a tuple member (the tuple itself was indexed when it was opened). */
+static int begin_value(mp_items_t *l)
+{
+    if (l->tuple_left) {
+        l->tuple_left--;
+        return 0;
+    }
+    if (reserve_index(l, 1))
+        return MP_ENOMEM;
+    l->off[l->len] = l->buf.size;
+    return 1; /* "index it once written" */
+}
+
+/* Finishes an append: rc from the writer, idx from begin_value. */
+static int end_value(mp_items_t *l, int idx, size_t start, int rc)
+{
+    if (rc) {
+        l->buf.size = start; /* roll back a partial write */
+        if (!idx)
+            l->tuple_left++;
+        return rc;
+    }
+    if (idx || l->tuple_left == 0) /* a value, or the last member of a tuple */
+        l->len++;
+    return 0;
+}
+
+/* Where the complete items end (an open tuple starts there). */
+static size_t items_end(const mp_items_t *l)
+{
+    return l->tuple_left ? l->off[l->len] : l->buf.size;
+}
+
+#define ADD(l, expr)                                                                               \
+    do {                                                                                           \
+        if (!(l))                                                                                  \
+            return MP_EINVAL;                                                                      \
+        size_t start_ = (l)->buf.size;                                                             \
+        int idx_ = begin_value(l);                                                                 \
+        if (idx_ < 0)                                                                              \
+            return idx_;                                                                           \
+        mp__buf_t *b = &(l)->buf;                                                                  \
+        return end_value(l, idx_, start_, (expr));                                                 \
+    } while (0)
+
+int mp_items_add_nil(mp_items_t *l)
+{
+    ADD(l, mp__w_nil(b));
+}
+
+int mp_items_add_bool(mp_items_t *l, bool v)
+{
+    ADD(l, mp__w_bool(b, v));
+}
+
+int mp_items_add_int(mp_items_t *l, int64_t v)
+{
+    ADD(l, mp__w_int(b, v));
+}
+
+int mp_items_add_uint(mp_items_t *l, uint64_t v)
+{
+    ADD(l, mp__w_uint(b, v));
+}
+
+int mp_items_add_float(mp_items_t *l, double v)
+{
+    ADD(l, mp__w_float(b, v));
+}
+
+int mp_items_add_str(mp_items_t *l, const char *s)
+{
+    if (!s)
+        return MP_EINVAL;
+    ADD(l, mp__w_strn(b, s, strlen(s)));
+}
+
+int mp_items_add_strn(mp_items_t *l, const char *s, size_t n)
+{
+    if (!s && n)
+        return MP_EINVAL;
+    ADD(l, mp__w_strn(b, s, n));
+}
+
+int mp_items_add_bin(mp_items_t *l, const void *p, size_t n)
+{
+    if (!p && n)
+        return MP_EINVAL;
+    ADD(l, mp__w_bin(b, p, n));
+}
+
+int mp_items_add_obj(mp_items_t *l, const mp_obj_t *o)
+{
+    if (!o)
+        return MP_EINVAL;
+    ADD(l, mp__obj_pack_into(o, b));
+}
+
+static int check_one_value(const void *data, size_t size)
+{
+    mp__rd_t r;
+    mp__rd_init(&r, data, size);
+    if (mp__rd_skip(&r) || mp__rd_left(&r))
+        return MP_EINVAL;
+    return 0;
+}
+
+int mp_items_add_packed(mp_items_t *l, const void *data, size_t size)
+{
+    if (!data || check_one_value(data, size))
+        return MP_EINVAL;
+    ADD(l, mp__w_raw(b, data, size));
+}
+
+int mp_items_add_tuple(mp_items_t *l, size_t argc)
+{
+    if (!l)
+        return MP_EINVAL;
+    if (l->tuple_left)
+        return MP_ESTATE;
+    size_t start = l->buf.size;
+    if (reserve_index(l, 1))
+        return MP_ENOMEM;
+    int rc = mp__w_array(&l->buf, argc);
+    if (rc) {
+        l->buf.size = start;
+        return rc;
+    }
+    l->off[l->len] = start;
+    if (argc == 0)
+        l->len++;
+    else
+        l->tuple_left = argc;
+    return 0;
+}
+
+int mp_items_add_ints(mp_items_t *l, const int64_t *v, size_t n)
+{
+    if (!l || (!v && n) || l->tuple_left)
+        return l && l->tuple_left ? MP_ESTATE : MP_EINVAL;
+    if (reserve_index(l, n) || mp__buf_reserve(&l->buf, n * 9))
+        return MP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        l->off[l->len++] = l->buf.size;
+        mp__w_int(&l->buf, v[i]); /* room reserved: cannot fail */
+    }
+    return 0;
+}
+
+size_t mp_items_len(const mp_items_t *l)
+{
+    return l ? l->len : 0;
+}
+
+static int item_reader(const mp_items_t *l, size_t i, mp__rd_t *r)
+{
+    if (!l || i >= l->len)
+        return MP_EINVAL;
+    size_t end = i + 1 < l->len ? l->off[i + 1] : items_end(l);
+    mp__rd_init(r, l->buf.data + l->off[i], end - l->off[i]);
+    return 0;
+}
+
+mp_obj_type_t mp_items_type(const mp_items_t *l, size_t i)
+{
+    mp__rd_t r;
+    if (item_reader(l, i, &r))
+        return MP_OBJ_NIL;
+    int t = mp__rd_peek(&r);
+    return t < 0 ? MP_OBJ_NIL : (mp_obj_type_t)t;
+}
+
+int mp_items_int(const mp_items_t *l, size_t i, int64_t *v)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    return rc ? rc : mp__rd_int(&r, v);
+}
+
+int mp_items_float(const mp_items_t *l, size_t i, double *v)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    return rc ? rc : mp__rd_float(&r, v);
+}
+
+int mp_items_str(const mp_items_t *l, size_t i, const char **s, size_t *n)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    return rc ? rc : mp__rd_str(&r, s, n);
+}
+
+int mp_items_bin(const mp_items_t *l, size_t i, const void **p, size_t *n)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    return rc ? rc : mp__rd_bin(&r, p, n);
+}
+
+int mp_items_get(const mp_items_t *l, size_t i, mp_obj_t **o_p)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    return rc ? rc : mp__rd_obj(&r, o_p);
+}
+
+int mp_items_packed(const mp_items_t *l, size_t i, const void **p, size_t *n)
+{
+    mp__rd_t r;
+    int rc = item_reader(l, i, &r);
+    if (rc)
+        return rc;
+    *p = r.p;
+    *n = mp__rd_left(&r);
+    return 0;
+}
+
+int mp_items_ints(const mp_items_t *l, int64_t *out)
+{
+    if (!l || (!out && l->len))
+        return MP_EINVAL;
+    mp__rd_t r;
+    mp__rd_init(&r, l->buf.data, items_end(l));
+    for (size_t i = 0; i < l->len; i++) {
+        int rc = mp__rd_int(&r, &out[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t count)
+{
+    if (l->tuple_left)
+        return MP_ESTATE;
+    if (reserve_index(l, count) || mp__buf_reserve(&l->buf, size))
+        return MP_ENOMEM;
+    size_t base = l->buf.size;
+    mp__rd_t r;
+    mp__rd_init(&r, data, size);
+    for (size_t i = 0; i < count; i++) {
+        l->off[l->len + i] = base + (size_t)(r.p - (const uint8_t *)data);
+        if (mp__rd_skip(&r))
+            return MP_EBADMSG;
+    }
+    if (mp__rd_left(&r))
+        return MP_EBADMSG;
+    memcpy(l->buf.data + base, data, size);
+    l->buf.size += size;
+    l->len += count;
+    return 0;
+}
+
+void mp__items_span(const mp_items_t *l, size_t a, size_t b, const char **p, size_t *n)
+{
+    size_t start = a < l->len ? l->off[a] : items_end(l);
+    size_t end = b < l->len ? l->off[b] : items_end(l);
+    *p = l->buf.data + start;
+    *n = end - start;
+}
+
+int mp__task_error_copy(mp_task_error_t *dst, const mp_task_error_t *src)
+{
+    *dst = *src;
+    dst->message = strdup(src->message ? src->message : "");
+    dst->task = strdup(src->task ? src->task : "");
+    dst->host = strdup(src->host ? src->host : "");
+    if (!dst->message || !dst->task || !dst->host) {
+        mp__task_error_free(dst);
+        return MP_ENOMEM;
+    }
+    return 0;
+}
+
+static int reserve_errors(mp_items_t *l, size_t extra)
+{
+    if (l->errcap - l->nerr >= extra)
+        return 0;
+    size_t cap = l->errcap ? l->errcap : 8;
+    while (cap - l->nerr < extra)
+        cap *= 2;
+    mp_task_error_t *e = realloc(l->err, cap * sizeof *e);
+    if (!e)
+        return MP_ENOMEM;
+    l->err = e;
+    l->errcap = cap;
+    return 0;
+}
+
+/* Inserts an owned error keeping index order. */
+static void insert_error(mp_items_t *l, const mp_task_error_t *e)
+{
+    size_t k = l->nerr;
+    while (k > 0 && l->err[k - 1].index > e->index)
+        k--;
+    memmove(&l->err[k + 1], &l->err[k], (l->nerr - k) * sizeof *e);
+    l->err[k] = *e;
+    l->nerr++;
+}
+
+int mp__items_add_error(mp_items_t *l, const mp_task_error_t *e)
+{
+    mp_task_error_t copy;
+    if (reserve_errors(l, 1) || mp__task_error_copy(&copy, e))
+        return MP_ENOMEM;
+    insert_error(l, &copy);
+    return 0;
+}
+
+int mp__items_take_errors(mp_items_t *dst, mp_items_t *src, size_t offset)
+{
+    if (reserve_errors(dst, src->nerr))
+        return MP_ENOMEM;
+    for (size_t k = 0; k < src->nerr; k++) {
+        src->err[k].index += offset;
+        insert_error(dst, &src->err[k]);
+    }
+    src->nerr = 0;
+    return 0;
+}
+
+size_t mp_items_nerrors(const mp_items_t *l)
+{
+    return l ? l->nerr : 0;
+}
+
+const mp_task_error_t *mp_items_error(const mp_items_t *l, size_t i)
+{
+    if (!l)
+        return NULL;
+    size_t lo = 0, hi = l->nerr;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->err[mid].index < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->nerr && l->err[lo].index == i ? &l->err[lo] : NULL;
+}
+
+const mp_task_error_t *mp_items_error_at(const mp_items_t *l, size_t k)
+{
+    return l && k < l->nerr ? &l->err[k] : NULL;
+}

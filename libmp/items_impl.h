@@ -1,0 +1,31 @@
+/*  items_impl.h - what the pool and the worker need inside mp_items_t.
+    Not installed. */
+#ifndef MP_ITEMS_IMPL_H_INCLUDED
+#define MP_ITEMS_IMPL_H_INCLUDED
+
+#include "internal.h"
+#include "mp/items.h"
+
+struct mp_items {
+    mp__buf_t buf;      /* the items, msgpack, back to back */
+    size_t *off;        /* off[i]: where item i starts in buf */
+    size_t len, cap;    /* complete items; capacity of off */
+    size_t tuple_left;  /* members still to come in an open tuple */
+    mp_task_error_t *err; /* failures, kept sorted by index */
+    size_t nerr, errcap;
+};
+
+/* Appends count values already encoded back to back in data[0..size),
+   validating each. 0, MP_EBADMSG (not exactly count values), MP_ENOMEM. */
+int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t count);
+/* Items [a, b) as one contiguous byte range (borrowed). */
+void mp__items_span(const mp_items_t *l, size_t a, size_t b, const char **p, size_t *n);
+/* Records a failure of item index (copies the strings; NULL means ""). The
+   item itself must be added (as nil) by the caller. 0 or MP_ENOMEM. */
+int mp__items_add_error(mp_items_t *l, const mp_task_error_t *e);
+/* Moves every error of src into dst, adding offset to their indexes. */
+int mp__items_take_errors(mp_items_t *dst, mp_items_t *src, size_t offset);
+void mp__task_error_free(mp_task_error_t *e);
+int mp__task_error_copy(mp_task_error_t *dst, const mp_task_error_t *src);
+
+#endif
