@@ -94,7 +94,7 @@ static void chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
             }
             mp__items_span(p->items, 0, p->items->len, &data, &size);
             if (mp__items_append_packed(all, data, size, p->items->len) ||
-                mp__items_take_errors(all, p->items, 0))
+                mp__items_take_errors(all, p->items, at))
                 mp_items_destroy(&all);
             at += p->items->len;
         }

@@ -264,7 +264,15 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 close(sv[0]);
                 close(ctl);
                 close(sfd);
-                sigprocmask(SIG_UNBLOCK, &mask, NULL);
+                /* a crash is a crash: not the host program's handler (a
+                   test framework's, say) running in the executor */
+                static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+                                            SIGTERM, SIGINT, SIGCHLD};
+                for (size_t k = 0; k < MP__ARRAY_SIZE(fatal); k++)
+                    signal(fatal[k], SIG_DFL);
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() == 1)
                     _exit(1);

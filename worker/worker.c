@@ -197,7 +197,9 @@ static void assign(worker_t *w)
 {
     for (int i = 0; i < w->nex && w->queue_head; i++) {
         exec_t *e = &w->ex[i];
-        if (e->state != EX_IDLE)
+        /* an executor that has run maxtasksperchild dispatches is leaving */
+        if (e->state != EX_IDLE ||
+            (w->o.maxtasksperchild > 0 && e->dispatches >= (unsigned)w->o.maxtasksperchild))
             continue;
         job_t *j = w->queue_head;
         w->queue_head = j->next;
@@ -377,8 +379,12 @@ static void on_zygote(worker_t *w)
             mp__log(MP_LOG_DEBUG, WHO, "executor %d started: pid %d", e->slot, (int)e->pid);
             break;
         case ZYGOTE_EXITED:
-            if (ev.pid == e->pid)
-                executor_exited(w, e, ev.status);
+            if (ev.pid != e->pid)
+                break;
+            /* its last reply may still be in the socket: read it first */
+            while (e->fd >= 0 && e->job)
+                executor_readable(w, e);
+            executor_exited(w, e, ev.status);
             break;
         case ZYGOTE_FAILED:
             mp__log(MP_LOG_ERROR, WHO, "cannot start executor %d: %s", ev.slot,

@@ -1,0 +1,81 @@
+/*  test_tasks.c - tasks for the pool tests: built into the test programs
+    (embedded pools fork them) and as libtest_tasks.so (mp-worker --tasks).
+*/
+#include <mp.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t init_value = -1; /* set by set_init in each executor */
+
+MP_TASK(square)
+{
+    int64_t x = mp_task_int(task, 0);
+    return mp_task_return_int(task, x * x);
+}
+
+MP_TASK(add)
+{
+    return mp_task_return_int(task, mp_task_int(task, 0) + mp_task_int(task, 1));
+}
+
+/* fails odd inputs with code 42 */
+MP_TASK(even_only)
+{
+    int64_t x = mp_task_int(task, 0);
+    if (x % 2)
+        return mp_task_fail(task, 42, "odd input %lld", (long long)x);
+    return mp_task_return_int(task, x);
+}
+
+/* sleep_ms(ms [, value]) -> value (or ms) after sleeping */
+MP_TASK(sleep_ms)
+{
+    int64_t ms = mp_task_int(task, 0);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    return mp_task_return_int(task, mp_task_argc(task) > 1 ? mp_task_int(task, 1) : ms);
+}
+
+/* slow_square(x): x*x after 200 us (a map that takes a while) */
+MP_TASK(slow_square)
+{
+    int64_t x = mp_task_int(task, 0);
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+    return mp_task_return_int(task, x * x);
+}
+
+/* crash_on(x, bad): SIGSEGV when x == bad, else x */
+MP_TASK(crash_on)
+{
+    int64_t x = mp_task_int(task, 0), bad = mp_task_int(task, 1);
+    if (x == bad)
+        raise(SIGSEGV);
+    return mp_task_return_int(task, x);
+}
+
+/* die_once(x, bad): SIGKILL itself on x == bad in attempt 1 only */
+MP_TASK(die_once)
+{
+    int64_t x = mp_task_int(task, 0), bad = mp_task_int(task, 1);
+    if (x == bad && mp_task_attempt(task) == 1)
+        raise(SIGKILL);
+    return mp_task_return_int(task, x);
+}
+
+MP_TASK(set_init)
+{
+    init_value = mp_task_int(task, 0);
+    return 0;
+}
+
+MP_TASK(get_init)
+{
+    return mp_task_return_int(task, init_value);
+}
+
+MP_TASK(get_pid)
+{
+    return mp_task_return_int(task, getpid());
+}

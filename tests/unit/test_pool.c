@@ -1,0 +1,459 @@
+/*  test_pool.c - the embedded pool: every call, in order; errors, timeouts,
+    callbacks, crashes, initializer, maxtasksperchild, terminate; nothing
+    left behind (no process, no ipc file, no shm).
+*/
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+#include "../integration/test_tasks.c"
+
+static int ipc_files(void)
+{
+    const char *dir = getenv("XDG_RUNTIME_DIR");
+    DIR *d = opendir(dir && access(dir, W_OK) == 0 ? dir : "/tmp");
+    int n = 0;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "mp-pool-%d-", (int)getpid());
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+static int teardown(void **state)
+{
+    assert_int_equal(ipc_files(), 0);
+    return tu_teardown(state);
+}
+
+static mp_pool_t *new_pool(int processes, const mp_pool_options_t *extra)
+{
+    mp_pool_options_t o = extra ? *extra : (mp_pool_options_t){0};
+    o.processes = processes;
+    o.heartbeat_ms = 200;
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    assert_int_equal(mp_pool_processes(pool), processes);
+    return pool;
+}
+
+static mp_items_t *range(int n)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++)
+        assert_int_equal(mp_items_add_int(l, i), 0);
+    return l;
+}
+
+static void assert_squares(const mp_items_t *r, int n)
+{
+    assert_int_equal(mp_items_len(r), n);
+    for (int i = 0; i < n; i++) {
+        int64_t v = -1;
+        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
+        assert_int_equal(v, (int64_t)i * i);
+    }
+}
+
+static int gen_range(void *arg, mp_items_t *out)
+{
+    int *st = arg; /* st[0] next, st[1] end */
+    if (st[0] >= st[1])
+        return MP_EEOF;
+    return mp_items_add_int(out, st[0]++);
+}
+
+static void test_pool_every_call_returns_values_in_order(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_int(12));
+    assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
+    assert_int_equal(mp_obj_int(v), 144);
+    mp_obj_destroy(&v);
+
+    mp_async_t *ars[50];
+    for (int i = 0; i < 50; i++) {
+        mp_obj_t *a = mp_obj_new_array();
+        mp_obj_array_add(a, mp_obj_new_int(i));
+        assert_int_equal(mp_pool_apply_async(pool, "square", a, NULL, &ars[i]), 0);
+        mp_obj_destroy(&a);
+    }
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(mp_async_get_obj(ars[i], 10000, &v), 0);
+        assert_int_equal(mp_obj_int(v), i * i);
+        assert_true(mp_async_ready(ars[i]));
+        assert_true(mp_async_successful(ars[i]));
+        mp_obj_destroy(&v);
+        mp_async_destroy(&ars[i]);
+    }
+
+    mp_items_t *in = range(1000), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "square", in, 7, &out), 0); /* 143 chunks */
+    assert_squares(out, 1000);
+    mp_items_destroy(&out);
+    assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0); /* automatic */
+    assert_squares(out, 1000);
+    mp_items_destroy(&out);
+
+    mp_async_t *ar;
+    const mp_items_t *got;
+    assert_int_equal(mp_pool_map_async(pool, "square", in, NULL, &ar), 0);
+    assert_int_equal(mp_async_get(ar, 10000, &got), 0);
+    assert_squares(got, 1000);
+    size_t done = 0, total = 0;
+    mp_async_progress(ar, &done, &total);
+    assert_int_equal(done, 1000);
+    assert_int_equal(total, 1000);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+
+    in = mp_items_new();
+    for (int i = 0; i < 300; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, 1000 * i);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "add", in, 0, &out), 0);
+    assert_int_equal(mp_items_len(out), 300);
+    for (int i = 0; i < 300; i++) {
+        int64_t x;
+        mp_items_int(out, (size_t)i, &x);
+        assert_int_equal(x, 1001 * i);
+    }
+    mp_items_destroy(&out);
+    assert_int_equal(mp_pool_starmap_async(pool, "add", in, NULL, &ar), 0);
+    assert_int_equal(mp_async_get(ar, 10000, &got), 0);
+    assert_int_equal(mp_items_len(got), 300);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+
+    int st[2] = {0, 500};
+    mp_imap_t *it;
+    assert_int_equal(mp_pool_imap(pool, "square", gen_range, st, 3, &it), 0);
+    int64_t x;
+    int i = 0, rc;
+    while ((rc = mp_imap_next_int(it, 10000, &x)) == 0) {
+        assert_int_equal(x, (int64_t)i * i);
+        i++;
+    }
+    assert_int_equal(rc, MP_EEOF);
+    assert_int_equal(i, 500);
+    mp_imap_destroy(&it);
+
+    st[0] = 0;
+    st[1] = 500;
+    assert_int_equal(mp_pool_imap_unordered(pool, "square", gen_range, st, 1, &it), 0);
+    char seen[500] = {0};
+    for (i = 0; (rc = mp_imap_next_int(it, 10000, &x)) == 0; i++) {
+        int64_t root = 0;
+        while (root * root < x)
+            root++;
+        assert_true(root < 500 && root * root == x && !seen[root]);
+        seen[root] = 1;
+    }
+    assert_int_equal(rc, MP_EEOF);
+    assert_int_equal(i, 500);
+    mp_imap_destroy(&it);
+
+    mp_obj_destroy(&args);
+    assert_int_equal(mp_pool_close(pool), 0);
+    assert_int_equal(mp_pool_apply(pool, "square", NULL, &v), MP_ESTATE);
+    assert_int_equal(mp_pool_join(pool), 0);
+    mp_pool_destroy(&pool);
+    mp_pool_destroy(&pool); /* safe twice */
+}
+
+static void test_pool_task_errors_reach_the_caller_with_code_and_message(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    mp_items_t *in = range(10), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "even_only", in, 3, &out), MP_ETASK);
+    assert_int_equal(mp_items_len(out), 10);
+    assert_int_equal(mp_items_nerrors(out), 5);
+    for (size_t i = 0; i < 10; i++) {
+        const mp_task_error_t *e = mp_items_error(out, i);
+        if (i % 2 == 0) {
+            int64_t v;
+            assert_null(e);
+            assert_int_equal(mp_items_int(out, i, &v), 0);
+            assert_int_equal(v, (int64_t)i);
+        } else {
+            assert_non_null(e);
+            assert_int_equal(e->code, MP_ETASK);
+            assert_int_equal(e->task_code, 42);
+            assert_int_equal(e->index, i);
+            assert_string_equal(e->task, "even_only");
+            char want[32];
+            snprintf(want, sizeof want, "odd input %zu", i);
+            assert_string_equal(e->message, want);
+            assert_true(e->pid > 0);
+            assert_int_equal(mp_items_type(out, i), MP_OBJ_NIL);
+        }
+    }
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+
+    /* wrong argument type: MP_EBADARGS naming the argument */
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_str("seven"));
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_apply_async(pool, "square", args, NULL, &ar), 0);
+    assert_int_equal(mp_async_get_obj(ar, 10000, &v), MP_EBADARGS);
+    assert_false(mp_async_successful(ar));
+    const mp_task_error_t *e = mp_async_error(ar);
+    assert_non_null(e);
+    assert_non_null(strstr(e->message, "argument 0: expected int, got str"));
+    mp_async_destroy(&ar);
+    mp_obj_destroy(&args);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_unknown_task_is_an_error_not_a_hang(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(1, NULL);
+    mp_obj_t *v = NULL;
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_pool_apply(pool, "no_such_task", NULL, &v), MP_EUNKNOWNTASK);
+    mp_items_t *in = range(5), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "no_such_task", in, 2, &out), MP_EUNKNOWNTASK);
+    assert_int_equal(mp_items_nerrors(out), 5);
+    assert_non_null(strstr(mp_items_error(out, 4)->message, "no_such_task"));
+    assert_true(tu_now_ms() - t0 < 2000);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_get_times_out_then_succeeds(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(1, NULL);
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_int(400));
+    mp_obj_array_add(args, mp_obj_new_int(77));
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_apply_async(pool, "sleep_ms", args, NULL, &ar), 0);
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_async_get_obj(ar, 100, &v), MP_ETIMEDOUT);
+    uint64_t waited = tu_now_ms() - t0;
+    assert_true(waited >= 95 && waited < 350);
+    assert_int_equal(mp_async_wait(ar, 0), MP_ETIMEDOUT);
+    assert_false(mp_async_ready(ar));
+    assert_int_equal(mp_async_get_obj(ar, 10000, &v), 0);
+    assert_int_equal(mp_obj_int(v), 77);
+    mp_obj_destroy(&v);
+    mp_async_destroy(&ar);
+    mp_obj_destroy(&args);
+    mp_pool_destroy(&pool);
+}
+
+static int failing_callback(mp_async_t *r, void *arg)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return -1;
+}
+
+static int error_callback(mp_async_t *r, const mp_task_error_t *e, void *arg)
+{
+    (void)r;
+    ((int *)arg)[1] = e->task_code;
+    return 0;
+}
+
+static void test_pool_failing_callback_does_not_hang_the_pool(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(1, NULL);
+    int calls[2] = {0, 0};
+    mp_call_options_t co = {.callback = failing_callback, .error_callback = error_callback,
+                            .arg = calls};
+    mp_items_t *in = range(20);
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_map_async(pool, "square", in, &co, &ar), 0);
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 10000, &got), 0);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    /* the pool still works, and the failure was counted */
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_int(3));
+    assert_int_equal(mp_pool_apply_async(pool, "even_only", args, &co, &ar), 0);
+    assert_int_equal(mp_async_get_obj(ar, 10000, &v), MP_ETASK);
+    mp_async_destroy(&ar);
+    assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
+    assert_int_equal(mp_obj_int(v), 9);
+    mp_obj_destroy(&v);
+    mp_obj_destroy(&args);
+    mp_pool_close(pool);
+    mp_pool_join(pool); /* callbacks have all run */
+    assert_int_equal(calls[0], 1);
+    assert_int_equal(calls[1], 42);
+    assert_int_equal(mp_pool_callback_errors(pool), 1);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_crashing_task_is_worker_lost_after_3_attempts(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    mp_items_t *in = mp_items_new(), *out = NULL;
+    for (int i = 0; i < 40; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, 13);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "crash_on", in, 10, &out), MP_EWORKERLOST);
+    assert_int_equal(mp_items_len(out), 40);
+    assert_int_equal(mp_items_nerrors(out), 1);
+    for (size_t i = 0; i < 40; i++) {
+        int64_t v;
+        if (i == 13)
+            continue;
+        assert_int_equal(mp_items_int(out, i, &v), 0);
+        assert_int_equal(v, (int64_t)i);
+    }
+    const mp_task_error_t *e = mp_items_error(out, 13);
+    assert_non_null(e);
+    assert_int_equal(e->code, MP_EWORKERLOST);
+    assert_non_null(strstr(e->message, "after 3 attempts"));
+    assert_non_null(strstr(e->message, "SIGSEGV"));
+    mp_items_destroy(&out);
+
+    /* a task killed once is retried and the map is complete and exact */
+    mp_items_destroy(&in);
+    in = mp_items_new();
+    for (int i = 0; i < 1000; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, 500);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "die_once", in, 50, &out), 0);
+    for (size_t i = 0; i < 1000; i++) {
+        int64_t v;
+        assert_int_equal(mp_items_int(out, i, &v), 0);
+        assert_int_equal(v, (int64_t)i);
+    }
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_initializer_runs_in_every_executor(void **state)
+{
+    (void)state;
+    mp_obj_t *initargs = mp_obj_new_array();
+    mp_obj_array_add(initargs, mp_obj_new_int(4242));
+    mp_pool_options_t o = {.initializer = "set_init", .initargs = initargs};
+    mp_pool_t *pool = new_pool(2, &o);
+    mp_obj_destroy(&initargs);
+    mp_items_t *in = range(64), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "get_init", in, 1, &out), 0);
+    for (size_t i = 0; i < 64; i++) {
+        int64_t v;
+        mp_items_int(out, i, &v);
+        assert_int_equal(v, 4242);
+    }
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_maxtasksperchild_replaces_executors(void **state)
+{
+    (void)state;
+    mp_pool_options_t o = {.maxtasksperchild = 1};
+    mp_pool_t *pool = new_pool(2, &o);
+    mp_items_t *in = range(12), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "get_pid", in, 1, &out), 0);
+    int distinct = 0;
+    for (size_t i = 0; i < 12; i++) {
+        int64_t v, w;
+        mp_items_int(out, i, &v);
+        bool seen = false;
+        for (size_t k = 0; k < i; k++) {
+            mp_items_int(out, k, &w);
+            seen = seen || w == v;
+        }
+        distinct += !seen;
+    }
+    assert_int_equal(distinct, 12); /* one chunk per executor life */
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_terminate_ends_outstanding_calls(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(1, NULL);
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < 20; i++)
+        mp_items_add_int(in, 200);
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, NULL, &ar), 0);
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_pool_terminate(pool), 0);
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 5000, &got), MP_ECANCELLED);
+    assert_true(tu_now_ms() - t0 < 3000);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    assert_int_equal(mp_pool_join(pool), 0);
+    mp_pool_destroy(&pool);
+}
+
+static void test_pool_progress_counts_a_running_map(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    mp_items_t *in = range(2000);
+    mp_async_t *ar;
+    mp_call_options_t co = {.chunksize = 50};
+    assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
+    size_t done = 0, total = 0, last = 0;
+    bool saw_partial = false;
+    while (mp_async_wait(ar, 20) == MP_ETIMEDOUT) {
+        mp_async_progress(ar, &done, &total);
+        assert_int_equal(total, 2000);
+        assert_true(done >= last && done <= 2000);
+        saw_partial = saw_partial || (done > 0 && done < 2000);
+        last = done;
+    }
+    assert_true(saw_partial);
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 0, &got), 0);
+    assert_squares(got, 2000);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+int main(int argc, char **argv)
+{
+    mp_bootstrap(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_pool_every_call_returns_values_in_order, teardown),
+        cmocka_unit_test_teardown(test_pool_task_errors_reach_the_caller_with_code_and_message,
+                                  teardown),
+        cmocka_unit_test_teardown(test_pool_unknown_task_is_an_error_not_a_hang, teardown),
+        cmocka_unit_test_teardown(test_pool_get_times_out_then_succeeds, teardown),
+        cmocka_unit_test_teardown(test_pool_failing_callback_does_not_hang_the_pool, teardown),
+        cmocka_unit_test_teardown(test_pool_crashing_task_is_worker_lost_after_3_attempts,
+                                  teardown),
+        cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
+        cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
+        cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
+        cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
+    };
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}
