@@ -896,16 +896,17 @@ static void on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen
 
 /* ---- worker commands ------------------------------------------------------ */
 
-static void worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+/* false when the READY was malformed (the worker is left as it was) */
+static bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n, nnames;
     if (mp__rd_array(r, &n) || n < 5 || mp__rd_array(r, &nnames) || nnames > MPP_MAX_NAMES) {
         malformed(b, w, NULL, MPP_W_READY, "bad READY header");
-        return;
+        return false;
     }
     char **names = calloc(nnames ? nnames : 1, sizeof *names);
     if (!names)
-        return;
+        return false;
     size_t k = 0;
     bool ok = true;
     for (; k < nnames && ok; k++) {
@@ -925,7 +926,7 @@ static void worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
             free(names[i]);
         free(names);
         malformed(b, w, NULL, MPP_W_READY, "bad READY fields");
-        return;
+        return false;
     }
     for (size_t i = 0; i < w->nnames; i++)
         free(w->names[i]);
@@ -940,6 +941,7 @@ static void worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     mp__log(MP_LOG_INFO, WHO, "worker %s ready: host %s pid %u, %u processes, credit %u, %zu task%s",
             w->hex, w->host, w->pid, w->processes, (unsigned)credit, nnames,
             nnames == 1 ? "" : "s");
+    return true;
 }
 
 static unit_t *find_running(peer_t *w, uint64_t dispatch_id)
@@ -1064,6 +1066,7 @@ static void on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen
         malformed(b, w, NULL, cmd, "worker command from a client");
         return;
     }
+    bool fresh = !w;
     if (!w) {
         if (cmd == MPP_W_DISCONNECT)
             return;
@@ -1083,7 +1086,11 @@ static void on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen
     w->last_seen = now_ns();
     switch (cmd) {
     case MPP_W_READY:
-        worker_ready(b, w, r);
+        if (!worker_ready(b, w, r)) {
+            if (fresh) /* a peer is a worker only once it said READY properly */
+                peer_remove(b, w);
+            break;
+        }
         announce_processes(b);
         dispatch(b);
         break;

@@ -1,0 +1,360 @@
+/*  test_cluster.c - the distributed pool through the real programs: one
+    mp-broker on tcp://127.0.0.1 (port chosen by the broker) and mp-worker
+    processes loading libtest_tasks.so. Heartbeats are 200 ms so that death
+    detection (3 intervals) keeps the suite short.
+
+    Every process a test starts is killed and reaped in its teardown.
+*/
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "../unit/testutil.h"
+
+#define HB "200"
+#define MAXPROC 8
+
+static pid_t procs[MAXPROC];
+static int nprocs;
+static char endpoint[256];
+
+static pid_t spawn(char *const argv[], int out_fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (out_fd >= 0)
+            dup2(out_fd, 1);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    procs[nprocs++] = pid;
+    return pid;
+}
+
+static pid_t start_broker(void)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char *argv[] = {MP_BUILD_DIR "/broker/mp-broker", "--bind", "tcp://127.0.0.1:0",
+                    "--heartbeat", HB, "-q", NULL};
+    pid_t pid = spawn(argv, fds[1]);
+    close(fds[1]);
+    size_t n = 0;
+    while (n < sizeof endpoint - 1) { /* the first line is the bound endpoint */
+        ssize_t r = read(fds[0], endpoint + n, 1);
+        assert_true(r == 1);
+        if (endpoint[n] == '\n')
+            break;
+        n++;
+    }
+    endpoint[n] = '\0';
+    close(fds[0]);
+    assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
+    return pid;
+}
+
+static pid_t start_worker(const char *processes)
+{
+    char *argv[] = {MP_BUILD_DIR "/worker/mp-worker", "--broker", endpoint, "--tasks",
+                    MP_BUILD_DIR "/tests/libtest_tasks.so", "-p", (char *)processes,
+                    "--heartbeat", HB, "-q", NULL};
+    return spawn(argv, -1);
+}
+
+static void reap(pid_t pid)
+{
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i] == pid) {
+            waitpid(pid, NULL, 0);
+            procs[i] = procs[--nprocs];
+            return;
+        }
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < nprocs; i++)
+        kill(procs[i], SIGKILL);
+    while (nprocs)
+        reap(procs[0]);
+    return tu_teardown(state);
+}
+
+static mp_pool_t *connect_pool(int want_processes)
+{
+    mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 200, .connect_timeout_ms = 5000};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    for (int i = 0; i < 500 && mp_pool_processes(pool) < want_processes; i++)
+        usleep(10000);
+    assert_int_equal(mp_pool_processes(pool), want_processes);
+    return pool;
+}
+
+static mp_items_t *range(int n)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++)
+        mp_items_add_int(l, i);
+    return l;
+}
+
+static void assert_squares(const mp_items_t *r, int n)
+{
+    assert_int_equal(mp_items_len(r), n);
+    assert_int_equal(mp_items_nerrors(r), 0);
+    for (int i = 0; i < n; i++) {
+        int64_t v = -1;
+        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
+        assert_int_equal(v, (int64_t)i * i);
+    }
+}
+
+static void test_cluster_calls_in_order_and_work_shared_by_two_workers(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("1");
+    start_worker("1");
+    mp_pool_t *pool = connect_pool(2);
+
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_int(9));
+    assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
+    assert_int_equal(mp_obj_int(v), 81);
+    mp_obj_destroy(&v);
+    mp_obj_destroy(&args);
+
+    mp_items_t *in = range(3000), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "slow_square", in, 10, &out), 0);
+    assert_squares(out, 3000);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+
+    in = mp_items_new();
+    for (int i = 0; i < 100; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, -2 * i);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "add", in, 3, &out), 0);
+    for (int i = 0; i < 100; i++) {
+        int64_t x;
+        mp_items_int(out, (size_t)i, &x);
+        assert_int_equal(x, -i);
+    }
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+
+    /* both workers did part of the work */
+    mp_obj_t *status = NULL;
+    assert_int_equal(mp_pool_status(pool, 5000, &status), 0);
+    const mp_obj_t *workers = mp_obj_map_get(status, "workers");
+    assert_int_equal(mp_obj_len(workers), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const mp_obj_t *w = mp_obj_array_at(workers, i);
+        assert_true(mp_obj_int(mp_obj_map_get(w, "done")) > 100);
+        assert_int_equal(mp_obj_int(mp_obj_map_get(w, "processes")), 1);
+    }
+    assert_int_equal(mp_obj_int(mp_obj_map_get(status, "done")), 1 + 3000 + 100);
+    mp_obj_destroy(&status);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_worker_killed_mid_map_every_result_once(void **state)
+{
+    (void)state;
+    start_broker();
+    pid_t victim = start_worker("2");
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(4);
+    mp_items_t *in = range(10000);
+    mp_call_options_t co = {.chunksize = 25};
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
+    size_t done = 0;
+    while (done < 2500 && mp_async_wait(ar, 5) == MP_ETIMEDOUT)
+        mp_async_progress(ar, &done, NULL);
+    assert_true(done >= 2500 && done < 10000); /* still running */
+    kill(victim, SIGKILL);
+    reap(victim);
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 30000, &got), 0);
+    assert_squares(got, 10000);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    assert_int_equal(mp_pool_processes(pool), 2);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_poison_task_is_worker_lost_and_the_rest_completes(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(2);
+    mp_items_t *in = mp_items_new(), *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, 77);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "crash_on", in, 20, &out), MP_EWORKERLOST);
+    assert_int_equal(mp_items_nerrors(out), 1);
+    const mp_task_error_t *e = mp_items_error(out, 77);
+    assert_non_null(e);
+    assert_non_null(strstr(e->message, "killed by signal 11 (SIGSEGV)"));
+    assert_non_null(strstr(e->message, "after 3 attempts"));
+    for (size_t i = 0; i < 200; i++) {
+        int64_t v;
+        if (i != 77) {
+            assert_int_equal(mp_items_int(out, i, &v), 0);
+            assert_int_equal(v, (int64_t)i);
+        }
+    }
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_unknown_task_is_an_error(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("1");
+    mp_pool_t *pool = connect_pool(1);
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_apply_async(pool, "not_a_task", NULL, NULL, &ar), 0);
+    mp_obj_t *v = NULL;
+    assert_int_equal(mp_async_get_obj(ar, 5000, &v), MP_EUNKNOWNTASK);
+    assert_non_null(strstr(mp_async_error(ar)->message, "not_a_task"));
+    mp_async_destroy(&ar);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_broker_killed_mid_map_fails_within_bound(void **state)
+{
+    (void)state;
+    pid_t broker = start_broker();
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(2);
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < 400; i++)
+        mp_items_add_int(in, 50);
+    mp_async_t *ar;
+    mp_call_options_t co = {.chunksize = 1};
+    assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &co, &ar), 0);
+    usleep(300000);
+    kill(broker, SIGKILL);
+    reap(broker);
+    uint64_t t0 = tu_now_ms();
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 10000, &got), MP_EBROKERLOST);
+    uint64_t took = tu_now_ms() - t0;
+    assert_true(took < 2000); /* 3 heartbeats of 200 ms, plus a margin */
+    assert_true(mp_items_nerrors(got) > 0);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    /* a call while the broker is gone fails too, and does not hang */
+    mp_obj_t *v = NULL;
+    assert_int_equal(mp_pool_apply(pool, "square", NULL, &v), MP_EBROKERLOST);
+    mp_pool_destroy(&pool);
+}
+
+/* Sends frames (NULL-terminated list of (data, size) pairs) on sock. */
+static void send_raw(void *sock, int n, const void *const *data, const size_t *size)
+{
+    for (int i = 0; i < n; i++)
+        assert_true(zmq_send(sock, data[i], size[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+}
+
+static void test_cluster_bad_input_never_kills_the_broker(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("1");
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(s, endpoint), 0);
+    uint8_t hello_cmd = 0x01, submit = 0x02, ready = 0x01;
+    const uint8_t bomb[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t hello_hdr[] = {0x93, 0xa1, 'x', 0xcd, 0x03, 0xe8, 0x01};
+    /* SUBMIT [7, "square", 0, 5] with an items frame of 3 */
+    const uint8_t sub_hdr[] = {0x94, 0x07, 0xa6, 's', 'q', 'u', 'a', 'r', 'e', 0x00, 0x05};
+    const uint8_t items3[] = {0x93, 0x01, 0x02, 0x03};
+    const uint8_t lying_ready[] = {0x95, 0xdd, 0x7f, 0xff, 0xff, 0xff};
+    char many[12][1];
+    const void *d[12];
+    size_t z[12];
+    for (int i = 0; i < 12; i++) {
+        d[i] = many[i];
+        z[i] = 1;
+        many[i][0] = 'x';
+    }
+    send_raw(s, 1, d, z);  /* one garbage frame */
+    send_raw(s, 12, d, z); /* too many frames */
+    send_raw(s, 4, (const void *[]){"XXXXX", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
+    send_raw(s, 4, (const void *[]){"MPC01", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
+    send_raw(s, 3, (const void *[]){"MPW01", &ready, lying_ready}, (size_t[]){5, 1, 6});
+    send_raw(s, 3, (const void *[]){"MPC01", &hello_cmd, hello_hdr},
+             (size_t[]){5, 1, sizeof hello_hdr});
+    send_raw(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items3},
+             (size_t[]){5, 1, sizeof sub_hdr, sizeof items3});
+    /* the broker answers that SUBMIT with FAILED BAD_REQUEST for chunk 7 */
+    zmq_pollitem_t pi = {s, 0, ZMQ_POLLIN, 0};
+    bool got_failed = false;
+    for (int tries = 0; tries < 20 && !got_failed; tries++) {
+        if (zmq_poll(&pi, 1, 250) <= 0)
+            continue;
+        zmq_msg_t f[4];
+        int n = 0, more = 1;
+        while (more && n < 4) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_recv(&f[n], s, 0);
+            more = zmq_msg_more(&f[n]);
+            n++;
+        }
+        if (n >= 3 && zmq_msg_size(&f[1]) == 1 && *(uint8_t *)zmq_msg_data(&f[1]) == 0x83) {
+            const uint8_t *h = zmq_msg_data(&f[2]);
+            got_failed = zmq_msg_size(&f[2]) > 3 && h[1] == 0x07 && h[2] == 0xd1; /* -4107 int16 */
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+    }
+    assert_true(got_failed);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+
+    /* and it still serves a good client */
+    mp_pool_t *pool = connect_pool(1);
+    mp_items_t *in = range(100), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
+    assert_squares(out, 100);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+int main(int argc, char **argv)
+{
+    mp_bootstrap(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_cluster_calls_in_order_and_work_shared_by_two_workers,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_worker_killed_mid_map_every_result_once,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_poison_task_is_worker_lost_and_the_rest_completes,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_unknown_task_is_an_error, teardown),
+        cmocka_unit_test_teardown(test_cluster_broker_killed_mid_map_fails_within_bound,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, teardown),
+    };
+    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}
