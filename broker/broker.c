@@ -67,7 +67,7 @@ struct unit {
     unsigned attempt;
     zmq_msg_t items; /* this range's items frame (shares the chunk's data) */
     uint64_t dispatch_id;
-    peer_t *worker; /* running on, or NULL when queued */
+    peer_t *worker;  /* running on, or NULL when queued */
     char cause[160]; /* why the last attempt was lost */
     unit_t *next, *prev;
 };
@@ -146,7 +146,7 @@ static peer_t *peer_find(mp_broker_t *b, const void *id, size_t idlen)
 
 static peer_t *peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind)
 {
-    if (idlen > sizeof ((peer_t *)0)->id)
+    if (idlen > sizeof((peer_t *)0)->id)
         return NULL;
     if (b->npeers == b->peercap) {
         size_t cap = b->peercap ? b->peercap * 2 : 16;
@@ -223,8 +223,8 @@ static int send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_m
                    int npayload)
 {
     const char *sig = p->kind == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT;
-    int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload,
-                      npayload, ZMQ_DONTWAIT);
+    int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload, npayload,
+                      ZMQ_DONTWAIT);
     if (rc)
         mp__log(MP_LOG_DEBUG, WHO, "send to %s failed: %s", p->hex, zmq_strerror(-rc));
     return rc;
@@ -556,7 +556,8 @@ static void dispatch(mp_broker_t *b)
                 worker_lost(b, w, "worker unreachable", false);
                 continue;
             }
-            mp__log(MP_LOG_DEBUG, WHO, "dispatch %llu: %s chunk %llu items %zu..%zu attempt %u -> %s",
+            mp__log(MP_LOG_DEBUG, WHO,
+                    "dispatch %llu: %s chunk %llu items %zu..%zu attempt %u -> %s",
                     (unsigned long long)u->dispatch_id, ch->name, (unsigned long long)ch->chunk_id,
                     u->base, u->base + u->count - 1, u->attempt, w->hex);
         }
@@ -938,9 +939,9 @@ static bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     w->credit = credit > w->nrunning ? (unsigned)(credit - w->nrunning) : 0;
     snprintf(w->host, sizeof w->host, "%.*s", (int)(hostlen > 127 ? 127 : hostlen), host);
     w->pid = (unsigned)pid;
-    mp__log(MP_LOG_INFO, WHO, "worker %s ready: host %s pid %u, %u processes, credit %u, %zu task%s",
-            w->hex, w->host, w->pid, w->processes, (unsigned)credit, nnames,
-            nnames == 1 ? "" : "s");
+    mp__log(MP_LOG_INFO, WHO,
+            "worker %s ready: host %s pid %u, %u processes, credit %u, %zu task%s", w->hex, w->host,
+            w->pid, w->processes, (unsigned)credit, nnames, nnames == 1 ? "" : "s");
     return true;
 }
 
@@ -956,9 +957,8 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n;
     uint64_t dispatch_id, count, nerrors;
-    if (mp__rd_array(r, &n) || n < 3 || mp__rd_uint(r, &dispatch_id) ||
-        mp__rd_uint(r, &count) || mp__rd_uint(r, &nerrors) || m->n < 5 ||
-        m->n != (nerrors ? 6 : 5)) {
+    if (mp__rd_array(r, &n) || n < 3 || mp__rd_uint(r, &dispatch_id) || mp__rd_uint(r, &count) ||
+        mp__rd_uint(r, &nerrors) || m->n < 5 || m->n != (nerrors ? 6 : 5)) {
         malformed(b, w, NULL, MPP_W_RESULT, "bad RESULT header or frames");
         return;
     }
@@ -1028,12 +1028,12 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
         index = 0; /* out of range: blame the first item */
     size_t k = (size_t)index;
     mp__log(MP_LOG_WARN, WHO, "dispatch %llu (%s chunk %llu item %zu, attempt %u) lost: %s",
-            (unsigned long long)dispatch_id, u->chunk->name,
-            (unsigned long long)u->chunk->chunk_id, u->base + k, u->attempt, why);
+            (unsigned long long)dispatch_id, u->chunk->name, (unsigned long long)u->chunk->chunk_id,
+            u->base + k, u->attempt, why);
     /* the innocent items before and after go back unchanged */
     unit_t *before = k > 0 ? unit_slice(u, u->base, k, u->attempt) : NULL;
-    unit_t *after = k + 1 < u->count ? unit_slice(u, u->base + k + 1, u->count - k - 1, u->attempt)
-                                     : NULL;
+    unit_t *after =
+        k + 1 < u->count ? unit_slice(u, u->base + k + 1, u->count - k - 1, u->attempt) : NULL;
     unit_t *culprit = u->count > 1 ? unit_slice(u, u->base + k, 1, u->attempt) : NULL;
     if ((k > 0 && !before) || (k + 1 < u->count && !after) || (u->count > 1 && !culprit)) {
         /* could not split (out of memory): treat the whole unit as lost */

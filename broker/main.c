@@ -16,21 +16,20 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mp-broker [options]\n"
-            "Routes libmp Pool tasks from clients to workers (MPP/1).\n\n"
-            "  -b, --bind ENDPOINT     tcp://HOST:PORT or ipc://PATH; repeatable;\n"
-            "                          port 0 or * picks a free port (default tcp://*:5555)\n"
-            "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
-            "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
-            "      --max-message BYTES largest accepted message (default 64 MiB)\n"
-            "  -v, --verbose           log every dispatch\n"
-            "  -q, --quiet             log warnings and errors only\n"
-            "  -h, --help              this text\n"
-            "  -V, --version           print the version\n\n"
-            "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
-            "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_VERBOSE=1.\n"
-            "The bound endpoints are printed on stdout, one per line.\n");
+    fprintf(out, "usage: mp-broker [options]\n"
+                 "Routes libmp Pool tasks from clients to workers (MPP/1).\n\n"
+                 "  -b, --bind ENDPOINT     tcp://HOST:PORT or ipc://PATH; repeatable;\n"
+                 "                          port 0 or * picks a free port (default tcp://*:5555)\n"
+                 "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
+                 "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
+                 "      --max-message BYTES largest accepted message (default 64 MiB)\n"
+                 "  -v, --verbose           log every dispatch\n"
+                 "  -q, --quiet             log warnings and errors only\n"
+                 "  -h, --help              this text\n"
+                 "  -V, --version           print the version\n\n"
+                 "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
+                 "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_VERBOSE=1.\n"
+                 "The bound endpoints are printed on stdout, one per line.\n");
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -112,9 +111,11 @@ int main(int argc, char **argv)
     }
     if (nbinds == 0)
         binds[nbinds++] = "tcp://*:5555";
-    if (!heartbeat && (env = getenv("MP_HEARTBEAT_MS")) && parse_int(env, "MP_HEARTBEAT_MS", 10, 60000, &heartbeat))
+    if (!heartbeat && (env = getenv("MP_HEARTBEAT_MS")) &&
+        parse_int(env, "MP_HEARTBEAT_MS", 10, 60000, &heartbeat))
         return 2;
-    if (!attempts && (env = getenv("MP_MAX_ATTEMPTS")) && parse_int(env, "MP_MAX_ATTEMPTS", 1, 100, &attempts))
+    if (!attempts && (env = getenv("MP_MAX_ATTEMPTS")) &&
+        parse_int(env, "MP_MAX_ATTEMPTS", 1, 100, &attempts))
         return 2;
     if (level < 0 && (env = getenv("MP_VERBOSE")) && strcmp(env, "1") == 0)
         level = 2;

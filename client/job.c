@@ -236,7 +236,8 @@ void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char
             size_t count = job->total - job->next_item;
             if (count > job->chunksize)
                 count = job->chunksize;
-            chunk_t c = {.job = job, .count = count, .seq = job->next_seq++, .first = job->next_item};
+            chunk_t c = {
+                .job = job, .count = count, .seq = job->next_seq++, .first = job->next_item};
             job->next_item += count;
             job->outstanding++;
             mp__pool_chunk_done(pool, &c, mp__pool_failed_items(job->name, count, 0, code, msg),
@@ -265,6 +266,12 @@ void mp__pool_job_unref(mp_async_t *job)
     while (job->cres_head) {
         cres_t *r = job->cres_head;
         job->cres_head = r->next;
+        mp_items_destroy(&r->items);
+        free(r);
+    }
+    while (job->in_head) {
+        cres_t *r = job->in_head;
+        job->in_head = r->next;
         mp_items_destroy(&r->items);
         free(r);
     }
@@ -557,7 +564,8 @@ const mp_task_error_t *mp_async_error(mp_async_t *job)
     if (!job)
         return NULL;
     pthread_mutex_lock(&job->pool->mutex);
-    const mp_task_error_t *e = job->ready && job->results ? mp_items_error_at(job->results, 0) : NULL;
+    const mp_task_error_t *e =
+        job->ready && job->results ? mp_items_error_at(job->results, 0) : NULL;
     pthread_mutex_unlock(&job->pool->mutex);
     return e;
 }
@@ -606,7 +614,10 @@ static int imap_new(mp_pool_t *pool, const char *name, mp_generator_fn gen, void
     job->gen_arg = arg;
     job->chunksize = chunksize ? chunksize : 1;
     it->job = job;
-    int rc = mp__pool_submit(pool, job);
+    job->refs++; /* the feeder's */
+    int rc = mp__pool_start_feeder(pool, job);
+    if (rc == 0 && (rc = mp__pool_submit(pool, job)))
+        mp__pool_stop_feeder(pool, job);
     if (rc) {
         job->refs = 1;
         mp__pool_job_unref(job);
@@ -643,7 +654,8 @@ static bool imap_can_read(void *arg)
     mp_imap_t *it = arg;
     mp_async_t *job = it->job;
     return it->cur || readable(it) ||
-           (job->input_done && it->returned >= job->total && job->outstanding == 0);
+           (job->input_done && !job->in_head && it->returned >= job->total &&
+            job->outstanding == 0);
 }
 
 /* Positions it->cur on an unread item; false at the end. Mutex held. */
@@ -655,7 +667,8 @@ static bool imap_advance(mp_imap_t *it)
         free(it->cur);
         it->cur = NULL;
         job->unread--;
-        mp__pool_wake(job->pool); /* the window has room again */
+        pthread_cond_broadcast(&job->pool->cond); /* the feeder may go on */
+        mp__pool_wake(job->pool);                 /* and the I/O thread send */
     }
     if (!it->cur) {
         cres_t *r = readable(it);
@@ -685,9 +698,10 @@ static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
     for (;;) {
         if (imap_advance(it))
             break;
-        if (it->job->input_done && it->returned >= it->job->total) {
+        if (it->job->input_done && it->returned >= it->job->total && !it->job->in_head) {
+            rc = it->job->input_error ? it->job->input_error : MP_EEOF;
             pthread_mutex_unlock(&pool->mutex);
-            return MP_EEOF;
+            return rc;
         }
         if ((rc = wait_until(pool, deadline, imap_can_read, it))) {
             pthread_mutex_unlock(&pool->mutex);
@@ -760,8 +774,17 @@ void mp_imap_destroy(mp_imap_t **it_p)
     mp_imap_t *it = *it_p;
     mp_async_t *job = it->job;
     mp_pool_t *pool = job->pool;
+    mp__pool_stop_feeder(pool, job); /* the generator is not running after this */
     pthread_mutex_lock(&pool->mutex);
-    job->input_done = true; /* the I/O thread stops pulling input */
+    job->input_done = true;
+    while (job->in_head) { /* input never sent */
+        cres_t *r = job->in_head;
+        job->in_head = r->next;
+        mp_items_destroy(&r->items);
+        free(r);
+    }
+    job->in_tail = NULL;
+    job->in_count = 0;
     if (job->done >= job->total && !job->ready) {
         job->ready = true;
         pool->active_jobs--;

@@ -224,8 +224,8 @@ static void pump_applies(mp_pool_t *pool, ready_t *ready)
 {
     mp_async_t *first = pool->send_head;
     size_t n = 0;
-    for (mp_async_t *j = first; j && j->kind == JOB_APPLY && n < MAX_COALESCE &&
-                                strcmp(j->name, first->name) == 0;
+    for (mp_async_t *j = first;
+         j && j->kind == JOB_APPLY && n < MAX_COALESCE && strcmp(j->name, first->name) == 0;
          j = j->send_next)
         n++;
     chunk_t *c = calloc(1, sizeof *c);
@@ -259,68 +259,150 @@ static void pump_applies(mp_pool_t *pool, ready_t *ready)
     int rc = send_chunk(pool, c, first->name, MPP_MODE_STAR, batch ? batch : first->input, 0, n);
     mp_items_destroy(&batch);
     if (rc) {
-        mp__pool_chunk_done(pool, c, mp__pool_failed_items(first->name, n, 0, MP_EBROKERLOST,
-                                                           "cannot send to the broker"),
-                            &ready->v, &ready->n, &ready->cap);
+        mp__pool_chunk_done(
+            pool, c,
+            mp__pool_failed_items(first->name, n, 0, MP_EBROKERLOST, "cannot send to the broker"),
+            &ready->v, &ready->n, &ready->cap);
         chunk_free(c);
     }
 }
 
-/* Pulls up to chunksize items from an imap generator (mutex released while
-   the generator runs) into a new chunk. */
-static void pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
+/* ---- imap feeders ---------------------------------------------------------------- */
+
+static bool feeder_may_pull(void *arg)
 {
-    mp_items_t *items = mp_items_new();
-    int rc = items ? 0 : MP_ENOMEM;
-    size_t want = job->chunksize;
-    job->refs++; /* keep it while unlocked */
-    pthread_mutex_unlock(&pool->mutex);
-    while (!rc && items->len < want) {
-        rc = job->gen(job->gen_arg, items);
-        if (rc == 0 && items->tuple_left)
-            rc = MP_ESTATE;
-    }
+    mp_async_t *job = arg;
+    return job->stop_feeding || job->input_done ||
+           job->outstanding + job->unread + job->in_count < (size_t)job->pool->window;
+}
+
+/* Calls the generator (unlocked: it may block) and queues whole chunks. */
+static void *feeder_thread(void *arg)
+{
+    mp_async_t *job = arg;
+    mp_pool_t *pool = job->pool;
     pthread_mutex_lock(&pool->mutex);
-    bool released = job->refs == 1 && job->released;
-    job->refs--;
-    if (rc || job->input_done) {
-        job->input_done = true;
-        send_queue_remove(pool, job);
-        if (rc != MP_EEOF && rc != 0)
-            mp__log(MP_LOG_WARN, WHO, "imap %s: the generator failed: %s", job->name,
-                    mp_strerror(rc));
-    }
-    if (released) {
+    while (!job->stop_feeding && !job->input_done) {
+        while (!feeder_may_pull(job))
+            pthread_cond_wait(&pool->cond, &pool->mutex);
+        if (job->stop_feeding || job->input_done)
+            break;
+        pthread_mutex_unlock(&pool->mutex);
+        mp_items_t *items = mp_items_new();
+        int rc = items ? 0 : MP_ENOMEM;
+        while (!rc && items->len < job->chunksize) {
+            rc = job->gen(job->gen_arg, items);
+            if (rc == 0 && items->tuple_left)
+                rc = MP_ESTATE; /* a tuple left open: a programmer error */
+        }
+        cres_t *r = items && items->len ? calloc(1, sizeof *r) : NULL;
+        pthread_mutex_lock(&pool->mutex);
+        if (r) {
+            r->items = items;
+            items = NULL;
+            if (job->in_tail)
+                job->in_tail->next = r;
+            else
+                job->in_head = r;
+            job->in_tail = r;
+            job->in_count++;
+        }
         mp_items_destroy(&items);
-        return;
-    }
-    if (items && items->len) {
-        chunk_t *c = calloc(1, sizeof *c);
-        if (c) {
-            c->id = ++pool->next_chunk_id;
-            c->job = job;
-            c->count = items->len;
-            c->seq = job->next_seq++;
-            c->first = job->total;
-            job->total += items->len;
-            job->outstanding++;
-            if (send_chunk(pool, c, job->name, job->mode, items, 0, items->len)) {
-                mp__pool_chunk_done(pool, c,
-                                    mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
-                                                          "cannot send to the broker"),
-                                    &ready->v, &ready->n, &ready->cap);
-                chunk_free(c);
+        if (rc) {
+            job->input_done = true;
+            if (rc != MP_EEOF) {
+                job->input_error = rc;
+                mp__log(MP_LOG_WARN, WHO, "imap %s: the generator failed: %s", job->name,
+                        mp_strerror(rc));
             }
         }
+        mp__pool_wake(pool);
     }
-    mp_items_destroy(&items);
-    if (job->input_done && job->done >= job->total && job->outstanding == 0 && !job->ready)
-        mp__pool_fail_unsent(pool, job, 0, "", &ready->v, &ready->n, &ready->cap); /* ready */
+    mp__pool_wake(pool);
+    pthread_mutex_unlock(&pool->mutex);
+    return NULL;
+}
+
+int mp__pool_start_feeder(mp_pool_t *pool, mp_async_t *job)
+{
+    pthread_mutex_lock(&pool->mutex);
+    int rc = pthread_create(&job->feeder, NULL, feeder_thread, job) ? MP_ENOMEM : 0;
+    if (rc == 0) {
+        job->feeder_running = true;
+        job->feeder_next = pool->feeders;
+        pool->feeders = job;
+    }
+    pthread_mutex_unlock(&pool->mutex);
+    return rc;
+}
+
+void mp__pool_stop_feeder(mp_pool_t *pool, mp_async_t *job)
+{
+    pthread_mutex_lock(&pool->mutex);
+    bool join = job->feeder_running;
+    job->feeder_running = false;
+    for (mp_async_t **pp = &pool->feeders; *pp; pp = &(*pp)->feeder_next)
+        if (*pp == job) {
+            *pp = job->feeder_next;
+            break;
+        }
+    job->stop_feeding = true;
+    pthread_cond_broadcast(&pool->cond);
+    pthread_mutex_unlock(&pool->mutex);
+    if (join) {
+        pthread_join(job->feeder, NULL);
+        pthread_mutex_lock(&pool->mutex);
+        mp__pool_job_unref(job); /* the feeder's reference */
+        pthread_mutex_unlock(&pool->mutex);
+    }
+}
+
+/* Sends the next queued chunk of an imap; false when it has none now. */
+static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
+{
+    cres_t *r = job->in_head;
+    if (!r) {
+        if (job->input_done) {
+            send_queue_remove(pool, job);
+            if (job->done >= job->total && job->outstanding == 0 && !job->ready)
+                mp__pool_fail_unsent(pool, job, 0, "", &ready->v, &ready->n, &ready->cap);
+            return true;
+        }
+        return false;
+    }
+    chunk_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return false;
+    job->in_head = r->next;
+    if (!job->in_head)
+        job->in_tail = NULL;
+    job->in_count--;
+    c->id = ++pool->next_chunk_id;
+    c->job = job;
+    c->count = r->items->len;
+    c->seq = job->next_seq++;
+    c->first = job->total;
+    job->total += c->count;
+    job->outstanding++;
+    if (send_chunk(pool, c, job->name, job->mode, r->items, 0, c->count)) {
+        mp__pool_chunk_done(pool, c,
+                            mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
+                                                  "cannot send to the broker"),
+                            &ready->v, &ready->n, &ready->cap);
+        chunk_free(c);
+    }
+    mp_items_destroy(&r->items);
+    free(r);
+    pthread_cond_broadcast(&pool->cond); /* the feeder may pull more */
+    return true;
 }
 
 /* Sends what the window allows. Mutex held. */
 static void pump(mp_pool_t *pool, ready_t *ready)
 {
+    size_t jobs = 0, rotations = 0;
+    for (mp_async_t *j = pool->send_head; j; j = j->send_next)
+        jobs++;
     while (pool->connected && pool->send_head && pool->inflight < (size_t)pool->window) {
         mp_async_t *job = pool->send_head;
         if (job->kind == JOB_APPLY) {
@@ -348,21 +430,14 @@ static void pump(mp_pool_t *pool, ready_t *ready)
                                     &ready->v, &ready->n, &ready->cap);
                 chunk_free(c);
             }
-        } else {
-            if (job->outstanding + job->unread >= (size_t)pool->window) {
-                /* this imap waits for its reader; let the jobs behind it go */
-                mp_async_t *next = job->send_next;
-                if (!next)
-                    break;
-                send_queue_remove(pool, job);
-                pool->send_tail->send_next = job;
-                pool->send_tail = job;
-                job->in_send_queue = true;
-                if (pool->send_head == job)
-                    break;
-                continue;
-            }
-            pump_imap(pool, job, ready);
+        } else if (!pump_imap(pool, job, ready)) {
+            /* this imap has nothing to send now: let the jobs behind it go */
+            if (!job->send_next || rotations++ > jobs)
+                break;
+            send_queue_remove(pool, job);
+            pool->send_tail->send_next = job;
+            pool->send_tail = job;
+            job->in_send_queue = true;
         }
     }
 }
@@ -471,6 +546,8 @@ static void on_broker_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
         if (mp__rd_array(&r, &n) == 0 && n >= 3 && mp__rd_str(&r, &ver, &len) == 0 &&
             mp__rd_uint(&r, &v) == 0 && mp__rd_uint(&r, &v) == 0) {
             pool->processes = (int)v;
+            if (!pool->window_set && v > 0)
+                pool->window = v * 4 > 8 ? (int)v * 4 : 8;
             pool->connected = true;
             pthread_cond_broadcast(&pool->cond);
         }
@@ -723,6 +800,7 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     pool->processes_wanted = o && o->processes > 0 ? o->processes : mp_cpu_count();
     int wanted = pool->embedded ? pool->processes_wanted : 2;
     pool->window = o && o->window > 0 ? o->window : (wanted * 4 > 8 ? wanted * 4 : 8);
+    pool->window_set = o && o->window > 0;
     int rc = pack_init(pool, o);
     worker_arg_t wa = {pool, maxtasks_of(o)};
     if (!rc && pool->embedded) {
@@ -730,14 +808,15 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
         if (!dir || access(dir, W_OK) != 0)
             dir = "/tmp";
         unsigned n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-        snprintf(pool->ipc_path, sizeof pool->ipc_path, "%s/mp-pool-%d-%u.ipc", dir,
-                 (int)getpid(), n);
+        snprintf(pool->ipc_path, sizeof pool->ipc_path, "%s/mp-pool-%d-%u.ipc", dir, (int)getpid(),
+                 n);
         snprintf(pool->endpoint, sizeof pool->endpoint, "ipc://%s", pool->ipc_path);
         /* 1. the worker process, before any ZeroMQ state exists here */
         if (pipe2(pool->stop_pipe, O_CLOEXEC) < 0) {
             rc = -errno;
         } else {
-            mp_process_opts_t po = {.name = "PoolWorker", .daemon = true, .start_method = MP_START_FORK};
+            mp_process_opts_t po = {
+                .name = "PoolWorker", .daemon = true, .start_method = MP_START_FORK};
             pool->worker = mp_process_new(worker_entry, &wa, &po);
             rc = pool->worker ? mp_process_start(pool->worker) : MP_ENOMEM;
             close(pool->stop_pipe[0]);
@@ -869,6 +948,14 @@ void mp_pool_destroy(mp_pool_t **pool_p)
         pthread_mutex_unlock(&pool->mutex);
         mp__pool_wake(pool);
         pthread_join(pool->thread, NULL);
+    }
+    for (;;) { /* imaps the caller did not destroy: stop their generators */
+        pthread_mutex_lock(&pool->mutex);
+        mp_async_t *job = pool->feeders;
+        pthread_mutex_unlock(&pool->mutex);
+        if (!job)
+            break;
+        mp__pool_stop_feeder(pool, job);
     }
     mp_broker_destroy(&pool->broker); /* the worker hears DISCONNECT and stops */
     stop_workers(pool);

@@ -61,6 +61,15 @@ struct mp_async {
     /* imap */
     cres_t *cres_head, *cres_tail;
     size_t unread; /* finished chunks not fully read */
+    /* imap input: a feeder thread calls the generator (it may block: on
+       stdin, say) and queues whole chunks for the I/O thread */
+    pthread_t feeder;
+    bool feeder_running; /* started and not joined yet */
+    bool stop_feeding;
+    int input_error;           /* the generator's error, reported at the end */
+    cres_t *in_head, *in_tail; /* chunks of input not sent yet */
+    size_t in_count;
+    struct mp_async *feeder_next; /* in pool->feeders while running */
 };
 
 struct mp_imap {
@@ -99,10 +108,11 @@ struct mp_pool {
     pthread_cond_t cond;
     /* configuration */
     bool embedded;
-    char endpoint[512];  /* what the DEALER connects to */
-    char ipc_path[400];  /* embedded: the ipc file */
+    char endpoint[512]; /* what the DEALER connects to */
+    char ipc_path[400]; /* embedded: the ipc file */
     int processes_wanted;
     int window;
+    bool window_set; /* given in the options: not resized to the cluster */
     int heartbeat_ms;
     int timeout_ms;
     zmq_msg_t init; /* the init frame, when an initializer is set */
@@ -129,6 +139,7 @@ struct mp_pool {
     chunk_t *buckets[POOL_BUCKETS];
     size_t active_jobs; /* not ready yet */
     size_t callback_errors;
+    mp_async_t *feeders; /* imap jobs whose feeder thread runs */
     /* status request */
     mp_obj_t *status;
     bool status_wanted, status_sent;
@@ -155,6 +166,11 @@ void mp__pool_job_unref(mp_async_t *job);
 void mp__pool_wake(mp_pool_t *pool);
 /* Adds a job to the send queue and wakes the I/O thread. */
 int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
+/* Starts the feeder thread of an imap job (mutex NOT held). 0 or MP_ENOMEM. */
+int mp__pool_start_feeder(mp_pool_t *pool, mp_async_t *job);
+/* Stops and joins it; the generator is not running when this returns
+   (mutex NOT held). */
+void mp__pool_stop_feeder(mp_pool_t *pool, mp_async_t *job);
 /* Decodes a RESULT's errors frame into items (index relative to base). */
 int mp__pool_decode_errors(mp_items_t *items, const char *task, const void *data, size_t size,
                            size_t base);

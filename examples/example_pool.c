@@ -129,8 +129,8 @@ int main(int argc, char **argv)
         sum += v;
         count++;
     }
-    CHECK(rc == MP_EEOF && count == 10 && sum == 285, "imap_unordered: %d results, sum %lld",
-          count, (long long)sum);
+    CHECK(rc == MP_EEOF && count == 10 && sum == 285, "imap_unordered: %d results, sum %lld", count,
+          (long long)sum);
     printf("imap_unordered(square, 0..9): %d results, sum %lld\n", count, (long long)sum);
     mp_imap_destroy(&it);
 

@@ -14,8 +14,8 @@
 /* A received message: routing id (ROUTER only) + up to MPP_MAX_FRAMES. */
 typedef struct {
     zmq_msg_t f[MPP_MAX_FRAMES + 1];
-    int n;          /* frames held */
-    bool too_many;  /* more frames arrived than fit (they were dropped) */
+    int n;         /* frames held */
+    bool too_many; /* more frames arrived than fit (they were dropped) */
 } mpp_msg_t;
 
 /* Receives one whole message (flags: ZMQ_DONTWAIT or 0). 0 or -errno. */

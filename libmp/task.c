@@ -96,7 +96,8 @@ static void bad_arg(mp_task_t *t, const char *fmt, ...)
 
 static const char *type_name(int type)
 {
-    static const char *names[] = {"nil", "bool", "int", "uint", "float", "str", "bin", "array", "map"};
+    static const char *names[] = {"nil", "bool", "int",   "uint", "float",
+                                  "str", "bin",  "array", "map"};
     return type >= 0 && type <= MP_OBJ_MAP ? names[type] : "malformed";
 }
 
@@ -649,8 +650,9 @@ int mp__task_run_chunk(mp__chunk_t *c)
         }
         if (!fn || init_rc) {
             rc = mp__w_nil(c->values);
-            int kind = !fn ? MPP_KIND_UNKNOWN
-                           : init_rc == MP_EUNKNOWNTASK ? MPP_KIND_UNKNOWN : MPP_KIND_TASK;
+            int kind = !fn                          ? MPP_KIND_UNKNOWN
+                       : init_rc == MP_EUNKNOWNTASK ? MPP_KIND_UNKNOWN
+                                                    : MPP_KIND_TASK;
             rc = rc ? rc : write_error(c, i, !fn ? MP_EUNKNOWNTASK : init_rc, kind, why);
             continue;
         }

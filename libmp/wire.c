@@ -32,7 +32,7 @@ static uint64_t be(const uint8_t *p, int n)
 }
 
 /* Reads the tag and, for fixed-width payloads, the big-endian value after it.
-   *len gets a string/bin/container length. */
+ *len gets a string/bin/container length. */
 static int rd_be(mp__rd_t *r, int width, uint64_t *v)
 {
     if (mp__rd_left(r) < (size_t)width)

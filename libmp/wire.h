@@ -181,7 +181,7 @@ static inline int mp__w_str(mp__buf_t *b, const char *s)
 
 static inline int mp__w_bin(mp__buf_t *b, const void *p, size_t n)
 {
-    int rc = n <= 0xff ? mp__w_tagged(b, 0xc4, n, 1)
+    int rc = n <= 0xff     ? mp__w_tagged(b, 0xc4, n, 1)
              : n <= 0xffff ? mp__w_tagged(b, 0xc5, n, 2)
                            : mp__w_tagged(b, 0xc6, n, 4);
     return rc ? rc : mp__w_raw(b, p, n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libmp builds with, when any is missing.
 set -euo pipefail
-pkgs=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev pkg-config cmake gcc python3)
+pkgs=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

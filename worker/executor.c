@@ -150,8 +150,8 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         const char *name = "";
         mp__rd_init(&r, part[0], size[0]);
         if (mp__rd_array(&r, &n) || n < 5 || mp__rd_uint(&r, &dispatch) ||
-            mp__rd_str(&r, &name, &namelen) || namelen > MPP_MAX_NAME ||
-            mp__rd_uint(&r, &mode) || mp__rd_uint(&r, &count) || mp__rd_uint(&r, &attempt))
+            mp__rd_str(&r, &name, &namelen) || namelen > MPP_MAX_NAME || mp__rd_uint(&r, &mode) ||
+            mp__rd_uint(&r, &count) || mp__rd_uint(&r, &attempt))
             _exit(4);
         char tname[MPP_MAX_NAME + 1];
         memcpy(tname, name, namelen);
@@ -177,9 +177,9 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         uint32_t cnt = (uint32_t)c.count, nerr = (uint32_t)c.nerrors;
         uint32_t vlen = (uint32_t)values.size, elen = (uint32_t)errors.size;
         head[0] = 8 + 4 + 4 + 4 + vlen + 4 + elen;
-        struct iovec iov[] = {{head, 4},         {&id, 8},           {&cnt, 4},
-                              {&nerr, 4},        {&vlen, 4},         {values.data, vlen},
-                              {&elen, 4},        {errors.data, elen}};
+        struct iovec iov[] = {{head, 4},  {&id, 8},           {&cnt, 4},
+                              {&nerr, 4}, {&vlen, 4},         {values.data, vlen},
+                              {&elen, 4}, {errors.data, elen}};
         if (mp__write_all(fd, iov, (int)MP__ARRAY_SIZE(iov)))
             break;
     }
@@ -266,8 +266,8 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 close(sfd);
                 /* a crash is a crash: not the host program's handler (a
                    test framework's, say) running in the executor */
-                static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
-                                            SIGTERM, SIGINT, SIGCHLD};
+                static const int fatal[] = {SIGSEGV, SIGBUS,  SIGILL, SIGFPE,
+                                            SIGABRT, SIGTERM, SIGINT, SIGCHLD};
                 for (size_t k = 0; k < MP__ARRAY_SIZE(fatal); k++)
                     signal(fatal[k], SIG_DFL);
                 sigset_t all;
@@ -336,8 +336,8 @@ int mp__zygote_read(mp__zygote_t *z, mp__zygote_event_t *ev)
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {ev, sizeof *ev};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t r = recvmsg(z->ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (r < 0)
         return errno == EAGAIN || errno == EINTR ? MP_EAGAIN : -errno;

@@ -13,22 +13,21 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mp-worker --broker ENDPOINT [options]\n"
-            "Runs libmp Pool tasks: a supervisor connected to the broker plus N executor\n"
-            "processes.\n\n"
-            "  -b, --broker ENDPOINT      tcp://HOST:PORT or ipc://PATH of mp-broker\n"
-            "  -t, --tasks LIB.so         task library to load (repeatable)\n"
-            "  -p, --processes N          executor processes (default: CPU count)\n"
-            "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
-            "      --heartbeat MS         heartbeat interval (default 1000)\n"
-            "  -v, --verbose              log every event\n"
-            "  -q, --quiet                log warnings and errors only\n"
-            "  -h, --help                 this text\n"
-            "  -V, --version              print the version\n\n"
-            "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
-            "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
-            "MP_HEARTBEAT_MS, MP_VERBOSE=1.\n");
+    fprintf(out, "usage: mp-worker --broker ENDPOINT [options]\n"
+                 "Runs libmp Pool tasks: a supervisor connected to the broker plus N executor\n"
+                 "processes.\n\n"
+                 "  -b, --broker ENDPOINT      tcp://HOST:PORT or ipc://PATH of mp-broker\n"
+                 "  -t, --tasks LIB.so         task library to load (repeatable)\n"
+                 "  -p, --processes N          executor processes (default: CPU count)\n"
+                 "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
+                 "      --heartbeat MS         heartbeat interval (default 1000)\n"
+                 "  -v, --verbose              log every event\n"
+                 "  -q, --quiet                log warnings and errors only\n"
+                 "  -h, --help                 this text\n"
+                 "  -V, --version              print the version\n\n"
+                 "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
+                 "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
+                 "MP_HEARTBEAT_MS, MP_VERBOSE=1.\n");
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -45,16 +44,12 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
-                                         {"tasks", required_argument, 0, 't'},
-                                         {"processes", required_argument, 0, 'p'},
-                                         {"maxtasksperchild", required_argument, 0, 'm'},
-                                         {"heartbeat", required_argument, 0, 'H'},
-                                         {"verbose", no_argument, 0, 'v'},
-                                         {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"broker", required_argument, 0, 'b'},    {"tasks", required_argument, 0, 't'},
+        {"processes", required_argument, 0, 'p'}, {"maxtasksperchild", required_argument, 0, 'm'},
+        {"heartbeat", required_argument, 0, 'H'}, {"verbose", no_argument, 0, 'v'},
+        {"quiet", no_argument, 0, 'q'},           {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     const char *broker = NULL;
     const char *libs[64];
     size_t nlibs = 0;

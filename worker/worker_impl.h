@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 
 typedef struct {
-    int ctl;   /* SOCK_SEQPACKET to the zygote */
+    int ctl; /* SOCK_SEQPACKET to the zygote */
     pid_t pid;
 } mp__zygote_t;
 

@@ -65,9 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mp__buf_t vals, errs;
         mp__buf_init(&vals, NULL, 0);
         mp__buf_init(&errs, NULL, 0);
-        mp__chunk_t c = {.name = "fuzz_sum", .mode = mode, .attempt = 1, .items = data,
-                         .items_size = size, .init = mode ? data : NULL, .init_size = size,
-                         .host = "h", .values = &vals, .errors = &errs};
+        mp__chunk_t c = {.name = "fuzz_sum",
+                         .mode = mode,
+                         .attempt = 1,
+                         .items = data,
+                         .items_size = size,
+                         .init = mode ? data : NULL,
+                         .init_size = size,
+                         .host = "h",
+                         .values = &vals,
+                         .errors = &errs};
         if (mp__task_run_chunk(&c) == 0) {
             /* the reply must itself be well-formed */
             mp__rd_init(&r, vals.data, vals.size);

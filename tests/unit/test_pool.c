@@ -35,7 +35,7 @@ static mp_pool_t *new_pool(int processes, const mp_pool_options_t *extra)
 {
     mp_pool_options_t o = extra ? *extra : (mp_pool_options_t){0};
     o.processes = processes;
-    o.heartbeat_ms = 200;
+    o.heartbeat_ms = 500; /* short, with room for a loaded (sanitizer) run */
     mp_pool_t *pool = NULL;
     assert_int_equal(mp_pool_new(&o, &pool), 0);
     assert_int_equal(mp_pool_processes(pool), processes);
@@ -275,8 +275,8 @@ static void test_pool_failing_callback_does_not_hang_the_pool(void **state)
     (void)state;
     mp_pool_t *pool = new_pool(1, NULL);
     int calls[2] = {0, 0};
-    mp_call_options_t co = {.callback = failing_callback, .error_callback = error_callback,
-                            .arg = calls};
+    mp_call_options_t co = {
+        .callback = failing_callback, .error_callback = error_callback, .arg = calls};
     mp_items_t *in = range(20);
     mp_async_t *ar;
     assert_int_equal(mp_pool_map_async(pool, "square", in, &co, &ar), 0);

@@ -30,13 +30,13 @@ typedef struct mp_broker mp_broker_t;
 typedef struct {
     const char *const *binds; /* endpoints to bind, at least one */
     size_t nbinds;
-    void *zmq_context;        /* NULL: the broker makes its own */
-    int heartbeat_ms;         /* 0: 1000 */
-    int max_attempts;         /* 0: 3 */
-    size_t max_message;       /* bytes; 0: 64 MiB */
-    size_t max_queued;        /* chunks per client; 0: 4096 */
-    int verbose;              /* 0: warnings only; 1: lifecycle too; 2: every event
-                                 (sets the process's log level when > 0) */
+    void *zmq_context;  /* NULL: the broker makes its own */
+    int heartbeat_ms;   /* 0: 1000 */
+    int max_attempts;   /* 0: 3 */
+    size_t max_message; /* bytes; 0: 64 MiB */
+    size_t max_queued;  /* chunks per client; 0: 4096 */
+    int verbose;        /* 0: warnings only; 1: lifecycle too; 2: every event
+                           (sets the process's log level when > 0) */
 } mp_broker_options_t;
 
 /* Binds and starts the broker thread. On success *broker_p is a new broker

@@ -74,16 +74,18 @@ typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
 typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
 
 typedef struct {
-    size_t chunksize;                    /* 0: automatic (imap: 1, as Python) */
+    size_t chunksize; /* 0: automatic (imap: 1, as Python) */
     mp_callback_fn callback;
     mp_error_callback_fn error_callback;
-    void *arg;                           /* passed to both */
+    void *arg; /* passed to both */
 } mp_call_options_t;
 
 /* Generator for imap: append exactly one item to out and return 0, or
-   return MP_EEOF at the end (any other negative code ends the input and
-   fails the call with it). Called on the pool's I/O thread, only as the
-   window has room. */
+   return MP_EEOF at the end (any other negative code ends the input, and
+   mp_imap_next returns that code instead of MP_EEOF once the results of the
+   items produced before it are read). Called on a thread of the iterator's
+   own, only as the window has room, so it may block (reading stdin, say)
+   without stalling the pool; mp_imap_destroy waits for a running call. */
 typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
 
 /* ---- the pool ------------------------------------------------------------- */
@@ -93,7 +95,8 @@ typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
    -errno of a failed bind/fork, MP_EINVAL or MP_ENOMEM. */
 MP_EXPORT int mp_pool_new(const mp_pool_options_t *options, mp_pool_t **pool_p);
 /* Terminates (outstanding calls end with MP_ECANCELLED), stops the embedded
-   broker and workers, frees everything. Safe on NULL and twice. */
+   broker and workers, frees everything. Destroy the pool's AsyncResults and
+   iterators first. Safe on NULL and twice. */
 MP_EXPORT void mp_pool_destroy(mp_pool_t **pool_p);
 
 /* No more calls (they fail with MP_ESTATE); outstanding ones finish. */

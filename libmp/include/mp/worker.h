@@ -31,16 +31,16 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *broker;              /* endpoint, e.g. tcp://host:5555 (required) */
-    int processes;                   /* executors; 0: mp_cpu_count() */
-    int maxtasksperchild;            /* dispatches per executor; 0: unlimited */
-    int heartbeat_ms;                /* 0: 1000 */
-    int credit_per_process;          /* dispatches held per executor; 0: 2 */
-    const char *const *task_libs;    /* shared libraries to dlopen first */
+    const char *broker;           /* endpoint, e.g. tcp://host:5555 (required) */
+    int processes;                /* executors; 0: mp_cpu_count() */
+    int maxtasksperchild;         /* dispatches per executor; 0: unlimited */
+    int heartbeat_ms;             /* 0: 1000 */
+    int credit_per_process;       /* dispatches held per executor; 0: 2 */
+    const char *const *task_libs; /* shared libraries to dlopen first */
     size_t ntask_libs;
-    bool exit_on_broker_loss;        /* embedded pools: no reconnecting */
-    int verbose;                     /* as mp_broker_options_t.verbose */
-    int stop_fd;                     /* >= 0: readable/closed means stop */
+    bool exit_on_broker_loss; /* embedded pools: no reconnecting */
+    int verbose;              /* as mp_broker_options_t.verbose */
+    int stop_fd;              /* >= 0: readable/closed means stop */
 } mp_worker_options_t;
 
 /* Runs until stopped. Returns 0 after a clean stop, or a negative MP_E*

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# test_cli.sh BUILD_DIR - mp-client against a real cluster: one mp-broker on
+# a free loopback port, one mp-worker (2 executors) serving
+# libexample_tasks.so. Prints PASS/FAIL per check; exits 1 on any failure,
+# 77 (skipped) when the programs are not built. Every process it starts is
+# killed and waited for on exit; every command runs under `timeout`.
+set -u
+
+build=${1:?usage: test_cli.sh BUILD_DIR}
+broker_bin=$build/broker/mp-broker
+worker_bin=$build/worker/mp-worker
+client=$build/client/mp-client
+tasks=$build/examples/libexample_tasks.so
+for f in "$broker_bin" "$worker_bin" "$client" "$tasks"; do
+    if [ ! -e "$f" ]; then
+        echo "SKIP: $f is not built"
+        exit 77
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
+pids=()
+failures=0
+
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS: $1"; }
+fail() {
+    echo "FAIL: $1"
+    shift
+    local line
+    for line in "$@"; do echo "      $line"; done
+    failures=$((failures + 1))
+}
+
+# mp-client with a time limit; stdout in $tmp/out, stderr in $tmp/err, status in $rc
+run() {
+    timeout 20 "$client" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+# ---- the cluster ---------------------------------------------------------------------------
+
+timeout 90 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/broker.out" 2>"$tmp/broker.err" &
+pids+=($!)
+ep=
+for _ in $(seq 100); do
+    ep=$(head -n 1 "$tmp/broker.out" 2>/dev/null)
+    [ -n "$ep" ] && break
+    sleep 0.1
+done
+if [ -z "$ep" ]; then
+    fail "mp-broker printed its endpoint" "$(cat "$tmp/broker.err")"
+    exit 1
+fi
+echo "broker at $ep"
+export MP_BROKER=$ep
+
+timeout 90 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 >"$tmp/worker.log" 2>&1 &
+pids+=($!)
+ready=
+for _ in $(seq 100); do
+    timeout 5 "$client" --timeout 2000 status >"$tmp/status" 2>/dev/null &&
+        grep -q '^workers: 1 (2 processes)' "$tmp/status" && ready=1 && break
+    sleep 0.1
+done
+if [ -z "$ready" ]; then
+    fail "mp-worker registered with 2 processes" "$(cat "$tmp/status" "$tmp/worker.log")"
+    exit 1
+fi
+
+# ---- checks --------------------------------------------------------------------------------
+
+run apply square 7
+if [ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = 49 ]; then
+    pass "apply square 7 prints 49"
+else
+    fail "apply square 7 prints 49" "rc=$rc out=$(head -c 300 "$tmp/out")" "$(cat "$tmp/err")"
+fi
+
+run apply upper hello
+if [ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = '"HELLO"' ]; then
+    pass "apply upper hello: a non-JSON argument is a string"
+else
+    fail "apply upper hello: a non-JSON argument is a string" "rc=$rc out=$(cat "$tmp/out")"
+fi
+
+seq 1 1000 >"$tmp/ints"
+seq 1 1000 | awk '{ print $1 * $1 }' >"$tmp/squares"
+timeout 30 "$client" map square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && cmp -s "$tmp/out" "$tmp/squares"; then
+    pass "map square over 1..1000 prints the squares in order"
+else
+    fail "map square over 1..1000 prints the squares in order" "rc=$rc" \
+        "$(diff "$tmp/squares" "$tmp/out" | head -5)" "$(cat "$tmp/err")"
+fi
+
+seq 1 1000 | awk '{ printf "[%d, %d]\n", $1, 2 * $1 }' >"$tmp/pairs"
+seq 1 1000 | awk '{ print 3 * $1 }' >"$tmp/triples"
+run starmap add --input "$tmp/pairs" --chunksize 7
+if [ $rc -eq 0 ] && cmp -s "$tmp/out" "$tmp/triples"; then
+    pass "starmap add over [i, 2i] prints 3i in order"
+else
+    fail "starmap add over [i, 2i] prints 3i in order" "rc=$rc" \
+        "$(diff "$tmp/triples" "$tmp/out" | head -5)" "$(cat "$tmp/err")"
+fi
+
+timeout 30 "$client" map --unordered --chunksize 3 square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && sort -n "$tmp/out" | cmp -s - "$tmp/squares"; then
+    pass "map --unordered prints the same multiset"
+else
+    fail "map --unordered prints the same multiset" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
+run apply no_such_task 1
+if [ $rc -ne 0 ] && grep -qi 'unknown task' "$tmp/out" "$tmp/err"; then
+    pass "apply no_such_task fails with an unknown task error (rc=$rc)"
+else
+    fail "apply no_such_task fails with an unknown task error" "rc=$rc" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+# a failed item prints an error line in its place; the others still run
+printf '[0, 10]\n[0, 1000000000]\n[10, 20]\n' >"$tmp/ranges"
+run starmap count_primes --input "$tmp/ranges"
+line2=$(sed -n 2p "$tmp/out")
+if [ $rc -eq 1 ] && [ "$(sed -n 1p "$tmp/out")" = 4 ] && [ "$(sed -n 3p "$tmp/out")" = 4 ] &&
+    [[ $line2 == '{"error":{"code":-4103,'*'"task":"count_primes"'*'"index":1'* ]]; then
+    pass "a failed item prints {\"error\": ...} in its place and exits 1"
+else
+    fail "a failed item prints {\"error\": ...} in its place and exits 1" "rc=$rc" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+run status
+workers=$(grep -c '^  worker ' "$tmp/out")
+total_done=$(sed -n 's/^items: \([0-9]*\) done.*/\1/p' "$tmp/out")
+worker_done=$(sed -n 's/^  worker .*, \([0-9]*\) done,.*/\1/p' "$tmp/out")
+if [ $rc -eq 0 ] && [ "$workers" -eq 1 ] && grep -q '^workers: 1 (2 processes)' "$tmp/out" &&
+    grep -q '^  worker .*, 2 processes,' "$tmp/out" && [ "${total_done:-0}" -gt 0 ] &&
+    [ "${worker_done:-0}" -gt 0 ]; then
+    pass "status lists 1 worker with 2 processes and done counts > 0"
+else
+    fail "status lists 1 worker with 2 processes and done counts > 0" "rc=$rc" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+run status --json
+if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] &&
+    grep -q '"workers":\[{.*"processes":2,' "$tmp/out"; then
+    pass "status --json prints the status map as one JSON line"
+else
+    fail "status --json prints the status map as one JSON line" "rc=$rc" "$(cat "$tmp/out")"
+fi
+
+printf '1\n2\n{"bad json\n4\n' >"$tmp/bad"
+run map square --input "$tmp/bad"
+if [ $rc -eq 1 ] && grep -q 'line 3' "$tmp/err" && [ "$(head -n 2 "$tmp/out" | tr '\n' ' ')" = "1 4 " ]; then
+    pass "a bad JSON line exits 1 naming the line ($(head -n 1 "$tmp/err"))"
+else
+    fail "a bad JSON line exits 1 naming the line" "rc=$rc" "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+printf '[1, 2]\n7\n' >"$tmp/notarray"
+run starmap add --input "$tmp/notarray"
+if [ $rc -eq 1 ] && grep -q 'line 2' "$tmp/err"; then
+    pass "starmap rejects a line that is not an array, naming the line"
+else
+    fail "starmap rejects a line that is not an array, naming the line" "rc=$rc" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+timeout 10 env -u MP_BROKER "$client" apply square 1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 'broker' "$tmp/err"; then
+    pass "no --broker and no MP_BROKER: exit 2, one line"
+else
+    fail "no --broker and no MP_BROKER: exit 2, one line" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
+run --broker tcp://127.0.0.1:1 --timeout 300 apply square 1
+if [ $rc -eq 1 ] && grep -q '^mp-client: no broker answered' "$tmp/err"; then
+    pass "unreachable broker: exit 1"
+else
+    fail "unreachable broker: exit 1" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
+run map square --frobnicate
+if [ $rc -eq 2 ]; then
+    pass "unknown option: exit 2"
+else
+    fail "unknown option: exit 2" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
+if [ $failures -ne 0 ]; then
+    echo "--- broker log"
+    tail -n 20 "$tmp/broker.err"
+    echo "--- worker log"
+    tail -n 20 "$tmp/worker.log"
+    echo "$failures check(s) FAILED"
+    exit 1
+fi
+echo "all checks passed"
