@@ -648,6 +648,13 @@ static void *io_thread(void *arg)
         now = mp__now_ns();
         if (now >= next_hb) {
             next_hb = now + interval;
+            if (pool->embedded && !pool->worker_dead && !pool->terminated && !pool->closed &&
+                pool->worker && !mp_process_is_alive(pool->worker)) {
+                /* nobody else will serve this pool: fail, never wait */
+                mp__log(MP_LOG_ERROR, WHO, "the pool's worker process exited");
+                pool->worker_dead = true;
+                fail_all(pool, MP_EWORKERLOST, "the pool's worker process exited", &ready);
+            }
             if (now - pool->last_heard > interval * MPP_LIVENESS) {
                 mp__log(MP_LOG_WARN, WHO, "broker %s silent for %llu ms", pool->endpoint,
                         (unsigned long long)((now - pool->last_heard) / 1000000));
@@ -693,9 +700,10 @@ void mp__pool_wake(mp_pool_t *pool)
 int mp__pool_submit(mp_pool_t *pool, mp_async_t *job)
 {
     pthread_mutex_lock(&pool->mutex);
-    if (pool->closed || pool->terminated || pool->stopping) {
+    if (pool->closed || pool->terminated || pool->stopping || pool->worker_dead) {
+        int rc = pool->worker_dead ? MP_EWORKERLOST : MP_ESTATE;
         pthread_mutex_unlock(&pool->mutex);
-        return MP_ESTATE;
+        return rc;
     }
     pool->active_jobs++;
     if (job->kind == JOB_MAP && job->total == 0) { /* nothing to send */

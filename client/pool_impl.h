@@ -132,6 +132,7 @@ struct mp_pool {
     bool connected;
     int processes; /* executors, from the broker */
     bool closed, terminated, stopping;
+    bool worker_dead; /* embedded: the worker process is gone */
     int connect_error;
     mp_async_t *send_head, *send_tail; /* jobs with input to send */
     size_t inflight;                   /* chunks sent, not finished */

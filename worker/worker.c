@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -278,38 +279,39 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
         spawn_executor(w, e);
 }
 
-/* Reads what the executor wrote; forwards a complete reply. */
-static void executor_readable(worker_t *w, exec_t *e)
+/* Reads what the executor wrote (never blocks: MSG_DONTWAIT); forwards a
+   complete reply. Returns false when nothing could be read. */
+static bool executor_readable(worker_t *w, exec_t *e)
 {
     if (e->rcap - e->rlen < 65536) {
         size_t cap = e->rcap ? e->rcap * 2 : 131072;
         char *grown = realloc(e->rbuf, cap);
         if (!grown) {
             mp__log(MP_LOG_ERROR, WHO, "out of memory reading executor %d", e->slot);
-            return;
+            return false;
         }
         e->rbuf = grown;
         e->rcap = cap;
     }
-    ssize_t r = read(e->fd, e->rbuf + e->rlen, e->rcap - e->rlen);
+    ssize_t r = recv(e->fd, e->rbuf + e->rlen, e->rcap - e->rlen, MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return false;
     if (r <= 0) {
-        if (r < 0 && errno == EINTR)
-            return;
         executor_hangup(w, e);
-        return;
+        return true;
     }
     e->rlen += (size_t)r;
     if (e->rlen < 4)
-        return;
+        return true;
     uint32_t len;
     memcpy(&len, e->rbuf, 4);
     if (e->rlen < 4 + (size_t)len)
-        return;
+        return true;
     if (e->rlen > 4 + (size_t)len || len < 24 || !e->job) {
         mp__log(MP_LOG_ERROR, WHO, "executor %d sent an unexpected reply; killing it", e->slot);
         kill(e->pid, SIGKILL);
         executor_hangup(w, e);
-        return;
+        return true;
     }
     const char *p = e->rbuf + 4;
     uint64_t dispatch;
@@ -351,6 +353,7 @@ static void executor_readable(worker_t *w, exec_t *e)
         e->rcap = 0;
     }
     assign(w);
+    return true;
 }
 
 static void on_zygote(worker_t *w)
@@ -382,8 +385,8 @@ static void on_zygote(worker_t *w)
             if (ev.pid != e->pid)
                 break;
             /* its last reply may still be in the socket: read it first */
-            while (e->fd >= 0 && e->job)
-                executor_readable(w, e);
+            while (e->fd >= 0 && e->job && executor_readable(w, e)) {
+            }
             executor_exited(w, e, ev.status);
             break;
         case ZYGOTE_FAILED:
@@ -567,9 +570,11 @@ int mp_worker_run(const mp_worker_options_t *o)
     w.next_heartbeat = now_ns() + interval;
     zmq_pollitem_t *items = calloc((size_t)w.nex + 4, sizeof *items);
     int *which = calloc((size_t)w.nex + 4, sizeof *which);
-    if (!items || !which) {
+    pid_t *pids = calloc((size_t)w.nex + 4, sizeof *pids);
+    if (!items || !which || !pids) {
         free(items);
         free(which);
+        free(pids);
         rc = MP_ENOMEM;
         goto out;
     }
@@ -584,6 +589,7 @@ int mp_worker_run(const mp_worker_options_t *o)
         for (int i = 0; i < w.nex; i++)
             if (w.ex[i].fd >= 0) {
                 which[n] = i;
+                pids[n] = w.ex[i].pid;
                 items[n++] = (zmq_pollitem_t){NULL, w.ex[i].fd, ZMQ_POLLIN, 0};
             }
         uint64_t now = now_ns();
@@ -606,8 +612,11 @@ int mp_worker_run(const mp_worker_options_t *o)
         }
         if (items[2].revents)
             on_zygote(&w);
+        /* on_zygote may have replaced an executor, and its new socket may
+           have the old one's number: a result is only for the same process */
         for (int k = first_ex; k < n; k++)
-            if (items[k].revents && w.ex[which[k]].fd == items[k].fd)
+            if (items[k].revents && w.ex[which[k]].fd == items[k].fd &&
+                w.ex[which[k]].pid == pids[k])
                 executor_readable(&w, &w.ex[which[k]]);
         if (items[0].revents & ZMQ_POLLIN)
             on_broker(&w);
@@ -634,6 +643,7 @@ int mp_worker_run(const mp_worker_options_t *o)
     }
     free(items);
     free(which);
+    free(pids);
 out:
     teardown(&w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

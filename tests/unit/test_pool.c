@@ -438,6 +438,30 @@ static void test_pool_progress_counts_a_running_map(void **state)
     mp_pool_destroy(&pool);
 }
 
+static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < 200; i++)
+        mp_items_add_int(in, 50);
+    mp_call_options_t co = {.chunksize = 1};
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &co, &ar), 0);
+    mp_process_t *kids[4];
+    assert_int_equal(mp_active_children(kids, 4), 1); /* the pool's worker */
+    kill(mp_process_pid(kids[0]), SIGKILL);
+    uint64_t t0 = tu_now_ms();
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 10000, &got), MP_EWORKERLOST);
+    assert_true(tu_now_ms() - t0 < 3000);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    mp_obj_t *v = NULL;
+    assert_int_equal(mp_pool_apply(pool, "square", NULL, &v), MP_EWORKERLOST);
+    mp_pool_destroy(&pool);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -454,6 +478,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
         cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
         cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
+        cmocka_unit_test_teardown(test_pool_whose_worker_process_dies_fails_instead_of_hanging,
+                                  teardown),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }
