@@ -312,6 +312,26 @@ int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t
     return 0;
 }
 
+int mp__items_reserve(mp_items_t *l, size_t bytes, size_t items)
+{
+    return reserve_index(l, items) || mp__buf_reserve(&l->buf, bytes) ? MP_ENOMEM : 0;
+}
+
+int mp__items_concat(mp_items_t *dst, const mp_items_t *src)
+{
+    if (dst->tuple_left || src->tuple_left)
+        return MP_ESTATE;
+    size_t bytes = src->buf.size, base = dst->buf.size;
+    if (mp__items_reserve(dst, bytes, src->len))
+        return MP_ENOMEM;
+    memcpy(dst->buf.data + base, src->buf.data, bytes);
+    for (size_t i = 0; i < src->len; i++)
+        dst->off[dst->len + i] = base + src->off[i];
+    dst->buf.size += bytes;
+    dst->len += src->len;
+    return 0;
+}
+
 void mp__items_span(const mp_items_t *l, size_t a, size_t b, const char **p, size_t *n)
 {
     size_t start = a < l->len ? l->off[a] : items_end(l);

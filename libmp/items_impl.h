@@ -18,6 +18,11 @@ struct mp_items {
 /* Appends count values already encoded back to back in data[0..size),
    validating each. 0, MP_EBADMSG (not exactly count values), MP_ENOMEM. */
 int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t count);
+/* Appends every item of src (already validated: it is a list) to dst with
+   one copy and no re-parsing; errors are not moved. 0 or MP_ENOMEM. */
+int mp__items_concat(mp_items_t *dst, const mp_items_t *src);
+/* Reserves room for bytes and items more. 0 or MP_ENOMEM. */
+int mp__items_reserve(mp_items_t *l, size_t bytes, size_t items);
 /* Items [a, b) as one contiguous byte range (borrowed). */
 void mp__items_span(const mp_items_t *l, size_t a, size_t b, const char **p, size_t *n);
 /* Records a failure of item index (copies the strings; NULL means ""). The
