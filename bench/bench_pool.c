@@ -23,6 +23,7 @@
 */
 #include <stdint.h>
 
+#include "bench_util.h"
 #include "mp.h"
 
 /* map: x -> x*x */
@@ -61,25 +62,6 @@ static const char *broker; /* NULL: embedded */
 static int failures;
 static double imap_lazy_rate;   /* items/s of the imap_1e8_lazy run */
 static char imap_lazy_name[32]; /* imap_1e8_lazy, or the trial size's name */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 static void emit(const char *name, const char *unit, double value)
 {

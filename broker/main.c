@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mp.h"
+#include "progopt.h"
 #include "mp/broker.h"
 
 static void usage(FILE *out)
@@ -34,14 +35,7 @@ static void usage(FILE *out)
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < min || v > max) {
-        fprintf(stderr, "mp-broker: bad %s '%s' (expected %ld..%ld)\n", what, s, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return mp_prog_parse_long("mp-broker", s, what, min, max, out);
 }
 
 int main(int argc, char **argv)

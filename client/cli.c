@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "mp.h"
+#include "progopt.h"
 
 #define PROG "mp-client"
 #define BATCH_ITEMS 10000          /* starmap: lines per starmap call */
@@ -918,15 +919,7 @@ static int run_status(run_t *run)
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < min || v > max) {
-        say(NULL, "bad %s '%s' (expected %ld..%ld)", what, s, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return mp_prog_parse_long("mp-client", s, what, min, max, out);
 }
 
 /* One getopt_long pass over argv[0..argc): options anywhere (permute) or

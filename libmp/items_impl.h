@@ -7,10 +7,10 @@
 #include "mp/items.h"
 
 struct mp_items {
-    mp__buf_t buf;      /* the items, msgpack, back to back */
-    size_t *off;        /* off[i]: where item i starts in buf */
-    size_t len, cap;    /* complete items; capacity of off */
-    size_t tuple_left;  /* members still to come in an open tuple */
+    mp__buf_t buf;        /* the items, msgpack, back to back */
+    size_t *off;          /* off[i]: where item i starts in buf */
+    size_t len, cap;      /* complete items; capacity of off */
+    size_t tuple_left;    /* members still to come in an open tuple */
     mp_task_error_t *err; /* failures, kept sorted by index */
     size_t nerr, errcap;
 };

@@ -10,21 +10,21 @@
 
 typedef struct {
     /* in */
-    const char *name;       /* NUL-terminated */
-    int mode;               /* MPP_MODE_MAP or MPP_MODE_STAR */
+    const char *name; /* NUL-terminated */
+    int mode;         /* MPP_MODE_MAP or MPP_MODE_STAR */
     unsigned attempt;
-    const void *items;      /* the items frame: msgpack array of count values */
+    const void *items; /* the items frame: msgpack array of count values */
     size_t items_size;
-    const void *init;       /* the init frame, or NULL */
+    const void *init; /* the init frame, or NULL */
     size_t init_size;
-    const char *host;       /* for error entries */
+    const char *host; /* for error entries */
     int pid;
-    uint32_t *progress;     /* index of the running item is stored here */
+    uint32_t *progress; /* index of the running item is stored here */
     /* out: caller-initialised buffers, appended to */
-    mp__buf_t *values;      /* msgpack array of count values */
-    mp__buf_t *errors;      /* msgpack array of error entries */
-    size_t count;           /* items in the frame (out) */
-    size_t nerrors;         /* entries in errors (out) */
+    mp__buf_t *values; /* msgpack array of count values */
+    mp__buf_t *errors; /* msgpack array of error entries */
+    size_t count;      /* items in the frame (out) */
+    size_t nerrors;    /* entries in errors (out) */
 } mp__chunk_t;
 
 /* Runs every item of c. Returns 0 (item failures are in c->errors), or

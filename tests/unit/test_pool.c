@@ -438,6 +438,34 @@ static void test_pool_progress_counts_a_running_map(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* Pauses 1.8 s (beyond 3 heartbeats) before item 3, fails at item 6. */
+static int slow_then_failing_gen(void *arg, mp_items_t *out)
+{
+    int *next = arg;
+    if (*next == 3)
+        usleep(1800000);
+    if (*next == 6)
+        return MP_EBADARGS;
+    return mp_items_add_int(out, (*next)++);
+}
+
+static void test_pool_imap_generator_may_block_and_its_error_ends_the_call(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(1, NULL);
+    int next = 0;
+    mp_imap_t *it;
+    assert_int_equal(mp_pool_imap(pool, "square", slow_then_failing_gen, &next, 1, &it), 0);
+    int64_t v;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(mp_imap_next_int(it, 10000, &v), 0);
+        assert_int_equal(v, (int64_t)i * i);
+    }
+    assert_int_equal(mp_imap_next_int(it, 10000, &v), MP_EBADARGS);
+    mp_imap_destroy(&it);
+    mp_pool_destroy(&pool);
+}
+
 static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **state)
 {
     (void)state;
@@ -478,6 +506,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
         cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
         cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
+        cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,
+                                  teardown),
         cmocka_unit_test_teardown(test_pool_whose_worker_process_dies_fails_instead_of_hanging,
                                   teardown),
     };
