@@ -24,13 +24,17 @@ static void usage(FILE *out)
                  "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
                  "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
                  "      --max-message BYTES largest accepted message (default 64 MiB)\n"
-                 "  -v, --verbose           log every dispatch\n"
-                 "  -q, --quiet             log warnings and errors only\n"
+                 "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
+                 "  -v, --verbose           the same as --log-level debug\n"
+                 "  -q, --quiet             the same as --log-level warn\n"
                  "  -h, --help              this text\n"
                  "  -V, --version           print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
-                 "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_VERBOSE=1.\n"
-                 "The bound endpoints are printed on stdout, one per line.\n");
+                 "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
+                 "MP_LOG_LEVEL.\n"
+                 "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
+                 "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
+                 "See docs/CLUSTER.md.\n");
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -44,6 +48,7 @@ int main(int argc, char **argv)
                                          {"heartbeat", required_argument, 0, 'H'},
                                          {"max-attempts", required_argument, 0, 'A'},
                                          {"max-message", required_argument, 0, 'M'},
+                                         {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
@@ -52,8 +57,10 @@ int main(int argc, char **argv)
     const char *binds[64];
     size_t nbinds = 0;
     long heartbeat = 0, attempts = 0, maxmsg = 0;
-    int level = -1, c;
-    while ((c = getopt_long(argc, argv, "b:vqhV", opts, NULL)) != -1) {
+    const char *level_name = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":b:l:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
             if (nbinds == 64) {
@@ -74,11 +81,14 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--max-message", 4096, 1L << 31, &maxmsg))
                 return 2;
             break;
+        case 'l':
+            level_name = optarg;
+            break;
         case 'v':
-            level = 2;
+            level_name = "debug";
             break;
         case 'q':
-            level = 0;
+            level_name = "warn";
             break;
         case 'h':
             usage(stdout);
@@ -86,8 +96,9 @@ int main(int argc, char **argv)
         case 'V':
             printf("mp-broker %s\n", MP_VERSION_STRING);
             return 0;
-        default:
-            fprintf(stderr, "mp-broker: try --help\n");
+        default: /* getopt is quiet (opterr = 0): one line of our own */
+            fprintf(stderr, "mp-broker: %s option '%s'; try --help\n",
+                    c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
             return 2;
         }
     }
@@ -105,14 +116,14 @@ int main(int argc, char **argv)
     }
     if (nbinds == 0)
         binds[nbinds++] = "tcp://*:5555";
-    if (!heartbeat && (env = getenv("MP_HEARTBEAT_MS")) &&
-        parse_int(env, "MP_HEARTBEAT_MS", 10, 60000, &heartbeat))
+    int level = mp_prog_log_level("mp-broker", level_name);
+    if (level < 0 || mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &attempts) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &maxmsg)) {
+        free(envbinds);
         return 2;
-    if (!attempts && (env = getenv("MP_MAX_ATTEMPTS")) &&
-        parse_int(env, "MP_MAX_ATTEMPTS", 1, 100, &attempts))
-        return 2;
-    if (level < 0 && (env = getenv("MP_VERBOSE")) && strcmp(env, "1") == 0)
-        level = 2;
+    }
+    mp_log_set_level(level);
 
     /* block the stop signals before any thread exists; sigwait takes them */
     sigset_t stop;
@@ -127,7 +138,7 @@ int main(int argc, char **argv)
                              .heartbeat_ms = (int)heartbeat,
                              .max_attempts = (int)attempts,
                              .max_message = (size_t)maxmsg,
-                             .verbose = level < 0 ? 1 : level};
+                             .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
     int rc = mp_broker_new(&o, &broker);
     if (rc) {
@@ -140,8 +151,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);
-    if (level != 0)
-        fprintf(stderr, "mp-broker: signal %d: shutting down\n", sig);
+    mp_log(MP_LOG_INFO, "mp-broker", "signal %d: shutting down", sig);
     mp_broker_destroy(&broker);
     free(envbinds);
     return 0;

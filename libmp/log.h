@@ -1,14 +1,11 @@
-/*  log.h - one line per event, with a time, a level and who speaks.
-    Used by the broker and the worker (daemons). Not installed. */
-#ifndef MP_LOG_H_INCLUDED
-#define MP_LOG_H_INCLUDED
+/*  log.h - the library's side of mp/log.h. Not installed. */
+#ifndef MP_LOG_IMPL_H_INCLUDED
+#define MP_LOG_IMPL_H_INCLUDED
 
-enum { MP_LOG_ERROR, MP_LOG_WARN, MP_LOG_INFO, MP_LOG_DEBUG };
+#include "mp/log.h"
 
-/* Lines above the process's level (state.c; default INFO) are dropped. */
-void mp__log(int level, const char *who, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void mp__log_set_level(int level);
-int mp__log_get_level(void);
+#define mp__log mp_log
+#define mp__log_set_level mp_log_set_level
+#define mp__log_get_level mp_log_get_level
 
 #endif

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "mp/log.h"
 
 /* Parses s as a decimal in [min, max] into *out; on failure prints
    "<prog>: bad <what> '<s>' (expected min..max)" and returns -1. */
@@ -22,6 +25,38 @@ static inline int mp_prog_parse_long(const char *prog, const char *s, const char
     }
     *out = v;
     return 0;
+}
+
+/* When the option was not given (*out == unset) and the environment
+   variable `name` is set and not empty, parses it as mp_prog_parse_long
+   does. Returns -1 on a bad value (the message names the variable). */
+static inline int mp_prog_env_long(const char *prog, const char *name, long min, long max,
+                                   long unset, long *out)
+{
+    const char *env = getenv(name);
+    if (*out != unset || !env || !*env)
+        return 0;
+    return mp_prog_parse_long(prog, env, name, min, max, out);
+}
+
+/* The log level of a daemon: `arg` (--log-level, -v, -q) when given, else
+   MP_LOG_LEVEL, else MP_VERBOSE=1 (debug), else info. Returns the MP_LOG_*
+   level, or -1 after a message on a bad name. */
+static inline int mp_prog_log_level(const char *prog, const char *arg)
+{
+    const char *what = "--log-level";
+    if (!arg) {
+        const char *env = getenv("MP_LOG_LEVEL"), *verbose = getenv("MP_VERBOSE");
+        if (!env || !*env)
+            return verbose && strcmp(verbose, "1") == 0 ? MP_LOG_DEBUG : MP_LOG_INFO;
+        arg = env;
+        what = "MP_LOG_LEVEL";
+    }
+    int level = mp_log_level_parse(arg);
+    if (level < 0)
+        fprintf(stderr, "%s: bad %s '%s' (expected error, warn, info or debug)\n", prog, what,
+                arg);
+    return level;
 }
 
 #endif

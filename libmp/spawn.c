@@ -239,7 +239,8 @@ static void maybe_run_worker(int argc, char **argv)
         return;
     mp_worker_options_t o = {.broker = endpoint,
                              .processes = processes > 0 ? processes : 0,
-                             .verbose = 1,
+                             /* a daemon logs at INFO unless MP_LOG_LEVEL says */
+                             .verbose = getenv("MP_LOG_LEVEL") ? 0 : 1,
                              .stop_fd = -1};
     int rc = mp_worker_run(&o);
     if (rc)

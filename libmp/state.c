@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "log.h"
 #include "mp/error.h"
 #include "mp/task.h"
 #include "process_impl.h"
@@ -306,16 +308,41 @@ void mp_task_each(void (*fn)(const char *name, void *arg), void *arg)
     pthread_mutex_unlock(&task_mutex);
 }
 
-/* ---- log level (log.h) ------------------------------------------------------ */
+/* ---- log level (mp/log.h) -------------------------------------------------- */
 
-static int log_level = 1; /* MP_LOG_WARN: a library is quiet unless asked */
+/* -1: not decided yet; the first reader takes MP_LOG_LEVEL or WARN (a
+   library is quiet unless asked) */
+static int log_level = -1;
 
-void mp__log_set_level(int level)
+void mp_log_set_level(int level)
 {
+    if (level < MP_LOG_ERROR)
+        level = MP_LOG_ERROR;
+    if (level > MP_LOG_DEBUG)
+        level = MP_LOG_DEBUG;
     __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
-int mp__log_get_level(void)
+int mp_log_get_level(void)
 {
+    int level = __atomic_load_n(&log_level, __ATOMIC_RELAXED);
+    if (level >= 0)
+        return level;
+    const char *env = getenv("MP_LOG_LEVEL");
+    level = env ? mp_log_level_parse(env) : -1;
+    if (level < 0)
+        level = MP_LOG_WARN;
+    int unset = -1; /* a concurrent mp_log_set_level() wins */
+    __atomic_compare_exchange_n(&log_level, &unset, level, false, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
     return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
+}
+
+int mp_log_level_parse(const char *name)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; name && i < 4; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return i;
+    return -1;
 }

@@ -266,10 +266,14 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 close(sfd);
                 /* a crash is a crash: not the host program's handler (a
                    test framework's, say) running in the executor */
-                static const int fatal[] = {SIGSEGV, SIGBUS,  SIGILL, SIGFPE,
-                                            SIGABRT, SIGTERM, SIGINT, SIGCHLD};
+                static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGCHLD};
                 for (size_t k = 0; k < MP__ARRAY_SIZE(fatal); k++)
                     signal(fatal[k], SIG_DFL);
+                /* a stop signal sent to the whole group (Ctrl-C, systemd,
+                   timeout) is the supervisor's to handle: it hands the work
+                   back and stops the executors itself (SIGKILL) */
+                signal(SIGINT, SIG_IGN);
+                signal(SIGTERM, SIG_IGN);
                 sigset_t all;
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);

@@ -5,6 +5,7 @@
     (mp/worker.h) until SIGTERM or SIGINT.
 */
 #include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +23,56 @@ static void usage(FILE *out)
                  "  -p, --processes N          executor processes (default: CPU count)\n"
                  "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
                  "      --heartbeat MS         heartbeat interval (default 1000)\n"
-                 "  -v, --verbose              log every event\n"
-                 "  -q, --quiet                log warnings and errors only\n"
+                 "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
+                 "  -v, --verbose              the same as --log-level debug\n"
+                 "  -q, --quiet                the same as --log-level warn\n"
                  "  -h, --help                 this text\n"
                  "  -V, --version              print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
                  "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
-                 "MP_HEARTBEAT_MS, MP_VERBOSE=1.\n");
+                 "MP_HEARTBEAT_MS, MP_LOG_LEVEL.\n"
+                 "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
+                 "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
+                 "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");
+}
+
+/* A broker endpoint the worker can use: tcp://HOST:PORT with a host that
+   resolves (ZeroMQ would retry an unresolvable name silently forever), or
+   ipc://PATH (the broker may create it later). Returns 0, or the exit
+   status after a one-line message: 2 for a malformed endpoint, 1 for a
+   host that does not resolve. */
+static int check_endpoint(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 && ep[6])
+        return 0;
+    const char *colon = strrchr(ep, ':');
+    if (strncmp(ep, "tcp://", 6) || !colon || colon < ep + 6 || colon == ep + 6 || !colon[1]) {
+        fprintf(stderr, "mp-worker: bad broker endpoint '%s' (tcp://HOST:PORT or ipc://PATH)\n",
+                ep);
+        return 2;
+    }
+    char host[256];
+    const char *h = ep + 6;
+    size_t n = (size_t)(colon - h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* tcp://[::1]:5555 */
+        h++;
+        n -= 2;
+    }
+    if (n >= sizeof host) {
+        fprintf(stderr, "mp-worker: broker host in '%s' is too long\n", ep);
+        return 2;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int err = getaddrinfo(host, colon + 1, &hints, &res);
+    if (err) {
+        fprintf(stderr, "mp-worker: cannot resolve broker host '%s' in %s: %s\n", host, ep,
+                gai_strerror(err));
+        return err == EAI_SERVICE ? 2 : 1;
+    }
+    freeaddrinfo(res);
+    return 0;
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -41,15 +85,18 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'},    {"tasks", required_argument, 0, 't'},
         {"processes", required_argument, 0, 'p'}, {"maxtasksperchild", required_argument, 0, 'm'},
-        {"heartbeat", required_argument, 0, 'H'}, {"verbose", no_argument, 0, 'v'},
+        {"heartbeat", required_argument, 0, 'H'}, {"log-level", required_argument, 0, 'l'},
+        {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},           {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     const char *broker = NULL;
     const char *libs[64];
     size_t nlibs = 0;
     long processes = -1, maxtasks = -1, heartbeat = 0;
-    int level = -1, c;
-    while ((c = getopt_long(argc, argv, "b:t:p:m:vqhV", opts, NULL)) != -1) {
+    const char *level_name = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":b:t:p:m:l:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
             broker = optarg;
@@ -73,11 +120,14 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--heartbeat", 10, 60000, &heartbeat))
                 return 2;
             break;
+        case 'l':
+            level_name = optarg;
+            break;
         case 'v':
-            level = 2;
+            level_name = "debug";
             break;
         case 'q':
-            level = 0;
+            level_name = "warn";
             break;
         case 'h':
             usage(stdout);
@@ -85,8 +135,9 @@ int main(int argc, char **argv)
         case 'V':
             printf("mp-worker %s\n", MP_VERSION_STRING);
             return 0;
-        default:
-            fprintf(stderr, "mp-worker: try --help\n");
+        default: /* getopt is quiet (opterr = 0): one line of our own */
+            fprintf(stderr, "mp-worker: %s option '%s'; try --help\n",
+                    c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
             return 2;
         }
     }
@@ -101,11 +152,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "mp-worker: no broker: give --broker ENDPOINT or set MP_BROKER\n");
         return 2;
     }
-    if (strncmp(broker, "tcp://", 6) && strncmp(broker, "ipc://", 6)) {
-        fprintf(stderr, "mp-worker: bad broker endpoint '%s' (tcp://HOST:PORT or ipc://PATH)\n",
-                broker);
-        return 2;
-    }
+    int rc = check_endpoint(broker);
+    if (rc)
+        return rc;
     char *envlibs = NULL;
     if (nlibs == 0 && (env = getenv("MP_TASKS")) && *env) {
         envlibs = strdup(env);
@@ -113,17 +162,14 @@ int main(int argc, char **argv)
              t = strtok_r(NULL, ":", &save))
             libs[nlibs++] = t;
     }
-    if (processes < 0 && (env = getenv("MP_PROCESSES")) &&
-        parse_int(env, "MP_PROCESSES", 1, 1024, &processes))
+    int level = mp_prog_log_level("mp-worker", level_name);
+    if (level < 0 || mp_prog_env_long("mp-worker", "MP_PROCESSES", 1, 1024, -1, &processes) ||
+        mp_prog_env_long("mp-worker", "MP_MAXTASKSPERCHILD", 0, 1L << 30, -1, &maxtasks) ||
+        mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat)) {
+        free(envlibs);
         return 2;
-    if (maxtasks < 0 && (env = getenv("MP_MAXTASKSPERCHILD")) &&
-        parse_int(env, "MP_MAXTASKSPERCHILD", 0, 1L << 30, &maxtasks))
-        return 2;
-    if (!heartbeat && (env = getenv("MP_HEARTBEAT_MS")) &&
-        parse_int(env, "MP_HEARTBEAT_MS", 10, 60000, &heartbeat))
-        return 2;
-    if (level < 0 && (env = getenv("MP_VERBOSE")) && strcmp(env, "1") == 0)
-        level = 2;
+    }
+    mp_log_set_level(level);
 
     mp_worker_options_t o = {.broker = broker,
                              .processes = processes > 0 ? (int)processes : 0,
@@ -131,12 +177,12 @@ int main(int argc, char **argv)
                              .heartbeat_ms = (int)heartbeat,
                              .task_libs = libs,
                              .ntask_libs = nlibs,
-                             .verbose = level < 0 ? 1 : level,
+                             .verbose = 0 /* the level set above */,
                              .stop_fd = -1};
-    int rc = mp_worker_run(&o);
+    rc = mp_worker_run(&o);
     free(envlibs);
     if (rc) {
-        fprintf(stderr, "mp-worker: %s\n", mp_strerror(rc));
+        fprintf(stderr, "mp-worker: cannot start: %s\n", mp_strerror(rc));
         return 1;
     }
     return 0;

@@ -15,6 +15,7 @@
 #define MP_VERSION_STRING "0.1.0"
 
 #include "mp/error.h"
+#include "mp/log.h"
 #include "mp/obj.h"
 #include "mp/process.h"
 #include "mp/lock.h"

@@ -11,37 +11,10 @@ broker_bin=$build/broker/mp-broker
 worker_bin=$build/worker/mp-worker
 client=$build/client/mp-client
 tasks=$build/examples/libexample_tasks.so
-for f in "$broker_bin" "$worker_bin" "$client" "$tasks"; do
-    if [ ! -e "$f" ]; then
-        echo "SKIP: $f is not built"
-        exit 77
-    fi
-done
+. "$(dirname "$0")/testlib.sh"
+tl_need "$broker_bin" "$worker_bin" "$client" "$tasks"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
-pids=()
-failures=0
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-pass() { echo "PASS: $1"; }
-fail() {
-    echo "FAIL: $1"
-    shift
-    local line
-    for line in "$@"; do echo "      $line"; done
-    failures=$((failures + 1))
-}
+tl_init test_cli
 
 # mp-client with a time limit; stdout in $tmp/out, stderr in $tmp/err, status in $rc
 run() {
@@ -51,23 +24,15 @@ run() {
 
 # ---- the cluster ---------------------------------------------------------------------------
 
-timeout 90 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/broker.out" 2>"$tmp/broker.err" &
-pids+=($!)
-ep=
-for _ in $(seq 100); do
-    ep=$(head -n 1 "$tmp/broker.out" 2>/dev/null)
-    [ -n "$ep" ] && break
-    sleep 0.1
-done
-if [ -z "$ep" ]; then
+tl_bg timeout 90 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/broker.out" 2>"$tmp/broker.err"
+if ! tl_endpoint "$tmp/broker.out"; then
     fail "mp-broker printed its endpoint" "$(cat "$tmp/broker.err")"
     exit 1
 fi
 echo "broker at $ep"
 export MP_BROKER=$ep
 
-timeout 90 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 >"$tmp/worker.log" 2>&1 &
-pids+=($!)
+tl_bg timeout 90 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 >"$tmp/worker.log" 2>&1
 ready=
 for _ in $(seq 100); do
     timeout 5 "$client" --timeout 2000 status >"$tmp/status" 2>/dev/null &&
@@ -204,12 +169,4 @@ else
     fail "unknown option: exit 2" "rc=$rc" "$(cat "$tmp/err")"
 fi
 
-if [ $failures -ne 0 ]; then
-    echo "--- broker log"
-    tail -n 20 "$tmp/broker.err"
-    echo "--- worker log"
-    tail -n 20 "$tmp/worker.log"
-    echo "$failures check(s) FAILED"
-    exit 1
-fi
-echo "all checks passed"
+tl_finish "$tmp/broker.err" "$tmp/worker.log"

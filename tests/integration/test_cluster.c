@@ -5,7 +5,9 @@
 
     Every process a test starts is killed and reaped in its teardown.
 */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <zmq.h>
@@ -34,13 +36,14 @@ static pid_t spawn(char *const argv[], int out_fd)
     return pid;
 }
 
-static pid_t start_broker(void)
+/* Starts mp-broker bound to `bind` and sets `endpoint` to what it printed. */
+static pid_t start_broker_at(const char *bind)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     char *argv[] = {MP_BUILD_DIR "/broker/mp-broker",
                     "--bind",
-                    "tcp://127.0.0.1:0",
+                    (char *)bind,
                     "--heartbeat",
                     HB,
                     "-q",
@@ -59,6 +62,39 @@ static pid_t start_broker(void)
     close(fds[0]);
     assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
     return pid;
+}
+
+static pid_t start_broker(void)
+{
+    return start_broker_at("tcp://127.0.0.1:0");
+}
+
+/* A loopback port nobody listens on right now. */
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Waits up to ms for pid to exit; returns its wait status, or -1. */
+static int wait_exit(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            for (int k = 0; k < nprocs; k++)
+                if (procs[k] == pid)
+                    procs[k] = procs[--nprocs];
+            return status;
+        }
+        usleep(1000);
+    }
+    return -1;
 }
 
 static pid_t start_worker(const char *processes)
@@ -353,6 +389,54 @@ static void test_cluster_bad_input_never_kills_the_broker(void **state)
     mp_pool_destroy(&pool);
 }
 
+static void test_cluster_worker_started_before_its_broker_joins(void **state)
+{
+    (void)state;
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
+    char bind[256];
+    snprintf(bind, sizeof bind, "%s", endpoint);
+    pid_t worker = start_worker("2");
+    usleep(1500000); /* it retries: nothing listens yet */
+    assert_int_equal(waitpid(worker, NULL, WNOHANG), 0);
+    start_broker_at(bind);
+    assert_string_equal(endpoint, bind);
+    mp_pool_t *pool = connect_pool(2); /* it joined */
+    mp_items_t *in = range(1000), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
+    assert_squares(out, 1000);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_sigterm_on_a_busy_worker_loses_no_task(void **state)
+{
+    (void)state;
+    start_broker();
+    pid_t victim = start_worker("2");
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(4);
+    mp_items_t *in = range(10000);
+    mp_call_options_t co = {.chunksize = 25};
+    mp_async_t *ar;
+    assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
+    size_t done = 0;
+    while (done < 2500 && mp_async_wait(ar, 5) == MP_ETIMEDOUT)
+        mp_async_progress(ar, &done, NULL);
+    assert_true(done >= 2500 && done < 10000); /* the victim is busy */
+    kill(victim, SIGTERM);
+    int status = wait_exit(victim, 3000); /* it hands back and exits at once */
+    assert_true(status != -1 && WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    const mp_items_t *got;
+    assert_int_equal(mp_async_get(ar, 30000, &got), 0);
+    assert_squares(got, 10000); /* every item, once, no error */
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+    assert_int_equal(mp_pool_processes(pool), 2);
+    mp_pool_destroy(&pool);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -366,6 +450,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cluster_unknown_task_is_an_error, teardown),
         cmocka_unit_test_teardown(test_cluster_broker_killed_mid_map_fails_within_bound, teardown),
         cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, teardown),
+        cmocka_unit_test_teardown(test_cluster_worker_started_before_its_broker_joins, teardown),
+        cmocka_unit_test_teardown(test_cluster_sigterm_on_a_busy_worker_loses_no_task, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test_ops.sh BUILD_DIR - mp-broker and mp-worker as an operator meets them
+# (docs/CLUSTER.md sections 2-4): every option has an environment twin, a
+# bad option or value exits 2 with one line naming it, an address that
+# cannot be bound or resolved exits 1 naming it, log lines carry a time, a
+# level and the program, the level is honoured, SIGTERM exits 0.
+set -u
+
+build=${1:?usage: test_ops.sh BUILD_DIR}
+broker_bin=$build/broker/mp-broker
+worker_bin=$build/worker/mp-worker
+client=$build/client/mp-client
+tasks=$build/examples/libexample_tasks.so
+. "$(dirname "$0")/testlib.sh"
+tl_need "$broker_bin" "$worker_bin" "$client" "$tasks"
+tl_init test_ops
+
+# expect DESC RC PATTERN CMD...: CMD exits RC and its stderr is one line
+# matching the extended regular expression PATTERN
+expect() {
+    local desc=$1 want=$2 pattern=$3
+    shift 3
+    timeout 10 "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ $rc -eq "$want" ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -Eq "$pattern" "$tmp/err"; then
+        pass "$desc: exit $rc, $(cat "$tmp/err")"
+    else
+        fail "$desc" "rc=$rc (want $want)" "$(cat "$tmp/err")"
+    fi
+}
+
+# ---- usage errors: exit 2, one line ------------------------------------------------------
+
+expect "mp-broker --frobnicate" 2 "^mp-broker: unknown option '--frobnicate'; try --help" \
+    "$broker_bin" --frobnicate
+expect "mp-broker --bind (no value)" 2 "^mp-broker: missing value for option '--bind'" \
+    "$broker_bin" --bind
+expect "mp-worker -z" 2 "^mp-worker: unknown option '-z'; try --help" "$worker_bin" -z
+expect "mp-broker --heartbeat 5" 2 "bad --heartbeat '5' \(expected 10\.\.60000\)" \
+    "$broker_bin" --heartbeat 5
+expect "MP_HEARTBEAT_MS=abc mp-broker" 2 "mp-broker: bad MP_HEARTBEAT_MS 'abc'" \
+    env MP_HEARTBEAT_MS=abc "$broker_bin"
+expect "MP_MAX_ATTEMPTS=0 mp-broker" 2 "bad MP_MAX_ATTEMPTS '0'" env MP_MAX_ATTEMPTS=0 "$broker_bin"
+expect "MP_MAX_MESSAGE=1 mp-broker" 2 "bad MP_MAX_MESSAGE '1'" env MP_MAX_MESSAGE=1 "$broker_bin"
+expect "mp-broker --log-level loud" 2 "bad --log-level 'loud'" "$broker_bin" --log-level loud
+expect "MP_LOG_LEVEL=loud mp-broker" 2 "bad MP_LOG_LEVEL 'loud'" env MP_LOG_LEVEL=loud "$broker_bin"
+expect "mp-worker without a broker" 2 'mp-worker: no broker' env -u MP_BROKER "$worker_bin"
+expect "mp-worker --broker tcp://host" 2 "bad broker endpoint 'tcp://host'" \
+    "$worker_bin" --broker tcp://host
+expect "MP_PROCESSES=0 mp-worker" 2 "bad MP_PROCESSES '0' \(expected 1\.\.1024\)" \
+    env MP_PROCESSES=0 "$worker_bin" --broker tcp://127.0.0.1:1
+expect "mp-worker --processes x" 2 "bad --processes 'x'" \
+    "$worker_bin" --broker tcp://127.0.0.1:1 --processes x
+expect "MP_LOG_LEVEL=loud mp-worker" 2 "mp-worker: bad MP_LOG_LEVEL 'loud'" \
+    env MP_LOG_LEVEL=loud "$worker_bin" --broker tcp://127.0.0.1:1
+
+# ---- cannot start: exit 1, naming the address or file --------------------------------------
+
+expect "mp-worker, a broker host that does not resolve" 1 \
+    "cannot resolve broker host 'no-such-host.invalid' in tcp://no-such-host.invalid:5555" \
+    "$worker_bin" --broker tcp://no-such-host.invalid:5555 -p 1
+
+timeout 10 "$worker_bin" --broker tcp://127.0.0.1:1 -p 1 --tasks "$tmp/none.so" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "ERROR mp-worker.*cannot load task library $tmp/none.so" "$tmp/err" &&
+    grep -q '^mp-worker: cannot start' "$tmp/err"; then
+    pass "mp-worker, a task library that does not load: exit 1, named"
+else
+    fail "mp-worker, a task library that does not load: exit 1, named" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
+tl_bg timeout 60 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/b1.out" 2>"$tmp/b1.err"
+if tl_endpoint "$tmp/b1.out"; then
+    timeout 10 "$broker_bin" --bind "$ep" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "ERROR mp-broker.*cannot bind $ep: Address already in use" "$tmp/err"; then
+        pass "mp-broker, a port in use: exit 1, the address named"
+    else
+        fail "mp-broker, a port in use: exit 1, the address named" "rc=$rc" "$(cat "$tmp/err")"
+    fi
+else
+    fail "mp-broker printed its endpoint" "$(cat "$tmp/b1.err")"
+fi
+
+# ---- the environment configures a whole cluster; logs; SIGTERM ------------------------------
+
+MP_BROKER_BIND="tcp://127.0.0.1:0,ipc://$tmp/broker.ipc" MP_HEARTBEAT_MS=300 MP_LOG_LEVEL=debug \
+    timeout 60 "$broker_bin" >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+pids+=($broker_pid)
+tl_endpoint "$tmp/broker.out"
+sleep 0.2
+if [ "$(sed -n 2p "$tmp/broker.out")" = "ipc://$tmp/broker.ipc" ] && [ -S "$tmp/broker.ipc" ]; then
+    pass "MP_BROKER_BIND binds both endpoints and prints them"
+else
+    fail "MP_BROKER_BIND binds both endpoints and prints them" "$(cat "$tmp/broker.out")"
+fi
+
+# in a session of its own, so that the SIGTERM below can go to its whole
+# process group (supervisor, zygote, executors) as systemd or Ctrl-C do
+MP_BROKER="ipc://$tmp/broker.ipc" MP_TASKS="$tasks" MP_PROCESSES=3 MP_HEARTBEAT_MS=300 \
+    MP_LOG_LEVEL=warn setsid "$worker_bin" >"$tmp/worker.out" 2>"$tmp/worker.err" &
+worker_pid=$!
+pids+=($worker_pid)
+ok=
+for _ in $(seq 50); do
+    timeout 5 "$client" --broker "$ep" --timeout 2000 status --json >"$tmp/status" 2>/dev/null &&
+        grep -q '"processes":3,.*"names":\["square"' "$tmp/status" && ok=1 && break
+    sleep 0.1
+done
+if [ -n "$ok" ]; then
+    pass "MP_BROKER, MP_TASKS, MP_PROCESSES configure mp-worker"
+else
+    fail "MP_BROKER, MP_TASKS, MP_PROCESSES configure mp-worker" "$(cat "$tmp/status" "$tmp/worker.err")"
+fi
+
+seq 1 200 | timeout 20 "$client" --broker "$ep" map square >"$tmp/out" 2>/dev/null
+if [ "$(tail -n 1 "$tmp/out")" = 40000 ]; then
+    pass "a map through the environment-configured cluster"
+else
+    fail "a map through the environment-configured cluster" "$(tail -n 3 "$tmp/out")"
+fi
+
+kill -TERM -- -$worker_pid
+wait $worker_pid
+rc=$?
+if [ $rc -eq 0 ] && [ ! -s "$tmp/worker.out" ] && [ ! -s "$tmp/worker.err" ] &&
+    ! pgrep -g $worker_pid >/dev/null; then
+    pass "mp-worker at MP_LOG_LEVEL=warn: SIGTERM to its group exits 0, nothing logged, no process left"
+else
+    fail "mp-worker at MP_LOG_LEVEL=warn: SIGTERM to its group exits 0, nothing logged" "rc=$rc" \
+        "$(cat "$tmp/worker.err")" "$(pgrep -a -g $worker_pid)"
+fi
+
+kill -TERM $broker_pid
+wait $broker_pid
+rc=$?
+line='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (ERROR|WARN|INFO|DEBUG) mp-broker\[[0-9]+\]: '
+lines=$(wc -l <"$tmp/broker.err")
+good=$(grep -Ec "$line" "$tmp/broker.err")
+if [ $rc -eq 0 ] && [ "$lines" -gt 3 ] && [ "$good" -eq "$lines" ] &&
+    grep -q ' DEBUG mp-broker' "$tmp/broker.err" && grep -q ' INFO mp-broker.*signal 15' "$tmp/broker.err" &&
+    [ ! -e "$tmp/broker.ipc" ]; then
+    pass "mp-broker: SIGTERM exits 0, ipc file removed, $lines log lines all 'time LEVEL prog[pid]: '"
+else
+    fail "mp-broker: SIGTERM, log format" "rc=$rc lines=$lines good=$good" \
+        "$(grep -Ev "$line" "$tmp/broker.err" | head -5)"
+fi
+
+tl_finish "$tmp/broker.err" "$tmp/worker.err"
