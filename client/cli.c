@@ -59,7 +59,7 @@
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS };
 /* which options were given, to reject those that do not fit the command */
-enum { OPT_CHUNKSIZE = 1, OPT_UNORDERED = 2, OPT_INPUT = 4, OPT_JSON = 8 };
+enum { OPT_CHUNKSIZE = 1, OPT_UNORDERED = 2, OPT_INPUT = 4, OPT_JSON = 8, OPT_HOST = 16 };
 
 typedef struct {
     const char *broker;
@@ -67,6 +67,7 @@ typedef struct {
     size_t chunksize;
     bool unordered, json;
     const char *input; /* NULL or "-": stdin */
+    const char *host;  /* status --host: a worker on it must be connected */
     unsigned given;    /* OPT_* */
     int command;
     const char *task;
@@ -112,7 +113,7 @@ static void usage(FILE *out)
             "usage: mp-client [options] apply NAME [ARG...]\n"
             "       mp-client [options] map NAME [--input FILE] [--unordered] [--chunksize N]\n"
             "       mp-client [options] starmap NAME [--input FILE] [--unordered] [--chunksize N]\n"
-            "       mp-client [options] status [--json]\n"
+            "       mp-client [options] status [--json] [--host HOST]\n"
             "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
             "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
             "                      it is not valid JSON (\"7\" is an int, '\"7\"' a string);\n"
@@ -129,6 +130,8 @@ static void usage(FILE *out)
             "                      100 or more for large inputs; starmap: automatic for\n"
             "                      each batch of %d lines)\n"
             "      --json          status: print the whole status map as JSON\n"
+            "      --host HOST     status: exit 1 unless a worker on HOST is connected\n"
+            "                      (a worker's healthcheck: --host \"$(hostname)\")\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n\n"
             "One result line per item, in input order. A failed item prints\n"
@@ -892,6 +895,15 @@ static void print_status(const char *broker, const mp_obj_t *st)
         print_worker(mp_obj_array_at(workers, i));
 }
 
+static bool has_worker_on(const mp_obj_t *st, const char *host)
+{
+    const mp_obj_t *workers = mp_obj_map_get(st, "workers");
+    for (size_t i = 0; i < array_len(workers); i++)
+        if (strcmp(field_str(mp_obj_array_at(workers, i), "host"), host) == 0)
+            return true;
+    return false;
+}
+
 static int run_status(run_t *run)
 {
     const cli_t *cli = run->cli;
@@ -911,8 +923,11 @@ static int run_status(run_t *run)
         emit_value(run, st);
     else
         print_status(cli->broker, st);
+    bool host_ok = !cli->host || has_worker_on(st, cli->host);
     mp_obj_destroy(&st);
-    return !run->broken && flush_output(run) ? 0 : EXIT_FAIL;
+    if (!host_ok)
+        say(NULL, "status: no worker on host %s is connected to %s", cli->host, cli->broker);
+    return !run->broken && flush_output(run) && host_ok ? 0 : EXIT_FAIL;
 }
 
 /* ---- command line ----------------------------------------------------------------------- */
@@ -927,15 +942,12 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
    EXIT_USAGE; *next is the index of the first operand. */
 static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *next)
 {
-    static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
-                                         {"timeout", required_argument, 0, 'T'},
-                                         {"chunksize", required_argument, 0, 'c'},
-                                         {"unordered", no_argument, 0, 'u'},
-                                         {"input", required_argument, 0, 'i'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"broker", required_argument, 0, 'b'},    {"timeout", required_argument, 0, 'T'},
+        {"chunksize", required_argument, 0, 'c'}, {"unordered", no_argument, 0, 'u'},
+        {"input", required_argument, 0, 'i'},     {"json", no_argument, 0, 'j'},
+        {"host", required_argument, 0, 'H'},      {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     long v;
     int c;
     optind = 0; /* glibc: start over (a second pass) */
@@ -969,6 +981,10 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
             cli->json = true;
             cli->given |= OPT_JSON;
             break;
+        case 'H':
+            cli->host = optarg;
+            cli->given |= OPT_HOST;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -996,7 +1012,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 {
     static const char *commands[] = {"apply", "map", "starmap", "status"};
     static const unsigned allowed[] = {0, OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT,
-                                       OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT, OPT_JSON};
+                                       OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT,
+                                       OPT_JSON | OPT_HOST};
     int at, rest, rc = parse_options(argc, argv, false, cli, &at);
     if (rc)
         return rc;
@@ -1024,7 +1041,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
             extra & OPT_CHUNKSIZE   ? "--chunksize"
             : extra & OPT_UNORDERED ? "--unordered"
             : extra & OPT_INPUT     ? "--input"
-                                    : "--json");
+            : extra & OPT_JSON      ? "--json"
+                                    : "--host");
         return EXIT_USAGE;
     }
     if (cli->command == CMD_STATUS) {

@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages libmp builds with, when any is missing.
+# Installs the Debian 12 packages libmp needs, when any is missing.
+#   scripts/deps.sh            to build: compilers, the four libraries, jansson
+#   scripts/deps.sh --test     to build and run the whole suite: also iproute2
+#                              (network namespaces) and docker-compose (compose
+#                              file validation)
+#   scripts/deps.sh --runtime  to run mp-broker, mp-worker, mp-client (the
+#                              Docker image's runtime stage)
 set -euo pipefail
-pkgs=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
+build=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
+case "${1:-}" in
+"") pkgs=("${build[@]}") ;;
+--test) pkgs=("${build[@]}" iproute2 docker-compose) ;;
+--runtime) pkgs=(libzmq5 libmsgpackc2 libjansson4) ;;
+*) echo "usage: scripts/deps.sh [--test | --runtime]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -11,4 +23,4 @@ sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "installing: ${missing[*]}" >&2
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

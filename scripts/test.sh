@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# The test command: dependencies, a build in build/, and the whole suite.
+# The test command: dependencies, a build in build/ (scripts/build.sh), and
+# the whole suite.
 #   MP_SANITIZE=address,undefined scripts/test.sh   -> build-asan/, sanitized
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh"
+"$top/scripts/deps.sh" --test
 build="$top/build"
-args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
-if [ -n "${MP_SANITIZE:-}" ]; then
-    build="$top/build-asan"
-    args=(-DCMAKE_BUILD_TYPE=Debug "-DMP_SANITIZE=$MP_SANITIZE")
-fi
-cmake -S "$top" -B "$build" "${args[@]}" >/dev/null
-cmake --build "$build" -j2
+[ -n "${MP_SANITIZE:-}" ] && build="$top/build-asan"
+"$top/scripts/build.sh" "$build"
 cd "$build" && ctest -j2 --output-on-failure --timeout 300

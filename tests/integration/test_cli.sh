@@ -130,6 +130,17 @@ else
     fail "status --json prints the status map as one JSON line" "rc=$rc" "$(cat "$tmp/out")"
 fi
 
+run status --host "$(hostname)"
+rc_here=$rc
+run status --host no-such-host
+if [ $rc_here -eq 0 ] && [ $rc -eq 1 ] &&
+    grep -q '^mp-client: status: no worker on host no-such-host is connected' "$tmp/err"; then
+    pass "status --host: 0 for this host's worker, 1 for a host without one"
+else
+    fail "status --host: 0 for this host's worker, 1 for a host without one" \
+        "rc here=$rc_here elsewhere=$rc" "$(cat "$tmp/err")"
+fi
+
 printf '1\n2\n{"bad json\n4\n' >"$tmp/bad"
 run map square --input "$tmp/bad"
 if [ $rc -eq 1 ] && grep -q 'line 3' "$tmp/err" && [ "$(head -n 2 "$tmp/out" | tr '\n' ' ')" = "1 4 " ]; then

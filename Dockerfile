@@ -1,0 +1,27 @@
+# libmp: mp-broker, mp-worker, mp-client and the example task library in a
+# small Debian 12 image (docs/CLUSTER.md section 6).
+#
+#   docker build -t libmp .
+#   docker compose up -d --scale worker=4      (docker-compose.yml)
+#
+# The build stage runs the same two scripts as CI's test command
+# (scripts/deps.sh, scripts/build.sh); tests/integration/test_compose.sh
+# checks that it runs nothing else.
+
+FROM debian:12 AS build
+WORKDIR /src
+COPY . .
+RUN scripts/deps.sh
+RUN MP_BUILD_TYPE=Release MP_BUILD_TESTS=OFF MP_DESTDIR=/out scripts/build.sh /src/build-docker
+
+FROM debian:12-slim AS runtime
+COPY scripts/deps.sh /tmp/deps.sh
+RUN /tmp/deps.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/deps.sh
+COPY --from=build /out/usr/local/ /usr/local/
+RUN ldconfig && useradd --system --no-create-home --shell /usr/sbin/nologin libmp
+USER libmp
+ENV MP_TASKS=/usr/local/lib/libmp/tasks/libexample_tasks.so \
+    MP_LOG_LEVEL=info
+EXPOSE 5555
+# mp-broker by default; the compose file runs mp-worker and the job from the same image
+CMD ["mp-broker", "--bind", "tcp://*:5555"]
