@@ -23,6 +23,8 @@ static void usage(FILE *out)
                  "  -p, --processes N          executor processes (default: CPU count)\n"
                  "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
                  "      --heartbeat MS         heartbeat interval (default 1000)\n"
+                 "      --connect-timeout MS   exit 1 when no broker answers this long after\n"
+                 "                             the start (default 0: wait for it forever)\n"
                  "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
                  "  -v, --verbose              the same as --log-level debug\n"
                  "  -q, --quiet                the same as --log-level warn\n"
@@ -30,7 +32,7 @@ static void usage(FILE *out)
                  "  -V, --version              print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
                  "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
-                 "MP_HEARTBEAT_MS, MP_LOG_LEVEL.\n"
+                 "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_LOG_LEVEL.\n"
                  "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
                  "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
                  "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");
@@ -86,13 +88,13 @@ int main(int argc, char **argv)
         {"broker", required_argument, 0, 'b'},    {"tasks", required_argument, 0, 't'},
         {"processes", required_argument, 0, 'p'}, {"maxtasksperchild", required_argument, 0, 'm'},
         {"heartbeat", required_argument, 0, 'H'}, {"log-level", required_argument, 0, 'l'},
-        {"verbose", no_argument, 0, 'v'},
+        {"connect-timeout", required_argument, 0, 'C'}, {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},           {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     const char *broker = NULL;
     const char *libs[64];
     size_t nlibs = 0;
-    long processes = -1, maxtasks = -1, heartbeat = 0;
+    long processes = -1, maxtasks = -1, heartbeat = 0, connect_timeout = -1;
     const char *level_name = NULL;
     int c;
     opterr = 0;
@@ -118,6 +120,10 @@ int main(int argc, char **argv)
             break;
         case 'H':
             if (parse_int(optarg, "--heartbeat", 10, 60000, &heartbeat))
+                return 2;
+            break;
+        case 'C':
+            if (parse_int(optarg, "--connect-timeout", 0, 86400000, &connect_timeout))
                 return 2;
             break;
         case 'l':
@@ -165,7 +171,9 @@ int main(int argc, char **argv)
     int level = mp_prog_log_level("mp-worker", level_name);
     if (level < 0 || mp_prog_env_long("mp-worker", "MP_PROCESSES", 1, 1024, -1, &processes) ||
         mp_prog_env_long("mp-worker", "MP_MAXTASKSPERCHILD", 0, 1L << 30, -1, &maxtasks) ||
-        mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat)) {
+        mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
+        mp_prog_env_long("mp-worker", "MP_CONNECT_TIMEOUT_MS", 0, 86400000, -1,
+                         &connect_timeout)) {
         free(envlibs);
         return 2;
     }
@@ -178,9 +186,15 @@ int main(int argc, char **argv)
                              .task_libs = libs,
                              .ntask_libs = nlibs,
                              .verbose = 0 /* the level set above */,
-                             .stop_fd = -1};
+                             .stop_fd = -1,
+                             .connect_timeout_ms = connect_timeout > 0 ? (int)connect_timeout : 0};
     rc = mp_worker_run(&o);
     free(envlibs);
+    if (rc == MP_EBROKERLOST) {
+        fprintf(stderr, "mp-worker: cannot reach the broker at %s within %ld ms\n", broker,
+                connect_timeout);
+        return 1;
+    }
     if (rc) {
         fprintf(stderr, "mp-worker: cannot start: %s\n", mp_strerror(rc));
         return 1;

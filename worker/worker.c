@@ -73,6 +73,9 @@ typedef struct {
     void *sock;
     uint64_t session;
     uint64_t last_heard;
+    bool heard;       /* the broker spoke in this session */
+    bool ever_heard;  /* ... in any session: --connect-timeout is over */
+    bool warned;      /* "does not answer" said once per outage */
     uint64_t next_heartbeat;
     mp__zygote_t zygote;
     uint32_t *progress;
@@ -155,6 +158,7 @@ static int open_socket(worker_t *w)
     }
     w->session++;
     w->last_heard = now_ns();
+    w->heard = false;
     send_ready(w);
     return 0;
 }
@@ -174,7 +178,15 @@ static void drop_queued(worker_t *w)
 
 static int reconnect(worker_t *w, const char *why)
 {
-    mp__log(MP_LOG_WARN, WHO, "broker %s %s; reconnecting", w->o.broker, why);
+    /* one warning per outage, not one per attempt */
+    if (w->heard)
+        mp__log(MP_LOG_WARN, WHO, "broker %s %s; reconnecting", w->o.broker, why);
+    else if (!w->warned)
+        mp__log(MP_LOG_WARN, WHO, "broker %s does not answer; retrying until it does",
+                w->o.broker);
+    else
+        mp__log(MP_LOG_DEBUG, WHO, "broker %s still silent; retrying", w->o.broker);
+    w->warned = !w->heard;
     zmq_close(w->sock);
     w->sock = NULL;
     drop_queued(w);
@@ -448,6 +460,12 @@ static void on_broker(worker_t *w)
         if (mpp_recv(w->sock, &m, ZMQ_DONTWAIT))
             return;
         w->last_heard = now_ns();
+        if (!w->heard) {
+            if (w->warned)
+                mp__log(MP_LOG_INFO, WHO, "broker %s answers again", w->o.broker);
+            w->heard = w->ever_heard = true;
+            w->warned = false;
+        }
         if (m.too_many || m.n < 3 || mpp_size(&m, 0) != MPP_SIG_SIZE ||
             memcmp(mpp_data(&m, 0), MPP_SIG_WORKER, MPP_SIG_SIZE) || mpp_size(&m, 1) != 1) {
             mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
@@ -566,7 +584,7 @@ int mp_worker_run(const mp_worker_options_t *o)
     mp__log(MP_LOG_INFO, WHO, "serving %s with %d executor%s (credit %u, host %s)", o->broker,
             w.nex, w.nex == 1 ? "" : "s", w.credit, w.host);
 
-    uint64_t interval = (uint64_t)w.heartbeat_ms * 1000000ull;
+    uint64_t interval = (uint64_t)w.heartbeat_ms * 1000000ull, started = now_ns();
     w.next_heartbeat = now_ns() + interval;
     zmq_pollitem_t *items = calloc((size_t)w.nex + 4, sizeof *items);
     int *which = calloc((size_t)w.nex + 4, sizeof *which);
@@ -624,6 +642,13 @@ int mp_worker_run(const mp_worker_options_t *o)
         now = now_ns();
         if (now >= w.next_heartbeat) {
             w.next_heartbeat = now + interval;
+            if (!w.ever_heard && o->connect_timeout_ms > 0 &&
+                now - started > (uint64_t)o->connect_timeout_ms * 1000000ull) {
+                mp__log(MP_LOG_ERROR, WHO, "no broker answered at %s within %d ms", o->broker,
+                        o->connect_timeout_ms);
+                rc = MP_EBROKERLOST;
+                break;
+            }
             if (now - w.last_heard > interval * MPP_LIVENESS) {
                 if (o->exit_on_broker_loss) {
                     mp__log(MP_LOG_WARN, WHO, "broker silent; stopping");

@@ -69,6 +69,19 @@ else
     fail "mp-worker, a task library that does not load: exit 1, named" "rc=$rc" "$(cat "$tmp/err")"
 fi
 
+start=$(date +%s%N)
+MP_CONNECT_TIMEOUT_MS=600 timeout 10 "$worker_bin" --broker tcp://127.0.0.1:1 -p 1 --heartbeat 100 \
+    >"$tmp/out" 2>"$tmp/err"
+rc=$?
+took=$((($(date +%s%N) - start) / 1000000))
+if [ $rc -eq 1 ] && [ $took -lt 3000 ] &&
+    grep -q '^mp-worker: cannot reach the broker at tcp://127.0.0.1:1 within 600 ms$' "$tmp/err" &&
+    [ "$(grep -c 'does not answer' "$tmp/err")" -eq 1 ]; then
+    pass "MP_CONNECT_TIMEOUT_MS=600, nobody listening: exit 1 after $took ms, one warning, the address named"
+else
+    fail "MP_CONNECT_TIMEOUT_MS, nobody listening" "rc=$rc took=${took}ms" "$(cat "$tmp/err")"
+fi
+
 tl_bg timeout 60 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/b1.out" 2>"$tmp/b1.err"
 if tl_endpoint "$tmp/b1.out"; then
     timeout 10 "$broker_bin" --bind "$ep" >"$tmp/out" 2>"$tmp/err"

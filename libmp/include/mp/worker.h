@@ -41,11 +41,14 @@ typedef struct {
     bool exit_on_broker_loss; /* embedded pools: no reconnecting */
     int verbose;              /* as mp_broker_options_t.verbose */
     int stop_fd;              /* >= 0: readable/closed means stop */
+    int connect_timeout_ms;   /* > 0: give up (MP_EBROKERLOST) when no broker
+                                 has answered this long after the start;
+                                 0: wait for it forever */
 } mp_worker_options_t;
 
 /* Runs until stopped. Returns 0 after a clean stop, or a negative MP_E*
    code when it could not start (bad options, a task library that does not
-   load: the message is logged). */
+   load, MP_EBROKERLOST after connect_timeout_ms: the message is logged). */
 MP_EXPORT int mp_worker_run(const mp_worker_options_t *options);
 
 #ifdef __cplusplus
