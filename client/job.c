@@ -158,6 +158,25 @@ static void apply_result(mp_async_t *job, mp_items_t *items, size_t k)
     job->done = 1;
 }
 
+/* What an item of an imap costs, for the I/O thread's batching: the time
+   since the later of the chunk's sending and the job's previous result,
+   per item. With chunks queued behind each other this is the time between
+   results (the rate the pool gets through the job, whatever holds it
+   back); a chunk sent into an idle pipeline counts its round trip. */
+static void imap_measure(mp_async_t *job, const chunk_t *c)
+{
+    if (!c->sent_ns)
+        return; /* never sent: failed here */
+    uint64_t now = mp__now_ns();
+    uint64_t since = job->in->last_done_ns > c->sent_ns ? job->in->last_done_ns : c->sent_ns;
+    uint64_t per_item = (now - since) / (c->count ? c->count : 1);
+    job->in->last_done_ns = now;
+    /* a moving average: one slow or fast chunk does not swing the batches */
+    job->in->item_ns = job->in->item_ns ? (3 * job->in->item_ns + per_item) / 4 : per_item;
+    if (!job->in->item_ns)
+        job->in->item_ns = 1;
+}
+
 void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_async_t ***ready,
                          size_t *nready, size_t *readycap)
 {
@@ -199,6 +218,7 @@ void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_asyn
         return;
     }
     /* imap: to the reader, sorted by seq unless unordered */
+    imap_measure(job, c);
     cres_t *r = calloc(1, sizeof *r);
     if (!r) {
         mp_items_destroy(&items);
@@ -250,7 +270,24 @@ void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char
         job_set_ready(pool, job, ready, nready, readycap);
     } else if (job->kind == JOB_IMAP) {
         job->input_done = true;
-        if (job->done >= job->total)
+        /* input the generator gave but the window held back: each item
+           fails, so the reader gets every item it was promised and an end */
+        while (job->in->head) {
+            cres_t *r = job->in->head;
+            size_t count = r->items->len;
+            job->in->head = r->next;
+            job->in->count--;
+            job->in->bytes -= r->items->buf.size;
+            mp_items_destroy(&r->items);
+            free(r);
+            chunk_t c = {.job = job, .count = count, .seq = job->next_seq++, .first = job->total};
+            job->total += count;
+            job->outstanding++;
+            mp__pool_chunk_done(pool, &c, mp__pool_failed_items(job->name, count, 0, code, msg),
+                                ready, nready, readycap);
+        }
+        job->in->tail = NULL;
+        if (job->done >= job->total && !job->ready)
             job_set_ready(pool, job, ready, nready, readycap);
     }
 }
@@ -270,12 +307,13 @@ void mp__pool_job_unref(mp_async_t *job)
         mp_items_destroy(&r->items);
         free(r);
     }
-    while (job->in_head) {
-        cres_t *r = job->in_head;
-        job->in_head = r->next;
+    while (job->in && job->in->head) {
+        cres_t *r = job->in->head;
+        job->in->head = r->next;
         mp_items_destroy(&r->items);
         free(r);
     }
+    free(job->in);
     free(job);
 }
 
@@ -605,11 +643,14 @@ static int imap_new(mp_pool_t *pool, const char *name, mp_generator_fn gen, void
         return MP_EINVAL;
     mp_imap_t *it = calloc(1, sizeof *it);
     mp_async_t *job = job_new(pool, JOB_IMAP, name, MPP_MODE_MAP, NULL);
-    if (!it || !job) {
+    imap_in_t *in = calloc(1, sizeof *in);
+    if (!it || !job || !in) {
         free(it);
         free(job);
+        free(in);
         return name ? MP_ENOMEM : MP_EINVAL;
     }
+    job->in = in;
     job->unordered = unordered;
     job->gen = gen;
     job->gen_arg = arg;
@@ -655,7 +696,7 @@ static bool imap_can_read(void *arg)
     mp_imap_t *it = arg;
     mp_async_t *job = it->job;
     return it->cur || readable(it) ||
-           (job->input_done && !job->in_head && it->returned >= job->total &&
+           (job->input_done && !job->in->head && it->returned >= job->total &&
             job->outstanding == 0);
 }
 
@@ -699,7 +740,7 @@ static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
     for (;;) {
         if (imap_advance(it))
             break;
-        if (it->job->input_done && it->returned >= it->job->total && !it->job->in_head) {
+        if (it->job->input_done && it->returned >= it->job->total && !it->job->in->head) {
             rc = it->job->input_error ? it->job->input_error : MP_EEOF;
             pthread_mutex_unlock(&pool->mutex);
             return rc;
@@ -778,14 +819,15 @@ void mp_imap_destroy(mp_imap_t **it_p)
     mp__pool_stop_feeder(pool, job); /* the generator is not running after this */
     pthread_mutex_lock(&pool->mutex);
     job->input_done = true;
-    while (job->in_head) { /* input never sent */
-        cres_t *r = job->in_head;
-        job->in_head = r->next;
+    while (job->in->head) { /* input never sent */
+        cres_t *r = job->in->head;
+        job->in->head = r->next;
         mp_items_destroy(&r->items);
         free(r);
     }
-    job->in_tail = NULL;
-    job->in_count = 0;
+    job->in->tail = NULL;
+    job->in->count = 0;
+    job->in->bytes = 0;
     if (job->done >= job->total && !job->ready) {
         job->ready = true;
         pool->active_jobs--;

@@ -13,8 +13,10 @@
     queue and poke an eventfd; the I/O thread cuts chunks while fewer than
     `window` are in flight: the next chunk of a map, up to 512 consecutive
     applies of one task in one chunk (under load applies travel together),
-    or chunksize items pulled from an imap generator while that imap has
-    fewer than `window` chunks in flight or unread.
+    or the chunks an imap's feeder queued, as one chunk (up to a batch:
+    imap_batch), while that imap has fewer than `window` chunks in flight
+    or unread. Alone when only one is ready; under a backlog together, so
+    chunksize 1 costs a message per batch, not per item.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +35,13 @@
 #include "pool_impl.h"
 
 #define WHO "mp-pool"
-#define MAX_COALESCE 512
+#define MAX_COALESCE 512 /* applies, or imap items, in one chunk */
+/* imap: queued chunks travel together up to this many bytes of input (the
+   broker's message limit is 64 MiB) */
+#define MAX_COALESCE_BYTES (1u << 20)
+/* imap: a coalesced chunk holds at most about this much of the job's work,
+   at the rate its results come back */
+#define BATCH_BUDGET_NS 5000000u
 
 /* ---- chunk table -------------------------------------------------------------- */
 
@@ -160,9 +168,9 @@ static void send_hello(mp_pool_t *pool)
     send_simple(pool, MPP_C_HELLO, &h);
 }
 
-/* Sends one chunk: items [a, b) of src in job's mode. Mutex held. */
-static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode,
-                      const mp_items_t *src, size_t a, size_t b)
+/* Sends one chunk whose items frame (an msgpack array of c->count items) is
+   ready; the frame is consumed. Mutex held. */
+static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode, zmq_msg_t *items)
 {
     char hs[MPP_MAX_NAME + 64];
     mp__buf_t h;
@@ -172,18 +180,9 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     mp__w_str(&h, name);
     mp__w_uint(&h, mode);
     mp__w_uint(&h, c->count);
-    char ah[8];
-    mp__buf_t arr;
-    mp__buf_init(&arr, ah, sizeof ah);
-    mp__w_array(&arr, b - a);
-    const char *data;
-    size_t size;
-    mp__items_span(src, a, b, &data, &size);
     zmq_msg_t frames[2];
-    if (zmq_msg_init_size(&frames[0], arr.size + size))
-        return MP_ENOMEM;
-    memcpy(zmq_msg_data(&frames[0]), arr.data, arr.size);
-    memcpy((char *)zmq_msg_data(&frames[0]) + arr.size, data, size);
+    zmq_msg_init(&frames[0]);
+    zmq_msg_move(&frames[0], items);
     int n = 1;
     if (pool->has_init) {
         zmq_msg_init(&frames[1]);
@@ -200,6 +199,36 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
         pool->inflight++;
     }
     return rc;
+}
+
+/* Starts an items frame of count items with room for bytes of them; *at is
+   where they go. */
+static int frame_init(zmq_msg_t *frame, size_t count, size_t bytes, char **at)
+{
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, count);
+    if (zmq_msg_init_size(frame, arr.size + bytes))
+        return MP_ENOMEM;
+    memcpy(zmq_msg_data(frame), arr.data, arr.size);
+    *at = (char *)zmq_msg_data(frame) + arr.size;
+    return 0;
+}
+
+/* Sends one chunk: items [a, b) of src in job's mode. Mutex held. */
+static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode,
+                      const mp_items_t *src, size_t a, size_t b)
+{
+    const char *data;
+    size_t size;
+    mp__items_span(src, a, b, &data, &size);
+    zmq_msg_t frame;
+    char *at;
+    if (frame_init(&frame, b - a, size, &at))
+        return MP_ENOMEM;
+    memcpy(at, data, size);
+    return send_frame(pool, c, name, mode, &frame);
 }
 
 static void send_queue_remove(mp_pool_t *pool, mp_async_t *job)
@@ -269,11 +298,35 @@ static void pump_applies(mp_pool_t *pool, ready_t *ready)
 
 /* ---- imap feeders ---------------------------------------------------------------- */
 
+/* How many queued chunks of an imap may travel as one chunk on the wire: at
+   most MAX_COALESCE items (one chunk when chunks are bigger), and at most
+   what the job finishes in BATCH_BUDGET_NS at the rate its results come
+   back. So fast items travel by the hundred while slow ones still go one by
+   one to whichever executor is free (load-balancing as with chunksize 1).
+   Before the first result: one chunk. */
+static size_t imap_batch(const mp_async_t *job)
+{
+    size_t most = job->chunksize < MAX_COALESCE ? MAX_COALESCE / job->chunksize : 1;
+    if (!job->in->item_ns)
+        return 1;
+    uint64_t n = BATCH_BUDGET_NS / job->in->item_ns / job->chunksize;
+    return n < 1 ? 1 : n > most ? most : (size_t)n;
+}
+
+/* The window bounds the chunks of an imap in flight or unread; queued input
+   may fill one batch per free slot, plus one batch that fills while the
+   window is full (it leaves as soon as a slot frees: without it a full
+   window would let only single chunks through, one per freed slot). So an
+   imap holds at most window + 1 batches, whatever its length. */
 static bool feeder_may_pull(void *arg)
 {
     mp_async_t *job = arg;
-    return job->stop_feeding || job->input_done ||
-           job->outstanding + job->unread + job->in_count < (size_t)job->pool->window;
+    if (job->stop_feeding || job->input_done)
+        return true;
+    size_t busy = job->outstanding + job->unread, window = (size_t)job->pool->window;
+    size_t room = busy < window ? window - busy : 0;
+    return job->in->count < imap_batch(job) * (room + 1) &&
+           job->in->bytes < (size_t)MAX_COALESCE_BYTES * (room + 1);
 }
 
 /* Calls the generator (unlocked: it may block) and queues whole chunks. */
@@ -297,15 +350,24 @@ static void *feeder_thread(void *arg)
         }
         cres_t *r = items && items->len ? calloc(1, sizeof *r) : NULL;
         pthread_mutex_lock(&pool->mutex);
+        /* the I/O thread sends everything queued whenever the window has
+           room, so a non-empty queue means it was woken already or cannot
+           send now (a result or the reader wakes it): wake it on the first */
+        bool wake = rc || !job->in->head;
+        if (r && job->input_done) { /* ended meanwhile (the broker is lost): drop it */
+            free(r);
+            r = NULL;
+        }
         if (r) {
             r->items = items;
             items = NULL;
-            if (job->in_tail)
-                job->in_tail->next = r;
+            if (job->in->tail)
+                job->in->tail->next = r;
             else
-                job->in_head = r;
-            job->in_tail = r;
-            job->in_count++;
+                job->in->head = r;
+            job->in->tail = r;
+            job->in->count++;
+            job->in->bytes += r->items->buf.size;
         }
         mp_items_destroy(&items);
         if (rc) {
@@ -316,7 +378,8 @@ static void *feeder_thread(void *arg)
                         mp_strerror(rc));
             }
         }
-        mp__pool_wake(pool);
+        if (wake)
+            mp__pool_wake(pool);
     }
     mp__pool_wake(pool);
     pthread_mutex_unlock(&pool->mutex);
@@ -357,11 +420,15 @@ void mp__pool_stop_feeder(mp_pool_t *pool, mp_async_t *job)
     }
 }
 
-/* Sends the next queued chunk of an imap; false when it has none now. */
+/* Sends the queued input of an imap, up to a batch (imap_batch), as one
+   chunk: the chunks the feeder queued while the window was full cost one
+   SUBMIT, one dispatch and one RESULT together. Their items have
+   consecutive job indexes, so the reply needs no splitting: its item k is
+   item first + k of the job, with its own value or error. false when the
+   imap has nothing to send now. */
 static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
 {
-    cres_t *r = job->in_head;
-    if (!r) {
+    if (!job->in->head) {
         if (job->input_done) {
             send_queue_remove(pool, job);
             if (job->done >= job->total && job->outstanding == 0 && !job->ready)
@@ -370,29 +437,57 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
         }
         return false;
     }
+    if (job->outstanding + job->unread >= (size_t)pool->window)
+        return false; /* its window is full: the reader wakes us when it frees a slot */
+    size_t most = imap_batch(job), n = 0, count = 0, bytes = 0;
+    for (cres_t *r = job->in->head; r && n < most; r = r->next) {
+        const char *data;
+        size_t size;
+        mp__items_span(r->items, 0, r->items->len, &data, &size);
+        if (n && bytes + size > MAX_COALESCE_BYTES)
+            break; /* big items: stay well under the broker's message limit */
+        n++;
+        count += r->items->len;
+        bytes += size;
+    }
     chunk_t *c = calloc(1, sizeof *c);
-    if (!c)
+    zmq_msg_t frame;
+    char *at;
+    if (!c || frame_init(&frame, count, bytes, &at)) {
+        free(c);
         return false;
-    job->in_head = r->next;
-    if (!job->in_head)
-        job->in_tail = NULL;
-    job->in_count--;
+    }
+    for (size_t k = 0; k < n; k++) {
+        cres_t *r = job->in->head;
+        const char *data;
+        size_t size;
+        mp__items_span(r->items, 0, r->items->len, &data, &size);
+        memcpy(at, data, size);
+        at += size;
+        job->in->head = r->next;
+        job->in->count--;
+        job->in->bytes -= r->items->buf.size;
+        mp_items_destroy(&r->items);
+        free(r);
+    }
+    if (!job->in->head)
+        job->in->tail = NULL;
     c->id = ++pool->next_chunk_id;
     c->job = job;
-    c->count = r->items->len;
+    c->count = count;
     c->seq = job->next_seq++;
     c->first = job->total;
     job->total += c->count;
     job->outstanding++;
-    if (send_chunk(pool, c, job->name, job->mode, r->items, 0, c->count)) {
+    if (send_frame(pool, c, job->name, job->mode, &frame)) {
         mp__pool_chunk_done(pool, c,
                             mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
                                                   "cannot send to the broker"),
                             &ready->v, &ready->n, &ready->cap);
         chunk_free(c);
+    } else {
+        c->sent_ns = mp__now_ns();
     }
-    mp_items_destroy(&r->items);
-    free(r);
     pthread_cond_broadcast(&pool->cond); /* the feeder may pull more */
     return true;
 }

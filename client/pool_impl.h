@@ -30,6 +30,21 @@ typedef struct cres {
     struct cres *next;
 } cres_t;
 
+/* An imap's input the feeder queued and the I/O thread has not sent yet,
+   and what the I/O thread batches it by (pool.c: consecutive queued chunks
+   travel as one chunk; how many is bounded by what the job's results say
+   an item costs). Kept out of mp_async_t so that every other call stays
+   small: 10^5 pending applies are common, and their size decides whether
+   glibc trims the heap between batches (BENCHMARKS.md, apply_async: 3x). */
+typedef struct {
+    cres_t *head, *tail;
+    size_t count;
+    size_t bytes;          /* the queued chunks' buffers */
+    uint64_t item_ns;      /* a moving average of the time between results,
+                              per item; 0 until the first result */
+    uint64_t last_done_ns; /* when its last chunk came back */
+} imap_in_t;
+
 struct mp_async {
     mp_pool_t *pool;
     int kind;
@@ -66,9 +81,8 @@ struct mp_async {
     pthread_t feeder;
     bool feeder_running; /* started and not joined yet */
     bool stop_feeding;
-    int input_error;           /* the generator's error, reported at the end */
-    cres_t *in_head, *in_tail; /* chunks of input not sent yet */
-    size_t in_count;
+    int input_error;              /* the generator's error, reported at the end */
+    imap_in_t *in;                /* its chunks of input not sent yet */
     struct mp_async *feeder_next; /* in pool->feeders while running */
 };
 
@@ -97,6 +111,7 @@ typedef struct chunk {
     size_t seq;   /* map/imap: chunk number in its job */
     size_t first; /* map/imap: job index of item 0 */
     size_t received;
+    uint64_t sent_ns; /* imap: when it was sent (0: never) */
     piece_t *pieces;
     struct chunk *hnext;
 } chunk_t;

@@ -55,6 +55,15 @@ MP_TASK(crash_on)
     return mp_task_return_int(task, x);
 }
 
+/* crash_if_negative(x): SIGSEGV when x < 0, else x (one argument: for imap) */
+MP_TASK(crash_if_negative)
+{
+    int64_t x = mp_task_int(task, 0);
+    if (x < 0)
+        raise(SIGSEGV);
+    return mp_task_return_int(task, x);
+}
+
 /* die_once(x, bad): SIGKILL itself on x == bad in attempt 1 only */
 MP_TASK(die_once)
 {

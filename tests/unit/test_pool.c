@@ -466,6 +466,99 @@ static void test_pool_imap_generator_may_block_and_its_error_ends_the_call(void 
     mp_pool_destroy(&pool);
 }
 
+/* 0, 1, 2, ... but -1 in place of st[2] (a poison for crash_if_negative) */
+static int gen_range_with_poison(void *arg, mp_items_t *out)
+{
+    int *st = arg; /* st[0] next, st[1] end, st[2] the poisoned index */
+    if (st[0] >= st[1])
+        return MP_EEOF;
+    int i = st[0]++;
+    return mp_items_add_int(out, i == st[2] ? -1 : i);
+}
+
+/* A fast generator with chunksize 1 keeps a backlog, so consecutive items
+   travel as one chunk (pool.c, pump_imap); each must still come back once,
+   at its own index, with its own value or error. */
+static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    mp_pool_t *pool = new_pool(2, NULL);
+    int st[3] = {0, N, -1};
+    mp_imap_t *it;
+    int64_t x;
+    int i, rc;
+
+    /* unordered: every index exactly once */
+    assert_int_equal(mp_pool_imap_unordered(pool, "square", gen_range, st, 1, &it), 0);
+    static char seen[N];
+    memset(seen, 0, sizeof seen);
+    for (i = 0; (rc = mp_imap_next_int(it, 10000, &x)) == 0; i++) {
+        int64_t root = 0;
+        while (root * root < x)
+            root++;
+        assert_true(root < N && root * root == x && !seen[root]);
+        seen[root] = 1;
+    }
+    assert_int_equal(rc, MP_EEOF);
+    assert_int_equal(i, N);
+    mp_imap_destroy(&it);
+
+    /* ordered, chunksize 1 and 3 (whole chunks coalesce): exact order */
+    for (size_t cs = 1; cs <= 3; cs += 2) {
+        st[0] = 0;
+        assert_int_equal(mp_pool_imap(pool, "square", gen_range, st, cs, &it), 0);
+        for (i = 0; (rc = mp_imap_next_int(it, 10000, &x)) == 0; i++)
+            assert_int_equal(x, (int64_t)i * i);
+        assert_int_equal(rc, MP_EEOF);
+        assert_int_equal(i, N);
+        mp_imap_destroy(&it);
+    }
+
+    /* task errors: each odd item fails alone, with its own index */
+    st[0] = 0;
+    assert_int_equal(mp_pool_imap(pool, "even_only", gen_range, st, 1, &it), 0);
+    for (i = 0; (rc = mp_imap_next_int(it, 10000, &x)) != MP_EEOF; i++) {
+        if (i % 2 == 0) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(x, i);
+            assert_null(mp_imap_error(it));
+        } else {
+            assert_int_equal(rc, MP_ETASK);
+            const mp_task_error_t *e = mp_imap_error(it);
+            assert_non_null(e);
+            assert_int_equal(e->index, (size_t)i);
+            assert_int_equal(e->task_code, 42);
+            char want[32];
+            snprintf(want, sizeof want, "odd input %d", i);
+            assert_string_equal(e->message, want);
+        }
+    }
+    assert_int_equal(i, N);
+    mp_imap_destroy(&it);
+
+    /* an item that kills its executor, in the middle of a batch: it alone
+       ends as WORKER_LOST (after the broker's retries), the rest complete */
+    int poison[3] = {0, N, 1500};
+    assert_int_equal(mp_pool_imap(pool, "crash_if_negative", gen_range_with_poison, poison, 1, &it),
+                     0);
+    for (i = 0; (rc = mp_imap_next_int(it, 20000, &x)) != MP_EEOF; i++) {
+        if (i == poison[2]) {
+            assert_int_equal(rc, MP_EWORKERLOST);
+            const mp_task_error_t *e = mp_imap_error(it);
+            assert_non_null(e);
+            assert_int_equal(e->index, (size_t)i);
+            assert_non_null(strstr(e->message, "after 3 attempts"));
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(x, i);
+        }
+    }
+    assert_int_equal(i, N);
+    mp_imap_destroy(&it);
+    mp_pool_destroy(&pool);
+}
+
 static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **state)
 {
     (void)state;
@@ -490,6 +583,46 @@ static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **
     mp_pool_destroy(&pool);
 }
 
+static int gen_50s(void *arg, mp_items_t *out)
+{
+    int *left = arg;
+    if (*left <= 0)
+        return MP_EEOF;
+    (*left)--;
+    return mp_items_add_int(out, 50);
+}
+
+/* An imap whose pool loses its worker: every item the generator gave (in
+   flight, or queued behind a full window) ends with an error, then the end. */
+static void test_pool_imap_whose_worker_process_dies_ends_every_item(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    int left = 100000;
+    mp_imap_t *it;
+    assert_int_equal(mp_pool_imap(pool, "sleep_ms", gen_50s, &left, 1, &it), 0);
+    int64_t x;
+    assert_int_equal(mp_imap_next_int(it, 10000, &x), 0); /* running */
+    assert_int_equal(x, 50);
+    mp_process_t *kids[4];
+    assert_int_equal(mp_active_children(kids, 4), 1); /* the pool's worker */
+    kill(mp_process_pid(kids[0]), SIGKILL);
+    size_t n = 1, lost = 0;
+    int rc;
+    while ((rc = mp_imap_next_int(it, 10000, &x)) != MP_EEOF) {
+        assert_true(rc == 0 || rc == MP_EWORKERLOST);
+        lost += rc == MP_EWORKERLOST;
+        n++;
+    }
+    size_t returned, submitted;
+    mp_imap_progress(it, &returned, &submitted);
+    assert_int_equal(returned, n);
+    assert_int_equal(submitted, n);
+    assert_true(lost > 0);
+    mp_imap_destroy(&it);
+    mp_pool_destroy(&pool);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -508,7 +641,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
         cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,
                                   teardown),
+        cmocka_unit_test_teardown(test_pool_imap_chunksize1_batches_keep_items_exact, teardown),
         cmocka_unit_test_teardown(test_pool_whose_worker_process_dies_fails_instead_of_hanging,
+                                  teardown),
+        cmocka_unit_test_teardown(test_pool_imap_whose_worker_process_dies_ends_every_item,
                                   teardown),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
