@@ -7,8 +7,9 @@
 
       apply     the chunk may carry many applies (coalesced by the I/O
                 thread); item k goes to targets[k], which becomes ready
-      map       parts[seq] keeps the chunk; when every item is done the parts
-                are concatenated in order into job->results
+      map       the chunk's values are appended to the job's result list as
+                soon as the chunks before it are there (map_out_t); when every
+                item is done that list is job->results
       imap      the chunk goes to the reader's list (sorted by seq for imap,
                 in arrival order for imap_unordered)
 
@@ -110,30 +111,165 @@ static void job_set_ready(mp_pool_t *pool, mp_async_t *job, mp_async_t ***ready,
     pthread_cond_broadcast(&pool->cond);
 }
 
-/* Concatenates the parts of a map in order: one allocation of the final
-   size, one copy, no re-parsing (every part was validated on arrival). */
-static void map_assemble(mp_async_t *job)
+/* ---- map results: placed as they arrive ------------------------------------------ */
+
+/* Before the first piece: room for the whole map, guessed from that piece,
+   so the list is not grown (and copied) piece after piece. */
+static void reserve_all(const mp_async_t *job, size_t bytes, size_t count)
 {
-    mp_items_t *all = mp_items_new();
-    size_t bytes = 0, first = 0;
-    for (size_t s = 0; s < job->nparts; s++)
-        bytes += job->parts[s] ? job->parts[s]->buf.size : 0;
-    if (all && mp__items_reserve(all, bytes, job->total))
-        mp_items_destroy(&all);
-    for (size_t s = 0; s < job->nparts; s++) {
-        mp_items_t *p = job->parts[s];
-        if (!p)
-            continue;
-        if (all && (mp__items_concat(all, p) || mp__items_take_errors(all, p, first)))
-            mp_items_destroy(&all);
-        first += p->len;
-        mp_items_destroy(&job->parts[s]);
+    mp_items_t *l = job->out->list;
+    if (l->cap >= job->total || !count)
+        return;
+    size_t per_item = bytes / count + 1;
+    mp__items_reserve(l, per_item * job->total + per_item * job->total / 8, job->total);
+}
+
+/* Appends a list of results (failures made here) at the end of the map's. */
+static void place_items(map_out_t *o, size_t at, mp_items_t *items)
+{
+    if (!items || mp__items_concat(o->list, items) || mp__items_take_errors(o->list, items, at))
+        o->failed = true;
+}
+
+/* Appends a RESULT piece, items [at, at + count), at the end of the map's
+   list: one validating copy (mp__items_append_packed). Its errors are
+   decoded first, so a malformed piece commits nothing and fails whole. */
+static void place_frames(const mp_async_t *job, size_t at, size_t count, const zmq_msg_t *values,
+                         const zmq_msg_t *errors)
+{
+    map_out_t *o = job->out;
+    const char *task = job->name;
+    mp__rd_t r;
+    size_t n;
+    mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)values), zmq_msg_size((zmq_msg_t *)values));
+    int rc = mp__rd_array(&r, &n) || n != count ? MP_EBADMSG : 0;
+    mp_items_t *errs = NULL;
+    if (!rc && errors) {
+        errs = mp_items_new();
+        rc = errs ? mp__pool_decode_errors(errs, task, zmq_msg_data((zmq_msg_t *)errors),
+                                           zmq_msg_size((zmq_msg_t *)errors), at)
+                  : MP_ENOMEM;
     }
-    free(job->parts);
-    job->parts = NULL;
-    if (!all) /* out of memory: report every item failed rather than hang */
-        all = mp__pool_failed_items(job->name, job->total, 0, MP_ENOMEM, "out of memory");
-    job->results = all;
+    if (!rc) {
+        reserve_all(job, mp__rd_left(&r), count);
+        rc = mp__items_append_packed(o->list, r.p, mp__rd_left(&r), count);
+    }
+    if (!rc && errs && mp__items_take_errors(o->list, errs, 0))
+        o->failed = true;
+    mp_items_destroy(&errs);
+    if (rc == MP_EBADMSG) {
+        mp_items_t *failed = mp__pool_failed_items(task, count, 0, MP_EBADREQUEST,
+                                                   "malformed result from the broker");
+        place_items(o, at, failed);
+        mp_items_destroy(&failed);
+    } else if (rc) {
+        o->failed = true;
+    }
+}
+
+static void held_free(held_t *h)
+{
+    if (!h->items) {
+        zmq_msg_close(&h->values);
+        if (h->has_errors)
+            zmq_msg_close(&h->errors);
+    }
+    mp_items_destroy(&h->items);
+    free(h);
+}
+
+/* Keeps a piece until the pieces before it have come (sorted by index). */
+static void hold(map_out_t *o, held_t *h)
+{
+    held_t **pp = &o->held;
+    while (*pp && (*pp)->at < h->at)
+        pp = &(*pp)->next;
+    h->next = *pp;
+    *pp = h;
+}
+
+/* Appends the held pieces that are next in order. */
+static void place_held(const mp_async_t *job)
+{
+    map_out_t *o = job->out;
+    while (o->held && o->held->at == o->list->len) {
+        held_t *h = o->held;
+        o->held = h->next;
+        if (h->items)
+            place_items(o, h->at, h->items);
+        else
+            place_frames(job, h->at, h->count, &h->values, h->has_errors ? &h->errors : NULL);
+        held_free(h);
+    }
+}
+
+void mp__pool_map_result(mp_async_t *job, size_t at, size_t count, zmq_msg_t *values,
+                         zmq_msg_t *errors)
+{
+    map_out_t *o = job->out;
+    if (at == o->list->len) {
+        place_frames(job, at, count, values, errors);
+        place_held(job);
+        return;
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        o->failed = true;
+        return;
+    }
+    h->at = at;
+    h->count = count;
+    zmq_msg_init(&h->values);
+    zmq_msg_move(&h->values, values);
+    if (errors) {
+        zmq_msg_init(&h->errors);
+        zmq_msg_move(&h->errors, errors);
+        h->has_errors = true;
+    }
+    hold(o, h);
+}
+
+void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items)
+{
+    map_out_t *o = job->out;
+    if (!items) {
+        o->failed = true;
+        return;
+    }
+    if (at == o->list->len) {
+        reserve_all(job, items->buf.size, items->len);
+        place_items(o, at, items);
+        mp_items_destroy(&items);
+        place_held(job);
+        return;
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        o->failed = true;
+        mp_items_destroy(&items);
+        return;
+    }
+    h->at = at;
+    h->count = items->len;
+    h->items = items;
+    hold(o, h);
+}
+
+/* Every item of the map has answered: its list becomes the results. */
+static void map_finish(mp_async_t *job)
+{
+    map_out_t *o = job->out;
+    while (o->held) { /* only after running out of memory */
+        held_t *h = o->held;
+        o->held = h->next;
+        held_free(h);
+    }
+    if (o->failed || o->list->len != job->total) /* report every item failed rather than hang */
+        mp_items_destroy(&o->list);
+    job->results =
+        o->list ? o->list
+                : mp__pool_failed_items(job->name, job->total, 0, MP_ENOMEM, "out of memory");
+    o->list = NULL;
 }
 
 /* One item (index k of items) becomes the whole result of an apply job. */
@@ -177,6 +313,26 @@ static void imap_measure(mp_async_t *job, const chunk_t *c)
         job->in->item_ns = 1;
 }
 
+static void map_progress(mp_pool_t *pool, mp_async_t *job, mp_async_t ***ready, size_t *nready,
+                         size_t *readycap)
+{
+    if (job->done >= job->total) {
+        map_finish(job);
+        job_set_ready(pool, job, ready, nready, readycap);
+    } else {
+        pthread_cond_broadcast(&pool->cond); /* progress */
+    }
+}
+
+void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, mp_async_t ***ready, size_t *nready,
+                             size_t *readycap)
+{
+    mp_async_t *job = c->job;
+    job->outstanding--;
+    job->done += c->count;
+    map_progress(pool, job, ready, nready, readycap);
+}
+
 void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_async_t ***ready,
                          size_t *nready, size_t *readycap)
 {
@@ -205,16 +361,8 @@ void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_asyn
         return;
     }
     if (job->kind == JOB_MAP) {
-        if (c->seq < job->nparts)
-            job->parts[c->seq] = items;
-        else
-            mp_items_destroy(&items);
-        if (job->done >= job->total) {
-            map_assemble(job);
-            job_set_ready(pool, job, ready, nready, readycap);
-        } else {
-            pthread_cond_broadcast(&pool->cond); /* progress */
-        }
+        mp__pool_map_result_items(job, c->first, items);
+        map_progress(pool, job, ready, nready, readycap);
         return;
     }
     /* imap: to the reader, sorted by seq unless unordered */
@@ -296,11 +444,20 @@ void mp__pool_job_unref(mp_async_t *job)
 {
     if (--job->refs > 0)
         return;
-    mp_items_destroy(&job->input);
+    if (!job->out || !job->out->borrowed)
+        mp_items_destroy(&job->input);
     mp_items_destroy(&job->results);
-    for (size_t s = 0; job->parts && s < job->nparts; s++)
-        mp_items_destroy(&job->parts[s]);
-    free(job->parts);
+    if (job->out) {
+        while (job->out->held) {
+            held_t *h = job->out->held;
+            job->out->held = h->next;
+            held_free(h);
+        }
+        mp_items_destroy(&job->out->list);
+        if (job->out->send)
+            mp__pool_sendbuf_unref(NULL, job->out->send);
+        free(job->out);
+    }
     while (job->cres_head) {
         cres_t *r = job->cres_head;
         job->cres_head = r->next;
@@ -371,15 +528,12 @@ static size_t auto_chunksize(mp_pool_t *pool, size_t n)
     return cs ? cs : 1;
 }
 
+/* A copy of a caller's list: one copy, no re-validation (a list only ever
+   holds whole, valid values). */
 static int items_copy(const mp_items_t *src, mp_items_t **dst)
 {
-    if (src->tuple_left)
-        return MP_ESTATE; /* an unfinished tuple: a programmer error */
     mp_items_t *l = mp_items_new();
-    const char *data;
-    size_t size;
-    mp__items_span(src, 0, src->len, &data, &size);
-    if (!l || mp__items_append_packed(l, data, size, src->len)) {
+    if (!l || mp__items_concat(l, src)) {
         mp_items_destroy(&l);
         return MP_ENOMEM;
     }
@@ -414,22 +568,30 @@ int mp_pool_apply_async(mp_pool_t *pool, const char *name, const mp_obj_t *args,
     return 0;
 }
 
+/* borrow: the caller waits for the results (a blocking map), so its list
+   outlives every read of the input (the I/O thread reads it only to send
+   chunks, all sent before the job can be ready): no copy. */
 static int map_async(mp_pool_t *pool, const char *name, const mp_items_t *items, uint8_t mode,
-                     const mp_call_options_t *o, mp_async_t **result_p)
+                     const mp_call_options_t *o, bool borrow, mp_async_t **result_p)
 {
     if (!pool || !items || !result_p)
         return MP_EINVAL;
+    if (items->tuple_left)
+        return MP_ESTATE; /* an unfinished tuple: a programmer error */
     mp_async_t *job = job_new(pool, JOB_MAP, name, mode, o);
     if (!job)
         return name ? MP_ENOMEM : MP_EINVAL;
-    int rc = items_copy(items, &job->input);
+    job->out = calloc(1, sizeof *job->out);
+    int rc = job->out && (job->out->list = mp_items_new()) ? 0 : MP_ENOMEM;
+    if (!rc && borrow) {
+        job->input = (mp_items_t *)items;
+        job->out->borrowed = true;
+    } else if (!rc) {
+        rc = items_copy(items, &job->input);
+    }
     if (!rc) {
         job->total = job->input->len;
         job->chunksize = o && o->chunksize ? o->chunksize : auto_chunksize(pool, job->total);
-        job->nparts = job->total ? (job->total + job->chunksize - 1) / job->chunksize : 0;
-        job->parts = calloc(job->nparts ? job->nparts : 1, sizeof *job->parts);
-        if (!job->parts)
-            rc = MP_ENOMEM;
     }
     if (!rc)
         rc = mp__pool_submit(pool, job);
@@ -445,13 +607,13 @@ static int map_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
 int mp_pool_map_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
                       const mp_call_options_t *o, mp_async_t **result_p)
 {
-    return map_async(pool, name, items, MPP_MODE_MAP, o, result_p);
+    return map_async(pool, name, items, MPP_MODE_MAP, o, false, result_p);
 }
 
 int mp_pool_starmap_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
                           const mp_call_options_t *o, mp_async_t **result_p)
 {
-    return map_async(pool, name, items, MPP_MODE_STAR, o, result_p);
+    return map_async(pool, name, items, MPP_MODE_STAR, o, false, result_p);
 }
 
 /* Waits for a job and moves its results out. */
@@ -476,7 +638,7 @@ static int map_sync(mp_pool_t *pool, const char *name, const mp_items_t *items, 
         return MP_EINVAL;
     mp_call_options_t o = {.chunksize = chunksize};
     mp_async_t *job;
-    int rc = map_async(pool, name, items, mode, &o, &job);
+    int rc = map_async(pool, name, items, mode, &o, true, &job);
     return rc ? rc : take_results(job, results_p);
 }
 

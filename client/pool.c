@@ -79,11 +79,22 @@ typedef struct {
     size_t n, cap;
 } ready_t;
 
-/* A chunk is whole: assemble its pieces in order and hand it over. */
+static bool is_map(const chunk_t *c)
+{
+    return c->job && c->job->kind == JOB_MAP;
+}
+
+/* A chunk is whole: assemble its pieces in order and hand it over (a map's
+   pieces are in its results already). */
 static void chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
 {
     chunk_take(pool, c->id, true);
     pool->inflight--;
+    if (is_map(c)) {
+        mp__pool_map_chunk_done(pool, c, &ready->v, &ready->n, &ready->cap);
+        chunk_free(c);
+        return;
+    }
     mp_items_t *all = NULL;
     if (c->pieces && !c->pieces->next && c->pieces->base == 0) {
         all = c->pieces->items;
@@ -128,7 +139,7 @@ static void chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, r
         if (covered) {
             for (p = c->pieces; p && p->base != at; p = p->next) {
             }
-            at += p->items->len;
+            at += p->count;
             continue;
         }
         piece_t *f = calloc(1, sizeof *f);
@@ -140,6 +151,11 @@ static void chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, r
             break;
         }
         f->base = at;
+        f->count = next - at;
+        if (is_map(c)) { /* to the results now: the record only marks them answered */
+            mp__pool_map_result_items(c->job, c->first + at, f->items);
+            f->items = NULL;
+        }
         f->next = c->pieces;
         c->pieces = f;
         at = next;
@@ -216,6 +232,89 @@ static int frame_init(zmq_msg_t *frame, size_t count, size_t bytes, char **at)
     return 0;
 }
 
+/* The chunk frames of a large map: one mapping (huge pages: items.c, large
+   buffers) cut chunk by chunk, instead of a fresh malloc per frame. glibc
+   returns blocks that large to the kernel once freed, so each frame was
+   faulted in page by page, on the I/O thread: the critical path of a map.
+   Each frame holds a reference (ZeroMQ drops it when it is done with the
+   frame: the broker keeps a chunk's input until the chunk is done, for
+   retries), and so does the job until its last chunk is sent. */
+typedef struct sendbuf {
+    int refs; /* atomic */
+    char *base;
+    size_t len, used;
+} sendbuf_t;
+
+#define SENDBUF_MIN (1u << 20) /* smaller maps: a malloc'd frame per chunk */
+
+void mp__pool_sendbuf_unref(void *data, void *hint)
+{
+    (void)data;
+    sendbuf_t *b = hint;
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        mp__big_free(b->base, b->len);
+        free(b);
+    }
+}
+
+/* A map's frames buffer: every input byte plus an array header per chunk.
+   NULL (frames malloc'd one by one) for a small map or without memory. */
+static sendbuf_t *sendbuf_of(mp_async_t *job)
+{
+    if (job->kind != JOB_MAP || !job->out)
+        return NULL;
+    if (job->out->send || job->next_item > 0)
+        return job->out->send; /* made before its first chunk, or never */
+    const char *data;
+    size_t size;
+    mp__items_span(job->input, 0, job->total, &data, &size);
+    if (size < SENDBUF_MIN)
+        return NULL;
+    size_t chunks = (job->total + job->chunksize - 1) / job->chunksize;
+    sendbuf_t *b = calloc(1, sizeof *b);
+    if (b) {
+        b->len = size + chunks * 8;
+        b->base = mp__big_alloc(b->len);
+        b->refs = 1; /* the job's */
+    }
+    if (!b || !b->base) {
+        free(b);
+        return NULL;
+    }
+    job->out->send = b;
+    return b;
+}
+
+/* Starts an items frame of count items in b, as frame_init does. */
+static int frame_in(sendbuf_t *b, zmq_msg_t *frame, size_t count, size_t bytes, char **at)
+{
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, count);
+    if (b->len - b->used < arr.size + bytes)
+        return MP_ENOMEM; /* cannot be: sized for every chunk */
+    char *p = b->base + b->used;
+    memcpy(p, arr.data, arr.size);
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+    if (zmq_msg_init_data(frame, p, arr.size + bytes, mp__pool_sendbuf_unref, b)) {
+        __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL); /* the job's is still held */
+        return MP_ENOMEM;
+    }
+    b->used += arr.size + bytes;
+    *at = p + arr.size;
+    return 0;
+}
+
+/* The job's last chunk has been cut: its frames hold the buffer now. */
+static void sendbuf_release(mp_async_t *job)
+{
+    if (job->kind == JOB_MAP && job->out && job->out->send) {
+        mp__pool_sendbuf_unref(NULL, job->out->send);
+        job->out->send = NULL;
+    }
+}
+
 /* Sends one chunk: items [a, b) of src in job's mode. Mutex held. */
 static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode,
                       const mp_items_t *src, size_t a, size_t b)
@@ -225,7 +324,8 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     mp__items_span(src, a, b, &data, &size);
     zmq_msg_t frame;
     char *at;
-    if (frame_init(&frame, b - a, size, &at))
+    sendbuf_t *sb = c->job ? sendbuf_of(c->job) : NULL;
+    if (sb ? frame_in(sb, &frame, b - a, size, &at) : frame_init(&frame, b - a, size, &at))
         return MP_ENOMEM;
     memcpy(at, data, size);
     return send_frame(pool, c, name, mode, &frame);
@@ -514,11 +614,14 @@ static void pump(mp_pool_t *pool, ready_t *ready)
             c->count = b - a;
             c->seq = job->next_seq++;
             c->first = a;
-            job->next_item = b;
             job->outstanding++;
             if (b >= job->total)
                 send_queue_remove(pool, job);
-            if (send_chunk(pool, c, job->name, job->mode, job->input, a, b)) {
+            int rc = send_chunk(pool, c, job->name, job->mode, job->input, a, b);
+            job->next_item = b;
+            if (b >= job->total)
+                sendbuf_release(job);
+            if (rc) {
                 mp__pool_chunk_done(pool, c,
                                     mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
                                                           "cannot send to the broker"),
@@ -551,6 +654,22 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
     chunk_t *c = chunk_take(pool, id, false);
     if (!c || base + count > c->count || c->received + count > c->count)
         return; /* not ours (any more), or a duplicate */
+    if (is_map(c)) {
+        piece_t *p = calloc(1, sizeof *p);
+        if (!p)
+            return; /* as if lost: the chunk fails when the broker or pool does */
+        p->base = base;
+        p->count = count;
+        p->next = c->pieces;
+        c->pieces = p;
+        c->received += count;
+        mp__pool_map_result(c->job, c->first + base, count, &m->f[3], nerrors ? &m->f[4] : NULL);
+        if (c->received == c->count)
+            chunk_finish(pool, c, ready);
+        else
+            pthread_cond_broadcast(&pool->cond);
+        return;
+    }
     const char *task = c->job ? c->job->name : c->targets[0]->name;
     mp__rd_t vr;
     size_t nv;
@@ -577,6 +696,7 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
         }
     }
     p->base = base;
+    p->count = count;
     p->items = items;
     p->next = c->pieces;
     c->pieces = p;

@@ -45,6 +45,30 @@ typedef struct {
     uint64_t last_done_ns; /* when its last chunk came back */
 } imap_in_t;
 
+/* A piece of a map's results that arrived before the pieces ahead of it:
+   kept as it came (the RESULT's frames, or a list of failures) until it can
+   be appended in order. */
+typedef struct held {
+    size_t at, count; /* job indexes [at, at + count) */
+    zmq_msg_t values, errors;
+    bool has_errors;
+    mp_items_t *items; /* instead of the frames: failures made here */
+    struct held *next;
+} held_t;
+
+/* A map's results as they arrive (job.c). Each piece is appended to one
+   list as soon as every piece before it is there, so a value is copied
+   and validated once, while the executors still work, and nothing is
+   assembled at the end. Pieces ahead of a gap wait in `held`, uncopied,
+   sorted by index. */
+typedef struct map_out {
+    mp_items_t *list; /* items [0, list->len) of the job, in order */
+    held_t *held;
+    struct sendbuf *send; /* a large map's chunk frames (pool.c), while unsent */
+    bool borrowed;        /* job->input is the caller's list (a blocking map) */
+    bool failed;          /* out of memory on the way: every item fails at the end */
+} map_out_t;
+
 struct mp_async {
     mp_pool_t *pool;
     int kind;
@@ -66,9 +90,8 @@ struct mp_async {
     struct mp_async *send_next;
     /* results */
     size_t done;
-    size_t outstanding; /* chunks sent, not finished */
-    mp_items_t **parts; /* map: finished chunk results by seq */
-    size_t nparts;
+    size_t outstanding;  /* chunks sent, not finished */
+    struct map_out *out; /* map: the results as they arrive (job.c) */
     mp_items_t *results;
     bool ready;
     int first_code;
@@ -96,9 +119,11 @@ struct mp_imap {
     bool has_error;
 };
 
-/* A piece of a chunk's results (a RESULT message), before the chunk is whole. */
+/* A piece of a chunk's results (a RESULT message), before the chunk is whole.
+   A map's pieces go to its results at once (items NULL): the record only
+   says which items of the chunk have answered. */
 typedef struct piece {
-    size_t base;
+    size_t base, count;
     mp_items_t *items;
     struct piece *next;
 } piece_t;
@@ -161,12 +186,26 @@ struct mp_pool {
     bool status_wanted, status_sent;
 };
 
+/* ---- pool.c --------------------------------------------------------------- */
+
+/* Drops a job's reference to its chunk frames' buffer (any thread). */
+void mp__pool_sendbuf_unref(void *data, void *hint);
+
 /* ---- job.c: called by pool.c with the mutex held unless said ----------- */
 
 /* A finished chunk (whole): hands its results to its job(s). Takes items.
    Appends jobs that became ready to *ready (to run callbacks unlocked). */
 void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, mp_async_t ***ready,
                          size_t *nready, size_t *readycap);
+/* A RESULT piece of a map chunk: items [at, at + count) of the job. Its
+   frames are moved when it has to wait for the pieces before it. */
+void mp__pool_map_result(mp_async_t *job, size_t at, size_t count, zmq_msg_t *values,
+                         zmq_msg_t *errors);
+/* The same for a list of results made here (failures). Takes items. */
+void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items);
+/* A map chunk whose pieces all went through mp__pool_map_result is whole. */
+void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, mp_async_t ***ready, size_t *nready,
+                             size_t *readycap);
 /* Runs the callbacks of ready jobs and drops the pool's reference (mutex
    NOT held). */
 void mp__pool_run_callbacks(mp_pool_t *pool, mp_async_t **ready, size_t n);

@@ -13,6 +13,11 @@ struct mp_items {
     size_t tuple_left;    /* members still to come in an open tuple */
     mp_task_error_t *err; /* failures, kept sorted by index */
     size_t nerr, errcap;
+    /* large lists (items.c, "large buffers"): off and buf in their own
+       mappings; lengths in bytes, 0 when malloc'd */
+    size_t off_map;
+    char *buf_map; /* buf.data when it is that mapping (buf.owned false) */
+    size_t buf_map_len;
 };
 
 /* Appends count values already encoded back to back in data[0..size),
@@ -31,6 +36,12 @@ int mp__items_add_error(mp_items_t *l, const mp_task_error_t *e);
 /* Moves every error of src into dst, adding offset to their indexes. */
 int mp__items_take_errors(mp_items_t *dst, mp_items_t *src, size_t offset);
 void mp__task_error_free(mp_task_error_t *e);
+/* Large buffers (items.c): a private mapping of mp__big_len(n) bytes,
+   aligned and advised for transparent huge pages (page faults are what a
+   large buffer costs, see items.c), or NULL; freed with mp__big_free(p, n). */
+void *mp__big_alloc(size_t n);
+size_t mp__big_len(size_t n);
+void mp__big_free(void *p, size_t n);
 int mp__task_error_copy(mp_task_error_t *dst, const mp_task_error_t *src);
 
 #endif

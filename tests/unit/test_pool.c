@@ -559,6 +559,83 @@ static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* A map's results go into place as they arrive (job.c, map_out_t): chunks
+   that finish before the first one wait, then land at their own indexes,
+   with their errors; through mp_pool_starmap (the caller's list is sent
+   without a copy) and mp_pool_starmap_async (a copy). */
+static void test_pool_map_results_arriving_out_of_order_land_in_place(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    enum { N = 60, BAD = 17 };
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < N; i++) {
+        if (i == BAD) { /* not an argument tuple: this item alone fails */
+            mp_items_add_int(in, i);
+            continue;
+        }
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i < 5 ? 60 : 0); /* chunk 0 (chunksize 5) ends last */
+        mp_items_add_int(in, i);
+    }
+    for (int async = 0; async < 2; async++) {
+        mp_items_t *out = NULL;
+        mp_async_t *ar = NULL;
+        const mp_items_t *r;
+        if (async) {
+            mp_call_options_t co = {.chunksize = 5};
+            assert_int_equal(mp_pool_starmap_async(pool, "sleep_ms", in, &co, &ar), 0);
+            assert_int_not_equal(mp_async_get(ar, 10000, &r), 0);
+        } else {
+            assert_int_not_equal(mp_pool_starmap(pool, "sleep_ms", in, 5, &out), 0);
+            r = out;
+        }
+        assert_int_equal(mp_items_len(r), N);
+        assert_int_equal(mp_items_nerrors(r), 1);
+        assert_non_null(mp_items_error(r, BAD));
+        for (int i = 0; i < N; i++) {
+            int64_t v = -1;
+            if (i == BAD)
+                continue;
+            assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
+            assert_int_equal(v, i);
+        }
+        mp_items_destroy(&out);
+        mp_async_destroy(&ar);
+    }
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+/* A map large enough for the lists' own mappings (items.c, large buffers)
+   whose executor is killed in the middle of a chunk: the broker splits the
+   chunk, its pieces come back apart, and every result is there once. */
+static void test_pool_large_map_whose_executor_dies_keeps_every_result_once(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    enum { N = 600000 }; /* a 4.8 MB index: mapped */
+    mp_items_t *in = mp_items_new(), *out = NULL;
+    for (int i = 0; i < N; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_int(in, i);
+        mp_items_add_int(in, N / 2 + 7);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "die_once", in, 0, &out), 0);
+    assert_int_equal(mp_items_len(out), N);
+    assert_int_equal(mp_items_nerrors(out), 0);
+    int64_t *v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(mp_items_ints(out, v), 0);
+    for (int i = 0; i < N; i++)
+        if (v[i] != i)
+            fail_msg("item %d is %lld", i, (long long)v[i]);
+    free(v);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
 static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **state)
 {
     (void)state;
@@ -642,6 +719,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,
                                   teardown),
         cmocka_unit_test_teardown(test_pool_imap_chunksize1_batches_keep_items_exact, teardown),
+        cmocka_unit_test_teardown(test_pool_map_results_arriving_out_of_order_land_in_place,
+                                  teardown),
+        cmocka_unit_test_teardown(test_pool_large_map_whose_executor_dies_keeps_every_result_once,
+                                  teardown),
         cmocka_unit_test_teardown(test_pool_whose_worker_process_dies_fails_instead_of_hanging,
                                   teardown),
         cmocka_unit_test_teardown(test_pool_imap_whose_worker_process_dies_ends_every_item,
