@@ -1,11 +1,14 @@
 /*  example_process.c - the seed repository's process example in C:
-    Process + Queue + RLock (its Manager part arrives with the Manager).
+    Process + Queue + RLock + Manager.
 
     Four worker processes take numbers from a task Queue, compute the sum of
     the primes below each, print a line under a shared RLock so lines never
-    interleave, and put [worker, n, result] on a result Queue. The main
-    process feeds the tasks, one "stop" (nil) per worker, collects every
-    result, joins the workers and checks each result against its own count.
+    interleave, put [worker, n, result] on a result Queue, and keep a tally
+    in a Manager: a dict counting the tasks each worker did (an atomic
+    increment) and a list of every n done. The main process feeds the
+    tasks, one "stop" (nil) per worker, collects every result, joins the
+    workers, checks each result against its own count and the Manager's
+    tally against the number of tasks.
 
     Run: build/examples/example_process [tasks]
 */
@@ -19,7 +22,9 @@
 struct shared {
     mp_queue_t *tasks;
     mp_queue_t *results;
-    mp_lock_t *print_lock; /* an RLock, as in the Python example */
+    mp_lock_t *print_lock;  /* an RLock, as in the Python example */
+    mp_mdict_t *per_worker; /* Manager().dict(): worker name -> tasks done */
+    mp_mlist_t *done;       /* Manager().list(): every n done */
 };
 
 static long long sum_of_primes_below(long n)
@@ -57,6 +62,13 @@ static int worker(void *arg)
         fflush(stdout);
         mp_lock_release(s->print_lock);
 
+        mp_obj_t *name = mp_obj_new_str(me), *nobj = mp_obj_new_int(n);
+        int tally = mp_mdict_incr(s->per_worker, name, 1, NULL) || mp_mlist_append(s->done, nobj);
+        mp_obj_destroy(&name);
+        mp_obj_destroy(&nobj);
+        if (tally)
+            return 3;
+
         mp_obj_t *r = mp_obj_new_array();
         mp_obj_array_add(r, mp_obj_new_str(me));
         mp_obj_array_add(r, mp_obj_new_int(n));
@@ -72,8 +84,10 @@ int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     int ntasks = argc > 1 ? atoi(argv[1]) : 16;
-    struct shared s = {mp_queue_new(NULL), mp_queue_new(NULL), mp_rlock_new()};
-    if (!s.tasks || !s.results || !s.print_lock)
+    mp_manager_t *manager = NULL;
+    struct shared s = {mp_queue_new(NULL), mp_queue_new(NULL), mp_rlock_new(), NULL, NULL};
+    if (!s.tasks || !s.results || !s.print_lock || mp_manager_new(NULL, &manager) ||
+        mp_manager_dict(manager, &s.per_worker) || mp_manager_list(manager, &s.done))
         return 1;
 
     mp_process_t *workers[WORKERS];
@@ -114,10 +128,24 @@ int main(int argc, char **argv)
         bad += code != 0;
         mp_process_destroy(&workers[i]);
     }
-    mp_lock_acquire(s.print_lock, -1);
-    printf("%d tasks done by %d processes, %s\n", ntasks, WORKERS,
+    /* the Manager's tally: every task once */
+    mp_obj_t *items = NULL;
+    size_t ndone = 0;
+    int64_t total = 0;
+    if (mp_mdict_items(s.per_worker, &items) || mp_mlist_len(s.done, &ndone))
+        return 1;
+    printf("tasks per worker (Manager dict):");
+    for (size_t i = 0; i < mp_obj_len(items); i++) {
+        printf(" %s=%lld", mp_obj_str(mp_obj_map_key_at(items, i), NULL),
+               (long long)mp_obj_int(mp_obj_map_value_at(items, i)));
+        total += mp_obj_int(mp_obj_map_value_at(items, i));
+    }
+    printf("\n");
+    mp_obj_destroy(&items);
+    bad += total != ntasks || ndone != (size_t)ntasks;
+    printf("%d tasks done by %d processes, %zu in the Manager list, %s\n", ntasks, WORKERS, ndone,
            bad ? "SOME RESULTS WRONG" : "all results checked");
-    mp_lock_release(s.print_lock);
+    mp_manager_destroy(&manager);
     mp_queue_destroy(&s.tasks);
     mp_queue_destroy(&s.results);
     mp_lock_destroy(&s.print_lock);

@@ -31,6 +31,12 @@ const char *mp_strerror(int rc)
         return "process was never started";
     case MP_ETYPE:
         return "value has another type";
+    case MP_EREPAIRED:
+        return "a process died inside an operation on this manager; repaired: retry";
+    case MP_ENOSPC:
+        return "no space left in the manager's arena";
+    case MP_ERANGE:
+        return "index out of range";
     case MP_EUNKNOWNTASK:
         return "unknown task: no worker serves this name";
     case MP_EWORKERLOST:

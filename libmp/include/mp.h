@@ -33,5 +33,6 @@
 #include "mp/broker.h"
 #include "mp/worker.h"
 #include "mp/pool.h"
+#include "mp/manager.h"
 
 #endif

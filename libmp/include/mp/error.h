@@ -32,6 +32,8 @@ extern "C" {
 #define MP_EEXIST (-EEXIST)         /* name already exists */
 #define MP_EAGAIN (-EAGAIN)         /* would block (non-blocking call) */
 #define MP_EINTR (-EINTR)           /* interrupted */
+#define MP_ENOSPC (-ENOSPC)         /* the manager's arena is full (nothing changed) */
+#define MP_ERANGE (-ERANGE)         /* list index out of range */
 
 #define MP_EEOF (-4001)        /* end of file: the other end of a pipe is closed */
 #define MP_EEMPTY (-4002)      /* queue is empty (get with no wait / timeout) */
@@ -42,6 +44,7 @@ extern "C" {
 #define MP_ESTATE (-4007)      /* call not valid in the object's current state */
 #define MP_ENOTSTARTED (-4008) /* process was never started */
 #define MP_ETYPE (-4009)       /* value has another type than the one asked for */
+#define MP_EREPAIRED (-4010)   /* a process died inside a manager operation: repaired, retry */
 
 /* Pool and task outcomes (docs/PROTOCOL.md uses the same numbers on the wire). */
 #define MP_EUNKNOWNTASK (-4101) /* no worker serves this task name */

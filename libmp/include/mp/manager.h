@@ -1,0 +1,186 @@
+/*  mp/manager.h - Manager: shared dict, list and Namespace objects.
+
+    As Python's multiprocessing.Manager() (SyncManager), without the server
+    round trip per call: the objects live in one shared-memory arena that
+    every process forked after mp_manager_new() maps at the same address,
+    and an operation is a robust lock, a few hundred nanoseconds of work and
+    an unlock (docs/MANAGER.md). An mp_mdict_t * or mp_mlist_t * is passed
+    to a child like any pointer.
+
+    Keys and values are msgpack values (mp_obj_t: nil, bool, int, float,
+    str, bin, arrays, maps, nested), stored as their msgpack bytes. Two keys
+    or values are equal when their bytes are: 1 and 1.0 differ, as do "a"
+    and b"a". Every getter returns a new mp_obj_t the caller destroys.
+
+    Beyond Python: atomic read-modify-write (mp_mdict_incr, _setdefault,
+    _cas, _update_fn, mp_mlist_append_unique), so `d[k] += 1` from many
+    processes is not a race.
+
+    Errors: MP_ENOENT (no such key / value), MP_ERANGE (list index out of
+    range), MP_ENOSPC (the arena is full: nothing was changed, the object
+    stays usable), MP_ETYPE (incr on a value that is not a number),
+    MP_EREPAIRED (a process died inside an operation on this manager; the
+    objects were repaired and are consistent, each dead operation happened
+    entirely or not at all; the call was NOT performed: retry it),
+    MP_EINVAL (bad arguments), MP_ENOMEM (this process is out of memory).
+
+    Thread-safety: every call is thread-safe and atomic with respect to all
+    others on the same manager, in every process. Fork: shared with
+    children forked after mp_manager_new(). Signals: not async-signal-safe.
+*/
+#ifndef MP_MANAGER_H_INCLUDED
+#define MP_MANAGER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mp/barrier.h"
+#include "mp/condition.h"
+#include "mp/event.h"
+#include "mp/export.h"
+#include "mp/lock.h"
+#include "mp/obj.h"
+#include "mp/queue.h"
+#include "mp/semaphore.h"
+#include "mp/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_manager mp_manager_t;
+typedef struct mp_mobj mp_mdict_t;
+typedef struct mp_mobj mp_mlist_t;
+typedef struct mp_mobj mp_mns_t; /* Namespace: a dict with string keys */
+
+typedef struct {
+    size_t capacity; /* arena bytes; 0: 64 MiB; at most 4 GiB - 64 KiB */
+} mp_manager_options_t;
+
+/* ---- the manager ---------------------------------------------------------- */
+
+MP_EXPORT int mp_manager_new(const mp_manager_options_t *options, mp_manager_t **manager_p);
+/* Frees the objects and unmaps this process's view (children keep theirs
+   until they exit or destroy it too). */
+MP_EXPORT void mp_manager_destroy(mp_manager_t **manager_p);
+
+typedef struct {
+    size_t capacity;  /* arena bytes */
+    size_t used;      /* bytes in live blocks */
+    size_t reserved;  /* bytes ever carved from the arena (free blocks included) */
+    size_t objects;   /* live dicts, lists, namespaces */
+    unsigned repairs; /* recoveries after a process died inside an operation */
+} mp_manager_stats_t;
+MP_EXPORT int mp_manager_stats(mp_manager_t *manager, mp_manager_stats_t *stats);
+
+/* New empty objects, owned by the manager. */
+MP_EXPORT int mp_manager_dict(mp_manager_t *manager, mp_mdict_t **dict_p);
+MP_EXPORT int mp_manager_list(mp_manager_t *manager, mp_mlist_t **list_p);
+MP_EXPORT int mp_manager_namespace(mp_manager_t *manager, mp_mns_t **ns_p);
+/* Frees one object and its contents, for every process; *object_p = NULL.
+   Using it afterwards (in any process) is undefined. */
+MP_EXPORT int mp_mobj_free(mp_manager_t *manager, struct mp_mobj **object_p);
+
+/* ---- the SyncManager set -------------------------------------------------- */
+
+/* libmp's shared-memory primitives (mp/lock.h, mp/queue.h, ...), owned by
+   the manager: mp_manager_destroy() destroys them, newest first. Use them
+   with their own calls (mp_lock_acquire, mp_queue_put, ...). NULL on bad
+   arguments or out of memory. */
+MP_EXPORT mp_lock_t *mp_manager_lock(mp_manager_t *manager);
+MP_EXPORT mp_lock_t *mp_manager_rlock(mp_manager_t *manager);
+MP_EXPORT mp_semaphore_t *mp_manager_semaphore(mp_manager_t *manager, int value);
+MP_EXPORT mp_semaphore_t *mp_manager_bounded_semaphore(mp_manager_t *manager, int value);
+MP_EXPORT mp_condition_t *mp_manager_condition(mp_manager_t *manager, mp_lock_t *lock);
+MP_EXPORT mp_event_t *mp_manager_event(mp_manager_t *manager);
+MP_EXPORT mp_barrier_t *mp_manager_barrier(mp_manager_t *manager, int parties,
+                                           const mp_barrier_opts_t *opts);
+MP_EXPORT mp_value_t *mp_manager_value(mp_manager_t *manager, char typecode, const void *initial);
+MP_EXPORT mp_array_t *mp_manager_array(mp_manager_t *manager, char typecode, size_t length,
+                                       const void *initial);
+MP_EXPORT mp_queue_t *mp_manager_queue(mp_manager_t *manager, const mp_queue_opts_t *opts);
+MP_EXPORT mp_queue_t *mp_manager_joinable_queue(mp_manager_t *manager, const mp_queue_opts_t *opts);
+
+/* ---- dict ----------------------------------------------------------------- */
+
+MP_EXPORT int mp_mdict_set(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *value);
+/* *value_p = dict[key]; when absent: a copy of dflt, or MP_ENOENT if dflt
+   is NULL. */
+MP_EXPORT int mp_mdict_get(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *dflt,
+                           mp_obj_t **value_p);
+MP_EXPORT int mp_mdict_del(mp_mdict_t *dict, const mp_obj_t *key); /* MP_ENOENT */
+/* 1 present, 0 absent, or an error < 0. */
+MP_EXPORT int mp_mdict_contains(mp_mdict_t *dict, const mp_obj_t *key);
+MP_EXPORT int mp_mdict_len(mp_mdict_t *dict, size_t *len_p);
+/* Snapshots, in insertion order: an array of keys, an array of values, a
+   map of items. Taken under the lock: iterating them never breaks, whatever
+   other processes write meanwhile. */
+MP_EXPORT int mp_mdict_keys(mp_mdict_t *dict, mp_obj_t **array_p);
+MP_EXPORT int mp_mdict_values(mp_mdict_t *dict, mp_obj_t **array_p);
+MP_EXPORT int mp_mdict_items(mp_mdict_t *dict, mp_obj_t **map_p);
+/* dict.update(map): every pair, atomically (all or, on MP_ENOSPC, none). */
+MP_EXPORT int mp_mdict_update(mp_mdict_t *dict, const mp_obj_t *map);
+/* dict.pop(key[, dflt]). */
+MP_EXPORT int mp_mdict_pop(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *dflt,
+                           mp_obj_t **value_p);
+/* Inserts key: value when absent; *current_p (may be NULL) gets what is
+   there afterwards. */
+MP_EXPORT int mp_mdict_setdefault(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *value,
+                                  mp_obj_t **current_p);
+MP_EXPORT int mp_mdict_clear(mp_mdict_t *dict);
+
+/* dict[key] = dict.get(key, 0) + delta, atomically; *result_p (may be
+   NULL) gets the new value. MP_ETYPE when the value is not an int. */
+MP_EXPORT int mp_mdict_incr(mp_mdict_t *dict, const mp_obj_t *key, int64_t delta,
+                            int64_t *result_p);
+/* The same for doubles (an int value is promoted). */
+MP_EXPORT int mp_mdict_incr_float(mp_mdict_t *dict, const mp_obj_t *key, double delta,
+                                  double *result_p);
+/* Compare-and-set: dict[key] = value only if dict[key] equals expected
+   (expected NULL: only if key is absent). *swapped_p tells which. */
+MP_EXPORT int mp_mdict_cas(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *expected,
+                           const mp_obj_t *value, bool *swapped_p);
+/* Any read-modify-write: fn(current or NULL, &next, arg) runs under the
+   lock and returns 0 with *next set (a new object the manager takes; NULL
+   deletes the key) or an error code, which is returned and changes nothing.
+   fn must be quick and must not call into this manager. */
+typedef int (*mp_mdict_fn)(const mp_obj_t *current, mp_obj_t **next, void *arg);
+MP_EXPORT int mp_mdict_update_fn(mp_mdict_t *dict, const mp_obj_t *key, mp_mdict_fn fn, void *arg);
+
+/* ---- list ----------------------------------------------------------------- */
+
+MP_EXPORT int mp_mlist_append(mp_mlist_t *list, const mp_obj_t *value);
+/* Appends every item of an array, atomically. */
+MP_EXPORT int mp_mlist_extend(mp_mlist_t *list, const mp_obj_t *array);
+/* Negative indexes count from the end, as in Python; MP_ERANGE outside. */
+MP_EXPORT int mp_mlist_get(mp_mlist_t *list, int64_t index, mp_obj_t **value_p);
+MP_EXPORT int mp_mlist_set(mp_mlist_t *list, int64_t index, const mp_obj_t *value);
+/* list.insert(index, value): index clamped to [0, len] as in Python. */
+MP_EXPORT int mp_mlist_insert(mp_mlist_t *list, int64_t index, const mp_obj_t *value);
+/* list.pop(index) (-1: the last); MP_ERANGE on an empty list. */
+MP_EXPORT int mp_mlist_pop(mp_mlist_t *list, int64_t index, mp_obj_t **value_p);
+/* Removes the first item equal to value; MP_ENOENT when there is none. */
+MP_EXPORT int mp_mlist_remove(mp_mlist_t *list, const mp_obj_t *value);
+MP_EXPORT int mp_mlist_index(mp_mlist_t *list, const mp_obj_t *value, size_t *index_p);
+MP_EXPORT int mp_mlist_count(mp_mlist_t *list, const mp_obj_t *value, size_t *count_p);
+MP_EXPORT int mp_mlist_len(mp_mlist_t *list, size_t *len_p);
+/* list[start:stop] as an array (Python's clamping; negative from the end). */
+MP_EXPORT int mp_mlist_slice(mp_mlist_t *list, int64_t start, int64_t stop, mp_obj_t **array_p);
+MP_EXPORT int mp_mlist_copy(mp_mlist_t *list, mp_obj_t **array_p);
+MP_EXPORT int mp_mlist_clear(mp_mlist_t *list);
+/* Appends value unless an equal item is present; *appended_p tells which. */
+MP_EXPORT int mp_mlist_append_unique(mp_mlist_t *list, const mp_obj_t *value, bool *appended_p);
+
+/* ---- Namespace ------------------------------------------------------------ */
+
+MP_EXPORT int mp_mns_set(mp_mns_t *ns, const char *name, const mp_obj_t *value);
+/* MP_ENOENT when the attribute does not exist. */
+MP_EXPORT int mp_mns_get(mp_mns_t *ns, const char *name, mp_obj_t **value_p);
+MP_EXPORT int mp_mns_del(mp_mns_t *ns, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,429 @@
+/*  mlist.c - the Manager's list (docs/MANAGER.md).
+
+    A list's data is one vector block: a length, a capacity and the offsets
+    of its value blobs. Commit points:
+      append/extend  items written past the end, then the length
+      set            the item's offset
+      pop (last)     the length
+      anything else  (insert, pop/remove in the middle, growth) a new vector
+                     block, then the object's data offset
+    so a process killed in the middle leaves the list before or after its
+    operation; the repair (marena.c) frees what it left unreachable.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager_impl.h"
+#include "mp/error.h"
+
+typedef struct {
+    uint32_t len, cap;
+    uint32_t items[];
+} vec_t;
+
+static inline vec_t *vec(ma_arena_t *a, const struct mp_mobj *o)
+{
+    return o->data ? ma_at(a, o->data) : NULL;
+}
+
+static inline uint32_t vlen(ma_arena_t *a, const struct mp_mobj *o)
+{
+    vec_t *v = vec(a, o);
+    return v ? v->len : 0;
+}
+
+/* A new vector: items [0, keep) of the old one, then a gap of `gap` slots
+   at `at`, then the rest (items [at, keep) move up by gap); item `skip`
+   (or UINT32_MAX) is left out. 0 when the arena is full. */
+static uint32_t vec_copy(ma_arena_t *a, const vec_t *old, uint32_t at, uint32_t gap, uint32_t skip,
+                         uint32_t *len_p)
+{
+    uint32_t n = old ? old->len : 0, len = n + gap - (skip < n), cap = 8;
+    while (cap < len + len / 2 + 1)
+        cap *= 2;
+    uint32_t off = ma_alloc(a, sizeof(vec_t) + (size_t)cap * 4);
+    if (!off)
+        return 0;
+    vec_t *v = ma_at(a, off);
+    v->cap = cap;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == at)
+            k += gap;
+        if (i != skip)
+            v->items[k++] = old->items[i];
+    }
+    v->len = *len_p = len;
+    return off;
+}
+
+/* Commits a new vector and frees the old one. */
+static void swap_vec(ma_arena_t *a, struct mp_mobj *o, uint32_t off)
+{
+    uint32_t old = o->data;
+    o->data = off; /* the commit */
+    ma_free(a, old);
+}
+
+/* ---- repair (marena.c) ---------------------------------------------------------- */
+
+void mlist_mark(ma_arena_t *a, struct mp_mobj *o)
+{
+    vec_t *v = vec(a, o);
+    if (!v)
+        return;
+    ma_mark(a, o->data);
+    if (v->len > v->cap)
+        v->len = v->cap;
+    for (uint32_t i = 0; i < v->len; i++)
+        ma_mark(a, v->items[i]);
+}
+
+void mlist_free_data(ma_arena_t *a, struct mp_mobj *o)
+{
+    vec_t *v = vec(a, o);
+    if (!v)
+        return;
+    uint32_t off = o->data;
+    o->data = 0; /* the commit */
+    for (uint32_t i = 0; i < v->len; i++)
+        ma_free(a, v->items[i]);
+    ma_free(a, off);
+}
+
+/* ---- calls ------------------------------------------------------------------------ */
+
+typedef struct {
+    mp__buf_t buf;
+    char stack[200];
+} packed_t;
+
+static int pack(packed_t *p, const mp_obj_t *o)
+{
+    mp__buf_init(&p->buf, p->stack, sizeof p->stack);
+    return ma_pack(o, &p->buf);
+}
+
+/* Python's index: negative from the end; -1 outside [0, len). */
+static long norm(int64_t index, uint32_t len)
+{
+    if (index < 0)
+        index += len;
+    return index >= 0 && index < (int64_t)len ? (long)index : -1;
+}
+
+static int lock_list(struct mp_mobj *l, ma_arena_t **a_p)
+{
+    if (!l)
+        return MP_EINVAL;
+    *a_p = ma_of(l);
+    return ma_lock(*a_p);
+}
+
+/* Appends blobs (already allocated) as one commit. */
+static int append_blobs(ma_arena_t *a, struct mp_mobj *o, const uint32_t *blobs, uint32_t n)
+{
+    vec_t *v = vec(a, o);
+    if (!v || v->len + n > v->cap) {
+        uint32_t len, off = vec_copy(a, v, v ? v->len : 0, n, UINT32_MAX, &len);
+        if (!off)
+            return MP_ENOSPC;
+        vec_t *nv = ma_at(a, off);
+        memcpy(nv->items + len - n, blobs, (size_t)n * 4);
+        swap_vec(a, o, off);
+        return 0;
+    }
+    memcpy(v->items + v->len, blobs, (size_t)n * 4);
+    v->len += n; /* the commit */
+    return 0;
+}
+
+int mp_mlist_append(mp_mlist_t *l, const mp_obj_t *value)
+{
+    packed_t p;
+    int rc = value ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size);
+        rc = blob ? append_blobs(a, l, &blob, 1) : MP_ENOSPC;
+        if (rc)
+            ma_free(a, blob);
+        ma_unlock(a);
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_append_unique(mp_mlist_t *l, const mp_obj_t *value, bool *appended_p)
+{
+    packed_t p;
+    int rc = value ? pack(&p, value) : MP_EINVAL;
+    bool appended = false;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        vec_t *v = vec(a, l);
+        bool found = false;
+        for (uint32_t i = 0; v && i < v->len && !found; i++)
+            found = ma_blob_eq(a, v->items[i], p.buf.data, p.buf.size);
+        if (!found) {
+            uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size);
+            rc = blob ? append_blobs(a, l, &blob, 1) : MP_ENOSPC;
+            if (rc)
+                ma_free(a, blob);
+            appended = !rc;
+        }
+        ma_unlock(a);
+    }
+    if (appended_p)
+        *appended_p = appended;
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_extend(mp_mlist_t *l, const mp_obj_t *array)
+{
+    if (!l || !array || mp_obj_type(array) != MP_OBJ_ARRAY)
+        return MP_EINVAL;
+    size_t n = mp_obj_len(array);
+    if (n > UINT32_MAX / 4)
+        return MP_ENOSPC;
+    mp__buf_t all; /* every item packed, back to back */
+    size_t *ends = calloc(n + 1, sizeof *ends);
+    uint32_t *blobs = calloc(n + 1, sizeof *blobs);
+    mp__buf_init(&all, NULL, 0);
+    int rc = ends && blobs ? 0 : MP_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = ma_pack(mp_obj_array_at(array, i), &all);
+        ends[i] = all.size;
+    }
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        size_t i = 0;
+        for (; i < n; i++) {
+            size_t start = i ? ends[i - 1] : 0;
+            if (!(blobs[i] = ma_blob_new(a, all.data + start, ends[i] - start)))
+                break;
+        }
+        rc = i < n ? MP_ENOSPC : append_blobs(a, l, blobs, (uint32_t)n);
+        for (size_t k = 0; rc && k < i; k++)
+            ma_free(a, blobs[k]);
+        ma_unlock(a);
+    }
+    mp__buf_release(&all);
+    free(ends);
+    free(blobs);
+    return rc;
+}
+
+int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
+{
+    if (!value_p)
+        return MP_EINVAL;
+    *value_p = NULL;
+    ma_arena_t *a;
+    int rc = lock_list(l, &a);
+    if (rc)
+        return rc;
+    long i = norm(index, vlen(a, l));
+    rc = i < 0 ? MP_ERANGE : ma_blob_obj(a, vec(a, l)->items[i], value_p);
+    ma_unlock(a);
+    return rc;
+}
+
+int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
+{
+    packed_t p;
+    int rc = value ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        long i = norm(index, vlen(a, l));
+        uint32_t blob = i < 0 ? 0 : ma_blob_new(a, p.buf.data, p.buf.size);
+        rc = i < 0 ? MP_ERANGE : blob ? 0 : MP_ENOSPC;
+        if (!rc) {
+            vec_t *v = vec(a, l);
+            uint32_t old = v->items[i];
+            v->items[i] = blob; /* the commit */
+            ma_free(a, old);
+        }
+        ma_unlock(a);
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_insert(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
+{
+    packed_t p;
+    int rc = value ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        uint32_t n = vlen(a, l), len;
+        int64_t at = index < 0 ? index + n : index; /* Python clamps */
+        at = at < 0 ? 0 : at > n ? n : at;
+        uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size), off = 0;
+        if (blob && at == n)
+            rc = append_blobs(a, l, &blob, 1);
+        else if (blob && (off = vec_copy(a, vec(a, l), (uint32_t)at, 1, UINT32_MAX, &len)))
+            ((vec_t *)ma_at(a, off))->items[at] = blob;
+        else
+            rc = MP_ENOSPC;
+        if (off)
+            swap_vec(a, l, off);
+        if (rc)
+            ma_free(a, blob);
+        ma_unlock(a);
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+/* Removes item i (lock held): the last one by shrinking, another by a new
+   vector. */
+static int remove_at(ma_arena_t *a, struct mp_mobj *o, uint32_t i)
+{
+    vec_t *v = vec(a, o);
+    uint32_t blob = v->items[i];
+    if (i + 1 == v->len) {
+        v->len--; /* the commit */
+    } else {
+        uint32_t len, off = vec_copy(a, v, v->len, 0, i, &len);
+        if (!off)
+            return MP_ENOSPC;
+        swap_vec(a, o, off);
+    }
+    ma_free(a, blob);
+    return 0;
+}
+
+int mp_mlist_pop(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
+{
+    if (!value_p)
+        return MP_EINVAL;
+    *value_p = NULL;
+    ma_arena_t *a;
+    int rc = lock_list(l, &a);
+    if (rc)
+        return rc;
+    long i = norm(index, vlen(a, l));
+    rc = i < 0 ? MP_ERANGE : ma_blob_obj(a, vec(a, l)->items[i], value_p);
+    if (!rc && (rc = remove_at(a, l, (uint32_t)i)))
+        mp_obj_destroy(value_p);
+    ma_unlock(a);
+    return rc;
+}
+
+/* The first index of an equal item, or -1 (lock held). */
+static long find_value(ma_arena_t *a, struct mp_mobj *o, const packed_t *p)
+{
+    vec_t *v = vec(a, o);
+    for (uint32_t i = 0; v && i < v->len; i++)
+        if (ma_blob_eq(a, v->items[i], p->buf.data, p->buf.size))
+            return i;
+    return -1;
+}
+
+int mp_mlist_remove(mp_mlist_t *l, const mp_obj_t *value)
+{
+    packed_t p;
+    int rc = value ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        long i = find_value(a, l, &p);
+        rc = i < 0 ? MP_ENOENT : remove_at(a, l, (uint32_t)i);
+        ma_unlock(a);
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_index(mp_mlist_t *l, const mp_obj_t *value, size_t *index_p)
+{
+    packed_t p;
+    int rc = value && index_p ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        long i = find_value(a, l, &p);
+        ma_unlock(a);
+        if (i < 0)
+            rc = MP_ENOENT;
+        else
+            *index_p = (size_t)i;
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_count(mp_mlist_t *l, const mp_obj_t *value, size_t *count_p)
+{
+    packed_t p;
+    int rc = value && count_p ? pack(&p, value) : MP_EINVAL;
+    ma_arena_t *a;
+    if (!rc && !(rc = lock_list(l, &a))) {
+        vec_t *v = vec(a, l);
+        size_t n = 0;
+        for (uint32_t i = 0; v && i < v->len; i++)
+            n += ma_blob_eq(a, v->items[i], p.buf.data, p.buf.size);
+        ma_unlock(a);
+        *count_p = n;
+    }
+    mp__buf_release(&p.buf);
+    return rc;
+}
+
+int mp_mlist_len(mp_mlist_t *l, size_t *len_p)
+{
+    if (!len_p)
+        return MP_EINVAL;
+    ma_arena_t *a;
+    int rc = lock_list(l, &a);
+    if (rc)
+        return rc;
+    *len_p = vlen(a, l);
+    ma_unlock(a);
+    return 0;
+}
+
+int mp_mlist_slice(mp_mlist_t *l, int64_t start, int64_t stop, mp_obj_t **array_p)
+{
+    if (!array_p)
+        return MP_EINVAL;
+    mp_obj_t *out = *array_p = mp_obj_new_array();
+    if (!out)
+        return MP_ENOMEM;
+    ma_arena_t *a;
+    int rc = lock_list(l, &a);
+    if (rc) {
+        mp_obj_destroy(array_p);
+        return rc;
+    }
+    int64_t n = vlen(a, l);
+    start = start < 0 ? start + n : start;
+    stop = stop < 0 ? stop + n : stop;
+    start = start < 0 ? 0 : start > n ? n : start;
+    stop = stop < 0 ? 0 : stop > n ? n : stop;
+    for (int64_t i = start; i < stop && !rc; i++) {
+        mp_obj_t *item = NULL;
+        if (!(rc = ma_blob_obj(a, vec(a, l)->items[i], &item)))
+            rc = mp_obj_array_add(out, item);
+    }
+    ma_unlock(a);
+    if (rc)
+        mp_obj_destroy(array_p);
+    return rc;
+}
+
+int mp_mlist_copy(mp_mlist_t *l, mp_obj_t **array_p)
+{
+    return mp_mlist_slice(l, 0, INT64_MAX, array_p);
+}
+
+int mp_mlist_clear(mp_mlist_t *l)
+{
+    ma_arena_t *a;
+    int rc = lock_list(l, &a);
+    if (rc)
+        return rc;
+    mlist_free_data(a, l);
+    ma_unlock(a);
+    return 0;
+}
