@@ -1,8 +1,19 @@
 /*  bench_manager.c - the Manager's dict and list against Python's Manager()
     (bench_manager.py, same workloads). Prints "name <TAB> unit <TAB> value"
-    lines, the median of RUNS runs, in microseconds per operation. */
+    lines, the median of RUNS runs, in microseconds per operation.
+
+    Remote: a child process serves a manager on tcp loopback; this process
+    times a dict get through a proxy, and a raw ZeroMQ DEALER -> ROUTER echo
+    round trip to the same child (the floor a remote call stands on). */
 #include <mp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
 
 #include "bench_util.h"
 
@@ -65,9 +76,113 @@ static double list_append_us(mp_mlist_t *l)
     return (now_s() - t0) / OPS * 1e6;
 }
 
+#define REMOTE_OPS 20000
+
+static void *echo_thread(void *sock)
+{
+    for (;;) { /* [id][payload] back as it came */
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&body, sock, 0) < 0)
+            return NULL;
+        zmq_msg_send(&id, sock, ZMQ_SNDMORE);
+        zmq_msg_send(&body, sock, 0);
+    }
+}
+
+/* The serving child: a manager with d[0..KEYS) and a raw echo ROUTER; the
+   two endpoints go to out, one per line; exits when ctl closes. */
+static void serve(int ctl, int out)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    mp_manager_t *m;
+    mp_mdict_t *d;
+    mp_manager_server_t *s;
+    if (mp_manager_new(NULL, &m) || mp_manager_named_dict(m, "d", &d))
+        _exit(1);
+    for (int i = 0; i < KEYS; i++) {
+        mp_obj_t *k = mp_obj_new_int(i);
+        mp_mdict_set(d, k, k);
+        mp_obj_destroy(&k);
+    }
+    if (mp_manager_serve(m, "tcp://127.0.0.1:0", "key", 3, &s))
+        _exit(2);
+    void *ctx = zmq_ctx_new(), *echo = zmq_socket(ctx, ZMQ_ROUTER);
+    char ep[256];
+    size_t len = sizeof ep;
+    if (zmq_bind(echo, "tcp://127.0.0.1:0") || zmq_getsockopt(echo, ZMQ_LAST_ENDPOINT, ep, &len))
+        _exit(3);
+    pthread_t t;
+    pthread_create(&t, NULL, echo_thread, echo);
+    dprintf(out, "%s\n%s\n", mp_manager_server_endpoint(s), ep);
+    close(out);
+    char c;
+    while (read(ctl, &c, 1) > 0) {
+    }
+    _exit(0);
+}
+
+static void remote_figures(double *get_us, double *raw_us)
+{
+    int ctl[2], out[2];
+    if (pipe(ctl) || pipe(out))
+        exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ctl[1]);
+        close(out[0]);
+        serve(ctl[0], out[1]);
+    }
+    close(ctl[0]);
+    close(out[1]);
+    char buf[600] = {0}, mgr[256], raw[256];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(out[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    if (sscanf(buf, "%255s %255s", mgr, raw) != 2)
+        exit(1);
+    mp_remote_t *rm;
+    mp_mdict_t *d;
+    if (mp_manager_connect(mgr, "key", 3, NULL, &rm) || mp_remote_dict(rm, "d", &d))
+        exit(1);
+    double g[RUNS], w[RUNS];
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(sock, raw);
+    char msg[32] = "MPM01", back[64];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_s();
+        for (int i = 0; i < REMOTE_OPS; i++) {
+            mp_obj_t *k = mp_obj_new_int(i % KEYS), *v = NULL;
+            if (mp_mdict_get(d, k, NULL, &v))
+                exit(1);
+            mp_obj_destroy(&k);
+            mp_obj_destroy(&v);
+        }
+        g[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+        t0 = now_s();
+        for (int i = 0; i < REMOTE_OPS; i++)
+            if (zmq_send(sock, msg, 16, 0) < 0 || zmq_recv(sock, back, sizeof back, 0) < 0)
+                exit(1);
+        w[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+    }
+    *get_us = median(g, RUNS);
+    *raw_us = median(w, RUNS);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    mp_remote_disconnect(&rm);
+    close(ctl[1]);
+    waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
+    double remote_get, raw_rtt; /* first: forks before this process has ZeroMQ threads */
+    remote_figures(&remote_get, &raw_rtt);
     double set[RUNS], get[RUNS], incr[RUNS], append[RUNS];
     for (int r = 0; r < RUNS; r++) {
         mp_manager_t *m;
@@ -85,5 +200,7 @@ int main(int argc, char **argv)
     printf("dict_get\tus/op\t%.4f\n", median(get, RUNS));
     printf("dict_incr_atomic\tus/op\t%.4f\n", median(incr, RUNS));
     printf("list_append\tus/op\t%.4f\n", median(append, RUNS));
+    printf("remote_dict_get_tcp\tus/op\t%.4f\n", remote_get);
+    printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", raw_rtt);
     return 0;
 }

@@ -6,6 +6,7 @@ atomic d[k] += 1 from several processes: a manager Lock around the get and
 the set.
 """
 import multiprocessing as mp
+import multiprocessing.managers
 import statistics
 import time
 
@@ -41,6 +42,21 @@ def list_append(lst):
         lst.append(i)
 
 
+def remote_dict_get():
+    """A manager served on tcp loopback (BaseManager(address, authkey))."""
+    server = mp.managers.SyncManager(address=("127.0.0.1", 0), authkey=b"key")
+    server.start()
+    try:
+        client = mp.managers.SyncManager(address=server.address, authkey=b"key")
+        client.connect()
+        d = client.dict()
+        for i in range(KEYS):
+            d[i] = i
+        return statistics.median(per_op(dict_get, d) for _ in range(RUNS))
+    finally:
+        server.shutdown()
+
+
 def main():
     runs = {"dict_set": [], "dict_get": [], "dict_incr_atomic": [], "list_append": []}
     with mp.Manager() as m:
@@ -52,6 +68,7 @@ def main():
             runs["list_append"].append(per_op(list_append, lst))
     for name, values in runs.items():
         print(f"{name}\tus/op\t{statistics.median(values):.4f}")
+    print(f"remote_dict_get_tcp\tus/op\t{remote_dict_get():.4f}")
 
 
 if __name__ == "__main__":

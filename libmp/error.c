@@ -55,6 +55,10 @@ const char *mp_strerror(int rc)
         return "cancelled";
     case MP_ESHUTDOWN:
         return "broker shutting down";
+    case MP_EMANAGERLOST:
+        return "manager lost: no answer in time";
+    case MP_EAUTH:
+        return "authentication failed: wrong key";
     case MP_EOWNERDEAD:
         return "acquired; the previous owner died holding it";
     default:

@@ -25,6 +25,52 @@
 
 enum { MB_FREE = 1, MB_USED = 2, MB_MARK = 0x100 }; /* block states */
 enum { MO_DICT = 1, MO_LIST = 2, MO_NS = 3 };       /* object types */
+#define MO_PROXY 0x100 /* a remote object's proxy (mremote.c), not in an arena */
+
+static inline bool mo_is_proxy(const struct mp_mobj *o);
+
+/* MPM/1 operations (mremote.c): one per public call; the list ones last. */
+enum {
+    MR_OPEN = 1,
+    MR_D_SET,
+    MR_D_GET,
+    MR_D_GET_DFLT,
+    MR_D_DEL,
+    MR_D_CONTAINS,
+    MR_D_LEN,
+    MR_D_KEYS,
+    MR_D_VALUES,
+    MR_D_ITEMS,
+    MR_D_UPDATE,
+    MR_D_POP,
+    MR_D_POP_DFLT,
+    MR_D_SETDEFAULT,
+    MR_D_CLEAR,
+    MR_D_INCR,
+    MR_D_INCRF,
+    MR_D_CAS,
+    MR_D_CAS_ABSENT,
+    MR_L_FIRST,
+    MR_L_APPEND = MR_L_FIRST,
+    MR_L_EXTEND,
+    MR_L_GET,
+    MR_L_SET,
+    MR_L_INSERT,
+    MR_L_POP,
+    MR_L_REMOVE,
+    MR_L_INDEX,
+    MR_L_COUNT,
+    MR_L_LEN,
+    MR_L_SLICE,
+    MR_L_CLEAR,
+    MR_L_APPEND_UNIQUE,
+};
+
+/* A call on a proxy: op with up to three msgpack arguments (NULL ends
+   them); *result (may be NULL) and *extra (may be NULL) as the server's
+   call returned them. The return value is that call's. */
+int mr_call(struct mp_mobj *proxy, int op, const mp_obj_t *a0, const mp_obj_t *a1,
+            const mp_obj_t *a2, mp_obj_t **result, int64_t *extra);
 
 typedef struct {
     uint32_t size_class;
@@ -41,6 +87,7 @@ typedef struct {
     uint32_t nobjects; /* live objects (rebuilt by a repair) */
     uint32_t slot_hint;
     uint32_t repairs;
+    uint32_t directory; /* slot of the dict of named objects (name -> slot), 0: none yet */
     uint32_t objects[MA_MAX_OBJECTS + 1]; /* slot -> object block; slot 0 unused */
 } ma_arena_t;
 
@@ -75,6 +122,11 @@ typedef struct {
     uint32_t len;
     char bytes[];
 } ma_blob_t;
+
+static inline bool mo_is_proxy(const struct mp_mobj *o)
+{
+    return o && (o->type & MO_PROXY);
+}
 
 static inline ma_arena_t *ma_of(const struct mp_mobj *o)
 {
@@ -113,6 +165,11 @@ void mlist_mark(ma_arena_t *a, struct mp_mobj *o);
 /* Frees the object's contents (lock held). */
 void mdict_free_data(ma_arena_t *a, struct mp_mobj *o);
 void mlist_free_data(ma_arena_t *a, struct mp_mobj *o);
+
+/* The directory of named objects (lock held): the slot stored for a
+   packed name, or 0; and storing one. */
+uint32_t mdict_get_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name);
+int mdict_put_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name, uint32_t slot);
 
 /* Packs an mp_obj_t into b (which starts on the caller's stack). */
 int ma_pack(const mp_obj_t *o, mp__buf_t *b);

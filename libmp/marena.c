@@ -350,15 +350,9 @@ int mp_manager_stats(mp_manager_t *m, mp_manager_stats_t *st)
     return 0;
 }
 
-static int new_object(mp_manager_t *m, uint32_t type, struct mp_mobj **o_p)
+/* A new object (lock held). */
+static int new_object_locked(ma_arena_t *a, uint32_t type, struct mp_mobj **o_p)
 {
-    if (!m || !o_p)
-        return MP_EINVAL;
-    *o_p = NULL;
-    ma_arena_t *a = m->arena;
-    int rc = ma_lock(a);
-    if (rc)
-        return rc;
     uint32_t slot = 0;
     for (uint32_t i = 0; i < MA_MAX_OBJECTS && !slot; i++) {
         uint32_t s = (a->slot_hint + i - 1) % MA_MAX_OBJECTS + 1;
@@ -366,18 +360,76 @@ static int new_object(mp_manager_t *m, uint32_t type, struct mp_mobj **o_p)
             slot = s;
     }
     uint32_t off = slot ? ma_alloc(a, sizeof(struct mp_mobj)) : 0;
-    if (!off) {
-        ma_unlock(a);
+    if (!off)
         return MP_ENOSPC;
-    }
     struct mp_mobj *o = ma_at(a, off);
     *o = (struct mp_mobj){.type = type, .slot = slot, .data = 0, .self = off};
-    a->objects[slot] = off; /* the commit */
+    __atomic_store_n(&a->objects[slot], off, __ATOMIC_RELEASE); /* the commit */
     a->slot_hint = slot % MA_MAX_OBJECTS + 1;
     a->nobjects++;
-    ma_unlock(a);
     *o_p = o;
     return 0;
+}
+
+static int new_object(mp_manager_t *m, uint32_t type, struct mp_mobj **o_p)
+{
+    if (!m || !o_p)
+        return MP_EINVAL;
+    *o_p = NULL;
+    int rc = ma_lock(m->arena);
+    if (rc)
+        return rc;
+    rc = new_object_locked(m->arena, type, o_p);
+    ma_unlock(m->arena);
+    return rc;
+}
+
+/* The object called name, made when there is none (or when the one of that
+   name was freed or has another type). A process killed between making it
+   and naming it leaves an unnamed object behind, nothing worse. */
+static int named_object(mp_manager_t *m, uint32_t type, const char *name, struct mp_mobj **o_p)
+{
+    if (!m || !name || !o_p)
+        return MP_EINVAL;
+    *o_p = NULL;
+    ma_arena_t *a = m->arena;
+    int rc = ma_lock(a);
+    if (rc)
+        return rc;
+    uint32_t dir_off = a->directory ? a->objects[a->directory] : 0;
+    struct mp_mobj *dir = dir_off ? ma_at(a, dir_off) : NULL;
+    if (!dir && !(rc = new_object_locked(a, MO_DICT, &dir)))
+        a->directory = dir->slot; /* the commit */
+    uint32_t slot = rc ? 0 : mdict_get_slot(a, dir, name);
+    struct mp_mobj *o = slot && a->objects[slot] ? ma_at(a, a->objects[slot]) : NULL;
+    if (!rc && (!o || o->type != type)) {
+        o = NULL;
+        rc = new_object_locked(a, type, &o);
+        if (!rc && (rc = mdict_put_slot(a, dir, name, o->slot))) {
+            a->objects[o->slot] = 0; /* no room to name it: take it back */
+            a->nobjects--;
+            ma_free(a, o->self);
+            o = NULL;
+        }
+    }
+    ma_unlock(a);
+    *o_p = o;
+    return rc;
+}
+
+int mp_manager_named_dict(mp_manager_t *m, const char *name, mp_mdict_t **dict_p)
+{
+    return named_object(m, MO_DICT, name, dict_p);
+}
+
+int mp_manager_named_list(mp_manager_t *m, const char *name, mp_mlist_t **list_p)
+{
+    return named_object(m, MO_LIST, name, list_p);
+}
+
+int mp_manager_named_namespace(mp_manager_t *m, const char *name, mp_mns_t **ns_p)
+{
+    return named_object(m, MO_NS, name, ns_p);
 }
 
 int mp_manager_dict(mp_manager_t *m, mp_mdict_t **dict_p)

@@ -231,6 +231,46 @@ void mdict_free_data(ma_arena_t *a, struct mp_mobj *o)
     ma_free(a, off);
 }
 
+/* ---- the directory of named objects (marena.c) ---------------------------------- */
+
+static int pack_name(packed_t *p, const char *name)
+{
+    mp_obj_t *k = mp_obj_new_str(name);
+    int rc = k ? pack(p, k) : MP_ENOMEM;
+    mp_obj_destroy(&k);
+    return rc;
+}
+
+uint32_t mdict_get_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name)
+{
+    packed_t k;
+    uint32_t slot = 0, at;
+    if (pack_name(&k, name))
+        return 0;
+    dtable_t *t = dtable(a, dir);
+    long e = find(a, t, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), &at);
+    if (e >= 0) {
+        const ma_blob_t *v = ma_blob(a, t->entries[e].val);
+        if (v->len == 5 && (uint8_t)v->bytes[0] == 0xce) /* msgpack uint32 */
+            slot = (uint32_t)(uint8_t)v->bytes[1] << 24 | (uint32_t)(uint8_t)v->bytes[2] << 16 |
+                   (uint32_t)(uint8_t)v->bytes[3] << 8 | (uint8_t)v->bytes[4];
+    }
+    mp__buf_release(&k.buf);
+    return slot;
+}
+
+int mdict_put_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name, uint32_t slot)
+{
+    packed_t k;
+    int rc = pack_name(&k, name);
+    if (rc)
+        return rc;
+    char v[5] = {(char)0xce, (char)(slot >> 24), (char)(slot >> 16), (char)(slot >> 8), (char)slot};
+    rc = put(a, dir, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), v, sizeof v);
+    mp__buf_release(&k.buf);
+    return rc;
+}
+
 /* ---- public calls -------------------------------------------------------------------- */
 
 /* A call's prologue: the key packed and hashed, the arena locked. */
@@ -273,6 +313,8 @@ static long lookup(call_t *c, struct mp_mobj *o, dentry_t **d_p)
 
 int mp_mdict_set(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *value)
 {
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_SET, key, value, NULL, NULL, NULL);
     packed_t v;
     int rc = value ? pack(&v, value) : MP_EINVAL;
     if (rc)
@@ -296,6 +338,8 @@ int mp_mdict_get(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
     if (!value_p)
         return MP_EINVAL;
     *value_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d, dflt ? MR_D_GET_DFLT : MR_D_GET, key, dflt, NULL, value_p, NULL);
     call_t c;
     int rc = begin(d, key, &c);
     if (rc)
@@ -309,6 +353,8 @@ int mp_mdict_get(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
 
 int mp_mdict_del(mp_mdict_t *d, const mp_obj_t *key)
 {
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_DEL, key, NULL, NULL, NULL, NULL);
     call_t c;
     int rc = begin(d, key, &c);
     if (rc)
@@ -322,6 +368,8 @@ int mp_mdict_del(mp_mdict_t *d, const mp_obj_t *key)
 
 int mp_mdict_contains(mp_mdict_t *d, const mp_obj_t *key)
 {
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_CONTAINS, key, NULL, NULL, NULL, NULL);
     call_t c;
     int rc = begin(d, key, &c);
     if (rc)
@@ -334,6 +382,12 @@ int mp_mdict_len(mp_mdict_t *d, size_t *len_p)
 {
     if (!d || !len_p)
         return MP_EINVAL;
+    if (mo_is_proxy(d)) {
+        int64_t n = 0;
+        int rc = mr_call(d, MR_D_LEN, NULL, NULL, NULL, NULL, &n);
+        *len_p = rc ? 0 : (size_t)n;
+        return rc;
+    }
     ma_arena_t *a = ma_of(d);
     int rc = ma_lock(a);
     if (rc)
@@ -351,6 +405,12 @@ static int snapshot(mp_mdict_t *d, int what, mp_obj_t **out_p)
     if (!d || !out_p)
         return MP_EINVAL;
     *out_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d,
+                       what == SNAP_KEYS     ? MR_D_KEYS
+                       : what == SNAP_VALUES ? MR_D_VALUES
+                                             : MR_D_ITEMS,
+                       NULL, NULL, NULL, out_p, NULL);
     mp_obj_t *out = what == SNAP_ITEMS ? mp_obj_new_map() : mp_obj_new_array();
     if (!out)
         return MP_ENOMEM;
@@ -457,6 +517,8 @@ int mp_mdict_update(mp_mdict_t *d, const mp_obj_t *map)
 {
     if (!d || !map || mp_obj_type(map) != MP_OBJ_MAP)
         return MP_EINVAL;
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_UPDATE, map, NULL, NULL, NULL, NULL);
     size_t n = mp_obj_len(map), packed = 0;
     packed_t *kv = calloc(2 * n + 1, sizeof *kv);
     uint32_t *old = calloc(n + 1, sizeof *old);
@@ -481,6 +543,8 @@ int mp_mdict_pop(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
     if (!value_p)
         return MP_EINVAL;
     *value_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d, dflt ? MR_D_POP_DFLT : MR_D_POP, key, dflt, NULL, value_p, NULL);
     call_t c;
     int rc = begin(d, key, &c);
     if (rc)
@@ -498,6 +562,15 @@ int mp_mdict_pop(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
 int mp_mdict_setdefault(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *value,
                         mp_obj_t **current_p)
 {
+    if (mo_is_proxy(d)) {
+        mp_obj_t *cur = NULL;
+        int rc = mr_call(d, MR_D_SETDEFAULT, key, value, NULL, &cur, NULL);
+        if (current_p)
+            *current_p = cur;
+        else
+            mp_obj_destroy(&cur);
+        return rc;
+    }
     packed_t v;
     int rc = value ? pack(&v, value) : MP_EINVAL;
     if (rc)
@@ -523,6 +596,8 @@ int mp_mdict_clear(mp_mdict_t *d)
 {
     if (!d)
         return MP_EINVAL;
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_CLEAR, NULL, NULL, NULL, NULL, NULL);
     ma_arena_t *a = ma_of(d);
     int rc = ma_lock(a);
     if (rc)
@@ -563,7 +638,7 @@ static int modify(call_t *c, struct mp_mobj *o, mp_mdict_fn fn, void *arg)
 
 int mp_mdict_update_fn(mp_mdict_t *d, const mp_obj_t *key, mp_mdict_fn fn, void *arg)
 {
-    if (!fn)
+    if (!fn || mo_is_proxy(d)) /* a C callback cannot travel */
         return MP_EINVAL;
     call_t c;
     int rc = begin(d, key, &c);
@@ -589,6 +664,15 @@ static int add_int(const mp_obj_t *cur, mp_obj_t **next, void *arg)
 
 int mp_mdict_incr(mp_mdict_t *d, const mp_obj_t *key, int64_t delta, int64_t *result_p)
 {
+    if (mo_is_proxy(d)) {
+        mp_obj_t *dl = mp_obj_new_int(delta);
+        int64_t r = 0;
+        int rc = dl ? mr_call(d, MR_D_INCR, key, dl, NULL, NULL, &r) : MP_ENOMEM;
+        mp_obj_destroy(&dl);
+        if (!rc && result_p)
+            *result_p = r;
+        return rc;
+    }
     incr_t in = {delta, 0};
     int rc = mp_mdict_update_fn(d, key, add_int, &in);
     if (!rc && result_p)
@@ -616,6 +700,15 @@ static int add_float(const mp_obj_t *cur, mp_obj_t **next, void *arg)
 
 int mp_mdict_incr_float(mp_mdict_t *d, const mp_obj_t *key, double delta, double *result_p)
 {
+    if (mo_is_proxy(d)) {
+        mp_obj_t *dl = mp_obj_new_float(delta), *r = NULL;
+        int rc = dl ? mr_call(d, MR_D_INCRF, key, dl, NULL, &r, NULL) : MP_ENOMEM;
+        if (!rc && result_p)
+            *result_p = r ? mp_obj_float(r) : 0;
+        mp_obj_destroy(&dl);
+        mp_obj_destroy(&r);
+        return rc;
+    }
     incrf_t in = {delta, 0};
     int rc = mp_mdict_update_fn(d, key, add_float, &in);
     if (!rc && result_p)
@@ -626,6 +719,14 @@ int mp_mdict_incr_float(mp_mdict_t *d, const mp_obj_t *key, double delta, double
 int mp_mdict_cas(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *expected,
                  const mp_obj_t *value, bool *swapped_p)
 {
+    if (mo_is_proxy(d)) {
+        int64_t swapped = 0;
+        int rc = expected ? mr_call(d, MR_D_CAS, key, expected, value, NULL, &swapped)
+                          : mr_call(d, MR_D_CAS_ABSENT, key, value, NULL, NULL, &swapped);
+        if (swapped_p)
+            *swapped_p = !rc && swapped;
+        return rc;
+    }
     packed_t v, x;
     int rc = value ? pack(&v, value) : MP_EINVAL;
     if (rc)

@@ -91,6 +91,30 @@ void mlist_free_data(ma_arena_t *a, struct mp_mobj *o)
     ma_free(a, off);
 }
 
+/* ---- proxies (mremote.c) -------------------------------------------------------------- */
+
+/* A proxy call whose first argument is an index (and second, maybe, a value). */
+static int proxy_at(struct mp_mobj *l, int op, int64_t index, const mp_obj_t *value,
+                    mp_obj_t **result)
+{
+    mp_obj_t *i = mp_obj_new_int(index);
+    int rc = i ? mr_call(l, op, i, value, NULL, result, NULL) : MP_ENOMEM;
+    mp_obj_destroy(&i);
+    return rc;
+}
+
+/* A proxy call whose answer is a count, an index or a flag. */
+static int proxy_n(struct mp_mobj *l, int op, const mp_obj_t *value, size_t *n_p, bool *flag_p)
+{
+    int64_t n = 0;
+    int rc = mr_call(l, op, value, NULL, NULL, NULL, &n);
+    if (n_p)
+        *n_p = rc ? 0 : (size_t)n;
+    if (flag_p)
+        *flag_p = !rc && n;
+    return rc;
+}
+
 /* ---- calls ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -140,6 +164,8 @@ static int append_blobs(ma_arena_t *a, struct mp_mobj *o, const uint32_t *blobs,
 
 int mp_mlist_append(mp_mlist_t *l, const mp_obj_t *value)
 {
+    if (mo_is_proxy(l))
+        return mr_call(l, MR_L_APPEND, value, NULL, NULL, NULL, NULL);
     packed_t p;
     int rc = value ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -156,6 +182,8 @@ int mp_mlist_append(mp_mlist_t *l, const mp_obj_t *value)
 
 int mp_mlist_append_unique(mp_mlist_t *l, const mp_obj_t *value, bool *appended_p)
 {
+    if (mo_is_proxy(l))
+        return proxy_n(l, MR_L_APPEND_UNIQUE, value, NULL, appended_p);
     packed_t p;
     int rc = value ? pack(&p, value) : MP_EINVAL;
     bool appended = false;
@@ -184,6 +212,8 @@ int mp_mlist_extend(mp_mlist_t *l, const mp_obj_t *array)
 {
     if (!l || !array || mp_obj_type(array) != MP_OBJ_ARRAY)
         return MP_EINVAL;
+    if (mo_is_proxy(l))
+        return mr_call(l, MR_L_EXTEND, array, NULL, NULL, NULL, NULL);
     size_t n = mp_obj_len(array);
     if (n > UINT32_MAX / 4)
         return MP_ENOSPC;
@@ -220,6 +250,8 @@ int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
     if (!value_p)
         return MP_EINVAL;
     *value_p = NULL;
+    if (mo_is_proxy(l))
+        return proxy_at(l, MR_L_GET, index, NULL, value_p);
     ma_arena_t *a;
     int rc = lock_list(l, &a);
     if (rc)
@@ -232,6 +264,8 @@ int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
 
 int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
 {
+    if (mo_is_proxy(l))
+        return value ? proxy_at(l, MR_L_SET, index, value, NULL) : MP_EINVAL;
     packed_t p;
     int rc = value ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -253,6 +287,8 @@ int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
 
 int mp_mlist_insert(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
 {
+    if (mo_is_proxy(l))
+        return value ? proxy_at(l, MR_L_INSERT, index, value, NULL) : MP_EINVAL;
     packed_t p;
     int rc = value ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -300,6 +336,8 @@ int mp_mlist_pop(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
     if (!value_p)
         return MP_EINVAL;
     *value_p = NULL;
+    if (mo_is_proxy(l))
+        return proxy_at(l, MR_L_POP, index, NULL, value_p);
     ma_arena_t *a;
     int rc = lock_list(l, &a);
     if (rc)
@@ -324,6 +362,8 @@ static long find_value(ma_arena_t *a, struct mp_mobj *o, const packed_t *p)
 
 int mp_mlist_remove(mp_mlist_t *l, const mp_obj_t *value)
 {
+    if (mo_is_proxy(l))
+        return mr_call(l, MR_L_REMOVE, value, NULL, NULL, NULL, NULL);
     packed_t p;
     int rc = value ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -338,6 +378,8 @@ int mp_mlist_remove(mp_mlist_t *l, const mp_obj_t *value)
 
 int mp_mlist_index(mp_mlist_t *l, const mp_obj_t *value, size_t *index_p)
 {
+    if (mo_is_proxy(l))
+        return index_p ? proxy_n(l, MR_L_INDEX, value, index_p, NULL) : MP_EINVAL;
     packed_t p;
     int rc = value && index_p ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -355,6 +397,8 @@ int mp_mlist_index(mp_mlist_t *l, const mp_obj_t *value, size_t *index_p)
 
 int mp_mlist_count(mp_mlist_t *l, const mp_obj_t *value, size_t *count_p)
 {
+    if (mo_is_proxy(l))
+        return count_p ? proxy_n(l, MR_L_COUNT, value, count_p, NULL) : MP_EINVAL;
     packed_t p;
     int rc = value && count_p ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
@@ -374,6 +418,8 @@ int mp_mlist_len(mp_mlist_t *l, size_t *len_p)
 {
     if (!len_p)
         return MP_EINVAL;
+    if (mo_is_proxy(l))
+        return proxy_n(l, MR_L_LEN, NULL, len_p, NULL);
     ma_arena_t *a;
     int rc = lock_list(l, &a);
     if (rc)
@@ -387,6 +433,13 @@ int mp_mlist_slice(mp_mlist_t *l, int64_t start, int64_t stop, mp_obj_t **array_
 {
     if (!array_p)
         return MP_EINVAL;
+    if (mo_is_proxy(l)) {
+        mp_obj_t *a0 = mp_obj_new_int(start), *a1 = mp_obj_new_int(stop);
+        int rc = a0 && a1 ? mr_call(l, MR_L_SLICE, a0, a1, NULL, array_p, NULL) : MP_ENOMEM;
+        mp_obj_destroy(&a0);
+        mp_obj_destroy(&a1);
+        return rc;
+    }
     mp_obj_t *out = *array_p = mp_obj_new_array();
     if (!out)
         return MP_ENOMEM;
@@ -419,6 +472,8 @@ int mp_mlist_copy(mp_mlist_t *l, mp_obj_t **array_p)
 
 int mp_mlist_clear(mp_mlist_t *l)
 {
+    if (mo_is_proxy(l))
+        return mr_call(l, MR_L_CLEAR, NULL, NULL, NULL, NULL, NULL);
     ma_arena_t *a;
     int rc = lock_list(l, &a);
     if (rc)

@@ -56,6 +56,8 @@ extern "C" {
 #define MP_EOVERLOADED (-4108)  /* the broker's per-client queue is full */
 #define MP_ECANCELLED (-4109)   /* withdrawn (pool terminated, call cancelled) */
 #define MP_ESHUTDOWN (-4110)    /* the broker is stopping */
+#define MP_EMANAGERLOST (-4111) /* a remote manager did not answer in time */
+#define MP_EAUTH (-4112)        /* refused: wrong authentication key */
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).
     Never returns NULL. */

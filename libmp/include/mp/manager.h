@@ -102,6 +102,45 @@ MP_EXPORT mp_array_t *mp_manager_array(mp_manager_t *manager, char typecode, siz
 MP_EXPORT mp_queue_t *mp_manager_queue(mp_manager_t *manager, const mp_queue_opts_t *opts);
 MP_EXPORT mp_queue_t *mp_manager_joinable_queue(mp_manager_t *manager, const mp_queue_opts_t *opts);
 
+/* ---- named objects and remote managers (docs/MANAGER.md section 6) -------- */
+
+/* The object called name, created when absent: how a program and its
+   remote clients meet. */
+MP_EXPORT int mp_manager_named_dict(mp_manager_t *manager, const char *name, mp_mdict_t **dict_p);
+MP_EXPORT int mp_manager_named_list(mp_manager_t *manager, const char *name, mp_mlist_t **list_p);
+MP_EXPORT int mp_manager_named_namespace(mp_manager_t *manager, const char *name, mp_mns_t **ns_p);
+
+typedef struct mp_manager_server mp_manager_server_t;
+typedef struct mp_remote mp_remote_t;
+
+/* Serves the manager's objects on endpoint (tcp://HOST:PORT, port 0 or *
+   for a free one; ipc://PATH) from a thread of this process, to clients
+   that know authkey (keylen bytes; the key never crosses the wire).
+   Fork rule (mp/process.h): start serving after forking (a Pool, Process
+   objects with fork), not before. */
+MP_EXPORT int mp_manager_serve(mp_manager_t *manager, const char *endpoint, const void *authkey,
+                               size_t keylen, mp_manager_server_t **server_p);
+/* The bound endpoint (with the port chosen). */
+MP_EXPORT const char *mp_manager_server_endpoint(const mp_manager_server_t *server);
+MP_EXPORT void mp_manager_server_stop(mp_manager_server_t **server_p);
+
+typedef struct {
+    int timeout_ms; /* per call; 0: 5000. A call not answered in time is MP_EMANAGERLOST */
+} mp_remote_options_t;
+
+/* Connects and authenticates: 0, MP_EAUTH (wrong key: refused before any
+   operation), MP_EMANAGERLOST (no answer within the timeout). */
+MP_EXPORT int mp_manager_connect(const char *endpoint, const void *authkey, size_t keylen,
+                                 const mp_remote_options_t *options, mp_remote_t **remote_p);
+/* Closes the connection and frees every proxy it handed out. */
+MP_EXPORT void mp_remote_disconnect(mp_remote_t **remote_p);
+/* Proxies of the server's named objects (created when absent), used with
+   the same mp_mdict_* / mp_mlist_* / mp_mns_* calls; each call is one round
+   trip. mp_mdict_update_fn is local only (MP_EINVAL on a proxy). */
+MP_EXPORT int mp_remote_dict(mp_remote_t *remote, const char *name, mp_mdict_t **dict_p);
+MP_EXPORT int mp_remote_list(mp_remote_t *remote, const char *name, mp_mlist_t **list_p);
+MP_EXPORT int mp_remote_namespace(mp_remote_t *remote, const char *name, mp_mns_t **ns_p);
+
 /* ---- dict ----------------------------------------------------------------- */
 
 MP_EXPORT int mp_mdict_set(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *value);

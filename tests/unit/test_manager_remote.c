@@ -1,0 +1,461 @@
+/*  test_manager_remote.c - managers served on tcp loopback (MPM/1): every
+    call through a proxy, concurrent remote increments, a wrong key refused
+    before any operation (also with a hand-made CALL), the serving process
+    killed (bounded error), Pool tasks using the manager, and the SHA-256 /
+    HMAC-SHA256 the handshake rests on, against the standards' vectors.
+
+    The serving process is a child forked before this process makes any
+    ZeroMQ context (the fork rule); it exits when its pipe closes. */
+#include <signal.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "hmac.h"
+#include "testutil.h"
+
+#define KEY "s3cret-key"
+
+typedef struct {
+    pid_t pid;
+    int ctl; /* write end: closing it stops the server */
+    char endpoint[256];
+} server_t;
+
+/* The child: a manager with a dict "d" holding "seed": 1, served. */
+static void serve_child(int ctl, int out)
+{
+    mp_manager_t *m;
+    mp_mdict_t *d;
+    mp_manager_server_t *s;
+    if (mp_manager_new(NULL, &m) || mp_manager_named_dict(m, "d", &d))
+        _exit(1);
+    mp_obj_t *k = mp_obj_new_str("seed"), *v = mp_obj_new_int(1);
+    mp_mdict_set(d, k, v);
+    if (mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &s))
+        _exit(2);
+    const char *ep = mp_manager_server_endpoint(s);
+    if (write(out, ep, strlen(ep) + 1) < 0)
+        _exit(3);
+    close(out);
+    char c;
+    while (read(ctl, &c, 1) > 0) { /* until the parent closes it */
+    }
+    mp_manager_server_stop(&s);
+    mp_obj_destroy(&k);
+    mp_obj_destroy(&v);
+    mp_manager_destroy(&m);
+    _exit(0);
+}
+
+static void start_server(server_t *srv)
+{
+    int ctl[2], out[2];
+    assert_int_equal(pipe(ctl), 0);
+    assert_int_equal(pipe(out), 0);
+    srv->pid = fork();
+    assert_true(srv->pid >= 0);
+    if (srv->pid == 0) {
+        close(ctl[1]);
+        close(out[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        serve_child(ctl[0], out[1]);
+    }
+    close(ctl[0]);
+    close(out[1]);
+    srv->ctl = ctl[1];
+    ssize_t n = 0, r;
+    while ((r = read(out[0], srv->endpoint + n, sizeof srv->endpoint - 1 - (size_t)n)) > 0)
+        n += r;
+    close(out[0]);
+    srv->endpoint[n] = '\0';
+    assert_true(strncmp(srv->endpoint, "tcp://127.0.0.1:", 16) == 0);
+}
+
+static int stop_server(server_t *srv)
+{
+    close(srv->ctl);
+    int status = 0;
+    assert_int_equal(waitpid(srv->pid, &status, 0), srv->pid);
+    return status;
+}
+
+static mp_remote_t *connect_ok(const server_t *srv)
+{
+    mp_remote_t *r = NULL;
+    mp_remote_options_t o = {.timeout_ms = 3000};
+    assert_int_equal(mp_manager_connect(srv->endpoint, KEY, strlen(KEY), &o, &r), 0);
+    return r;
+}
+
+static void test_remote_sha256_and_hmac_match_the_standard_vectors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *msg, *hex;
+    } v[] = {
+        {NULL, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {NULL, "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {NULL, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"Jefe", "what do ya want for nothing?", /* RFC 4231 test case 2 */
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        uint8_t out[32];
+        char hex[65];
+        if (v[i].key)
+            mp__hmac_sha256(v[i].key, strlen(v[i].key), v[i].msg, strlen(v[i].msg), out);
+        else
+            mp__sha256(v[i].msg, strlen(v[i].msg), out);
+        for (int k = 0; k < 32; k++)
+            snprintf(hex + 2 * k, 3, "%02x", out[k]);
+        assert_string_equal(hex, v[i].hex);
+    }
+    uint8_t key[131], out[32]; /* RFC 4231 test case 6: a key longer than a block */
+    memset(key, 0xaa, sizeof key);
+    const char *m = "Test Using Larger Than Block-Size Key - Hash Key First";
+    mp__hmac_sha256(key, sizeof key, m, strlen(m), out);
+    assert_int_equal(out[0], 0x60);
+    assert_int_equal(out[31], 0x54);
+}
+
+/* A client process: connects itself, increments "hits" n times. */
+static int remote_incr_child(void *arg)
+{
+    const server_t *srv = arg;
+    mp_remote_t *r = NULL;
+    mp_mdict_t *d;
+    if (mp_manager_connect(srv->endpoint, KEY, strlen(KEY), NULL, &r) ||
+        mp_remote_dict(r, "d", &d))
+        return 1;
+    mp_obj_t *k = mp_obj_new_str("hits");
+    int bad = 0;
+    for (int i = 0; i < 500 && !bad; i++)
+        bad = mp_mdict_incr(d, k, 1, NULL) != 0;
+    mp_obj_destroy(&k);
+    mp_remote_disconnect(&r);
+    return bad;
+}
+
+static void test_remote_every_call_through_a_proxy(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    mp_process_t *kids[2]; /* forked before this process has a ZeroMQ context */
+    for (int i = 0; i < 2; i++) {
+        kids[i] = mp_process_new(remote_incr_child, &srv, NULL);
+        assert_int_equal(mp_process_start(kids[i]), 0);
+    }
+    mp_remote_t *r = connect_ok(&srv);
+    mp_mdict_t *d;
+    mp_mlist_t *l;
+    mp_mns_t *ns;
+    assert_int_equal(mp_remote_dict(r, "d", &d), 0);
+    assert_int_equal(mp_remote_list(r, "l", &l), 0);
+    assert_int_equal(mp_remote_namespace(r, "ns", &ns), 0);
+
+    mp_obj_t *seed = mp_obj_new_str("seed"), *v = NULL, *k = mp_obj_new_str("k"),
+             *val = mp_obj_new_int(5), *dflt = mp_obj_new_str("dflt");
+    assert_int_equal(mp_mdict_get(d, seed, NULL, &v), 0); /* set by the server's process */
+    assert_int_equal(mp_obj_int(v), 1);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mdict_get(d, k, NULL, &v), MP_ENOENT);
+    assert_int_equal(mp_mdict_get(d, k, dflt, &v), 0);
+    assert_string_equal(mp_obj_str(v, NULL), "dflt");
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mdict_set(d, k, val), 0);
+    assert_int_equal(mp_mdict_contains(d, k), 1);
+    bool swapped;
+    mp_obj_t *six = mp_obj_new_int(6);
+    assert_int_equal(mp_mdict_cas(d, k, six, val, &swapped), 0);
+    assert_false(swapped);
+    assert_int_equal(mp_mdict_cas(d, k, val, six, &swapped), 0);
+    assert_true(swapped);
+    int64_t now;
+    assert_int_equal(mp_mdict_incr(d, k, 10, &now), 0);
+    assert_int_equal(now, 16);
+    double f;
+    assert_int_equal(mp_mdict_incr_float(d, k, 0.5, &f), 0);
+    assert_true(f == 16.5);
+    assert_int_equal(mp_mdict_setdefault(d, k, val, &v), 0);
+    assert_true(mp_obj_float(v) == 16.5);
+    mp_obj_destroy(&v);
+    mp_obj_t *upd = mp_obj_new_map();
+    mp_obj_map_add(upd, mp_obj_new_str("u1"), mp_obj_new_int(1));
+    mp_obj_map_add(upd, mp_obj_new_str("u2"), mp_obj_new_array());
+    assert_int_equal(mp_mdict_update(d, upd), 0);
+    mp_obj_destroy(&upd);
+    mp_obj_t *keys, *items;
+    assert_int_equal(mp_mdict_keys(d, &keys), 0);
+    assert_int_equal(mp_mdict_items(d, &items), 0);
+    assert_true(mp_obj_len(keys) >= 4); /* seed k u1 u2 (+ hits, being written) */
+    assert_string_equal(mp_obj_str(mp_obj_array_at(keys, 0), NULL), "seed");
+    assert_int_equal(mp_obj_len(items), mp_obj_len(keys));
+    mp_obj_destroy(&keys);
+    mp_obj_destroy(&items);
+    assert_int_equal(mp_mdict_pop(d, k, NULL, &v), 0);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mdict_pop(d, k, dflt, &v), 0);
+    assert_string_equal(mp_obj_str(v, NULL), "dflt");
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mdict_del(d, k), MP_ENOENT);
+    assert_int_equal(mp_mdict_update_fn(d, k, NULL, NULL), MP_EINVAL); /* local only */
+
+    /* list */
+    for (int i = 0; i < 5; i++) {
+        mp_obj_t *x = mp_obj_new_int(i);
+        assert_int_equal(mp_mlist_append(l, x), 0);
+        mp_obj_destroy(&x);
+    }
+    assert_int_equal(mp_mlist_insert(l, 0, val), 0); /* [5 0 1 2 3 4] */
+    assert_int_equal(mp_mlist_set(l, -1, six), 0);   /* [5 0 1 2 3 6] */
+    assert_int_equal(mp_mlist_get(l, -1, &v), 0);
+    assert_int_equal(mp_obj_int(v), 6);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mlist_get(l, 6, &v), MP_ERANGE);
+    size_t n;
+    assert_int_equal(mp_mlist_index(l, val, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(mp_mlist_count(l, six, &n), 0);
+    assert_int_equal(n, 1);
+    bool appended;
+    assert_int_equal(mp_mlist_append_unique(l, six, &appended), 0);
+    assert_false(appended);
+    assert_int_equal(mp_mlist_pop(l, 0, &v), 0);
+    assert_int_equal(mp_obj_int(v), 5);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mlist_remove(l, six), 0);
+    mp_obj_t *sl;
+    assert_int_equal(mp_mlist_slice(l, 1, -1, &sl), 0); /* [0 1 2 3][1:-1] */
+    assert_int_equal(mp_obj_len(sl), 2);
+    assert_int_equal(mp_obj_int(mp_obj_array_at(sl, 0)), 1);
+    mp_obj_destroy(&sl);
+    mp_obj_t *ext = mp_obj_new_array();
+    mp_obj_array_add(ext, mp_obj_new_int(9));
+    assert_int_equal(mp_mlist_extend(l, ext), 0);
+    mp_obj_destroy(&ext);
+    assert_int_equal(mp_mlist_len(l, &n), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(mp_mlist_clear(l), 0);
+    assert_int_equal(mp_mlist_len(l, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* Namespace */
+    assert_int_equal(mp_mns_set(ns, "x", val), 0);
+    assert_int_equal(mp_mns_get(ns, "x", &v), 0);
+    assert_int_equal(mp_obj_int(v), 5);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_mns_del(ns, "x"), 0);
+    assert_int_equal(mp_mns_get(ns, "x", &v), MP_ENOENT);
+
+    /* two other processes incremented "hits" 500 times each, concurrently */
+    for (int i = 0; i < 2; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(kids[i], 30000), 0);
+        assert_true(mp_process_exitcode(kids[i], &code));
+        assert_int_equal(code, 0);
+        mp_process_destroy(&kids[i]);
+    }
+    mp_obj_t *hits = mp_obj_new_str("hits");
+    assert_int_equal(mp_mdict_get(d, hits, NULL, &v), 0);
+    assert_int_equal(mp_obj_int(v), 1000);
+    mp_obj_destroy(&v);
+    mp_obj_destroy(&hits);
+    mp_obj_destroy(&seed);
+    mp_obj_destroy(&k);
+    mp_obj_destroy(&val);
+    mp_obj_destroy(&six);
+    mp_obj_destroy(&dflt);
+    mp_remote_disconnect(&r);
+    assert_null(r);
+    assert_int_equal(stop_server(&srv), 0);
+}
+
+/* Sends one MPM/1 message on a raw DEALER. */
+static void raw_send(void *s, uint8_t cmd, const mp_obj_t *body)
+{
+    char *data;
+    size_t size;
+    assert_int_equal(mp_obj_pack(body, &data, &size), 0);
+    assert_int_equal(zmq_send(s, "MPM01", 5, ZMQ_SNDMORE), 5);
+    assert_int_equal(zmq_send(s, &cmd, 1, ZMQ_SNDMORE), 1);
+    assert_int_equal(zmq_send(s, data, size, 0), (int)size);
+    free(data);
+}
+
+/* Receives one message: its command byte (0 when none within 2 s). */
+static uint8_t raw_recv(void *s)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, 2000) <= 0)
+        return 0;
+    char buf[512];
+    uint8_t cmd = 0;
+    int more = 1, frame = 0;
+    size_t len = sizeof more;
+    while (more) {
+        int n = zmq_recv(s, buf, sizeof buf, 0);
+        if (frame++ == 1 && n == 1)
+            cmd = (uint8_t)buf[0];
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &len);
+    }
+    return cmd;
+}
+
+static void test_remote_wrong_key_is_refused_before_any_operation(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    mp_remote_t *r = NULL;
+    mp_remote_options_t o = {.timeout_ms = 3000};
+    assert_int_equal(mp_manager_connect(srv.endpoint, "wrong", 5, &o, &r), MP_EAUTH);
+    assert_null(r);
+
+    /* a client that ignores the refusal and sends a CALL (set "evil"), and
+       one that sends a CALL without any handshake: both DENIED (0x83) */
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    mp_obj_t *empty = mp_obj_new_array(), *auth = mp_obj_new_array(), *callb = mp_obj_new_array();
+    raw_send(s, 1, empty); /* HELLO */
+    assert_int_equal(raw_recv(s), 0x81);
+    uint8_t junk[32] = {0};
+    mp_obj_array_add(auth, mp_obj_new_bin(junk, sizeof junk));
+    raw_send(s, 2, auth); /* AUTH with a wrong MAC */
+    assert_int_equal(raw_recv(s), 0x83);
+    mp_obj_array_add(callb, mp_obj_new_int(1));  /* id */
+    mp_obj_array_add(callb, mp_obj_new_int(2));  /* MR_D_SET */
+    mp_obj_array_add(callb, mp_obj_new_int(1));  /* slot 1 */
+    mp_obj_array_add(callb, mp_obj_new_str("evil"));
+    mp_obj_array_add(callb, mp_obj_new_int(666));
+    raw_send(s, 3, callb); /* CALL */
+    assert_int_equal(raw_recv(s), 0x83);
+    zmq_close(s);
+    s = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    raw_send(s, 3, callb); /* CALL, no handshake at all */
+    assert_int_equal(raw_recv(s), 0x83);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    mp_obj_destroy(&empty);
+    mp_obj_destroy(&auth);
+    mp_obj_destroy(&callb);
+
+    /* zero operations were done: the dict still holds only "seed" */
+    r = connect_ok(&srv);
+    mp_mdict_t *d;
+    assert_int_equal(mp_remote_dict(r, "d", &d), 0);
+    mp_obj_t *keys;
+    assert_int_equal(mp_mdict_keys(d, &keys), 0);
+    assert_int_equal(mp_obj_len(keys), 1);
+    assert_string_equal(mp_obj_str(mp_obj_array_at(keys, 0), NULL), "seed");
+    mp_obj_destroy(&keys);
+    mp_remote_disconnect(&r);
+    assert_int_equal(stop_server(&srv), 0);
+}
+
+static void test_remote_serving_process_killed_errors_within_the_timeout(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    mp_remote_t *r = NULL;
+    mp_remote_options_t o = {.timeout_ms = 500};
+    assert_int_equal(mp_manager_connect(srv.endpoint, KEY, strlen(KEY), &o, &r), 0);
+    mp_mdict_t *d;
+    assert_int_equal(mp_remote_dict(r, "d", &d), 0);
+    size_t n;
+    assert_int_equal(mp_mdict_len(d, &n), 0);
+    kill(srv.pid, SIGKILL);
+    stop_server(&srv);
+    for (int i = 0; i < 3; i++) { /* each call: an error within the bound, never a hang */
+        uint64_t t0 = tu_now_ms();
+        assert_int_equal(mp_mdict_len(d, &n), MP_EMANAGERLOST);
+        uint64_t took = tu_now_ms() - t0;
+        assert_true(took >= 400 && took < 1500);
+    }
+    mp_remote_disconnect(&r);
+    /* connecting to nobody: the same bound */
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_manager_connect(srv.endpoint, KEY, strlen(KEY), &o, &r), MP_EMANAGERLOST);
+    assert_true(tu_now_ms() - t0 < 1500);
+}
+
+/* ---- Pool tasks using a remote manager -------------------------------------------------- */
+
+/* hits(endpoint, key): increments "hits" of the dict "d" of the manager at
+   endpoint; one connection per executor process, kept between items. */
+MP_TASK(remote_hit)
+{
+    static mp_remote_t *remote;
+    static mp_mdict_t *dict;
+    static char at[256];
+    size_t n, kl;
+    const char *ep = mp_task_str(task, 0, &n), *key = mp_task_str(task, 1, &kl);
+    if (!ep || !key || n >= sizeof at)
+        return mp_task_fail(task, 1, "bad arguments");
+    if (!remote || strncmp(at, ep, n) || at[n]) {
+        mp_remote_disconnect(&remote);
+        memcpy(at, ep, n);
+        at[n] = '\0';
+        int rc = mp_manager_connect(at, key, kl, NULL, &remote);
+        if (!rc)
+            rc = mp_remote_dict(remote, "d", &dict);
+        if (rc)
+            return mp_task_fail(task, rc, "manager at %s: %s", at, mp_strerror(rc));
+    }
+    mp_obj_t *k = mp_obj_new_str("pool_hits");
+    int64_t v = 0;
+    int rc = mp_mdict_incr(dict, k, 1, &v);
+    mp_obj_destroy(&k);
+    return rc ? mp_task_fail(task, rc, "incr: %s", mp_strerror(rc)) : mp_task_return_int(task, v);
+}
+
+static void test_remote_pool_tasks_use_a_served_manager(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    mp_pool_t *pool; /* forks its worker before this process has ZeroMQ threads */
+    mp_pool_options_t po = {.processes = 2};
+    assert_int_equal(mp_pool_new(&po, &pool), 0);
+    mp_items_t *in = mp_items_new(), *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_str(in, srv.endpoint);
+        mp_items_add_str(in, KEY);
+    }
+    assert_int_equal(mp_pool_starmap(pool, "remote_hit", in, 10, &out), 0);
+    assert_int_equal(mp_items_nerrors(out), 0);
+    int64_t max = 0;
+    for (size_t i = 0; i < mp_items_len(out); i++) {
+        int64_t v = 0;
+        mp_items_int(out, i, &v);
+        max = v > max ? v : max;
+    }
+    assert_int_equal(max, 200); /* every increment counted once */
+    mp_items_destroy(&in);
+    mp_items_destroy(&out);
+    mp_pool_destroy(&pool);
+    assert_int_equal(stop_server(&srv), 0);
+}
+
+int main(int argc, char **argv)
+{
+    mp_bootstrap(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_remote_sha256_and_hmac_match_the_standard_vectors,
+                                  tu_teardown),
+        cmocka_unit_test_teardown(test_remote_pool_tasks_use_a_served_manager, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_every_call_through_a_proxy, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_wrong_key_is_refused_before_any_operation,
+                                  tu_teardown),
+        cmocka_unit_test_teardown(test_remote_serving_process_killed_errors_within_the_timeout,
+                                  tu_teardown),
+    };
+    return cmocka_run_group_tests_name("manager_remote", tests, NULL, NULL);
+}
