@@ -416,6 +416,8 @@ void mp_manager_server_stop(mp_manager_server_t **s_p)
         zmq_close(s->sock);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
+    if (strncmp(s->endpoint, "ipc://", 6) == 0 && s->endpoint[6] != '@')
+        unlink(s->endpoint + 6); /* libzmq does not always remove it */
     if (s->stop_fd >= 0)
         close(s->stop_fd);
     if (s->key)

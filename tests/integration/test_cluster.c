@@ -41,13 +41,8 @@ static pid_t start_broker_at(const char *bind)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    char *argv[] = {MP_BUILD_DIR "/broker/mp-broker",
-                    "--bind",
-                    (char *)bind,
-                    "--heartbeat",
-                    HB,
-                    "-q",
-                    NULL};
+    char *argv[] = {
+        MP_BUILD_DIR "/broker/mp-broker", "--bind", (char *)bind, "--heartbeat", HB, "-q", NULL};
     pid_t pid = spawn(argv, fds[1]);
     close(fds[1]);
     size_t n = 0;
@@ -437,6 +432,40 @@ static void test_cluster_sigterm_on_a_busy_worker_loses_no_task(void **state)
     mp_pool_destroy(&pool);
 }
 
+static void test_cluster_tasks_on_mp_workers_use_a_served_manager(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("2");
+    start_worker("2");
+    mp_manager_t *m;
+    mp_mdict_t *d;
+    mp_manager_server_t *srv;
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_named_dict(m, "d", &d), 0);
+    assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", "k3y", 3, &srv), 0);
+    mp_pool_t *pool = connect_pool(4);
+    mp_items_t *in = mp_items_new(), *out = NULL;
+    for (int i = 0; i < 400; i++) {
+        mp_items_add_tuple(in, 2);
+        mp_items_add_str(in, mp_manager_server_endpoint(srv));
+        mp_items_add_str(in, "k3y");
+    }
+    assert_int_equal(mp_pool_starmap(pool, "remote_hit", in, 5, &out), 0);
+    assert_int_equal(mp_items_nerrors(out), 0);
+    /* the manager is this process's: read it directly */
+    mp_obj_t *k = mp_obj_new_str("pool_hits"), *v = NULL;
+    assert_int_equal(mp_mdict_get(d, k, NULL, &v), 0);
+    assert_int_equal(mp_obj_int(v), 400);
+    mp_obj_destroy(&k);
+    mp_obj_destroy(&v);
+    mp_items_destroy(&in);
+    mp_items_destroy(&out);
+    mp_pool_destroy(&pool);
+    mp_manager_server_stop(&srv);
+    mp_manager_destroy(&m);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -452,6 +481,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, teardown),
         cmocka_unit_test_teardown(test_cluster_worker_started_before_its_broker_joins, teardown),
         cmocka_unit_test_teardown(test_cluster_sigterm_on_a_busy_worker_loses_no_task, teardown),
+        cmocka_unit_test_teardown(test_cluster_tasks_on_mp_workers_use_a_served_manager, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 */
 #include <mp.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,4 +88,32 @@ MP_TASK(get_init)
 MP_TASK(get_pid)
 {
     return mp_task_return_int(task, getpid());
+}
+
+/* remote_hit(endpoint, key): increments "pool_hits" of the dict "d" of the manager at
+   endpoint; one connection per executor process, kept between items. */
+MP_TASK(remote_hit)
+{
+    static mp_remote_t *remote;
+    static mp_mdict_t *dict;
+    static char at[256];
+    size_t n, kl;
+    const char *ep = mp_task_str(task, 0, &n), *key = mp_task_str(task, 1, &kl);
+    if (!ep || !key || n >= sizeof at)
+        return mp_task_fail(task, 1, "bad arguments");
+    if (!remote || strncmp(at, ep, n) || at[n]) {
+        mp_remote_disconnect(&remote);
+        memcpy(at, ep, n);
+        at[n] = '\0';
+        int rc = mp_manager_connect(at, key, kl, NULL, &remote);
+        if (!rc)
+            rc = mp_remote_dict(remote, "d", &dict);
+        if (rc)
+            return mp_task_fail(task, rc, "manager at %s: %s", at, mp_strerror(rc));
+    }
+    mp_obj_t *k = mp_obj_new_str("pool_hits");
+    int64_t v = 0;
+    int rc = mp_mdict_incr(dict, k, 1, &v);
+    mp_obj_destroy(&k);
+    return rc ? mp_task_fail(task, rc, "incr: %s", mp_strerror(rc)) : mp_task_return_int(task, v);
 }

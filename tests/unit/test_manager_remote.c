@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#include "../integration/test_tasks.c"
 #include "hmac.h"
 #include "testutil.h"
 
@@ -125,8 +126,7 @@ static int remote_incr_child(void *arg)
     const server_t *srv = arg;
     mp_remote_t *r = NULL;
     mp_mdict_t *d;
-    if (mp_manager_connect(srv->endpoint, KEY, strlen(KEY), NULL, &r) ||
-        mp_remote_dict(r, "d", &d))
+    if (mp_manager_connect(srv->endpoint, KEY, strlen(KEY), NULL, &r) || mp_remote_dict(r, "d", &d))
         return 1;
     mp_obj_t *k = mp_obj_new_str("hits");
     int bad = 0;
@@ -326,9 +326,9 @@ static void test_remote_wrong_key_is_refused_before_any_operation(void **state)
     mp_obj_array_add(auth, mp_obj_new_bin(junk, sizeof junk));
     raw_send(s, 2, auth); /* AUTH with a wrong MAC */
     assert_int_equal(raw_recv(s), 0x83);
-    mp_obj_array_add(callb, mp_obj_new_int(1));  /* id */
-    mp_obj_array_add(callb, mp_obj_new_int(2));  /* MR_D_SET */
-    mp_obj_array_add(callb, mp_obj_new_int(1));  /* slot 1 */
+    mp_obj_array_add(callb, mp_obj_new_int(1)); /* id */
+    mp_obj_array_add(callb, mp_obj_new_int(2)); /* MR_D_SET */
+    mp_obj_array_add(callb, mp_obj_new_int(1)); /* slot 1 */
     mp_obj_array_add(callb, mp_obj_new_str("evil"));
     mp_obj_array_add(callb, mp_obj_new_int(666));
     raw_send(s, 3, callb); /* CALL */
@@ -387,34 +387,6 @@ static void test_remote_serving_process_killed_errors_within_the_timeout(void **
 
 /* ---- Pool tasks using a remote manager -------------------------------------------------- */
 
-/* hits(endpoint, key): increments "hits" of the dict "d" of the manager at
-   endpoint; one connection per executor process, kept between items. */
-MP_TASK(remote_hit)
-{
-    static mp_remote_t *remote;
-    static mp_mdict_t *dict;
-    static char at[256];
-    size_t n, kl;
-    const char *ep = mp_task_str(task, 0, &n), *key = mp_task_str(task, 1, &kl);
-    if (!ep || !key || n >= sizeof at)
-        return mp_task_fail(task, 1, "bad arguments");
-    if (!remote || strncmp(at, ep, n) || at[n]) {
-        mp_remote_disconnect(&remote);
-        memcpy(at, ep, n);
-        at[n] = '\0';
-        int rc = mp_manager_connect(at, key, kl, NULL, &remote);
-        if (!rc)
-            rc = mp_remote_dict(remote, "d", &dict);
-        if (rc)
-            return mp_task_fail(task, rc, "manager at %s: %s", at, mp_strerror(rc));
-    }
-    mp_obj_t *k = mp_obj_new_str("pool_hits");
-    int64_t v = 0;
-    int rc = mp_mdict_incr(dict, k, 1, &v);
-    mp_obj_destroy(&k);
-    return rc ? mp_task_fail(task, rc, "incr: %s", mp_strerror(rc)) : mp_task_return_int(task, v);
-}
-
 static void test_remote_pool_tasks_use_a_served_manager(void **state)
 {
     (void)state;
@@ -444,6 +416,108 @@ static void test_remote_pool_tasks_use_a_served_manager(void **state)
     assert_int_equal(stop_server(&srv), 0);
 }
 
+/* Authenticates a raw DEALER with the right key (the test knows MPM/1). */
+static void raw_auth(void *s)
+{
+    mp_obj_t *empty = mp_obj_new_array(), *auth = mp_obj_new_array();
+    raw_send(s, 1, empty);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&it, 1, 2000), 1);
+    char f[3][256];
+    int n[3], more = 1, i = 0;
+    size_t len = sizeof more;
+    while (more && i < 3) {
+        n[i] = zmq_recv(s, f[i], sizeof f[i], 0);
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &len);
+        i++;
+    }
+    mp_obj_t *body = NULL;
+    assert_int_equal(mp_obj_unpack(f[2], (size_t)n[2], &body), 0);
+    size_t nl;
+    const uint8_t *nonce = mp_obj_bin(mp_obj_array_at(body, 0), &nl);
+    uint8_t msg[32 + 17], mac[32];
+    memcpy(msg, nonce, 32);
+    memcpy(msg + 32, "mp-manager-client", 17);
+    mp__hmac_sha256(KEY, strlen(KEY), msg, sizeof msg, mac);
+    mp_obj_array_add(auth, mp_obj_new_bin(mac, sizeof mac));
+    raw_send(s, 2, auth);
+    assert_int_equal(raw_recv(s), 0x82); /* WELCOME */
+    mp_obj_destroy(&body);
+    mp_obj_destroy(&empty);
+    mp_obj_destroy(&auth);
+}
+
+static void test_remote_bad_input_never_kills_the_server(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    raw_auth(s);
+    /* frames that are not MPM/1: dropped without an answer */
+    assert_int_equal(zmq_send(s, "x", 1, 0), 1);
+    assert_int_equal(zmq_send(s, "MPM01", 5, ZMQ_SNDMORE), 5);
+    assert_int_equal(zmq_send(s, "\x03", 1, ZMQ_SNDMORE), 1);
+    assert_int_equal(zmq_send(s, "\xdd\xff\xff\xff\xff", 5, 0), 5); /* an array of 4 G items */
+    assert_int_equal(zmq_send(s, "MPX01", 5, ZMQ_SNDMORE), 5);
+    assert_int_equal(zmq_send(s, "\x03", 1, ZMQ_SNDMORE), 1);
+    assert_int_equal(zmq_send(s, "\x90", 1, 0), 1);
+    /* well-formed CALLs with nonsense: an unknown op, a slot out of range,
+       a list op on the dict, missing arguments: each a REPLY with an error */
+    static const int64_t calls[][3] = {
+        {1, 999, 1}, {2, 2, 70000}, {3, 20, 1}, {4, 2, 1}, {5, 3, -1}};
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        mp_obj_t *b = mp_obj_new_array();
+        for (int k = 0; k < 3; k++)
+            mp_obj_array_add(b, mp_obj_new_int(calls[i][k]));
+        raw_send(s, 3, b);
+        mp_obj_destroy(&b);
+        assert_int_equal(raw_recv(s), 0x84);
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    /* and it still serves a proper client */
+    mp_remote_t *r = connect_ok(&srv);
+    mp_mdict_t *d;
+    assert_int_equal(mp_remote_dict(r, "d", &d), 0);
+    size_t n;
+    assert_int_equal(mp_mdict_len(d, &n), 0);
+    assert_int_equal(n, 1);
+    mp_remote_disconnect(&r);
+    assert_int_equal(stop_server(&srv), 0);
+}
+
+/* The same over ipc://, in one process: a server thread and a client. */
+static void test_remote_over_ipc(void **state)
+{
+    (void)state;
+    char ep[128];
+    snprintf(ep, sizeof ep, "ipc:///tmp/mp-test-manager-%d.ipc", (int)getpid());
+    mp_manager_t *m;
+    mp_manager_server_t *srv;
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_serve(m, ep, KEY, strlen(KEY), &srv), 0);
+    assert_string_equal(mp_manager_server_endpoint(srv), ep);
+    mp_remote_t *r = NULL;
+    assert_int_equal(mp_manager_connect(ep, KEY, strlen(KEY), NULL, &r), 0);
+    mp_mlist_t *l, *local;
+    assert_int_equal(mp_remote_list(r, "l", &l), 0);
+    mp_obj_t *v = mp_obj_new_str("over ipc"), *got = NULL;
+    assert_int_equal(mp_mlist_append(l, v), 0);
+    assert_int_equal(mp_manager_named_list(m, "l", &local), 0); /* the same object */
+    assert_int_equal(mp_mlist_get(local, 0, &got), 0);
+    assert_true(mp_obj_equal(got, v));
+    mp_obj_destroy(&got);
+    mp_obj_destroy(&v);
+    mp_remote_disconnect(&r);
+    mp_manager_server_stop(&srv);
+    mp_manager_destroy(&m);
+    assert_int_equal(access(ep + 6, F_OK), -1); /* the socket file is gone */
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -456,6 +530,8 @@ int main(int argc, char **argv)
                                   tu_teardown),
         cmocka_unit_test_teardown(test_remote_serving_process_killed_errors_within_the_timeout,
                                   tu_teardown),
+        cmocka_unit_test_teardown(test_remote_bad_input_never_kills_the_server, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_over_ipc, tu_teardown),
     };
     return cmocka_run_group_tests_name("manager_remote", tests, NULL, NULL);
 }
