@@ -174,4 +174,17 @@ int mdict_put_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name, uint32_
 /* Packs an mp_obj_t into b (which starts on the caller's stack). */
 int ma_pack(const mp_obj_t *o, mp__buf_t *b);
 
+/* A key or value packed for a call: its bytes on the caller's stack when
+   small. Release p->buf afterwards. */
+typedef struct {
+    mp__buf_t buf;
+    char stack[200];
+} packed_t;
+
+static inline int pack(packed_t *p, const mp_obj_t *o)
+{
+    mp__buf_init(&p->buf, p->stack, sizeof p->stack);
+    return ma_pack(o, &p->buf);
+}
+
 #endif

@@ -53,18 +53,6 @@ static uint32_t hash_bytes(const char *p, size_t n)
     return h;
 }
 
-/* A key or value packed for a call: bytes on the caller's stack if small. */
-typedef struct {
-    mp__buf_t buf;
-    char stack[200];
-} packed_t;
-
-static int pack(packed_t *p, const mp_obj_t *o)
-{
-    mp__buf_init(&p->buf, p->stack, sizeof p->stack);
-    return ma_pack(o, &p->buf);
-}
-
 /* The entry number of key, or -1; *slot_p is the index slot where it is,
    or the empty slot where it would go. */
 static long find(ma_arena_t *a, dtable_t *t, const char *kb, size_t kl, uint32_t h,

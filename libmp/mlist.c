@@ -117,17 +117,6 @@ static int proxy_n(struct mp_mobj *l, int op, const mp_obj_t *value, size_t *n_p
 
 /* ---- calls ------------------------------------------------------------------------ */
 
-typedef struct {
-    mp__buf_t buf;
-    char stack[200];
-} packed_t;
-
-static int pack(packed_t *p, const mp_obj_t *o)
-{
-    mp__buf_init(&p->buf, p->stack, sizeof p->stack);
-    return ma_pack(o, &p->buf);
-}
-
 /* Python's index: negative from the end; -1 outside [0, len). */
 static long norm(int64_t index, uint32_t len)
 {
@@ -245,21 +234,47 @@ int mp_mlist_extend(mp_mlist_t *l, const mp_obj_t *array)
     return rc;
 }
 
-int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
+/* Removes item i (lock held): the last one by shrinking, another by a new
+   vector. */
+static int remove_at(ma_arena_t *a, struct mp_mobj *o, uint32_t i)
+{
+    vec_t *v = vec(a, o);
+    uint32_t blob = v->items[i];
+    if (i + 1 == v->len) {
+        v->len--; /* the commit */
+    } else {
+        uint32_t len, off = vec_copy(a, v, v->len, 0, i, &len);
+        if (!off)
+            return MP_ENOSPC;
+        swap_vec(a, o, off);
+    }
+    ma_free(a, blob);
+    return 0;
+}
+
+/* list[index], and with remove, list.pop(index). */
+static int take(mp_mlist_t *l, int64_t index, bool remove, mp_obj_t **value_p)
 {
     if (!value_p)
         return MP_EINVAL;
     *value_p = NULL;
     if (mo_is_proxy(l))
-        return proxy_at(l, MR_L_GET, index, NULL, value_p);
+        return proxy_at(l, remove ? MR_L_POP : MR_L_GET, index, NULL, value_p);
     ma_arena_t *a;
     int rc = lock_list(l, &a);
     if (rc)
         return rc;
     long i = norm(index, vlen(a, l));
     rc = i < 0 ? MP_ERANGE : ma_blob_obj(a, vec(a, l)->items[i], value_p);
+    if (!rc && remove && (rc = remove_at(a, l, (uint32_t)i)))
+        mp_obj_destroy(value_p);
     ma_unlock(a);
     return rc;
+}
+
+int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
+{
+    return take(l, index, false, value_p);
 }
 
 int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
@@ -313,41 +328,9 @@ int mp_mlist_insert(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
     return rc;
 }
 
-/* Removes item i (lock held): the last one by shrinking, another by a new
-   vector. */
-static int remove_at(ma_arena_t *a, struct mp_mobj *o, uint32_t i)
-{
-    vec_t *v = vec(a, o);
-    uint32_t blob = v->items[i];
-    if (i + 1 == v->len) {
-        v->len--; /* the commit */
-    } else {
-        uint32_t len, off = vec_copy(a, v, v->len, 0, i, &len);
-        if (!off)
-            return MP_ENOSPC;
-        swap_vec(a, o, off);
-    }
-    ma_free(a, blob);
-    return 0;
-}
-
 int mp_mlist_pop(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
 {
-    if (!value_p)
-        return MP_EINVAL;
-    *value_p = NULL;
-    if (mo_is_proxy(l))
-        return proxy_at(l, MR_L_POP, index, NULL, value_p);
-    ma_arena_t *a;
-    int rc = lock_list(l, &a);
-    if (rc)
-        return rc;
-    long i = norm(index, vlen(a, l));
-    rc = i < 0 ? MP_ERANGE : ma_blob_obj(a, vec(a, l)->items[i], value_p);
-    if (!rc && (rc = remove_at(a, l, (uint32_t)i)))
-        mp_obj_destroy(value_p);
-    ma_unlock(a);
-    return rc;
+    return take(l, index, true, value_p);
 }
 
 /* The first index of an equal item, or -1 (lock held). */
