@@ -578,6 +578,39 @@ static void test_manager_sigkilled_writers_leave_objects_consistent(void **state
     mp_manager_destroy(&m);
 }
 
+static void test_manager_snapshots_never_break_while_another_process_writes(void **state)
+{
+    (void)state;
+    mp_manager_t *m;
+    worker_arg_t w = {0};
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_list(m, &w.list), 0);
+    assert_int_equal(mp_manager_dict(m, &w.dict), 0);
+    mp_process_t *p = mp_process_new(churn, &w, NULL);
+    assert_int_equal(mp_process_start(p), 0);
+    int taken = 0;
+    for (uint64_t end = tu_now_ms() + 300; tu_now_ms() < end; taken++) {
+        mp_obj_t *items = NULL, *copy = NULL;
+        assert_int_equal(mp_mdict_items(w.dict, &items), 0);
+        for (size_t i = 0; i < mp_obj_len(items); i++) { /* keys unique, values ints */
+            assert_int_equal(mp_obj_type(mp_obj_map_value_at(items, i)), MP_OBJ_INT);
+            for (size_t k = i + 1; k < mp_obj_len(items) && k < i + 8; k++)
+                assert_false(
+                    mp_obj_equal(mp_obj_map_key_at(items, i), mp_obj_map_key_at(items, k)));
+        }
+        assert_int_equal(mp_mlist_copy(w.list, &copy), 0);
+        for (size_t i = 0; i < mp_obj_len(copy); i++)
+            assert_int_equal(mp_obj_type(mp_obj_array_at(copy, i)), MP_OBJ_INT);
+        mp_obj_destroy(&items);
+        mp_obj_destroy(&copy);
+    }
+    assert_int_equal(mp_process_kill(p), 0);
+    assert_int_equal(mp_process_join(p, 5000), 0);
+    mp_process_destroy(&p);
+    assert_true(taken > 10);
+    mp_manager_destroy(&m);
+}
+
 /* ---- the SyncManager set ------------------------------------------------------------ */
 
 typedef struct {
@@ -650,6 +683,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_manager_sigkilled_writers_leave_objects_consistent,
                                   tu_teardown),
         cmocka_unit_test_teardown(test_manager_sync_set_is_shared_and_owned, tu_teardown),
+        cmocka_unit_test_teardown(test_manager_snapshots_never_break_while_another_process_writes,
+                                  tu_teardown),
     };
     return cmocka_run_group_tests_name("manager", tests, NULL, NULL);
 }
