@@ -23,8 +23,8 @@
 #define MA_DEFAULT_CAPACITY (64u << 20)
 #define MA_MAX_CAPACITY ((size_t)UINT32_MAX + 1 - (64u << 10))
 
-enum { MB_FREE = 1, MB_USED = 2, MB_MARK = 0x100 }; /* block states */
-enum { MO_DICT = 1, MO_LIST = 2, MO_NS = 3 };       /* object types */
+enum { MB_FREE = 1, MB_USED = 2, MB_MARK = 0x100 };         /* block states */
+enum { MO_DICT = 1, MO_LIST = 2, MO_NS = 3, MO_QUEUE = 4 }; /* object types */
 #define MO_PROXY 0x100 /* a remote object's proxy (mremote.c), not in an arena */
 
 static inline bool mo_is_proxy(const struct mp_mobj *o);
@@ -50,6 +50,9 @@ enum {
     MR_D_INCRF,
     MR_D_CAS,
     MR_D_CAS_ABSENT,
+    MR_Q_PUT, /* queues: slot is the named queue's number */
+    MR_Q_GET,
+    MR_Q_QSIZE,
     MR_L_FIRST,
     MR_L_APPEND = MR_L_FIRST,
     MR_L_EXTEND,
@@ -104,10 +107,17 @@ struct mp_manager {
     pthread_mutex_t owned_mutex;
     ma_owned_t *owned;
     size_t nowned, owned_cap;
+    struct ma_named_queue *queues; /* mp_manager_named_queue (this process's) */
+    size_t nqueues;
 };
 
 /* Destroys the primitives the manager created, newest first (msync.c). */
 void ma_destroy_owned(struct mp_manager *m);
+/* The named queue number n (1-based), or NULL (msync.c). */
+mp_queue_t *ma_queue_at(struct mp_manager *m, int64_t n);
+/* The number of the queue called name, made when absent; 0 when it cannot
+   be made. */
+int64_t ma_queue_named(struct mp_manager *m, const char *name);
 
 /* An object's block: what an mp_mdict_t * / mp_mlist_t * points to. */
 struct mp_mobj {
@@ -126,6 +136,19 @@ typedef struct {
 static inline bool mo_is_proxy(const struct mp_mobj *o)
 {
     return o && (o->type & MO_PROXY);
+}
+
+/* What calls an object accepts (a proxy's kind counts, too): a Namespace is
+   a dict. */
+static inline bool mo_is_dict(const struct mp_mobj *o)
+{
+    uint32_t t = o->type & ~(uint32_t)MO_PROXY;
+    return t == MO_DICT || t == MO_NS;
+}
+
+static inline bool mo_is_list(const struct mp_mobj *o)
+{
+    return (o->type & ~(uint32_t)MO_PROXY) == MO_LIST;
 }
 
 static inline ma_arena_t *ma_of(const struct mp_mobj *o)

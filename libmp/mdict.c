@@ -270,7 +270,7 @@ typedef struct {
 
 static int begin(struct mp_mobj *o, const mp_obj_t *key, call_t *c)
 {
-    if (!o || !key)
+    if (!o || !key || !mo_is_dict(o))
         return MP_EINVAL;
     c->a = ma_of(o);
     int rc = pack(&c->key, key);
@@ -368,7 +368,7 @@ int mp_mdict_contains(mp_mdict_t *d, const mp_obj_t *key)
 
 int mp_mdict_len(mp_mdict_t *d, size_t *len_p)
 {
-    if (!d || !len_p)
+    if (!d || !len_p || !mo_is_dict(d))
         return MP_EINVAL;
     if (mo_is_proxy(d)) {
         int64_t n = 0;
@@ -390,7 +390,7 @@ enum { SNAP_KEYS, SNAP_VALUES, SNAP_ITEMS };
 
 static int snapshot(mp_mdict_t *d, int what, mp_obj_t **out_p)
 {
-    if (!d || !out_p)
+    if (!d || !out_p || !mo_is_dict(d))
         return MP_EINVAL;
     *out_p = NULL;
     if (mo_is_proxy(d))
@@ -503,7 +503,7 @@ static int apply_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t 
 
 int mp_mdict_update(mp_mdict_t *d, const mp_obj_t *map)
 {
-    if (!d || !map || mp_obj_type(map) != MP_OBJ_MAP)
+    if (!d || !map || mp_obj_type(map) != MP_OBJ_MAP || !mo_is_dict(d))
         return MP_EINVAL;
     if (mo_is_proxy(d))
         return mr_call(d, MR_D_UPDATE, map, NULL, NULL, NULL, NULL);
@@ -582,7 +582,7 @@ int mp_mdict_setdefault(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *valu
 
 int mp_mdict_clear(mp_mdict_t *d)
 {
-    if (!d)
+    if (!d || !mo_is_dict(d))
         return MP_EINVAL;
     if (mo_is_proxy(d))
         return mr_call(d, MR_D_CLEAR, NULL, NULL, NULL, NULL, NULL);

@@ -127,7 +127,7 @@ static long norm(int64_t index, uint32_t len)
 
 static int lock_list(struct mp_mobj *l, ma_arena_t **a_p)
 {
-    if (!l)
+    if (!l || !mo_is_list(l))
         return MP_EINVAL;
     *a_p = ma_of(l);
     return ma_lock(*a_p);
@@ -199,7 +199,7 @@ int mp_mlist_append_unique(mp_mlist_t *l, const mp_obj_t *value, bool *appended_
 
 int mp_mlist_extend(mp_mlist_t *l, const mp_obj_t *array)
 {
-    if (!l || !array || mp_obj_type(array) != MP_OBJ_ARRAY)
+    if (!l || !array || mp_obj_type(array) != MP_OBJ_ARRAY || !mo_is_list(l))
         return MP_EINVAL;
     if (mo_is_proxy(l))
         return mr_call(l, MR_L_EXTEND, array, NULL, NULL, NULL, NULL);

@@ -161,8 +161,24 @@ static void execute(mp_manager_server_t *s, const mp_obj_t *b, int *rc_p, mp_obj
             rc = mp_manager_named_list(s->m, name, &o);
         else if (name && slot == MO_NS)
             rc = mp_manager_named_namespace(s->m, name, &o);
+        if (name && slot == MO_QUEUE) {
+            *extra = ma_queue_named(s->m, name);
+            *rc_p = *extra ? 0 : MP_ENOMEM;
+            return;
+        }
         *extra = rc ? 0 : o->slot;
         *rc_p = rc;
+        return;
+    }
+    if (op == MR_Q_PUT || op == MR_Q_GET || op == MR_Q_QSIZE) {
+        /* never blocks the server: the client waits and tries again */
+        mp_queue_t *q = ma_queue_at(s->m, slot);
+        *rc_p = !q               ? MP_EINVAL
+                : op == MR_Q_PUT ? mp_queue_put(q, a0, 0)
+                : op == MR_Q_GET ? mp_queue_get(q, res, 0)
+                                 : 0;
+        if (q && op == MR_Q_QSIZE)
+            *extra = (int64_t)mp_queue_qsize(q);
         return;
     }
     bool list = op >= MR_L_FIRST;
@@ -576,6 +592,14 @@ int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, c
             mp_obj_t **result, int64_t *extra)
 {
     proxy_t *p = (proxy_t *)o;
+    uint32_t kind = o->type & ~(uint32_t)MO_PROXY;
+    bool fits = op >= MR_L_FIRST ? kind == MO_LIST
+                : op >= MR_Q_PUT ? kind == MO_QUEUE
+                                 : kind == MO_DICT || kind == MO_NS;
+    if (result)
+        *result = NULL;
+    if (!fits) /* e.g. a dict call on a list's proxy */
+        return MP_EINVAL;
     mp_obj_t *args[3] = {(mp_obj_t *)a0, (mp_obj_t *)a1, (mp_obj_t *)a2};
     int n = a2 ? 3 : a1 ? 2 : a0 ? 1 : 0;
     if (result)
@@ -682,4 +706,51 @@ int mp_remote_list(mp_remote_t *r, const char *name, mp_mlist_t **list_p)
 int mp_remote_namespace(mp_remote_t *r, const char *name, mp_mns_t **ns_p)
 {
     return remote_open(r, MO_NS, name, ns_p);
+}
+
+/* ---- remote queues ------------------------------------------------------------------ */
+
+int mp_remote_queue(mp_remote_t *r, const char *name, mp_rqueue_t **queue_p)
+{
+    return remote_open(r, MO_QUEUE, name, (struct mp_mobj **)queue_p);
+}
+
+/* put or get: the server tries without waiting; until timeout_ms (< 0:
+   forever) the client tries again, 1 ms apart at first, at most 20 ms. */
+static int queue_op(mp_rqueue_t *rq, int op, const mp_obj_t *item, mp_obj_t **item_p,
+                    int timeout_ms)
+{
+    struct mp_mobj *o = (struct mp_mobj *)rq;
+    if (!mo_is_proxy(o) || (o->type & ~MO_PROXY) != MO_QUEUE)
+        return MP_EINVAL;
+    uint64_t deadline = mp__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+    for (useconds_t pause = 1000;; pause = pause < 20000 ? pause * 2 : 20000) {
+        int rc = mr_call(o, op, item, NULL, NULL, item_p, NULL);
+        if (rc != (op == MR_Q_PUT ? MP_EFULL : MP_EEMPTY))
+            return rc;
+        if (timeout_ms >= 0 && mp__now_ns() + pause * 1000ull > deadline)
+            return rc;
+        usleep(pause);
+    }
+}
+
+int mp_rqueue_put(mp_rqueue_t *rq, const mp_obj_t *item, int timeout_ms)
+{
+    return item ? queue_op(rq, MR_Q_PUT, item, NULL, timeout_ms) : MP_EINVAL;
+}
+
+int mp_rqueue_get(mp_rqueue_t *rq, mp_obj_t **item_p, int timeout_ms)
+{
+    return item_p ? queue_op(rq, MR_Q_GET, NULL, item_p, timeout_ms) : MP_EINVAL;
+}
+
+int mp_rqueue_qsize(mp_rqueue_t *rq, size_t *size_p)
+{
+    struct mp_mobj *o = (struct mp_mobj *)rq;
+    if (!size_p || !mo_is_proxy(o) || (o->type & ~MO_PROXY) != MO_QUEUE)
+        return MP_EINVAL;
+    int64_t n = 0;
+    int rc = mr_call(o, MR_Q_QSIZE, NULL, NULL, NULL, NULL, &n);
+    *size_p = rc ? 0 : (size_t)n;
+    return rc;
 }

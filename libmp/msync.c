@@ -8,6 +8,7 @@
     Condition goes before its Lock.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "manager_impl.h"
 #include "mp/barrier.h"
@@ -40,8 +41,18 @@ static bool own(mp_manager_t *m, int kind, void *object)
     return kept;
 }
 
+struct ma_named_queue {
+    char *name;
+    mp_queue_t *queue;
+};
+
 void ma_destroy_owned(mp_manager_t *m)
 {
+    for (size_t i = 0; i < m->nqueues; i++)
+        free(m->queues[i].name); /* the queues themselves are owned below */
+    free(m->queues);
+    m->queues = NULL;
+    m->nqueues = 0;
     while (m->nowned) {
         ma_owned_t *o = &m->owned[--m->nowned];
         switch (o->kind) {
@@ -141,4 +152,57 @@ mp_queue_t *mp_manager_queue(mp_manager_t *m, const mp_queue_opts_t *opts)
 mp_queue_t *mp_manager_joinable_queue(mp_manager_t *m, const mp_queue_opts_t *opts)
 {
     OWN(m, OWN_QUEUE, mp_queue_t, mp_queue_destroy, m ? mp_joinable_queue_new(opts) : NULL);
+}
+
+/* ---- named queues: what remote clients reach (mremote.c) ---------------------- */
+
+static int64_t find_queue(mp_manager_t *m, const char *name) /* owned_mutex held */
+{
+    for (size_t i = 0; i < m->nqueues; i++)
+        if (strcmp(m->queues[i].name, name) == 0)
+            return (int64_t)i + 1;
+    return 0;
+}
+
+int64_t ma_queue_named(mp_manager_t *m, const char *name)
+{
+    pthread_mutex_lock(&m->owned_mutex);
+    int64_t n = find_queue(m, name);
+    pthread_mutex_unlock(&m->owned_mutex);
+    if (n)
+        return n;
+    mp_queue_t *q = mp_manager_queue(m, NULL); /* owned: freed with the manager */
+    char *copy = q ? strdup(name) : NULL;
+    if (!copy)
+        return 0;
+    pthread_mutex_lock(&m->owned_mutex);
+    if (!(n = find_queue(m, name))) { /* nobody made it meanwhile */
+        struct ma_named_queue *grown = realloc(m->queues, (m->nqueues + 1) * sizeof *grown);
+        if (grown) {
+            m->queues = grown;
+            m->queues[m->nqueues++] = (struct ma_named_queue){copy, q};
+            n = (int64_t)m->nqueues;
+            copy = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->owned_mutex);
+    free(copy);
+    return n;
+}
+
+mp_queue_t *ma_queue_at(mp_manager_t *m, int64_t n)
+{
+    pthread_mutex_lock(&m->owned_mutex);
+    mp_queue_t *q = n >= 1 && (size_t)n <= m->nqueues ? m->queues[n - 1].queue : NULL;
+    pthread_mutex_unlock(&m->owned_mutex);
+    return q;
+}
+
+int mp_manager_named_queue(mp_manager_t *m, const char *name, mp_queue_t **queue_p)
+{
+    if (!m || !name || !queue_p)
+        return MP_EINVAL;
+    int64_t n = ma_queue_named(m, name);
+    *queue_p = n ? ma_queue_at(m, n) : NULL;
+    return n ? 0 : MP_ENOMEM;
 }

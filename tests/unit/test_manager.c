@@ -297,6 +297,10 @@ static void test_manager_list_operations(void **state)
     assert_int_equal(mp_mlist_clear(l), 0);
     assert_int_equal(mp_mlist_len(l, &n), 0);
     assert_int_equal(n, 0);
+    x = I(1); /* a list is not a dict */
+    assert_int_equal(mp_mdict_set(l, x, x), MP_EINVAL);
+    assert_int_equal(mp_mdict_len(l, &n), MP_EINVAL);
+    mp_obj_destroy(&x);
     assert_int_equal(mp_mobj_free(m, &l), 0);
     mp_manager_stats_t st;
     assert_int_equal(mp_manager_stats(m, &st), 0);

@@ -272,6 +272,73 @@ static void test_remote_every_call_through_a_proxy(void **state)
     assert_int_equal(stop_server(&srv), 0);
 }
 
+/* A remote consumer: takes 100 items from the queue "jobs", checks their
+   order, and puts their sum on "done". */
+static int consumer_child(void *arg)
+{
+    const server_t *srv = arg;
+    mp_remote_t *r = NULL;
+    mp_rqueue_t *jobs, *done;
+    if (mp_manager_connect(srv->endpoint, KEY, strlen(KEY), NULL, &r) ||
+        mp_remote_queue(r, "jobs", &jobs) || mp_remote_queue(r, "done", &done))
+        return 1;
+    int64_t sum = 0;
+    for (int i = 0; i < 100; i++) {
+        mp_obj_t *item = NULL;
+        if (mp_rqueue_get(jobs, &item, 10000) || mp_obj_int(item) != i)
+            return 2;
+        sum += mp_obj_int(item);
+        mp_obj_destroy(&item);
+    }
+    mp_obj_t *total = mp_obj_new_int(sum);
+    int rc = mp_rqueue_put(done, total, 5000);
+    mp_obj_destroy(&total);
+    mp_remote_disconnect(&r);
+    return rc ? 3 : 0;
+}
+
+static void test_remote_queues_between_processes(void **state)
+{
+    (void)state;
+    server_t srv;
+    start_server(&srv);
+    mp_process_t *kid = mp_process_new(consumer_child, &srv, NULL);
+    assert_int_equal(mp_process_start(kid), 0);
+    mp_remote_t *r = connect_ok(&srv);
+    mp_rqueue_t *jobs, *done;
+    assert_int_equal(mp_remote_queue(r, "jobs", &jobs), 0);
+    assert_int_equal(mp_remote_queue(r, "done", &done), 0);
+    mp_obj_t *got = NULL;
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_rqueue_get(done, &got, 200), MP_EEMPTY); /* nothing yet */
+    assert_true(tu_now_ms() - t0 >= 150);
+    for (int i = 0; i < 100; i++) {
+        mp_obj_t *item = mp_obj_new_int(i);
+        assert_int_equal(mp_rqueue_put(jobs, item, 1000), 0);
+        mp_obj_destroy(&item);
+    }
+    assert_int_equal(mp_rqueue_get(done, &got, 20000), 0); /* the consumer's answer */
+    assert_int_equal(mp_obj_int(got), 4950);
+    mp_obj_destroy(&got);
+    size_t n = 9;
+    assert_int_equal(mp_rqueue_qsize(jobs, &n), 0);
+    assert_int_equal(n, 0);
+    /* a proxy only takes the calls of its kind */
+    mp_mlist_t *l;
+    mp_obj_t *k = mp_obj_new_int(1);
+    assert_int_equal(mp_remote_list(r, "l", &l), 0);
+    assert_int_equal(mp_mdict_set(l, k, k), MP_EINVAL);
+    assert_int_equal(mp_mlist_append(jobs, k), MP_EINVAL);
+    mp_obj_destroy(&k);
+    int code = -1;
+    assert_int_equal(mp_process_join(kid, 30000), 0);
+    assert_true(mp_process_exitcode(kid, &code));
+    assert_int_equal(code, 0);
+    mp_process_destroy(&kid);
+    mp_remote_disconnect(&r);
+    assert_int_equal(stop_server(&srv), 0);
+}
+
 /* Sends one MPM/1 message on a raw DEALER. */
 static void raw_send(void *s, uint8_t cmd, const mp_obj_t *body)
 {
@@ -532,6 +599,7 @@ int main(int argc, char **argv)
                                   tu_teardown),
         cmocka_unit_test_teardown(test_remote_bad_input_never_kills_the_server, tu_teardown),
         cmocka_unit_test_teardown(test_remote_over_ipc, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_queues_between_processes, tu_teardown),
     };
     return cmocka_run_group_tests_name("manager_remote", tests, NULL, NULL);
 }

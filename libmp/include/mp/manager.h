@@ -141,6 +141,19 @@ MP_EXPORT int mp_remote_dict(mp_remote_t *remote, const char *name, mp_mdict_t *
 MP_EXPORT int mp_remote_list(mp_remote_t *remote, const char *name, mp_mlist_t **list_p);
 MP_EXPORT int mp_remote_namespace(mp_remote_t *remote, const char *name, mp_mns_t **ns_p);
 
+/* Queues by name (Python's QueueManager): the serving process makes them
+   with mp_manager_named_queue (an mp_queue_t it and its fork children use
+   directly; names are this process's), remote clients reach them through
+   mp_remote_queue. A remote put/get waits up to timeout_ms (< 0: forever)
+   by retrying (1 ms apart at first, at most 20 ms), never blocking the
+   server: MP_EFULL / MP_EEMPTY when the time is up. */
+typedef struct mp_mobj mp_rqueue_t;
+MP_EXPORT int mp_manager_named_queue(mp_manager_t *manager, const char *name, mp_queue_t **queue_p);
+MP_EXPORT int mp_remote_queue(mp_remote_t *remote, const char *name, mp_rqueue_t **queue_p);
+MP_EXPORT int mp_rqueue_put(mp_rqueue_t *queue, const mp_obj_t *item, int timeout_ms);
+MP_EXPORT int mp_rqueue_get(mp_rqueue_t *queue, mp_obj_t **item_p, int timeout_ms);
+MP_EXPORT int mp_rqueue_qsize(mp_rqueue_t *queue, size_t *size_p);
+
 /* ---- dict ----------------------------------------------------------------- */
 
 MP_EXPORT int mp_mdict_set(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *value);
