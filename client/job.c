@@ -658,6 +658,14 @@ int mp_pool_apply(mp_pool_t *pool, const char *name, const mp_obj_t *args, mp_ob
 {
     if (!result_p)
         return MP_EINVAL;
+    /* the caller's own session when it is free (pool.c, "blocking
+       applies"): no hand-off to the I/O thread and back */
+    if (pool && name && *name && strlen(name) <= MPP_MAX_NAME &&
+        (!args || mp_obj_type(args) == MP_OBJ_ARRAY)) {
+        int rc = mp__pool_apply_sync(pool, name, args, result_p);
+        if (rc != MP_EAGAIN)
+            return rc;
+    }
     mp_async_t *job;
     int rc = mp_pool_apply_async(pool, name, args, NULL, &job);
     if (rc)

@@ -184,6 +184,18 @@ struct mp_pool {
     /* status request */
     mp_obj_t *status;
     bool status_wanted, status_sent;
+    /* what ended every call, for blocking applies in flight (fail_all) */
+    unsigned fail_gen;
+    int fail_code;
+    char fail_msg[128];
+    /* blocking applies (pool.c, "blocking applies"): the calling thread
+       speaks to the broker itself on a second session, so a call costs no
+       hand-off to and from the I/O thread. One call at a time owns it. */
+    pthread_mutex_t sync_mutex; /* owns sync_sock; try-locked: busy -> the I/O thread */
+    void *sync_sock;            /* DEALER, opened by the first blocking apply */
+    bool sync_welcomed;         /* HELLO sent in its current session */
+    uint64_t sync_last_heard;
+    int sync_fd; /* eventfd: fail_all ended the pool's calls */
 };
 
 /* ---- pool.c --------------------------------------------------------------- */
@@ -219,6 +231,12 @@ mp_items_t *mp__pool_failed_items(const char *task, size_t count, size_t first_i
 void mp__pool_job_unref(mp_async_t *job);
 /* Wakes the I/O thread (any thread, mutex or not). */
 void mp__pool_wake(mp_pool_t *pool);
+/* A blocking apply on the caller's own session (name and args checked by
+   the caller). MP_EAGAIN when another thread's blocking apply holds that
+   session, or the pool is not connected: then the I/O thread's path. Mutex
+   NOT held. */
+int mp__pool_apply_sync(mp_pool_t *pool, const char *name, const mp_obj_t *args,
+                        mp_obj_t **result_p);
 /* Adds a job to the send queue and wakes the I/O thread. */
 int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
 /* Starts the feeder thread of an imap job (mutex NOT held). 0 or MP_ENOMEM. */

@@ -304,6 +304,28 @@ int mp_items_add_ints(mp_items_t *l, const int64_t *v, size_t n)
     return 0;
 }
 
+int mp_items_add_int_tuples(mp_items_t *l, const int64_t *v, size_t ntuples, size_t arity)
+{
+    if (!l || (!v && ntuples && arity))
+        return MP_EINVAL;
+    if (l->tuple_left)
+        return MP_ESTATE;
+    /* at most 5 bytes of array header and 9 per int */
+    if (arity > (SIZE_MAX - 5) / 9 || arity > UINT32_MAX ||
+        (ntuples && (5 + 9 * arity) > SIZE_MAX / ntuples))
+        return MP_ENOMEM;
+    if (reserve_index(l, ntuples) || reserve_bytes(l, ntuples * (5 + 9 * arity)))
+        return MP_ENOMEM;
+    /* room reserved: the writes below cannot fail */
+    for (size_t t = 0; t < ntuples; t++, v += arity) {
+        l->off[l->len++] = l->buf.size;
+        mp__w_array(&l->buf, arity);
+        for (size_t k = 0; k < arity; k++)
+            mp__w_int(&l->buf, v[k]);
+    }
+    return 0;
+}
+
 size_t mp_items_len(const mp_items_t *l)
 {
     return l ? l->len : 0;

@@ -450,54 +450,66 @@ static int write_error(mp__chunk_t *c, size_t index, int code, int kind, const c
     return rc;
 }
 
-/* Splits one item into argument spans: the item itself (map mode) or the
-   members of its array (star mode). */
-static int split_args(mp_task_t *t, int mode, const uint8_t *p, size_t n)
+static int reserve_args(mp_task_t *t, size_t argc)
 {
+    if (argc <= t->argcap && t->args)
+        return 0;
+    size_t cap = argc > 4 ? argc : 4;
+    span_t *grown = realloc(t->args, cap * sizeof *grown);
+    if (!grown)
+        return MP_ENOMEM;
+    t->args = grown;
+    t->argcap = cap;
+    return 0;
+}
+
+/* Reads the next item at r into argument spans, the item itself (map mode)
+   or the members of its array (star mode), and moves r past it: one pass
+   over the bytes (the item used to be skipped, then parsed again to split
+   it). An int member below 128 (most of them) is one byte and needs no
+   parsing. MP_EBADMSG: malformed (r is lost, and so are the items after
+   it); MP_ETYPE: a star item that is not an array (r is past it);
+   MP_ENOMEM. */
+static int next_item(mp_task_t *t, int mode, mp__rd_t *r)
+{
+    const uint8_t *start = r->p;
     if (mode == MPP_MODE_MAP) {
-        if (t->argcap == 0) {
-            t->args = malloc(4 * sizeof *t->args);
-            if (!t->args)
-                return MP_ENOMEM;
-            t->argcap = 4;
-        }
-        t->args[0] = (span_t){p, n};
+        if (mp__rd_skip(r))
+            return MP_EBADMSG;
+        if (reserve_args(t, 1))
+            return MP_ENOMEM;
+        t->args[0] = (span_t){start, (size_t)(r->p - start)};
         t->argc = 1;
         return 0;
     }
-    mp__rd_t r;
     size_t argc;
-    mp__rd_init(&r, p, n);
-    if (mp__rd_array(&r, &argc))
-        return MP_ETYPE;
-    if (argc > t->argcap) {
-        span_t *grown = realloc(t->args, argc * sizeof *grown);
-        if (!grown)
-            return MP_ENOMEM;
-        t->args = grown;
-        t->argcap = argc;
+    if (mp__rd_array(r, &argc)) {
+        r->p = start;
+        return mp__rd_skip(r) ? MP_EBADMSG : MP_ETYPE;
     }
+    if (argc > mp__rd_left(r)) /* each member is at least one byte */
+        return MP_EBADMSG;
+    if (reserve_args(t, argc))
+        return MP_ENOMEM;
     for (size_t i = 0; i < argc; i++) {
-        const uint8_t *start = r.p;
-        if (mp__rd_skip(&r))
+        const uint8_t *m = r->p;
+        if (r->p < r->end && (*r->p <= 0x7f || *r->p >= 0xe0)) /* positive or negative fixint */
+            r->p++;
+        else if (mp__rd_skip(r))
             return MP_EBADMSG;
-        t->args[i] = (span_t){start, (size_t)(r.p - start)};
+        t->args[i] = (span_t){m, (size_t)(r->p - m)};
     }
     t->argc = argc;
     return 0;
 }
 
-/* Runs fn on one item; on return the item's value or failure is recorded. */
-static int run_item(mp__chunk_t *c, mp_task_t *t, mp_task_fn fn, size_t index, const uint8_t *p,
-                    size_t n)
+/* Runs fn on one item whose arguments next_item read (split: what it
+   returned); on return the item's value or failure is recorded. */
+static int run_item(mp__chunk_t *c, mp_task_t *t, mp_task_fn fn, size_t index, int split)
 {
-    item_reset(t);
     t->out_start = c->values->size;
-    int rc = split_args(t, c->mode, p, n);
-    if (rc == MP_ENOMEM)
-        return rc;
     int ret = 0;
-    if (rc)
+    if (split)
         bad_arg(t, "%s: starmap item is not an argument tuple (array)", t->name);
     else
         ret = fn(t);
@@ -510,9 +522,8 @@ static int run_item(mp__chunk_t *c, mp_task_t *t, mp_task_fn fn, size_t index, c
     }
     if (t->kind >= 0) {
         c->values->size = t->out_start; /* a failed item reads as nil */
-        if ((rc = mp__w_nil(c->values)))
-            return rc;
-        return write_error(c, index, t->code, t->kind, t->message);
+        int rc = mp__w_nil(c->values);
+        return rc ? rc : write_error(c, index, t->code, t->kind, t->message);
     }
     return t->returned ? 0 : mp__w_nil(c->values);
 }
@@ -597,7 +608,9 @@ static int run_init(mp__chunk_t *c, mp_task_t *t, char *msg, size_t msgsize)
     t->out = &scratch;
     t->name = fname;
     item_reset(t);
-    int rc = split_args(t, MPP_MODE_STAR, args, (size_t)(r.p - args));
+    mp__rd_t ar;
+    mp__rd_init(&ar, args, (size_t)(r.p - args));
+    int rc = next_item(t, MPP_MODE_STAR, &ar);
     int ret = rc ? rc : fn(t);
     if (t->kind < 0 && ret)
         snprintf(t->message, sizeof t->message, "returned %d", ret);
@@ -640,8 +653,13 @@ int mp__task_run_chunk(mp__chunk_t *c)
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (c->progress)
             __atomic_store_n(c->progress, (uint32_t)i, __ATOMIC_RELAXED);
-        const uint8_t *start = r.p;
-        if (mp__rd_skip(&r)) { /* malformed item: it and the rest cannot be found */
+        item_reset(&t);
+        int split = next_item(&t, fn && !init_rc ? c->mode : MPP_MODE_MAP, &r);
+        if (split == MP_ENOMEM) {
+            rc = split;
+            break;
+        }
+        if (split == MP_EBADMSG) { /* malformed item: it and the rest cannot be found */
             for (size_t k = i; k < count && rc == 0; k++) {
                 rc = mp__w_nil(c->values);
                 rc = rc ? rc : write_error(c, k, MP_EBADARGS, MPP_KIND_BADARGS, "malformed item");
@@ -656,7 +674,7 @@ int mp__task_run_chunk(mp__chunk_t *c)
             rc = rc ? rc : write_error(c, i, !fn ? MP_EUNKNOWNTASK : init_rc, kind, why);
             continue;
         }
-        rc = run_item(c, &t, fn, i, start, (size_t)(r.p - start));
+        rc = run_item(c, &t, fn, i, split);
     }
     item_reset(&t);
     free(t.args);

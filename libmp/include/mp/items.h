@@ -68,6 +68,14 @@ MP_EXPORT int mp_items_add_packed(mp_items_t *l, const void *msgpack, size_t siz
 MP_EXPORT int mp_items_add_tuple(mp_items_t *l, size_t argc);
 /* Appends n ints at once (one item each). */
 MP_EXPORT int mp_items_add_ints(mp_items_t *l, const int64_t *v, size_t n);
+/* Appends ntuples argument tuples of arity ints each at once (starmap's
+   input): tuple t is (v[t*arity], ..., v[t*arity + arity-1]), as
+   mp_items_add_tuple(l, arity) and arity mp_items_add_int calls would add
+   it, without a call per value. v may be NULL when ntuples or arity is 0
+   (arity 0: empty tuples). 0, MP_EINVAL (l NULL, or v NULL with values to
+   read), MP_ESTATE (a tuple is open), MP_ENOMEM (nothing is added). */
+MP_EXPORT int mp_items_add_int_tuples(mp_items_t *l, const int64_t *v, size_t ntuples,
+                                      size_t arity);
 
 /* Number of complete items (an open tuple is not counted yet). */
 MP_EXPORT size_t mp_items_len(const mp_items_t *l);
