@@ -96,7 +96,7 @@ static int reserve_index(mp_items_t *l, size_t extra)
 {
     if (l->cap - l->len >= extra)
         return 0;
-    size_t cap = l->cap ? l->cap : 64;
+    size_t cap = l->cap ? l->cap : 4; /* one-item lists are the common case (applies) */
     while (cap - l->len < extra)
         cap *= 2;
     if (cap * sizeof *l->off < BIG_BYTES) {
@@ -129,7 +129,7 @@ static int reserve_bytes(mp_items_t *l, size_t extra)
     mp__buf_t *b = &l->buf;
     if (b->cap - b->size >= extra)
         return 0;
-    size_t cap = b->cap ? b->cap * 2 : 256;
+    size_t cap = b->cap ? b->cap * 2 : 64;
     while (cap - b->size < extra)
         cap *= 2;
     if (cap < BIG_BYTES)

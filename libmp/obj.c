@@ -399,7 +399,7 @@ void mp__buf_init(mp__buf_t *b, char *storage, size_t cap)
 int mp__buf_reserve(mp__buf_t *b, size_t size)
 {
     if (size > b->cap - b->size) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
+        size_t cap = b->cap ? b->cap * 2 : 64;
         while (cap - b->size < size)
             cap *= 2;
         char *grown = b->owned ? realloc(b->data, cap) : malloc(cap);
