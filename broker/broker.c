@@ -230,10 +230,17 @@ static int send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_m
     return rc;
 }
 
-static int send_to_id(mp_broker_t *b, const void *id, size_t idlen, const char *sig, uint8_t cmd,
-                      mp__buf_t *hdr)
+/* DISCONNECT [why] to a routing id the broker does not know as a peer. */
+static void disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *sig,
+                          uint8_t cmd, const char *why)
 {
-    return mpp_send(b->router, id, idlen, sig, cmd, hdr->data, hdr->size, NULL, 0, ZMQ_DONTWAIT);
+    char hs[64];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_str(&h, why);
+    mpp_send(b->router, id, idlen, sig, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
+    mp__buf_release(&h);
 }
 
 static void send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, const char *msg)
@@ -858,12 +865,8 @@ static void on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen
             return;
         if (cmd != MPP_C_HELLO) {
             /* tell it: HELLO first (it may be a client of a broker that restarted) */
-            char hs[64];
-            mp__buf_t h;
-            mp__buf_init(&h, hs, sizeof hs);
-            mp__w_array(&h, 1);
-            mp__w_str(&h, "unknown client: HELLO first");
-            send_to_id(b, id, idlen, MPP_SIG_CLIENT, MPP_B_DISCONNECT, &h);
+            disconnect_id(b, id, idlen, MPP_SIG_CLIENT, MPP_B_DISCONNECT,
+                          "unknown client: HELLO first");
             return;
         }
         c = peer_add(b, id, idlen, PEER_CLIENT);
@@ -1071,12 +1074,8 @@ static void on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen
         if (cmd == MPP_W_DISCONNECT)
             return;
         if (cmd != MPP_W_READY) {
-            char hs[64];
-            mp__buf_t h;
-            mp__buf_init(&h, hs, sizeof hs);
-            mp__w_array(&h, 1);
-            mp__w_str(&h, "unknown worker: READY first");
-            send_to_id(b, id, idlen, MPP_SIG_WORKER, MPP_B_WDISCONNECT, &h);
+            disconnect_id(b, id, idlen, MPP_SIG_WORKER, MPP_B_WDISCONNECT,
+                          "unknown worker: READY first");
             return;
         }
         w = peer_add(b, id, idlen, PEER_WORKER);

@@ -81,31 +81,15 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--max-message", 4096, 1L << 31, &maxmsg))
                 return 2;
             break;
-        case 'l':
-            level_name = optarg;
-            break;
-        case 'v':
-            level_name = "debug";
-            break;
-        case 'q':
-            level_name = "warn";
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("mp-broker %s\n", MP_VERSION_STRING);
-            return 0;
-        default: /* getopt is quiet (opterr = 0): one line of our own */
-            fprintf(stderr, "mp-broker: %s option '%s'; try --help\n",
-                    c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
-            return 2;
+        default: {
+            int rc = mp_prog_common_option("mp-broker", c, argv, usage, &level_name);
+            if (rc >= 0)
+                return rc;
+        }
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "mp-broker: unexpected argument '%s'; try --help\n", argv[optind]);
+    if (mp_prog_no_operands("mp-broker", argc, argv) >= 0)
         return 2;
-    }
     char *envbinds = NULL;
     const char *env;
     if (nbinds == 0 && (env = getenv("MP_BROKER_BIND")) && *env) {

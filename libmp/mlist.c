@@ -151,52 +151,6 @@ static int append_blobs(ma_arena_t *a, struct mp_mobj *o, const uint32_t *blobs,
     return 0;
 }
 
-int mp_mlist_append(mp_mlist_t *l, const mp_obj_t *value)
-{
-    if (mo_is_proxy(l))
-        return mr_call(l, MR_L_APPEND, value, NULL, NULL, NULL, NULL);
-    packed_t p;
-    int rc = value ? pack(&p, value) : MP_EINVAL;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size);
-        rc = blob ? append_blobs(a, l, &blob, 1) : MP_ENOSPC;
-        if (rc)
-            ma_free(a, blob);
-        ma_unlock(a);
-    }
-    mp__buf_release(&p.buf);
-    return rc;
-}
-
-int mp_mlist_append_unique(mp_mlist_t *l, const mp_obj_t *value, bool *appended_p)
-{
-    if (mo_is_proxy(l))
-        return proxy_n(l, MR_L_APPEND_UNIQUE, value, NULL, appended_p);
-    packed_t p;
-    int rc = value ? pack(&p, value) : MP_EINVAL;
-    bool appended = false;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        vec_t *v = vec(a, l);
-        bool found = false;
-        for (uint32_t i = 0; v && i < v->len && !found; i++)
-            found = ma_blob_eq(a, v->items[i], p.buf.data, p.buf.size);
-        if (!found) {
-            uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size);
-            rc = blob ? append_blobs(a, l, &blob, 1) : MP_ENOSPC;
-            if (rc)
-                ma_free(a, blob);
-            appended = !rc;
-        }
-        ma_unlock(a);
-    }
-    if (appended_p)
-        *appended_p = appended;
-    mp__buf_release(&p.buf);
-    return rc;
-}
-
 int mp_mlist_extend(mp_mlist_t *l, const mp_obj_t *array)
 {
     if (!l || !array || mp_obj_type(array) != MP_OBJ_ARRAY || !mo_is_list(l))
@@ -277,123 +231,191 @@ int mp_mlist_get(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
     return take(l, index, false, value_p);
 }
 
-int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
+int mp_mlist_pop(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
 {
-    if (mo_is_proxy(l))
-        return value ? proxy_at(l, MR_L_SET, index, value, NULL) : MP_EINVAL;
+    return take(l, index, true, value_p);
+}
+
+/* ---- calls that take a value ----------------------------------------------------- */
+
+/* What those calls pass to their part under the lock, and get back. */
+typedef struct {
+    int64_t index; /* set, insert */
+    size_t n;      /* index, count: the answer */
+    bool flag;     /* append_unique: appended */
+} vargs_t;
+
+typedef int (*value_fn)(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x);
+
+/* Packs value (MP_EINVAL when NULL), locks the list, runs fn, undoes both. */
+static int with_value(mp_mlist_t *l, const mp_obj_t *value, value_fn fn, vargs_t *x)
+{
     packed_t p;
-    int rc = value ? pack(&p, value) : MP_EINVAL;
     ma_arena_t *a;
+    int rc = pack(&p, value);
     if (!rc && !(rc = lock_list(l, &a))) {
-        long i = norm(index, vlen(a, l));
-        uint32_t blob = i < 0 ? 0 : ma_blob_new(a, p.buf.data, p.buf.size);
-        rc = i < 0 ? MP_ERANGE : blob ? 0 : MP_ENOSPC;
-        if (!rc) {
-            vec_t *v = vec(a, l);
-            uint32_t old = v->items[i];
-            v->items[i] = blob; /* the commit */
-            ma_free(a, old);
-        }
+        rc = fn(a, l, &p.buf, x);
         ma_unlock(a);
     }
     mp__buf_release(&p.buf);
     return rc;
+}
+
+/* Items equal to v: the first one's index (-1: none); with count_p, how
+   many there are. */
+static long find_value(ma_arena_t *a, struct mp_mobj *o, const mp__buf_t *v, size_t *count_p)
+{
+    vec_t *items = vec(a, o);
+    long first = -1;
+    size_t n = 0;
+    for (uint32_t i = 0; items && i < items->len && (count_p || first < 0); i++)
+        if (ma_blob_eq(a, items->items[i], v->data, v->size)) {
+            first = first < 0 ? (long)i : first;
+            n++;
+        }
+    if (count_p)
+        *count_p = n;
+    return first;
+}
+
+static int append_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    (void)x;
+    uint32_t blob = ma_blob_new(a, v->data, v->size);
+    int rc = blob ? append_blobs(a, l, &blob, 1) : MP_ENOSPC;
+    if (rc)
+        ma_free(a, blob);
+    return rc;
+}
+
+static int append_unique_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    if (find_value(a, l, v, NULL) >= 0)
+        return 0;
+    int rc = append_value(a, l, v, x);
+    x->flag = !rc;
+    return rc;
+}
+
+static int set_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    long i = norm(x->index, vlen(a, l));
+    if (i < 0)
+        return MP_ERANGE;
+    uint32_t blob = ma_blob_new(a, v->data, v->size);
+    if (!blob)
+        return MP_ENOSPC;
+    vec_t *items = vec(a, l);
+    uint32_t old = items->items[i];
+    items->items[i] = blob; /* the commit */
+    ma_free(a, old);
+    return 0;
+}
+
+static int insert_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    uint32_t n = vlen(a, l), len;
+    int64_t at = x->index < 0 ? x->index + n : x->index; /* Python clamps */
+    at = at < 0 ? 0 : at > n ? n : at;
+    if (at == n)
+        return append_value(a, l, v, x);
+    uint32_t blob = ma_blob_new(a, v->data, v->size);
+    uint32_t off = blob ? vec_copy(a, vec(a, l), (uint32_t)at, 1, UINT32_MAX, &len) : 0;
+    if (!off) {
+        ma_free(a, blob);
+        return MP_ENOSPC;
+    }
+    ((vec_t *)ma_at(a, off))->items[at] = blob;
+    swap_vec(a, l, off);
+    return 0;
+}
+
+static int remove_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    (void)x;
+    long i = find_value(a, l, v, NULL);
+    return i < 0 ? MP_ENOENT : remove_at(a, l, (uint32_t)i);
+}
+
+static int index_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    long i = find_value(a, l, v, NULL);
+    x->n = i < 0 ? 0 : (size_t)i;
+    return i < 0 ? MP_ENOENT : 0;
+}
+
+static int count_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, vargs_t *x)
+{
+    find_value(a, l, v, &x->n);
+    return 0;
+}
+
+int mp_mlist_append(mp_mlist_t *l, const mp_obj_t *value)
+{
+    if (mo_is_proxy(l))
+        return mr_call(l, MR_L_APPEND, value, NULL, NULL, NULL, NULL);
+    vargs_t x = {0};
+    return with_value(l, value, append_value, &x);
+}
+
+int mp_mlist_append_unique(mp_mlist_t *l, const mp_obj_t *value, bool *appended_p)
+{
+    if (mo_is_proxy(l))
+        return proxy_n(l, MR_L_APPEND_UNIQUE, value, NULL, appended_p);
+    vargs_t x = {0};
+    int rc = with_value(l, value, append_unique_value, &x);
+    if (appended_p)
+        *appended_p = x.flag;
+    return rc;
+}
+
+int mp_mlist_set(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
+{
+    if (mo_is_proxy(l))
+        return value ? proxy_at(l, MR_L_SET, index, value, NULL) : MP_EINVAL;
+    vargs_t x = {.index = index};
+    return with_value(l, value, set_value, &x);
 }
 
 int mp_mlist_insert(mp_mlist_t *l, int64_t index, const mp_obj_t *value)
 {
     if (mo_is_proxy(l))
         return value ? proxy_at(l, MR_L_INSERT, index, value, NULL) : MP_EINVAL;
-    packed_t p;
-    int rc = value ? pack(&p, value) : MP_EINVAL;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        uint32_t n = vlen(a, l), len;
-        int64_t at = index < 0 ? index + n : index; /* Python clamps */
-        at = at < 0 ? 0 : at > n ? n : at;
-        uint32_t blob = ma_blob_new(a, p.buf.data, p.buf.size), off = 0;
-        if (blob && at == n)
-            rc = append_blobs(a, l, &blob, 1);
-        else if (blob && (off = vec_copy(a, vec(a, l), (uint32_t)at, 1, UINT32_MAX, &len)))
-            ((vec_t *)ma_at(a, off))->items[at] = blob;
-        else
-            rc = MP_ENOSPC;
-        if (off)
-            swap_vec(a, l, off);
-        if (rc)
-            ma_free(a, blob);
-        ma_unlock(a);
-    }
-    mp__buf_release(&p.buf);
-    return rc;
-}
-
-int mp_mlist_pop(mp_mlist_t *l, int64_t index, mp_obj_t **value_p)
-{
-    return take(l, index, true, value_p);
-}
-
-/* The first index of an equal item, or -1 (lock held). */
-static long find_value(ma_arena_t *a, struct mp_mobj *o, const packed_t *p)
-{
-    vec_t *v = vec(a, o);
-    for (uint32_t i = 0; v && i < v->len; i++)
-        if (ma_blob_eq(a, v->items[i], p->buf.data, p->buf.size))
-            return i;
-    return -1;
+    vargs_t x = {.index = index};
+    return with_value(l, value, insert_value, &x);
 }
 
 int mp_mlist_remove(mp_mlist_t *l, const mp_obj_t *value)
 {
     if (mo_is_proxy(l))
         return mr_call(l, MR_L_REMOVE, value, NULL, NULL, NULL, NULL);
-    packed_t p;
-    int rc = value ? pack(&p, value) : MP_EINVAL;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        long i = find_value(a, l, &p);
-        rc = i < 0 ? MP_ENOENT : remove_at(a, l, (uint32_t)i);
-        ma_unlock(a);
-    }
-    mp__buf_release(&p.buf);
-    return rc;
+    vargs_t x = {0};
+    return with_value(l, value, remove_value, &x);
 }
 
 int mp_mlist_index(mp_mlist_t *l, const mp_obj_t *value, size_t *index_p)
 {
+    if (!index_p)
+        return MP_EINVAL;
     if (mo_is_proxy(l))
-        return index_p ? proxy_n(l, MR_L_INDEX, value, index_p, NULL) : MP_EINVAL;
-    packed_t p;
-    int rc = value && index_p ? pack(&p, value) : MP_EINVAL;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        long i = find_value(a, l, &p);
-        ma_unlock(a);
-        if (i < 0)
-            rc = MP_ENOENT;
-        else
-            *index_p = (size_t)i;
-    }
-    mp__buf_release(&p.buf);
+        return proxy_n(l, MR_L_INDEX, value, index_p, NULL);
+    vargs_t x = {0};
+    int rc = with_value(l, value, index_value, &x);
+    if (!rc)
+        *index_p = x.n;
     return rc;
 }
 
 int mp_mlist_count(mp_mlist_t *l, const mp_obj_t *value, size_t *count_p)
 {
+    if (!count_p)
+        return MP_EINVAL;
     if (mo_is_proxy(l))
-        return count_p ? proxy_n(l, MR_L_COUNT, value, count_p, NULL) : MP_EINVAL;
-    packed_t p;
-    int rc = value && count_p ? pack(&p, value) : MP_EINVAL;
-    ma_arena_t *a;
-    if (!rc && !(rc = lock_list(l, &a))) {
-        vec_t *v = vec(a, l);
-        size_t n = 0;
-        for (uint32_t i = 0; v && i < v->len; i++)
-            n += ma_blob_eq(a, v->items[i], p.buf.data, p.buf.size);
-        ma_unlock(a);
-        *count_p = n;
-    }
-    mp__buf_release(&p.buf);
+        return proxy_n(l, MR_L_COUNT, value, count_p, NULL);
+    vargs_t x = {0};
+    int rc = with_value(l, value, count_value, &x);
+    if (!rc)
+        *count_p = x.n;
     return rc;
 }
 

@@ -5,11 +5,12 @@
 #define MP_PROGOPT_H_INCLUDED
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp/log.h"
+#include "mp.h"
 
 /* Parses s as a decimal in [min, max] into *out; on failure prints
    "<prog>: bad <what> '<s>' (expected min..max)" and returns -1. */
@@ -54,9 +55,48 @@ static inline int mp_prog_log_level(const char *prog, const char *arg)
     }
     int level = mp_log_level_parse(arg);
     if (level < 0)
-        fprintf(stderr, "%s: bad %s '%s' (expected error, warn, info or debug)\n", prog, what,
-                arg);
+        fprintf(stderr, "%s: bad %s '%s' (expected error, warn, info or debug)\n", prog, what, arg);
     return level;
+}
+
+/* The options both daemons share, for the default branch of their getopt
+   switch (getopt run with opterr = 0 and a leading ':' in optstring):
+   -l/--log-level, -v, -q set *level_name; -h prints usage, -V the version
+   (exit 0); anything else is one line and exit 2. Returns -1 when parsing
+   goes on, else the exit status. */
+static inline int mp_prog_common_option(const char *prog, int c, char **argv, void (*usage)(FILE *),
+                                        const char **level_name)
+{
+    switch (c) {
+    case 'l':
+        *level_name = optarg;
+        return -1;
+    case 'v':
+        *level_name = "debug";
+        return -1;
+    case 'q':
+        *level_name = "warn";
+        return -1;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case 'V':
+        printf("%s %s\n", prog, MP_VERSION_STRING);
+        return 0;
+    default:
+        fprintf(stderr, "%s: %s option '%s'; try --help\n", prog,
+                c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
+        return 2;
+    }
+}
+
+/* Exit status 2 with one line when operands follow the options, else -1. */
+static inline int mp_prog_no_operands(const char *prog, int argc, char **argv)
+{
+    if (optind >= argc)
+        return -1;
+    fprintf(stderr, "%s: unexpected argument '%s'; try --help\n", prog, argv[optind]);
+    return 2;
 }
 
 #endif

@@ -84,13 +84,18 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"broker", required_argument, 0, 'b'},    {"tasks", required_argument, 0, 't'},
-        {"processes", required_argument, 0, 'p'}, {"maxtasksperchild", required_argument, 0, 'm'},
-        {"heartbeat", required_argument, 0, 'H'}, {"log-level", required_argument, 0, 'l'},
-        {"connect-timeout", required_argument, 0, 'C'}, {"verbose", no_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'},           {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
+                                         {"tasks", required_argument, 0, 't'},
+                                         {"processes", required_argument, 0, 'p'},
+                                         {"maxtasksperchild", required_argument, 0, 'm'},
+                                         {"heartbeat", required_argument, 0, 'H'},
+                                         {"log-level", required_argument, 0, 'l'},
+                                         {"connect-timeout", required_argument, 0, 'C'},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     const char *broker = NULL;
     const char *libs[64];
     size_t nlibs = 0;
@@ -126,31 +131,15 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--connect-timeout", 0, 86400000, &connect_timeout))
                 return 2;
             break;
-        case 'l':
-            level_name = optarg;
-            break;
-        case 'v':
-            level_name = "debug";
-            break;
-        case 'q':
-            level_name = "warn";
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("mp-worker %s\n", MP_VERSION_STRING);
-            return 0;
-        default: /* getopt is quiet (opterr = 0): one line of our own */
-            fprintf(stderr, "mp-worker: %s option '%s'; try --help\n",
-                    c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
-            return 2;
+        default: {
+            int rc = mp_prog_common_option("mp-worker", c, argv, usage, &level_name);
+            if (rc >= 0)
+                return rc;
+        }
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "mp-worker: unexpected argument '%s'; try --help\n", argv[optind]);
+    if (mp_prog_no_operands("mp-worker", argc, argv) >= 0)
         return 2;
-    }
     const char *env;
     if (!broker && (env = getenv("MP_BROKER")) && *env)
         broker = env;
@@ -172,8 +161,7 @@ int main(int argc, char **argv)
     if (level < 0 || mp_prog_env_long("mp-worker", "MP_PROCESSES", 1, 1024, -1, &processes) ||
         mp_prog_env_long("mp-worker", "MP_MAXTASKSPERCHILD", 0, 1L << 30, -1, &maxtasks) ||
         mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
-        mp_prog_env_long("mp-worker", "MP_CONNECT_TIMEOUT_MS", 0, 86400000, -1,
-                         &connect_timeout)) {
+        mp_prog_env_long("mp-worker", "MP_CONNECT_TIMEOUT_MS", 0, 86400000, -1, &connect_timeout)) {
         free(envlibs);
         return 2;
     }

@@ -73,9 +73,9 @@ typedef struct {
     void *sock;
     uint64_t session;
     uint64_t last_heard;
-    bool heard;       /* the broker spoke in this session */
-    bool ever_heard;  /* ... in any session: --connect-timeout is over */
-    bool warned;      /* "does not answer" said once per outage */
+    bool heard;      /* the broker spoke in this session */
+    bool ever_heard; /* ... in any session: --connect-timeout is over */
+    bool warned;     /* "does not answer" said once per outage */
     uint64_t next_heartbeat;
     mp__zygote_t zygote;
     uint32_t *progress;
@@ -182,8 +182,7 @@ static int reconnect(worker_t *w, const char *why)
     if (w->heard)
         mp__log(MP_LOG_WARN, WHO, "broker %s %s; reconnecting", w->o.broker, why);
     else if (!w->warned)
-        mp__log(MP_LOG_WARN, WHO, "broker %s does not answer; retrying until it does",
-                w->o.broker);
+        mp__log(MP_LOG_WARN, WHO, "broker %s does not answer; retrying until it does", w->o.broker);
     else
         mp__log(MP_LOG_DEBUG, WHO, "broker %s still silent; retrying", w->o.broker);
     w->warned = !w->heard;

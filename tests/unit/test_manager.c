@@ -297,6 +297,9 @@ static void test_manager_list_operations(void **state)
     assert_int_equal(mp_mlist_clear(l), 0);
     assert_int_equal(mp_mlist_len(l, &n), 0);
     assert_int_equal(n, 0);
+    assert_int_equal(mp_mlist_append(l, NULL), MP_EINVAL); /* no value */
+    assert_int_equal(mp_mlist_insert(l, 0, NULL), MP_EINVAL);
+    assert_int_equal(mp_mlist_count(l, NULL, &n), MP_EINVAL);
     x = I(1); /* a list is not a dict */
     assert_int_equal(mp_mdict_set(l, x, x), MP_EINVAL);
     assert_int_equal(mp_mdict_len(l, &n), MP_EINVAL);
