@@ -237,6 +237,12 @@ void mp__pool_wake(mp_pool_t *pool);
    NOT held. */
 int mp__pool_apply_sync(mp_pool_t *pool, const char *name, const mp_obj_t *args,
                         mp_obj_t **result_p);
+/* HELLO on sock: the pool's DEALER, or the session of blocking applies. */
+int mp__pool_send_hello_on(mp_pool_t *pool, void *sock);
+/* The blocking session (sync.c): the I/O thread heartbeats it while no
+   call holds it; destroy closes it (sync_mutex held). */
+void mp__pool_sync_keepalive(mp_pool_t *pool);
+void mp__pool_sync_close(mp_pool_t *pool);
 /* Adds a job to the send queue and wakes the I/O thread. */
 int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
 /* Starts the feeder thread of an imap job (mutex NOT held). 0 or MP_ENOMEM. */
