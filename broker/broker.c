@@ -38,6 +38,7 @@
 #include "mp/broker.h"
 #include "mp/error.h"
 #include "mpp.h"
+#include "poolshm.h"
 #include "wire.h"
 
 #define WHO "mp-broker"
@@ -55,8 +56,13 @@ struct chunk {
     uint8_t mode;
     size_t count;
     size_t pending; /* items not answered yet */
-    zmq_msg_t items;
+    zmq_msg_t items; /* empty when shm */
     zmq_msg_t init;
+    /* the items are in the embedded pool's input ring (poolshm.h): count
+       values at arena offset shm_pos, shm_len bytes, item offsets at
+       shm_offs */
+    bool shm;
+    uint64_t shm_pos, shm_len, shm_offs;
     bool has_init;
     chunk_t *next, *prev; /* in the client's chunk list */
 };
@@ -103,6 +109,7 @@ struct peer {
     char host[128];
     unsigned pid;
     uint64_t serial;
+    uint64_t shm_id; /* READY: the pool rings it shares with us, 0: none */
 };
 
 struct mp_broker {
@@ -118,6 +125,7 @@ struct mp_broker {
     unsigned max_attempts;
     size_t max_message;
     size_t max_queued;
+    mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
     /* thread state */
     peer_t **peers;
     size_t npeers, peercap;
@@ -439,7 +447,9 @@ static unit_t *unit_slice(unit_t *u, size_t base, size_t count, unsigned attempt
     unit_t *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
-    if (slice_items(&u->items, base - u->base, base - u->base + count, &v->items)) {
+    if (u->chunk->shm) /* a range of the ring's items: nothing to copy */
+        zmq_msg_init(&v->items);
+    else if (slice_items(&u->items, base - u->base, base - u->base + count, &v->items)) {
         free(v);
         return NULL;
     }
@@ -519,6 +529,39 @@ static peer_t *pick_worker(mp_broker_t *b, const char *name)
 
 static void worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts);
 
+/* Where unit u's items are in the pool's input ring: [*pos, *pos + *len)
+   by the chunk's offsets, checked. by_ref: *frame is an empty frame;
+   otherwise the items are copied into *frame as an items frame. 0,
+   MP_EBADMSG (offsets out of order or range), MP_ENOMEM. */
+static int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint64_t *len,
+                     zmq_msg_t *frame)
+{
+    chunk_t *ch = u->chunk;
+    const uint32_t *offs =
+        (const uint32_t *)mp__pshm_in_at(b->shm, ch->shm_offs, (uint64_t)ch->count * 4);
+    if (!offs)
+        return MP_EBADMSG;
+    uint64_t start = offs[u->base];
+    uint64_t end = u->base + u->count < ch->count ? offs[u->base + u->count] : ch->shm_len;
+    if (start > end || end > ch->shm_len || (u->base == 0 && start != 0))
+        return MP_EBADMSG;
+    *pos = ch->shm_pos + start;
+    *len = end - start;
+    if (by_ref) {
+        zmq_msg_init(frame);
+        return 0;
+    }
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, u->count);
+    if (zmq_msg_init_size(frame, arr.size + *len))
+        return MP_ENOMEM;
+    memcpy(zmq_msg_data(frame), arr.data, arr.size);
+    memcpy((char *)zmq_msg_data(frame) + arr.size, mp__pshm_in_at(b->shm, *pos, *len), *len);
+    return 0;
+}
+
 static void dispatch(mp_broker_t *b)
 {
     for (queue_t *q = b->queues; q; q = q->next) {
@@ -529,20 +572,41 @@ static void dispatch(mp_broker_t *b)
             unit_t *u = q->head;
             queue_unlink(q, u);
             chunk_t *ch = u->chunk;
+            zmq_msg_t frames[2];
+            uint64_t pos = 0, len = 0;
+            /* items in the pool's ring: by reference to a worker that shares
+               it, copied into the frame for any other */
+            bool by_ref = ch->shm && w->shm_id == mp__pshm_id(b->shm);
+            int rc = ch->shm ? shm_items(b, u, by_ref, &pos, &len, &frames[0]) : 0;
+            if (rc) {
+                answer_with_errors(b, u,
+                                   rc == MP_ENOMEM ? MPP_KIND_WORKER_LOST : MPP_KIND_BADARGS,
+                                   rc == MP_ENOMEM ? MP_EWORKERLOST : MP_EBADARGS,
+                                   rc == MP_ENOMEM ? "broker out of memory"
+                                                   : "malformed item offsets in the pool's ring");
+                unit_free(b, u);
+                continue;
+            }
             u->dispatch_id = ++b->next_dispatch;
             char hs[MPP_MAX_NAME + 64];
             mp__buf_t h;
             mp__buf_init(&h, hs, sizeof hs);
-            mp__w_array(&h, 5);
+            mp__w_array(&h, by_ref ? 6 : 5);
             mp__w_uint(&h, u->dispatch_id);
             mp__w_str(&h, ch->name);
             mp__w_uint(&h, ch->mode);
             mp__w_uint(&h, u->count);
             mp__w_uint(&h, u->attempt);
-            zmq_msg_t frames[2];
+            if (by_ref) {
+                mp__w_array(&h, 2);
+                mp__w_uint(&h, pos);
+                mp__w_uint(&h, len);
+            }
             int n = 1;
-            zmq_msg_init(&frames[0]);
-            zmq_msg_copy(&frames[0], &u->items); /* reference-counted, no copy */
+            if (!ch->shm) {
+                zmq_msg_init(&frames[0]);
+                zmq_msg_copy(&frames[0], &u->items); /* reference-counted, no copy */
+            }
             if (ch->has_init) {
                 zmq_msg_init(&frames[1]);
                 zmq_msg_copy(&frames[1], &ch->init);
@@ -557,7 +621,7 @@ static void dispatch(mp_broker_t *b)
             w->nrunning++;
             w->credit--;
             w->last_used = ++b->use_counter;
-            int rc = send_to(b, w, MPP_B_TASK, &h, frames, n);
+            rc = send_to(b, w, MPP_B_TASK, &h, frames, n);
             mp__buf_release(&h);
             if (rc) { /* the worker is gone: its units (this one too) go back */
                 worker_lost(b, w, "worker unreachable", false);
@@ -688,7 +752,19 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         why = "bad count";
     else if (m->n != 5 && m->n != 6)
         why = "wrong number of frames";
-    else {
+    size_t k;
+    uint64_t shm[3] = {0, 0, 0};
+    bool by_shm = !why && n >= 5;
+    if (by_shm) { /* [pos len offs]: the items are in the pool's ring */
+        if (!b->shm)
+            why = "items in shared memory, but this broker has none";
+        else if (mp__rd_array(r, &k) || k < 3 || mp__rd_uint(r, &shm[0]) ||
+                 mp__rd_uint(r, &shm[1]) || mp__rd_uint(r, &shm[2]))
+            why = "bad shm item";
+        else if (!mp__pshm_in_at(b->shm, shm[0], shm[1]) || shm[2] % 4 ||
+                 !mp__pshm_in_at(b->shm, shm[2], count * 4) || mpp_size(m, 4) != 0)
+            why = "shm item out of range";
+    } else if (!why) {
         mp__rd_t ir;
         size_t items;
         mp__rd_init(&ir, mpp_data(m, 4), mpp_size(m, 4));
@@ -728,6 +804,10 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     memcpy(ch->name, tname, namelen + 1);
     ch->mode = (uint8_t)mode;
     ch->count = ch->pending = count;
+    ch->shm = by_shm;
+    ch->shm_pos = shm[0];
+    ch->shm_len = shm[1];
+    ch->shm_offs = shm[2];
     zmq_msg_init(&ch->items);
     zmq_msg_move(&ch->items, &m->f[4]);
     if (m->n == 6) {
@@ -925,6 +1005,9 @@ static bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     ok = ok && mp__rd_uint(r, &processes) == 0 && mp__rd_uint(r, &credit) == 0 &&
          mp__rd_str(r, &host, &hostlen) == 0 && mp__rd_uint(r, &pid) == 0 && processes <= 65536 &&
          credit <= 65536;
+    uint64_t shm_id = 0;
+    if (ok && n >= 6 && mp__rd_uint(r, &shm_id))
+        shm_id = 0; /* not the pool's rings: items travel in frames */
     if (!ok) {
         for (size_t i = 0; i < nnames; i++)
             free(names[i]);
@@ -942,6 +1025,7 @@ static bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     w->credit = credit > w->nrunning ? (unsigned)(credit - w->nrunning) : 0;
     snprintf(w->host, sizeof w->host, "%.*s", (int)(hostlen > 127 ? 127 : hostlen), host);
     w->pid = (unsigned)pid;
+    w->shm_id = b->shm && shm_id == mp__pshm_id(b->shm) ? shm_id : 0;
     mp__log(MP_LOG_INFO, WHO,
             "worker %s ready: host %s pid %u, %u processes, credit %u, %zu task%s", w->hex, w->host,
             w->pid, w->processes, (unsigned)credit, nnames, nnames == 1 ? "" : "s");
@@ -971,10 +1055,20 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
                 (unsigned long long)dispatch_id, w->hex);
         return;
     }
+    /* [slot at vsize]: the values are in the executor's output ring, for
+       the pool that shares it (only a chunk of its gets such a reply) */
+    uint64_t ring[3];
+    size_t k;
+    bool in_ring = n >= 4;
+    bool bad = count != u->count || nerrors > count;
+    if (in_ring)
+        bad = bad || !u->chunk->shm || !w->shm_id || mp__rd_array(r, &k) || k < 3 ||
+              mp__rd_uint(r, &ring[0]) || mp__rd_uint(r, &ring[1]) ||
+              mp__rd_uint(r, &ring[2]) || mpp_size(m, 4) != 0;
     mp__rd_t vr;
     size_t nv;
     mp__rd_init(&vr, mpp_data(m, 4), mpp_size(m, 4));
-    if (count != u->count || mp__rd_array(&vr, &nv) || nv != count || nerrors > count) {
+    if (bad || (!in_ring && (mp__rd_array(&vr, &nv) || nv != count))) {
         /* a worker that answers wrongly is treated as having lost the unit */
         malformed(b, w, NULL, MPP_W_RESULT, "values frame does not match the dispatch");
         running_unlink(w, u);
@@ -995,11 +1089,16 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
         char hs[64];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);
-        mp__w_array(&h, 4);
+        mp__w_array(&h, in_ring ? 5 : 4);
         mp__w_uint(&h, ch->chunk_id);
         mp__w_uint(&h, u->base);
         mp__w_uint(&h, u->count);
         mp__w_uint(&h, nerrors);
+        if (in_ring) {
+            mp__w_array(&h, 3);
+            for (int i = 0; i < 3; i++)
+                mp__w_uint(&h, ring[i]);
+        }
         send_to(b, ch->client, MPP_B_RESULT, &h, &m->f[4], nerrors ? 2 : 1);
         /* mpp_send consumed the frames: forget them */
         for (int i = 4; i < m->n; i++)
@@ -1285,11 +1384,17 @@ void mp_broker_destroy(mp_broker_t **b_p)
 
 int mp_broker_new(const mp_broker_options_t *o, mp_broker_t **b_p)
 {
+    return mp__broker_new_shm(o, NULL, b_p);
+}
+
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p)
+{
     if (!o || !b_p || !o->binds || o->nbinds == 0)
         return MP_EINVAL;
     mp_broker_t *b = calloc(1, sizeof *b);
     if (!b)
         return MP_ENOMEM;
+    b->shm = shm;
     b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;

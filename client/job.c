@@ -255,6 +255,40 @@ void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items)
     hold(o, h);
 }
 
+void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const char *vals,
+                              size_t vsize, const uint32_t *offs, const zmq_msg_t *errors)
+{
+    map_out_t *o = job->out;
+    bool direct = at == o->list->len;
+    mp_items_t *dst = direct ? o->list : mp_items_new(), *errs = NULL;
+    int rc = dst ? 0 : MP_ENOMEM;
+    if (!rc && errors) { /* indexes: the map's when in place, the piece's when held */
+        errs = mp_items_new();
+        rc = errs ? mp__pool_decode_errors(errs, job->name, zmq_msg_data((zmq_msg_t *)errors),
+                                           zmq_msg_size((zmq_msg_t *)errors), direct ? at : 0)
+                  : MP_ENOMEM;
+    }
+    if (!rc && direct)
+        reserve_all(job, vsize, count);
+    if (!rc)
+        rc = mp__items_append_indexed(dst, vals, vsize, offs, count);
+    if (!rc && errs && mp__items_take_errors(dst, errs, 0))
+        o->failed = true;
+    mp_items_destroy(&errs);
+    if (!direct && rc)
+        mp_items_destroy(&dst);
+    if (rc == MP_EBADMSG)
+        mp__pool_map_result_items(job, at,
+                                  mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
+                                                        "malformed result in shared memory"));
+    else if (rc)
+        o->failed = true;
+    else if (direct)
+        place_held(job);
+    else
+        mp__pool_map_result_items(job, at, dst); /* held until the pieces before it come */
+}
+
 /* Every item of the map has answered: its list becomes the results. */
 static void map_finish(mp_async_t *job)
 {

@@ -42,6 +42,10 @@
 /* imap: a coalesced chunk holds at most about this much of the job's work,
    at the rate its results come back */
 #define BATCH_BUDGET_NS 5000000u
+/* the embedded pool's rings (poolshm.h): sparse, a page costs memory once
+   a chunk has used it */
+#define POOL_SHM_IN (64u << 20)
+#define POOL_SHM_OUT (32u << 20)
 
 /* ---- chunk table -------------------------------------------------------------- */
 
@@ -90,6 +94,8 @@ static void chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
 {
     chunk_take(pool, c->id, true);
     pool->inflight--;
+    if (c->shm_in) /* no executor reads it for this chunk any more */
+        mp__pshm_in_free(pool->shm, &c->in);
     if (is_map(c)) {
         mp__pool_map_chunk_done(pool, c, &ready->v, &ready->n, &ready->cap);
         chunk_free(c);
@@ -193,17 +199,24 @@ static void send_hello(mp_pool_t *pool)
 }
 
 /* Sends one chunk whose items frame (an msgpack array of c->count items) is
-   ready; the frame is consumed. Mutex held. */
+   ready, or is empty when they are in the input ring (c->shm_in); the frame
+   is consumed. Mutex held. */
 static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode, zmq_msg_t *items)
 {
-    char hs[MPP_MAX_NAME + 64];
+    char hs[MPP_MAX_NAME + 96];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 4);
+    mp__w_array(&h, c->shm_in ? 5 : 4);
     mp__w_uint(&h, c->id);
     mp__w_str(&h, name);
     mp__w_uint(&h, mode);
     mp__w_uint(&h, c->count);
+    if (c->shm_in) {
+        mp__w_array(&h, 3);
+        mp__w_uint(&h, c->in.pos);
+        mp__w_uint(&h, c->in.len);
+        mp__w_uint(&h, c->in.offs);
+    }
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_move(&frames[0], items);
@@ -323,6 +336,24 @@ static void sendbuf_release(mp_async_t *job)
     }
 }
 
+/* A map chunk's items [a, b) of src into the input ring, when it has room:
+   the values as they are and each one's offset. */
+static bool ring_items(mp_pool_t *pool, chunk_t *c, const mp_items_t *src, size_t a, size_t b,
+                       const char *data, size_t size)
+{
+    char *items;
+    uint32_t *offs;
+    if (!pool->shm || !is_map(c) || size > UINT32_MAX ||
+        !mp__pshm_in_alloc(pool->shm, size, b - a, &c->in, &items, &offs))
+        return false;
+    memcpy(items, data, size);
+    size_t first = src->off[a];
+    for (size_t i = a; i < b; i++)
+        offs[i - a] = (uint32_t)(src->off[i] - first);
+    c->shm_in = true;
+    return true;
+}
+
 /* Sends one chunk: items [a, b) of src in job's mode. Mutex held. */
 static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode,
                       const mp_items_t *src, size_t a, size_t b)
@@ -331,6 +362,15 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     size_t size;
     mp__items_span(src, a, b, &data, &size);
     zmq_msg_t frame;
+    if (ring_items(pool, c, src, a, b, data, size)) {
+        zmq_msg_init(&frame);
+        int rc = send_frame(pool, c, name, mode, &frame);
+        if (rc) {
+            mp__pshm_in_free(pool->shm, &c->in);
+            c->shm_in = false;
+        }
+        return rc;
+    }
     char *at;
     sendbuf_t *sb = c->job ? sendbuf_of(c->job) : NULL;
     if (sb ? frame_in(sb, &frame, b - a, size, &at) : frame_init(&frame, b - a, size, &at))
@@ -650,15 +690,45 @@ static void pump(mp_pool_t *pool, ready_t *ready)
 
 /* ---- receiving ------------------------------------------------------------------- */
 
+static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t base,
+                            uint64_t count, uint64_t nerrors, bool in_ring, const char *at,
+                            uint64_t vsize, ready_t *ready);
+
+/* A RESULT whose values are in an executor's output ring ([slot at vsize]
+   in its header): where they are, checked, or NULL. */
+static const char *ring_values(mp_pool_t *pool, const uint64_t ring[3], uint64_t count)
+{
+    if (!pool->shm || count > UINT32_MAX || ring[0] > INT32_MAX || ring[2] > UINT32_MAX)
+        return NULL;
+    return mp__pshm_out_at(pool->shm, (int)ring[0], ring[1], mp__pshm_reply_len(count, ring[2]));
+}
+
 static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready)
 {
-    size_t n;
-    uint64_t id, base, count, nerrors;
+    size_t n, k;
+    uint64_t id, base, count, nerrors, ring[3];
     if (mp__rd_array(r, &n) || n < 4 || mp__rd_uint(r, &id) || mp__rd_uint(r, &base) ||
-        mp__rd_uint(r, &count) || mp__rd_uint(r, &nerrors) || m->n != (nerrors ? 5 : 4)) {
+        mp__rd_uint(r, &count) || mp__rd_uint(r, &nerrors) || m->n != (nerrors ? 5 : 4) ||
+        (n >= 5 && (mp__rd_array(r, &k) || k < 3 || mp__rd_uint(r, &ring[0]) ||
+                    mp__rd_uint(r, &ring[1]) || mp__rd_uint(r, &ring[2])))) {
         mp__log(MP_LOG_WARN, WHO, "malformed RESULT from the broker; dropped");
         return;
     }
+    bool in_ring = n >= 5;
+    const char *at = in_ring ? ring_values(pool, ring, count) : NULL;
+    on_result_piece(pool, m, id, base, count, nerrors, in_ring, at, in_ring ? ring[2] : 0, ready);
+    if (in_ring && pool->shm && ring[0] <= INT32_MAX) /* copied out, or not ours: the
+                                                         executor may write there again */
+        mp__pshm_out_consume(pool->shm, (int)ring[0],
+                             ring[1] + mp__pshm_reply_len(count, ring[2]));
+}
+
+/* One RESULT's piece of chunk id: values in frame 3, or in an output ring
+   (in_ring: at, NULL when the ring's numbers were wrong). */
+static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t base,
+                            uint64_t count, uint64_t nerrors, bool in_ring, const char *at,
+                            uint64_t vsize, ready_t *ready)
+{
     chunk_t *c = chunk_take(pool, id, false);
     if (!c || base + count > c->count || c->received + count > c->count)
         return; /* not ours (any more), or a duplicate */
@@ -671,7 +741,17 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
         p->next = c->pieces;
         c->pieces = p;
         c->received += count;
-        mp__pool_map_result(c->job, c->first + base, count, &m->f[3], nerrors ? &m->f[4] : NULL);
+        if (!in_ring)
+            mp__pool_map_result(c->job, c->first + base, count, &m->f[3],
+                                nerrors ? &m->f[4] : NULL);
+        else if (at)
+            mp__pool_map_result_ring(c->job, c->first + base, count,
+                                     at + mp__pshm_reply_len(count, 0), vsize,
+                                     (const uint32_t *)at, nerrors ? &m->f[4] : NULL);
+        else
+            mp__pool_map_result_items(c->job, c->first + base,
+                                      mp__pool_failed_items(c->job->name, count, 0, MP_EBADREQUEST,
+                                                            "malformed result from the broker"));
         if (c->received == c->count)
             chunk_finish(pool, c, ready);
         else
@@ -685,7 +765,7 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
     piece_t *p = calloc(1, sizeof *p);
     mp_items_t *items = mp_items_new();
     int rc = p && items ? 0 : MP_ENOMEM;
-    if (!rc && (mp__rd_array(&vr, &nv) || nv != count))
+    if (!rc && (in_ring || mp__rd_array(&vr, &nv) || nv != count)) /* rings carry maps only */
         rc = MP_EBADMSG;
     if (!rc)
         rc = mp__items_append_packed(items, vr.p, mp__rd_left(&vr), count);
@@ -979,7 +1059,7 @@ static int worker_entry(void *arg)
                              .heartbeat_ms = pool->heartbeat_ms,
                              .exit_on_broker_loss = true,
                              .stop_fd = pool->stop_pipe[0]};
-    return mp_worker_run(&o) ? 1 : 0;
+    return mp__worker_run_shm(&o, pool->shm) ? 1 : 0;
 }
 
 static int pack_init(mp_pool_t *pool, const mp_pool_options_t *o)
@@ -1051,6 +1131,11 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
         snprintf(pool->ipc_path, sizeof pool->ipc_path, "%s/mp-pool-%d-%u.ipc", dir, (int)getpid(),
                  n);
         snprintf(pool->endpoint, sizeof pool->endpoint, "ipc://%s", pool->ipc_path);
+        /* the rings map items and results travel through, before the fork
+           that shares them (MP_POOL_SHM=0: every chunk in frames) */
+        const char *use_shm = getenv("MP_POOL_SHM");
+        if (!use_shm || strcmp(use_shm, "0") != 0)
+            pool->shm = mp__pshm_new(pool->processes_wanted, POOL_SHM_IN, POOL_SHM_OUT);
         /* 1. the worker process, before any ZeroMQ state exists here */
         if (pipe2(pool->stop_pipe, O_CLOEXEC) < 0) {
             rc = -errno;
@@ -1076,7 +1161,7 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
                                   .nbinds = 2,
                                   .zmq_context = pool->ctx,
                                   .heartbeat_ms = pool->heartbeat_ms};
-        rc = mp_broker_new(&bo, &pool->broker);
+        rc = mp__broker_new_shm(&bo, pool->shm, &pool->broker);
         snprintf(pool->endpoint, sizeof pool->endpoint, "%s", inproc);
     }
     /* 3. the I/O thread, and the handshake */
@@ -1204,6 +1289,7 @@ void mp_pool_destroy(mp_pool_t **pool_p)
     mp_broker_destroy(&pool->broker); /* the worker hears DISCONNECT and stops */
     stop_workers(pool);
     mp_process_destroy(&pool->worker);
+    mp__pshm_destroy(&pool->shm); /* nobody maps it any more */
     if (pool->ctx)
         zmq_ctx_term(pool->ctx);
     if (pool->ipc_path[0])

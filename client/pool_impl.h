@@ -18,6 +18,7 @@
 #include "mp/broker.h"
 #include "mp/pool.h"
 #include "mp/process.h"
+#include "poolshm.h"
 #include "wire.h"
 
 enum { JOB_APPLY, JOB_MAP, JOB_IMAP };
@@ -137,6 +138,8 @@ typedef struct chunk {
     size_t first; /* map/imap: job index of item 0 */
     size_t received;
     uint64_t sent_ns; /* imap: when it was sent (0: never) */
+    bool shm_in;       /* its items are in the input ring (poolshm.h) */
+    mp__pshm_in_t in;  /* ... there, given back when the chunk ends */
     piece_t *pieces;
     struct chunk *hnext;
 } chunk_t;
@@ -162,6 +165,7 @@ struct mp_pool {
     mp_broker_t *broker;
     mp_process_t *worker;
     int stop_pipe[2];
+    mp__pshm_t *shm; /* embedded: map items and results travel through it */
     /* I/O thread */
     pthread_t thread;
     bool thread_started;
@@ -215,6 +219,12 @@ void mp__pool_map_result(mp_async_t *job, size_t at, size_t count, zmq_msg_t *va
                          zmq_msg_t *errors);
 /* The same for a list of results made here (failures). Takes items. */
 void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items);
+/* A RESULT piece whose values are in an executor's output ring: count
+   values (vsize bytes at vals, each one's offset in offs), copied out
+   before this returns (the caller then consumes the ring), checked as
+   mp__pool_map_result checks its frame. */
+void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const char *vals,
+                              size_t vsize, const uint32_t *offs, const zmq_msg_t *errors);
 /* A map chunk whose pieces all went through mp__pool_map_result is whole. */
 void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, mp_async_t ***ready, size_t *nready,
                              size_t *readycap);

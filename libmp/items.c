@@ -431,6 +431,44 @@ int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t
     return 0;
 }
 
+/* True when the value at p is exactly n bytes of msgpack. */
+static bool one_value_of(const uint8_t *p, size_t n)
+{
+    uint8_t tag = *p;
+    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+        return n == 1; /* fixints, nil, bools: most results */
+    mp__rd_t r;
+    mp__rd_init(&r, p, n);
+    return mp__rd_skip(&r) == 0 && mp__rd_left(&r) == 0;
+}
+
+int mp__items_append_indexed(mp_items_t *l, const void *data, size_t size, const uint32_t *offs,
+                             size_t count)
+{
+    if (l->tuple_left)
+        return MP_ESTATE;
+    if ((count == 0) != (size == 0))
+        return MP_EBADMSG;
+    if (reserve_index(l, count) || reserve_bytes(l, size))
+        return MP_ENOMEM;
+    /* copied first, then checked: what is checked is what the list keeps,
+       whatever the source does meanwhile */
+    size_t base = l->buf.size;
+    const uint8_t *p = (const uint8_t *)memcpy(l->buf.data + base, data, size);
+    size_t *off = l->off + l->len;
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t start = offs[i], end = i + 1 < count ? offs[i + 1] : size;
+        if (start != at || end <= start || end > size || !one_value_of(p + start, end - start))
+            return MP_EBADMSG; /* nothing committed: len and size unchanged */
+        off[i] = base + start;
+        at = end;
+    }
+    l->buf.size += size;
+    l->len += count;
+    return 0;
+}
+
 int mp__items_reserve(mp_items_t *l, size_t bytes, size_t items)
 {
     return reserve_index(l, items) || reserve_bytes(l, bytes) ? MP_ENOMEM : 0;

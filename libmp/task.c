@@ -634,10 +634,12 @@ int mp__task_run_chunk(mp__chunk_t *c)
     c->nerrors = 0;
     c->count = 0;
     mp__rd_init(&r, c->items, c->items_size);
-    if (mp__rd_array(&r, &count))
+    if (c->raw)
+        count = c->raw_count;
+    else if (mp__rd_array(&r, &count))
         count = 0; /* the broker checked the header; nothing to run */
     c->count = count;
-    if ((rc = mp__w_array(c->values, count)))
+    if (!c->raw && (rc = mp__w_array(c->values, count)))
         return rc;
     size_t errors_start = c->errors->size;
     if ((rc = mp__w_tagged(c->errors, 0xdd, 0, 4))) /* array32, patched below */
@@ -653,6 +655,8 @@ int mp__task_run_chunk(mp__chunk_t *c)
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (c->progress)
             __atomic_store_n(c->progress, (uint32_t)i, __ATOMIC_RELAXED);
+        if (c->offsets)
+            c->offsets[i] = (uint32_t)c->values->size;
         item_reset(&t);
         int split = next_item(&t, fn && !init_rc ? c->mode : MPP_MODE_MAP, &r);
         if (split == MP_ENOMEM) {
@@ -661,6 +665,8 @@ int mp__task_run_chunk(mp__chunk_t *c)
         }
         if (split == MP_EBADMSG) { /* malformed item: it and the rest cannot be found */
             for (size_t k = i; k < count && rc == 0; k++) {
+                if (c->offsets)
+                    c->offsets[k] = (uint32_t)c->values->size;
                 rc = mp__w_nil(c->values);
                 rc = rc ? rc : write_error(c, k, MP_EBADARGS, MPP_KIND_BADARGS, "malformed item");
             }

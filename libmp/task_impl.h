@@ -3,6 +3,7 @@
 #ifndef MP_TASK_IMPL_H_INCLUDED
 #define MP_TASK_IMPL_H_INCLUDED
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -15,6 +16,9 @@ typedef struct {
     unsigned attempt;
     const void *items; /* the items frame: msgpack array of count values */
     size_t items_size;
+    bool raw;         /* items are raw_count values back to back, no array
+                         header, and values get none either (poolshm.h) */
+    size_t raw_count;
     const void *init; /* the init frame, or NULL */
     size_t init_size;
     const char *host; /* for error entries */
@@ -22,6 +26,8 @@ typedef struct {
     uint32_t *progress; /* index of the running item is stored here */
     /* out: caller-initialised buffers, appended to */
     mp__buf_t *values; /* msgpack array of count values */
+    uint32_t *offsets; /* NULL, or room for count: where each value starts
+                          in values (raw: the pool indexes them unparsed) */
     mp__buf_t *errors; /* msgpack array of error entries */
     size_t count;      /* items in the frame (out) */
     size_t nerrors;    /* entries in errors (out) */

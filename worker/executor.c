@@ -17,7 +17,11 @@
 
     Request:  u32 len | u32 hlen header | u32 ilen items | u32 nlen init
     Reply:    u32 len | u64 dispatch | u32 count | u32 nerrors |
-              u32 vlen values | u32 elen errors
+              u32 vlen values | u32 elen errors [| u32 slot | u32 vsize | u64 at]
+
+    The last part is there when the values went to the executor's output
+    ring (a TASK whose items are in the pool's input ring, poolshm.h):
+    vlen is 0 then and the pool reads them where `at` says.
 */
 #include <errno.h>
 #include <poll.h>
@@ -33,6 +37,7 @@
 
 #include "internal.h"
 #include "mp/error.h"
+#include "poolshm.h"
 #include "task_impl.h"
 #include "wire.h"
 #include "worker_impl.h"
@@ -117,7 +122,29 @@ static bool parse_request(const char *p, size_t n, const char *part[3], size_t s
     return at == n;
 }
 
-static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *host)
+/* A TASK's shm item [pos len]: where its items are in the pool's input
+   ring. false when absent; a malformed or out-of-range one reads as no
+   items (every item then fails as malformed, nothing is read). */
+static bool shm_input(mp__rd_t *r, size_t n, mp__pshm_t *shm, const char **items, size_t *size)
+{
+    size_t k;
+    uint64_t pos, len;
+    if (n < 6 || !shm)
+        return false;
+    *items = "";
+    *size = 0;
+    if (mp__rd_array(r, &k) || k < 2 || mp__rd_uint(r, &pos) || mp__rd_uint(r, &len))
+        return true;
+    const char *p = mp__pshm_in_read(shm, pos, len);
+    if (p) {
+        *items = p;
+        *size = (size_t)len;
+    }
+    return true;
+}
+
+static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *host,
+                          mp__pshm_t *shm, int slot)
 {
     char *req = NULL;
     size_t reqcap = 0;
@@ -158,29 +185,68 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         tname[namelen] = '\0';
         values.size = 0;
         errors.size = 0;
+        const char *items = part[1];
+        size_t items_size = size[1];
+        bool raw = shm_input(&r, n, shm, &items, &items_size);
+        /* a raw chunk's reply goes to this slot's output ring when it
+           fits: offsets first, then the values */
+        mp__pshm_out_t out;
+        size_t offs_len = (size_t)((count * 4 + 7) & ~7ull);
+        bool ring = raw && mp__pshm_out_reserve(shm, slot, offs_len + 4096, &out);
+        mp__buf_t ringvals;
+        if (ring)
+            mp__buf_init(&ringvals, out.base + offs_len, out.room - offs_len);
         mp__chunk_t c = {.name = tname,
                          .mode = (int)mode,
                          .attempt = (unsigned)attempt,
-                         .items = part[1],
-                         .items_size = size[1],
+                         .items = items,
+                         .items_size = items_size,
+                         .raw = raw,
+                         .raw_count = (size_t)count,
+                         .offsets = ring ? (uint32_t *)out.base : NULL,
                          .init = size[2] ? part[2] : NULL,
                          .init_size = size[2],
                          .host = host,
                          .pid = pid,
                          .progress = progress,
-                         .values = &values,
+                         .values = ring ? &ringvals : &values,
                          .errors = &errors};
         if (mp__task_run_chunk(&c))
             _exit(3); /* out of memory: the supervisor reports it as lost */
+        mp__buf_t *vals = c.values;
+        /* still in the ring (a reply that outgrew it moved to the heap) */
+        bool in_ring = ring && vals->data == out.base + offs_len;
+        char ah[8]; /* a raw reply sent inline needs its array header */
+        mp__buf_t arr;
+        mp__buf_init(&arr, ah, sizeof ah);
+        if (raw && !in_ring)
+            mp__w_array(&arr, c.count);
+        struct {
+            uint32_t slot, vsize;
+            uint64_t at;
+        } desc = {(uint32_t)slot, (uint32_t)vals->size, ring ? out.at : 0};
+        if (in_ring)
+            mp__pshm_out_commit(shm, &out, (size_t)mp__pshm_reply_len(c.count, vals->size));
         uint32_t head[4];
         uint64_t id = dispatch;
         uint32_t cnt = (uint32_t)c.count, nerr = (uint32_t)c.nerrors;
-        uint32_t vlen = (uint32_t)values.size, elen = (uint32_t)errors.size;
-        head[0] = 8 + 4 + 4 + 4 + vlen + 4 + elen;
-        struct iovec iov[] = {{head, 4},  {&id, 8},           {&cnt, 4},
-                              {&nerr, 4}, {&vlen, 4},         {values.data, vlen},
-                              {&elen, 4}, {errors.data, elen}};
-        if (mp__write_all(fd, iov, (int)MP__ARRAY_SIZE(iov)))
+        uint32_t vlen = in_ring ? 0 : (uint32_t)(arr.size + vals->size);
+        uint32_t elen = (uint32_t)errors.size, dlen = in_ring ? (uint32_t)sizeof desc : 0;
+        head[0] = 8 + 4 + 4 + 4 + vlen + 4 + elen + dlen;
+        struct iovec iov[] = {{head, 4},
+                              {&id, 8},
+                              {&cnt, 4},
+                              {&nerr, 4},
+                              {&vlen, 4},
+                              {arr.data, in_ring ? 0 : arr.size},
+                              {vals->data, in_ring ? 0 : vals->size},
+                              {&elen, 4},
+                              {errors.data, elen},
+                              {&desc, dlen}};
+        int wrc = mp__write_all(fd, iov, (int)MP__ARRAY_SIZE(iov));
+        if (ring)
+            mp__buf_release(&ringvals); /* frees only what outgrew the ring */
+        if (wrc)
             break;
     }
     _exit(0); /* maxtasksperchild reached, or EOF: a clean exit */
@@ -214,7 +280,8 @@ static int send_event(int ctl, const mp__zygote_event_t *ev)
     return 0;
 }
 
-static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *host)
+static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *host,
+                        mp__pshm_t *shm)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -281,7 +348,7 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 if (getppid() == 1)
                     _exit(1);
                 mp__task_reset_inits();
-                executor_main(sv[1], &progress[slot], maxtasks, host);
+                executor_main(sv[1], &progress[slot], maxtasks, host, shm, slot);
             }
             close(sv[1]);
             if (pid < 0) {
@@ -305,7 +372,8 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
     _exit(0);
 }
 
-int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host)
+int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host,
+                     mp__pshm_t *shm)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -320,7 +388,7 @@ int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const ch
     if (pid == 0) {
         close(sv[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        zygote_main(sv[1], progress, maxtasks, host);
+        zygote_main(sv[1], progress, maxtasks, host, shm);
     }
     close(sv[1]);
     z->ctl = sv[0];

@@ -79,6 +79,7 @@ typedef struct {
     uint64_t next_heartbeat;
     mp__zygote_t zygote;
     uint32_t *progress;
+    mp__pshm_t *shm; /* embedded: the pool's rings (poolshm.h), or NULL */
     exec_t *ex;
     int nex;
     job_t *queue_head, *queue_tail;
@@ -130,13 +131,15 @@ static void send_ready(worker_t *w)
     mp_task_each(count_name, &nnames);
     mp__buf_t h;
     mp__buf_init(&h, NULL, 0);
-    mp__w_array(&h, 5);
+    mp__w_array(&h, w->shm ? 6 : 5);
     mp__w_array(&h, nnames);
     mp_task_each(add_name, &h);
     mp__w_uint(&h, (uint64_t)w->nex);
     mp__w_uint(&h, w->credit);
     mp__w_str(&h, w->host);
     mp__w_uint(&h, (uint64_t)getpid());
+    if (w->shm) /* the pool's rings: its broker may send items through them */
+        mp__w_uint(&h, mp__pshm_id(w->shm));
     send_cmd(w, MPP_W_READY, &h, NULL, 0);
     mp__buf_release(&h);
 }
@@ -326,14 +329,24 @@ static bool executor_readable(worker_t *w, exec_t *e)
     }
     const char *p = e->rbuf + 4;
     uint64_t dispatch;
-    uint32_t count, nerrors, vlen, elen;
+    uint32_t count, nerrors, vlen, elen = 0;
     memcpy(&dispatch, p, 8);
     memcpy(&count, p + 8, 4);
     memcpy(&nerrors, p + 12, 4);
     memcpy(&vlen, p + 16, 4);
     const char *values = p + 20;
-    memcpy(&elen, values + vlen, 4);
+    if ((size_t)vlen + 24 <= len)
+        memcpy(&elen, values + vlen, 4);
     const char *errors = values + vlen + 4;
+    /* the values in the executor's output ring: u32 slot, u32 vsize, u64 at */
+    size_t plain = 24 + (size_t)vlen + elen;
+    bool in_ring = len == plain + 16;
+    if ((len != plain && !in_ring) || (in_ring && !w->shm)) {
+        mp__log(MP_LOG_ERROR, WHO, "executor %d sent a malformed reply; killing it", e->slot);
+        kill(e->pid, SIGKILL);
+        executor_hangup(w, e);
+        return true;
+    }
     job_t *j = e->job;
     e->job = NULL;
     e->state = EX_IDLE;
@@ -344,10 +357,21 @@ static bool executor_readable(worker_t *w, exec_t *e)
         char hs[64];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);
-        mp__w_array(&h, 3);
+        mp__w_array(&h, in_ring ? 4 : 3);
         mp__w_uint(&h, j->dispatch);
         mp__w_uint(&h, count);
         mp__w_uint(&h, nerrors);
+        if (in_ring) {
+            uint32_t slot, vsize;
+            uint64_t at;
+            memcpy(&slot, errors + elen, 4);
+            memcpy(&vsize, errors + elen + 4, 4);
+            memcpy(&at, errors + elen + 8, 8);
+            mp__w_array(&h, 3);
+            mp__w_uint(&h, slot);
+            mp__w_uint(&h, at);
+            mp__w_uint(&h, vsize);
+        }
         zmq_msg_t frames[2];
         zmq_msg_init_size(&frames[0], vlen);
         memcpy(zmq_msg_data(&frames[0]), values, vlen);
@@ -543,11 +567,18 @@ static void teardown(worker_t *w)
 
 int mp_worker_run(const mp_worker_options_t *o)
 {
+    return mp__worker_run_shm(o, NULL);
+}
+
+int mp__worker_run_shm(const mp_worker_options_t *o, mp__pshm_t *shm)
+{
     if (!o || !o->broker || o->processes < 0 || o->processes > MAX_EXECUTORS)
         return MP_EINVAL;
     if (o->verbose > 0)
         mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
-    worker_t w = {.o = *o, .sfd = -1, .zygote = {-1, 0}};
+    worker_t w = {.o = *o, .sfd = -1, .zygote = {-1, 0}, .shm = shm};
+    if (shm && mp__pshm_slots(shm) < (o->processes ? o->processes : mp_cpu_count()))
+        w.shm = NULL; /* an executor without a ring of its own: none use them */
     w.nex = o->processes ? o->processes : mp_cpu_count();
     w.heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     w.credit = (unsigned)w.nex * (unsigned)(o->credit_per_process > 0 ? o->credit_per_process : 2);
@@ -570,7 +601,7 @@ int mp_worker_run(const mp_worker_options_t *o)
         goto out;
     }
     /* the zygote first: it must not inherit a ZeroMQ context or thread */
-    if ((rc = mp__zygote_start(&w.zygote, w.progress, o->maxtasksperchild, w.host)))
+    if ((rc = mp__zygote_start(&w.zygote, w.progress, o->maxtasksperchild, w.host, w.shm)))
         goto out;
     for (int i = 0; i < w.nex; i++) {
         w.ex[i].slot = i;

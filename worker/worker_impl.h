@@ -7,6 +7,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "poolshm.h"
+
 typedef struct {
     int ctl; /* SOCK_SEQPACKET to the zygote */
     pid_t pid;
@@ -23,8 +25,10 @@ typedef struct {
 } mp__zygote_event_t;
 
 /* Forks the zygote. progress[i] is executor i's "running item" slot (shared
-   memory made by the caller). Call before any thread exists. 0 or -errno. */
-int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host);
+   memory made by the caller); shm, when not NULL, the embedded pool's
+   rings (executor i writes output ring i). Call before any thread exists. 0 or -errno. */
+int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host,
+                     mp__pshm_t *shm);
 /* Asks for an executor in slot. 0 or -errno. */
 int mp__zygote_spawn(mp__zygote_t *z, int slot);
 /* One event; 0, MP_EAGAIN (none now), MP_EEOF (the zygote is gone). */

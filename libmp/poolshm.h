@@ -1,0 +1,114 @@
+/*  poolshm.h - the shared memory an embedded pool's map items and results
+    travel through (docs/POOL-SHM.md). Not installed.
+
+    An embedded pool maps one MAP_SHARED|MAP_ANONYMOUS area before it forks
+    its worker, so the worker's zygote and every executor inherit it at the
+    same address; nothing has a name, nothing can be left in /dev/shm. The
+    area holds:
+
+      - the input ring, written by the pool's I/O thread only: a chunk's
+        items (msgpack values back to back) and a u32 offset per item;
+        executors and the embedded broker read it. Ranges are taken in
+        order and given back in any order (mp__pshm_in_alloc/_in_free).
+      - one output ring per executor slot, written by that slot's executor
+        only: a reply's u32 offsets then its values. The pool reads a reply
+        when its RESULT arrives, then publishes how far it has consumed
+        (mp__pshm_out_consume); the executor writes only over consumed
+        bytes. Replies of one slot reach the pool in the order they were
+        written (one executor -> supervisor -> broker -> pool, each FIFO),
+        so one counter per slot is enough; a reply the broker discards is
+        consumed implicitly by the next one.
+
+    Positions in the output rings are monotonic byte counters (a ring's
+    offset is the counter modulo its size), so a replacement executor in
+    the same slot continues where the dead one published. Nothing blocks:
+    an executor whose reply does not fit sends it inline, and a chunk that
+    does not fit in the input ring is sent inline.
+
+    Thread-safety: the input-ring allocator is the pool's (its mutex);
+    the counters are atomics. Fork: inherited by design. Signals: no.
+*/
+#ifndef MP_POOLSHM_H_INCLUDED
+#define MP_POOLSHM_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mp__pshm mp__pshm_t;
+
+/* Maps an area for nslots executors: in_cap bytes of input ring and
+   out_cap per output ring (both rounded up to pages). NULL on failure. */
+mp__pshm_t *mp__pshm_new(int nslots, size_t in_cap, size_t out_cap);
+/* Unmaps the area (the pool, once its worker is gone). */
+void mp__pshm_destroy(mp__pshm_t **s_p);
+
+/* Identifies the area in READY (random, never 0). */
+uint64_t mp__pshm_id(const mp__pshm_t *s);
+int mp__pshm_slots(const mp__pshm_t *s);
+/* Where arena offset off is, when [off, off + len) lies inside the input
+   ring; NULL otherwise (a peer's numbers are checked before use). */
+const char *mp__pshm_in_at(const mp__pshm_t *s, uint64_t off, uint64_t len);
+/* mp__pshm_in_at for an executor about to read the range: its pages are
+   mapped in this process first, in one call. */
+const char *mp__pshm_in_read(mp__pshm_t *s, uint64_t off, uint64_t len);
+
+/* ---- the input ring (the pool) ---------------------------------------------- */
+
+typedef struct {
+    uint64_t pos;  /* arena offset of the items */
+    uint64_t len;  /* their bytes */
+    uint64_t offs; /* arena offset of count u32 offsets, relative to pos */
+    uint32_t ticket;
+} mp__pshm_in_t;
+
+/* Takes room for bytes of items and count offsets; false when the ring has
+   no room now (the caller sends inline). *items and *offs are where to
+   write them. */
+bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, size_t count, mp__pshm_in_t *r, char **items,
+                       uint32_t **offs);
+/* Gives a range back (in any order). */
+void mp__pshm_in_free(mp__pshm_t *s, const mp__pshm_in_t *r);
+/* Bytes of the input ring in use (tests). */
+size_t mp__pshm_in_used(const mp__pshm_t *s);
+
+/* ---- the output rings (an executor writes, the pool reads) ------------------ */
+
+typedef struct {
+    int slot;
+    uint64_t at; /* ring position of the offsets */
+    char *base;  /* where the offsets start */
+    size_t room; /* contiguous bytes from base */
+    uint64_t from; /* the head before (private to poolshm.c) */
+} mp__pshm_out_t;
+
+/* The executor of slot: contiguous room for at least need bytes at the
+   ring's head, or false. */
+bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *o);
+/* Publishes a reply of used bytes written at o (the executor). */
+void mp__pshm_out_commit(mp__pshm_t *s, const mp__pshm_out_t *o, size_t used);
+/* The pool: where the reply [at, at + len) of slot is, after checking it
+   lies inside what the executor published and was not consumed; NULL
+   otherwise. */
+const char *mp__pshm_out_at(mp__pshm_t *s, int slot, uint64_t at, uint64_t len);
+/* The pool is done with everything of slot before end. */
+void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end);
+
+/* Bytes a reply of count items and vsize bytes of values occupies. */
+static inline uint64_t mp__pshm_reply_len(uint64_t count, uint64_t vsize)
+{
+    return ((count * 4 + 7) & ~(uint64_t)7) + ((vsize + 7) & ~(uint64_t)7);
+}
+
+/* ---- the embedded pool's worker and broker -------------------------------- */
+
+#include "mp/broker.h"
+#include "mp/worker.h"
+
+/* mp_worker_run whose executors use shm (NULL: plain mp_worker_run). */
+int mp__worker_run_shm(const mp_worker_options_t *o, mp__pshm_t *shm);
+/* mp_broker_new that accepts SUBMITs whose items are in shm (poolshm.h)
+   and forwards results from workers that announced it. */
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p);
+
+#endif
