@@ -294,8 +294,7 @@ static sendbuf_t *sendbuf_of(mp_async_t *job)
     size_t chunks = (job->total + job->chunksize - 1) / job->chunksize;
     sendbuf_t *b = calloc(1, sizeof *b);
     if (b) {
-        b->len = size + chunks * 8;
-        b->base = mp__big_alloc(b->len);
+        b->base = mp__big_alloc(size + chunks * 8, &b->len);
         b->refs = 1; /* the job's */
     }
     if (!b || !b->base) {

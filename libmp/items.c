@@ -6,6 +6,7 @@
     tuple is open. Errors are kept sorted by index (insertion keeps order;
     results arrive mostly in order, so that is an append).
 */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,66 @@ size_t mp__big_len(size_t n)
     return (n + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
 }
 
-/* A mapping of mp__big_len(n) bytes on a huge-page boundary, or NULL. */
-void *mp__big_alloc(size_t n)
+/* Freed large buffers kept for the next list of the same size: a program
+   that maps again and again (a loop of maps, a server) would otherwise pay
+   for zeroed fresh pages each time (~1 ms per 16 MiB on the VMs measured,
+   more than the map's own work). At most CACHE_SLOTS of them, CACHE_BYTES
+   in all, stay resident (MADV_FREE was measured: the kernel drops huge
+   pages so advised at once, and every reuse zeroed them again). */
+#define CACHE_SLOTS 8
+#define CACHE_BYTES (128u << 20)
+
+static struct {
+    pthread_mutex_t lock;
+    void *p[CACHE_SLOTS];
+    size_t len[CACHE_SLOTS];
+    size_t bytes;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The smallest kept mapping of len bytes or more (up to 4 times as
+   large: a list that grew last time gets its grown size at once). */
+static void *cache_take(size_t len, size_t *got)
+{
+    int best = -1;
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache.p[i] && cache.len[i] >= len && cache.len[i] / 4 <= len &&
+            (best < 0 || cache.len[i] < cache.len[best]))
+            best = i;
+    void *p = NULL;
+    if (best >= 0) {
+        p = cache.p[best];
+        *got = cache.len[best];
+        cache.p[best] = NULL;
+        cache.bytes -= *got;
+    }
+    pthread_mutex_unlock(&cache.lock);
+    return p;
+}
+
+static bool cache_put(void *p, size_t len)
+{
+    bool kept = false;
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < CACHE_SLOTS && !kept; i++)
+        if (!cache.p[i] && cache.bytes + len <= CACHE_BYTES) {
+            cache.p[i] = p;
+            cache.len[i] = len;
+            cache.bytes += len;
+            kept = true;
+        }
+    pthread_mutex_unlock(&cache.lock);
+    return kept;
+}
+
+void *mp__big_alloc(size_t n, size_t *len_p)
 {
     size_t len = mp__big_len(n);
-    char *p =
-        mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p = cache_take(len, len_p);
+    if (p)
+        return p;
+    *len_p = len;
+    p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
@@ -52,10 +107,24 @@ void *mp__big_alloc(size_t n)
     return a;
 }
 
-void mp__big_free(void *p, size_t n)
+void *mp__big_grow(void *p, size_t len, size_t new_n, size_t *len_p)
 {
-    if (p)
-        munmap(p, mp__big_len(n));
+    size_t new_len = mp__big_len(new_n);
+    /* the pages move with their page tables: nothing is copied or faulted */
+    char *q = mremap(p, len, new_len, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(q, new_len, MADV_HUGEPAGE);
+#endif
+    *len_p = new_len;
+    return q;
+}
+
+void mp__big_free(void *p, size_t len)
+{
+    if (p && !cache_put(p, len))
+        munmap(p, len);
 }
 
 mp_items_t *mp_items_new(void)
@@ -92,6 +161,7 @@ void mp_items_destroy(mp_items_t **l_p)
     *l_p = NULL;
 }
 
+
 static int reserve_index(mp_items_t *l, size_t extra)
 {
     if (l->cap - l->len >= extra)
@@ -107,17 +177,18 @@ static int reserve_index(mp_items_t *l, size_t extra)
         l->cap = cap;
         return 0;
     }
-    size_t *off = mp__big_alloc(cap * sizeof *off);
+    size_t len;
+    size_t *off = l->off_map ? mp__big_grow(l->off, l->off_map, cap * sizeof *off, &len)
+                             : mp__big_alloc(cap * sizeof *off, &len);
     if (!off)
         return MP_ENOMEM;
-    if (l->cap) /* entries past len may be in use: an open tuple's */
-        memcpy(off, l->off, l->cap * sizeof *off);
-    if (l->off_map)
-        mp__big_free(l->off, l->off_map);
-    else
+    if (!l->off_map) {
+        if (l->cap) /* entries past len may be in use: an open tuple's */
+            memcpy(off, l->off, l->cap * sizeof *off);
         free(l->off);
+    }
     l->off = off;
-    l->off_map = mp__big_len(cap * sizeof *off);
+    l->off_map = len;
     l->cap = l->off_map / sizeof *off;
     return 0;
 }
@@ -134,7 +205,16 @@ static int reserve_bytes(mp_items_t *l, size_t extra)
         cap *= 2;
     if (cap < BIG_BYTES)
         return mp__buf_reserve(b, extra);
-    char *p = mp__big_alloc(cap);
+    if (l->buf_map && b->data == l->buf_map) { /* this list's mapping: grown in place */
+        char *p = mp__big_grow(l->buf_map, l->buf_map_len, cap, &l->buf_map_len);
+        if (!p)
+            return MP_ENOMEM;
+        l->buf_map = b->data = p;
+        b->cap = l->buf_map_len;
+        return 0;
+    }
+    size_t len;
+    char *p = mp__big_alloc(cap, &len);
     if (!p)
         return MP_ENOMEM;
     if (b->size)
@@ -145,7 +225,7 @@ static int reserve_bytes(mp_items_t *l, size_t extra)
         free(b->data);
     mp__big_free(l->buf_map, l->buf_map_len);
     l->buf_map = p;
-    l->buf_map_len = mp__big_len(cap);
+    l->buf_map_len = len;
     b->data = p;
     b->cap = l->buf_map_len;
     b->owned = false; /* so mp__buf_release leaves it to mp_items_destroy */
@@ -297,10 +377,14 @@ int mp_items_add_ints(mp_items_t *l, const int64_t *v, size_t n)
         return l && l->tuple_left ? MP_ESTATE : MP_EINVAL;
     if (reserve_index(l, n) || reserve_bytes(l, n * 9))
         return MP_ENOMEM;
+    uint8_t *base = (uint8_t *)l->buf.data, *p = base + l->buf.size; /* room reserved */
+    size_t *off = l->off + l->len;
     for (size_t i = 0; i < n; i++) {
-        l->off[l->len++] = l->buf.size;
-        mp__w_int(&l->buf, v[i]); /* room reserved: cannot fail */
+        off[i] = (size_t)(p - base);
+        p += mp__put_int(p, v[i]);
     }
+    l->buf.size = (size_t)(p - base);
+    l->len += n;
     return 0;
 }
 
@@ -317,6 +401,19 @@ int mp_items_add_int_tuples(mp_items_t *l, const int64_t *v, size_t ntuples, siz
     if (reserve_index(l, ntuples) || reserve_bytes(l, ntuples * (5 + 9 * arity)))
         return MP_ENOMEM;
     /* room reserved: the writes below cannot fail */
+    if (arity <= 15) { /* a fixarray header: one octet */
+        uint8_t *base = (uint8_t *)l->buf.data, *p = base + l->buf.size;
+        size_t *off = l->off + l->len;
+        for (size_t t = 0; t < ntuples; t++, v += arity) {
+            off[t] = (size_t)(p - base);
+            *p++ = (uint8_t)(0x90 | arity);
+            for (size_t k = 0; k < arity; k++)
+                p += mp__put_int(p, v[k]);
+        }
+        l->buf.size = (size_t)(p - base);
+        l->len += ntuples;
+        return 0;
+    }
     for (size_t t = 0; t < ntuples; t++, v += arity) {
         l->off[l->len++] = l->buf.size;
         mp__w_array(&l->buf, arity);
@@ -399,12 +496,18 @@ int mp_items_ints(const mp_items_t *l, int64_t *out)
 {
     if (!l || (!out && l->len))
         return MP_EINVAL;
-    mp__rd_t r;
-    mp__rd_init(&r, l->buf.data, items_end(l));
+    const uint8_t *p = (const uint8_t *)l->buf.data, *end = p + items_end(l);
     for (size_t i = 0; i < l->len; i++) {
-        int rc = mp__rd_int(&r, &out[i]);
-        if (rc)
-            return rc;
+        size_t k = mp__get_int(p, (size_t)(end - p), &out[i]);
+        if (!k) { /* not an int (or one that does not fit): the reader says which */
+            mp__rd_t r;
+            mp__rd_init(&r, p, (size_t)(end - p));
+            int rc = mp__rd_int(&r, &out[i]);
+            if (rc)
+                return rc;
+            k = (size_t)(r.p - p);
+        }
+        p += k;
     }
     return 0;
 }
@@ -434,9 +537,9 @@ int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t
 /* True when the value at p is exactly n bytes of msgpack. */
 static bool one_value_of(const uint8_t *p, size_t n)
 {
-    uint8_t tag = *p;
-    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
-        return n == 1; /* fixints, nil, bools: most results */
+    size_t k = mp__scalar_len(*p); /* ints, floats, nil, bools: most results */
+    if (k)
+        return n == k;
     mp__rd_t r;
     mp__rd_init(&r, p, n);
     return mp__rd_skip(&r) == 0 && mp__rd_left(&r) == 0;

@@ -41,12 +41,16 @@ int mp__items_add_error(mp_items_t *l, const mp_task_error_t *e);
 /* Moves every error of src into dst, adding offset to their indexes. */
 int mp__items_take_errors(mp_items_t *dst, mp_items_t *src, size_t offset);
 void mp__task_error_free(mp_task_error_t *e);
-/* Large buffers (items.c): a private mapping of mp__big_len(n) bytes,
-   aligned and advised for transparent huge pages (page faults are what a
-   large buffer costs, see items.c), or NULL; freed with mp__big_free(p, n). */
-void *mp__big_alloc(size_t n);
+/* Large buffers (items.c): a private mapping of at least mp__big_len(n)
+   bytes (*len: how many), aligned and advised for transparent huge pages
+   (page faults are what a large buffer costs, see items.c), or NULL;
+   freed with mp__big_free(p, *len), which may keep it for the next one. */
+void *mp__big_alloc(size_t n, size_t *len);
 size_t mp__big_len(size_t n);
-void mp__big_free(void *p, size_t n);
+/* The mapping p of len bytes grown to hold new_n (moved, not copied; *len_p
+   its new length), or NULL (p unchanged). */
+void *mp__big_grow(void *p, size_t len, size_t new_n, size_t *len_p);
+void mp__big_free(void *p, size_t len);
 int mp__task_error_copy(mp_task_error_t *dst, const mp_task_error_t *src);
 
 #endif

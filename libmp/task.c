@@ -140,8 +140,8 @@ int64_t mp_task_int(mp_task_t *t, size_t i)
 {
     mp__rd_t r;
     int64_t v;
-    if (i < t->argc && t->args[i].n && t->args[i].p[0] <= 0x7f) /* fixint */
-        return t->args[i].p[0];
+    if (i < t->argc && mp__get_int(t->args[i].p, t->args[i].n, &v)) /* the common case */
+        return v;
     if (!arg_reader(t, i, &r, "int"))
         return 0;
     if (mp__rd_int(&r, &v) == 0)
@@ -334,6 +334,12 @@ int mp_task_return_bool(mp_task_t *t, bool v)
 
 int mp_task_return_int(mp_task_t *t, int64_t v)
 {
+    mp__buf_t *out = t->out;
+    if (!t->returned && out->cap - out->size >= 9) { /* room: no call that can fail */
+        t->returned = true;
+        out->size += mp__put_int((uint8_t *)out->data + out->size, v);
+        return 0;
+    }
     RETURN_WITH(t, mp__w_int(b, v));
 }
 
@@ -474,7 +480,10 @@ static int next_item(mp_task_t *t, int mode, mp__rd_t *r)
 {
     const uint8_t *start = r->p;
     if (mode == MPP_MODE_MAP) {
-        if (mp__rd_skip(r))
+        size_t k = r->p < r->end ? mp__scalar_len(*r->p) : 0; /* an int, most often */
+        if (k && k <= mp__rd_left(r))
+            r->p += k;
+        else if (mp__rd_skip(r))
             return MP_EBADMSG;
         if (reserve_args(t, 1))
             return MP_ENOMEM;
@@ -493,8 +502,9 @@ static int next_item(mp_task_t *t, int mode, mp__rd_t *r)
         return MP_ENOMEM;
     for (size_t i = 0; i < argc; i++) {
         const uint8_t *m = r->p;
-        if (r->p < r->end && (*r->p <= 0x7f || *r->p >= 0xe0)) /* positive or negative fixint */
-            r->p++;
+        size_t k = r->p < r->end ? mp__scalar_len(*r->p) : 0; /* an int, most often */
+        if (k && k <= mp__rd_left(r))
+            r->p += k;
         else if (mp__rd_skip(r))
             return MP_EBADMSG;
         t->args[i] = (span_t){m, (size_t)(r->p - m)};

@@ -187,6 +187,116 @@ static inline int mp__w_bin(mp__buf_t *b, const void *p, size_t n)
     return rc ? rc : mp__w_raw(b, p, n);
 }
 
+/* ---- ints without a buffer: the hot loops of maps --------------------------- */
+
+static inline uint64_t mp__be(uint64_t v, int width)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return width == 2 ? __builtin_bswap16((uint16_t)v)
+           : width == 4 ? __builtin_bswap32((uint32_t)v)
+                        : __builtin_bswap64(v);
+#else
+    (void)width;
+    return v;
+#endif
+}
+
+static inline size_t mp__put_tagged(uint8_t *p, uint8_t tag, uint64_t v, int width)
+{
+    p[0] = tag;
+    if (width == 1) {
+        p[1] = (uint8_t)v;
+    } else if (width == 2) {
+        uint16_t b = (uint16_t)mp__be(v, 2);
+        memcpy(p + 1, &b, 2);
+    } else if (width == 4) {
+        uint32_t b = (uint32_t)mp__be(v, 4);
+        memcpy(p + 1, &b, 4);
+    } else {
+        uint64_t b = mp__be(v, 8);
+        memcpy(p + 1, &b, 8);
+    }
+    return (size_t)width + 1;
+}
+
+/* Writes v at p (room for 9 octets) exactly as mp__w_int does; returns how
+   many octets. */
+static inline size_t mp__put_int(uint8_t *p, int64_t v)
+{
+    if (v >= 0) {
+        uint64_t u = (uint64_t)v;
+        if (u <= 0x7f) {
+            p[0] = (uint8_t)u;
+            return 1;
+        }
+        return u <= 0xff         ? mp__put_tagged(p, 0xcc, u, 1)
+               : u <= 0xffff     ? mp__put_tagged(p, 0xcd, u, 2)
+               : u <= 0xffffffff ? mp__put_tagged(p, 0xce, u, 4)
+                                 : mp__put_tagged(p, 0xcf, u, 8);
+    }
+    if (v >= -32) {
+        p[0] = (uint8_t)(int8_t)v;
+        return 1;
+    }
+    return v >= INT8_MIN    ? mp__put_tagged(p, 0xd0, (uint64_t)v, 1)
+           : v >= INT16_MIN ? mp__put_tagged(p, 0xd1, (uint64_t)v, 2)
+           : v >= INT32_MIN ? mp__put_tagged(p, 0xd2, (uint64_t)v, 4)
+                            : mp__put_tagged(p, 0xd3, (uint64_t)v, 8);
+}
+
+/* Reads an int of n octets or fewer at p as mp__rd_int would; returns its
+   length, or 0 when there is none that fits int64 there (the caller asks
+   mp__rd_int for the error). */
+static inline size_t mp__get_int(const uint8_t *p, size_t n, int64_t *v)
+{
+    if (n == 0)
+        return 0;
+    uint8_t t = p[0];
+    if (t <= 0x7f || t >= 0xe0) {
+        *v = t <= 0x7f ? (int64_t)t : (int64_t)(int8_t)t;
+        return 1;
+    }
+    if (t < 0xcc || t > 0xd3)
+        return 0;
+    int width = 1 << ((t - 0xcc) & 3);
+    if (n < (size_t)width + 1)
+        return 0;
+    uint64_t u = 0;
+    if (width == 1) {
+        u = p[1];
+    } else if (width == 2) {
+        uint16_t b;
+        memcpy(&b, p + 1, 2);
+        u = mp__be(b, 2);
+    } else if (width == 4) {
+        uint32_t b;
+        memcpy(&b, p + 1, 4);
+        u = mp__be(b, 4);
+    } else {
+        memcpy(&u, p + 1, 8);
+        u = mp__be(u, 8);
+    }
+    if (t <= 0xcf) {
+        if (u > (uint64_t)INT64_MAX)
+            return 0;
+        *v = (int64_t)u;
+    } else {
+        *v = width == 8 ? (int64_t)u : (int64_t)(u << (64 - 8 * width)) >> (64 - 8 * width);
+    }
+    return (size_t)width + 1;
+}
+
+/* Length of a value from its first octet when that decides it (fixints,
+   nil, bools, ints, floats); 0 for everything else. */
+static inline size_t mp__scalar_len(uint8_t t)
+{
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+        return 1;
+    if (t >= 0xcc && t <= 0xd3)
+        return (size_t)(1 << ((t - 0xcc) & 3)) + 1;
+    return t == 0xca ? 5 : t == 0xcb ? 9 : 0;
+}
+
 /* ---- reader ---------------------------------------------------------------- */
 
 typedef struct {
