@@ -59,10 +59,9 @@ struct chunk {
     zmq_msg_t items; /* empty when shm */
     zmq_msg_t init;
     /* the items are in the embedded pool's input ring (poolshm.h): count
-       values at arena offset shm_pos, shm_len bytes, item offsets at
-       shm_offs */
+       values at arena offset shm_pos, shm_len bytes */
     bool shm;
-    uint64_t shm_pos, shm_len, shm_offs;
+    uint64_t shm_pos, shm_len;
     bool has_init;
     chunk_t *next, *prev; /* in the client's chunk list */
 };
@@ -529,24 +528,33 @@ static peer_t *pick_worker(mp_broker_t *b, const char *name)
 
 static void worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts);
 
-/* Where unit u's items are in the pool's input ring: [*pos, *pos + *len)
-   by the chunk's offsets, checked. by_ref: *frame is an empty frame;
-   otherwise the items are copied into *frame as an items frame. 0,
-   MP_EBADMSG (offsets out of order or range), MP_ENOMEM. */
+/* Where unit u's items are in the pool's input ring: [*pos, *pos + *len),
+   the whole chunk or, after a split, the items found by skipping values
+   (a split is rare: a LOST). by_ref: *frame is an empty frame; otherwise
+   the items are copied into *frame as an items frame. 0, MP_EBADMSG (not
+   count values there), MP_ENOMEM. */
 static int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint64_t *len,
                      zmq_msg_t *frame)
 {
     chunk_t *ch = u->chunk;
-    const uint32_t *offs =
-        (const uint32_t *)mp__pshm_in_at(b->shm, ch->shm_offs, (uint64_t)ch->count * 4);
-    if (!offs)
+    const char *items = mp__pshm_in_at(b->shm, ch->shm_pos, ch->shm_len);
+    if (!items)
         return MP_EBADMSG;
-    uint64_t start = offs[u->base];
-    uint64_t end = u->base + u->count < ch->count ? offs[u->base + u->count] : ch->shm_len;
-    if (start > end || end > ch->shm_len || (u->base == 0 && start != 0))
-        return MP_EBADMSG;
-    *pos = ch->shm_pos + start;
-    *len = end - start;
+    *pos = ch->shm_pos;
+    *len = ch->shm_len;
+    if (u->base != 0 || u->count != ch->count) {
+        mp__rd_t r;
+        mp__rd_init(&r, items, ch->shm_len);
+        const uint8_t *start = r.p;
+        for (size_t i = 0; i < u->base + u->count; i++) {
+            if (i == u->base)
+                start = r.p;
+            if (mp__rd_skip(&r))
+                return MP_EBADMSG;
+        }
+        *pos = ch->shm_pos + (uint64_t)(start - (const uint8_t *)items);
+        *len = (uint64_t)(r.p - start);
+    }
     if (by_ref) {
         zmq_msg_init(frame);
         return 0;
@@ -583,7 +591,7 @@ static void dispatch(mp_broker_t *b)
                                    rc == MP_ENOMEM ? MPP_KIND_WORKER_LOST : MPP_KIND_BADARGS,
                                    rc == MP_ENOMEM ? MP_EWORKERLOST : MP_EBADARGS,
                                    rc == MP_ENOMEM ? "broker out of memory"
-                                                   : "malformed item offsets in the pool's ring");
+                                                   : "malformed items in the pool's ring");
                 unit_free(b, u);
                 continue;
             }
@@ -753,16 +761,16 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     else if (m->n != 5 && m->n != 6)
         why = "wrong number of frames";
     size_t k;
-    uint64_t shm[3] = {0, 0, 0};
+    uint64_t shm[2] = {0, 0};
     bool by_shm = !why && n >= 5;
-    if (by_shm) { /* [pos len offs]: the items are in the pool's ring */
+    if (by_shm) { /* [pos len]: the items are in the pool's ring */
         if (!b->shm)
             why = "items in shared memory, but this broker has none";
-        else if (mp__rd_array(r, &k) || k < 3 || mp__rd_uint(r, &shm[0]) ||
-                 mp__rd_uint(r, &shm[1]) || mp__rd_uint(r, &shm[2]))
+        else if (mp__rd_array(r, &k) || k < 2 || mp__rd_uint(r, &shm[0]) ||
+                 mp__rd_uint(r, &shm[1]))
             why = "bad shm item";
-        else if (!mp__pshm_in_at(b->shm, shm[0], shm[1]) || shm[2] % 4 ||
-                 !mp__pshm_in_at(b->shm, shm[2], count * 4) || mpp_size(m, 4) != 0)
+        else if (!mp__pshm_in_at(b->shm, shm[0], shm[1]) || shm[1] < count ||
+                 mpp_size(m, 4) != 0)
             why = "shm item out of range";
     } else if (!why) {
         mp__rd_t ir;
@@ -807,7 +815,6 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     ch->shm = by_shm;
     ch->shm_pos = shm[0];
     ch->shm_len = shm[1];
-    ch->shm_offs = shm[2];
     zmq_msg_init(&ch->items);
     zmq_msg_move(&ch->items, &m->f[4]);
     if (m->n == 6) {

@@ -167,8 +167,41 @@ static void place_frames(const mp_async_t *job, size_t at, size_t count, const z
     }
 }
 
-static void held_free(held_t *h)
+/* Appends a piece whose values are in an output ring, as place_frames
+   appends a frame's. */
+static void place_ring(const mp_async_t *job, size_t at, size_t count, const char *vals,
+                       size_t vsize, const zmq_msg_t *errors)
 {
+    map_out_t *o = job->out;
+    mp_items_t *errs = NULL;
+    int rc = 0;
+    if (errors) {
+        errs = mp_items_new();
+        rc = errs ? mp__pool_decode_errors(errs, job->name, zmq_msg_data((zmq_msg_t *)errors),
+                                           zmq_msg_size((zmq_msg_t *)errors), at)
+                  : MP_ENOMEM;
+    }
+    if (!rc) {
+        reserve_all(job, vsize, count);
+        rc = mp__items_append_packed(o->list, vals, vsize, count);
+    }
+    if (!rc && errs && mp__items_take_errors(o->list, errs, 0))
+        o->failed = true;
+    mp_items_destroy(&errs);
+    if (rc == MP_EBADMSG) {
+        mp_items_t *failed = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
+                                                   "malformed result in shared memory");
+        place_items(o, at, failed);
+        mp_items_destroy(&failed);
+    } else if (rc) {
+        o->failed = true;
+    }
+}
+
+static void held_free(const mp_async_t *job, held_t *h)
+{
+    if (h->ring_vals) /* the executor may write there again */
+        mp__pshm_out_release(job->pool->shm, h->slot, h->ring_at);
     if (!h->items) {
         zmq_msg_close(&h->values);
         if (h->has_errors)
@@ -197,9 +230,12 @@ static void place_held(const mp_async_t *job)
         o->held = h->next;
         if (h->items)
             place_items(o, h->at, h->items);
+        else if (h->ring_vals)
+            place_ring(job, h->at, h->count, h->ring_vals, h->vsize,
+                       h->has_errors ? &h->errors : NULL);
         else
             place_frames(job, h->at, h->count, &h->values, h->has_errors ? &h->errors : NULL);
-        held_free(h);
+        held_free(job, h);
     }
 }
 
@@ -256,37 +292,43 @@ void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items)
 }
 
 void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const char *vals,
-                              size_t vsize, const uint32_t *offs, const zmq_msg_t *errors)
+                              size_t vsize, zmq_msg_t *errors, int slot, uint64_t ring_at)
 {
     map_out_t *o = job->out;
-    bool direct = at == o->list->len;
-    mp_items_t *dst = direct ? o->list : mp_items_new(), *errs = NULL;
-    int rc = dst ? 0 : MP_ENOMEM;
-    if (!rc && errors) { /* indexes: the map's when in place, the piece's when held */
-        errs = mp_items_new();
-        rc = errs ? mp__pool_decode_errors(errs, job->name, zmq_msg_data((zmq_msg_t *)errors),
-                                           zmq_msg_size((zmq_msg_t *)errors), direct ? at : 0)
-                  : MP_ENOMEM;
-    }
-    if (!rc && direct)
-        reserve_all(job, vsize, count);
-    if (!rc)
-        rc = mp__items_append_indexed(dst, vals, vsize, offs, count);
-    if (!rc && errs && mp__items_take_errors(dst, errs, 0))
-        o->failed = true;
-    mp_items_destroy(&errs);
-    if (!direct && rc)
-        mp_items_destroy(&dst);
-    if (rc == MP_EBADMSG)
-        mp__pool_map_result_items(job, at,
-                                  mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
-                                                        "malformed result in shared memory"));
-    else if (rc)
-        o->failed = true;
-    else if (direct)
+    if (at == o->list->len) {
+        place_ring(job, at, count, vals, vsize, errors);
         place_held(job);
-    else
-        mp__pool_map_result_items(job, at, dst); /* held until the pieces before it come */
+        return;
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (h && mp__pshm_out_hold(job->pool->shm, slot, ring_at)) {
+        *h = (held_t){.at = at, .count = count, .ring_vals = vals, .vsize = vsize, .slot = slot,
+                      .ring_at = ring_at};
+        zmq_msg_init(&h->values);
+        if (errors) {
+            zmq_msg_init(&h->errors);
+            zmq_msg_move(&h->errors, errors);
+            h->has_errors = true;
+        }
+        hold(o, h);
+        return;
+    }
+    free(h);
+    /* the ring holds as many as it may: copied out into a list of its own */
+    mp_items_t *items = mp_items_new();
+    int rc = items ? mp__items_append_packed(items, vals, vsize, count) : MP_ENOMEM;
+    if (!rc && errors)
+        rc = mp__pool_decode_errors(items, job->name, zmq_msg_data(errors), zmq_msg_size(errors), 0);
+    if (rc) {
+        mp_items_destroy(&items);
+        if (rc != MP_EBADMSG) {
+            o->failed = true;
+            return;
+        }
+        items = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
+                                      "malformed result in shared memory");
+    }
+    mp__pool_map_result_items(job, at, items);
 }
 
 /* Every item of the map has answered: its list becomes the results. */
@@ -296,7 +338,7 @@ static void map_finish(mp_async_t *job)
     while (o->held) { /* only after running out of memory */
         held_t *h = o->held;
         o->held = h->next;
-        held_free(h);
+        held_free(job, h);
     }
     if (o->failed || o->list->len != job->total) /* report every item failed rather than hang */
         mp_items_destroy(&o->list);
@@ -485,7 +527,7 @@ void mp__pool_job_unref(mp_async_t *job)
         while (job->out->held) {
             held_t *h = job->out->held;
             job->out->held = h->next;
-            held_free(h);
+            held_free(job, h);
         }
         mp_items_destroy(&job->out->list);
         if (job->out->send)

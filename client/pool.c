@@ -212,10 +212,9 @@ static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     mp__w_uint(&h, mode);
     mp__w_uint(&h, c->count);
     if (c->shm_in) {
-        mp__w_array(&h, 3);
+        mp__w_array(&h, 2);
         mp__w_uint(&h, c->in.pos);
         mp__w_uint(&h, c->in.len);
-        mp__w_uint(&h, c->in.offs);
     }
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
@@ -335,20 +334,14 @@ static void sendbuf_release(mp_async_t *job)
     }
 }
 
-/* A map chunk's items [a, b) of src into the input ring, when it has room:
-   the values as they are and each one's offset. */
-static bool ring_items(mp_pool_t *pool, chunk_t *c, const mp_items_t *src, size_t a, size_t b,
-                       const char *data, size_t size)
+/* A map chunk's items (size bytes at data) into the input ring, when it
+   has room. */
+static bool ring_items(mp_pool_t *pool, chunk_t *c, const char *data, size_t size)
 {
     char *items;
-    uint32_t *offs;
-    if (!pool->shm || !is_map(c) || size > UINT32_MAX ||
-        !mp__pshm_in_alloc(pool->shm, size, b - a, &c->in, &items, &offs))
+    if (!pool->shm || !is_map(c) || !mp__pshm_in_alloc(pool->shm, size, &c->in, &items))
         return false;
     memcpy(items, data, size);
-    size_t first = src->off[a];
-    for (size_t i = a; i < b; i++)
-        offs[i - a] = (uint32_t)(src->off[i] - first);
     c->shm_in = true;
     return true;
 }
@@ -361,7 +354,7 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     size_t size;
     mp__items_span(src, a, b, &data, &size);
     zmq_msg_t frame;
-    if (ring_items(pool, c, src, a, b, data, size)) {
+    if (ring_items(pool, c, data, size)) {
         zmq_msg_init(&frame);
         int rc = send_frame(pool, c, name, mode, &frame);
         if (rc) {
@@ -690,16 +683,16 @@ static void pump(mp_pool_t *pool, ready_t *ready)
 /* ---- receiving ------------------------------------------------------------------- */
 
 static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t base,
-                            uint64_t count, uint64_t nerrors, bool in_ring, const char *at,
-                            uint64_t vsize, ready_t *ready);
+                            uint64_t count, uint64_t nerrors, const uint64_t *ring, const char *at,
+                            ready_t *ready);
 
 /* A RESULT whose values are in an executor's output ring ([slot at vsize]
    in its header): where they are, checked, or NULL. */
-static const char *ring_values(mp_pool_t *pool, const uint64_t ring[3], uint64_t count)
+static const char *ring_values(mp_pool_t *pool, const uint64_t ring[3])
 {
-    if (!pool->shm || count > UINT32_MAX || ring[0] > INT32_MAX || ring[2] > UINT32_MAX)
+    if (!pool->shm || ring[0] > INT32_MAX || ring[2] > UINT32_MAX)
         return NULL;
-    return mp__pshm_out_at(pool->shm, (int)ring[0], ring[1], mp__pshm_reply_len(count, ring[2]));
+    return mp__pshm_out_at(pool->shm, (int)ring[0], ring[1], mp__pshm_reply_len(ring[2]));
 }
 
 static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready)
@@ -714,20 +707,22 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
         return;
     }
     bool in_ring = n >= 5;
-    const char *at = in_ring ? ring_values(pool, ring, count) : NULL;
-    on_result_piece(pool, m, id, base, count, nerrors, in_ring, at, in_ring ? ring[2] : 0, ready);
+    const char *at = in_ring ? ring_values(pool, ring) : NULL;
+    on_result_piece(pool, m, id, base, count, nerrors, in_ring ? ring : NULL, at, ready);
     if (in_ring && pool->shm && ring[0] <= INT32_MAX) /* copied out, or not ours: the
                                                          executor may write there again */
         mp__pshm_out_consume(pool->shm, (int)ring[0],
-                             ring[1] + mp__pshm_reply_len(count, ring[2]));
+                             ring[1] + mp__pshm_reply_len(ring[2]));
 }
 
-/* One RESULT's piece of chunk id: values in frame 3, or in an output ring
-   (in_ring: at, NULL when the ring's numbers were wrong). */
+/* One RESULT's piece of chunk id: values in frame 3, or, when ring is not
+   NULL ([slot at vsize]), in an output ring at `at` (NULL when the ring's
+   numbers were wrong). */
 static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t base,
-                            uint64_t count, uint64_t nerrors, bool in_ring, const char *at,
-                            uint64_t vsize, ready_t *ready)
+                            uint64_t count, uint64_t nerrors, const uint64_t *ring, const char *at,
+                            ready_t *ready)
 {
+    bool in_ring = ring != NULL;
     chunk_t *c = chunk_take(pool, id, false);
     if (!c || base + count > c->count || c->received + count > c->count)
         return; /* not ours (any more), or a duplicate */
@@ -744,9 +739,8 @@ static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t
             mp__pool_map_result(c->job, c->first + base, count, &m->f[3],
                                 nerrors ? &m->f[4] : NULL);
         else if (at)
-            mp__pool_map_result_ring(c->job, c->first + base, count,
-                                     at + mp__pshm_reply_len(count, 0), vsize,
-                                     (const uint32_t *)at, nerrors ? &m->f[4] : NULL);
+            mp__pool_map_result_ring(c->job, c->first + base, count, at, ring[2],
+                                     nerrors ? &m->f[4] : NULL, (int)ring[0], ring[1]);
         else
             mp__pool_map_result_items(c->job, c->first + base,
                                       mp__pool_failed_items(c->job->name, count, 0, MP_EBADREQUEST,

@@ -54,6 +54,12 @@ typedef struct held {
     zmq_msg_t values, errors;
     bool has_errors;
     mp_items_t *items; /* instead of the frames: failures made here */
+    /* instead of the values frame: a reply left in an executor's output
+       ring (mp__pshm_out_hold), read when its turn comes */
+    const char *ring_vals;
+    size_t vsize;
+    int slot;
+    uint64_t ring_at;
     struct held *next;
 } held_t;
 
@@ -219,12 +225,14 @@ void mp__pool_map_result(mp_async_t *job, size_t at, size_t count, zmq_msg_t *va
                          zmq_msg_t *errors);
 /* The same for a list of results made here (failures). Takes items. */
 void mp__pool_map_result_items(mp_async_t *job, size_t at, mp_items_t *items);
-/* A RESULT piece whose values are in an executor's output ring: count
-   values (vsize bytes at vals, each one's offset in offs), copied out
-   before this returns (the caller then consumes the ring), checked as
-   mp__pool_map_result checks its frame. */
+/* A RESULT piece whose values are in an executor's output ring (slot, at
+   ring_at): count values, vsize bytes at vals, checked as
+   mp__pool_map_result checks its frame. Copied into the results at once
+   when every piece before it is there; otherwise left in the ring, held
+   (mp__pshm_out_hold), until they are. The caller consumes the ring
+   after this returns. */
 void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const char *vals,
-                              size_t vsize, const uint32_t *offs, const zmq_msg_t *errors);
+                              size_t vsize, zmq_msg_t *errors, int slot, uint64_t ring_at);
 /* A map chunk whose pieces all went through mp__pool_map_result is whole. */
 void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, mp_async_t ***ready, size_t *nready,
                              size_t *readycap);

@@ -518,55 +518,26 @@ int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t
         return MP_ESTATE;
     if (reserve_index(l, count) || reserve_bytes(l, size))
         return MP_ENOMEM;
+    /* copied first, then checked and indexed in one pass: what is checked is
+       what the list keeps, whatever the source (shared memory) does */
     size_t base = l->buf.size;
-    mp__rd_t r;
-    mp__rd_init(&r, data, size);
-    for (size_t i = 0; i < count; i++) {
-        l->off[l->len + i] = base + (size_t)(r.p - (const uint8_t *)data);
-        if (mp__rd_skip(&r))
-            return MP_EBADMSG;
-    }
-    if (mp__rd_left(&r))
-        return MP_EBADMSG;
-    memcpy(l->buf.data + base, data, size);
-    l->buf.size += size;
-    l->len += count;
-    return 0;
-}
-
-/* True when the value at p is exactly n bytes of msgpack. */
-static bool one_value_of(const uint8_t *p, size_t n)
-{
-    size_t k = mp__scalar_len(*p); /* ints, floats, nil, bools: most results */
-    if (k)
-        return n == k;
-    mp__rd_t r;
-    mp__rd_init(&r, p, n);
-    return mp__rd_skip(&r) == 0 && mp__rd_left(&r) == 0;
-}
-
-int mp__items_append_indexed(mp_items_t *l, const void *data, size_t size, const uint32_t *offs,
-                             size_t count)
-{
-    if (l->tuple_left)
-        return MP_ESTATE;
-    if ((count == 0) != (size == 0))
-        return MP_EBADMSG;
-    if (reserve_index(l, count) || reserve_bytes(l, size))
-        return MP_ENOMEM;
-    /* copied first, then checked: what is checked is what the list keeps,
-       whatever the source does meanwhile */
-    size_t base = l->buf.size;
-    const uint8_t *p = (const uint8_t *)memcpy(l->buf.data + base, data, size);
+    const uint8_t *start = memcpy(l->buf.data + base, data, size), *p = start, *end = start + size;
     size_t *off = l->off + l->len;
-    size_t at = 0;
     for (size_t i = 0; i < count; i++) {
-        size_t start = offs[i], end = i + 1 < count ? offs[i + 1] : size;
-        if (start != at || end <= start || end > size || !one_value_of(p + start, end - start))
+        off[i] = base + (size_t)(p - start);
+        size_t k = p < end ? mp__scalar_len(*p) : 0; /* ints, most often */
+        if (k && k <= (size_t)(end - p)) {
+            p += k;
+            continue;
+        }
+        mp__rd_t r;
+        mp__rd_init(&r, p, (size_t)(end - p));
+        if (mp__rd_skip(&r))
             return MP_EBADMSG; /* nothing committed: len and size unchanged */
-        off[i] = base + start;
-        at = end;
+        p = r.p;
     }
+    if (p != end)
+        return MP_EBADMSG;
     l->buf.size += size;
     l->len += count;
     return 0;

@@ -23,11 +23,6 @@ struct mp_items {
 /* Appends count values already encoded back to back in data[0..size),
    validating each. 0, MP_EBADMSG (not exactly count values), MP_ENOMEM. */
 int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t count);
-/* As mp__items_append_packed, with each value's offset in data given
-   (offs[0] = 0, ascending): the values are checked against their offsets,
-   not searched for. 0, MP_EBADMSG, MP_ENOMEM. */
-int mp__items_append_indexed(mp_items_t *l, const void *data, size_t size, const uint32_t *offs,
-                             size_t count);
 /* Appends every item of src (already validated: it is a list) to dst with
    one copy and no re-parsing; errors are not moved. 0 or MP_ENOMEM. */
 int mp__items_concat(mp_items_t *dst, const mp_items_t *src);

@@ -15,6 +15,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 #define IN_RANGES 1024              /* input ranges live at once */
+#define HOLD_MAX 64                 /* replies the pool keeps in one ring */
 
 typedef struct {
     _Alignas(64) uint64_t head; /* written by the slot's executor */
@@ -53,7 +54,14 @@ struct mp__pshm {
        in one madvise call ~1 us each; the rings restart at their start,
        so this ends at the most a ring has held at once. */
     uint64_t in_mapped;
-    uint64_t out_mapped[];
+    /* the pool's view of each output ring: the end of the latest reply it
+       has seen, and the replies it keeps there unread (mp__pshm_out_hold) */
+    struct pool_slot {
+        uint64_t mapped; /* as in_mapped */
+        uint64_t seen;
+        uint64_t held[HOLD_MAX];
+        int nheld;
+    } out[];
 };
 
 /* Maps [*mapped, upto) of the ring at base ahead of use (rounded up to
@@ -85,7 +93,7 @@ mp__pshm_t *mp__pshm_new(int nslots, size_t in_cap, size_t out_cap)
 {
     if (nslots <= 0 || nslots > 1024 || in_cap == 0 || out_cap == 0)
         return NULL;
-    mp__pshm_t *s = calloc(1, sizeof *s + (size_t)nslots * sizeof(uint64_t));
+    mp__pshm_t *s = calloc(1, sizeof *s + (size_t)nslots * sizeof(struct pool_slot));
     if (!s)
         return NULL;
     size_t hdr = page_round(sizeof(header_t) + (size_t)nslots * sizeof(slot_t));
@@ -156,10 +164,9 @@ const char *mp__pshm_in_read(mp__pshm_t *s, uint64_t off, uint64_t len)
 
 /* ---- the input ring ------------------------------------------------------------ */
 
-bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, size_t count, mp__pshm_in_t *r, char **items,
-                       uint32_t **offs)
+bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, mp__pshm_in_t *r, char **items)
 {
-    uint64_t cap = s->h->in_cap, need = round8(bytes) + round8((uint64_t)count * 4);
+    uint64_t cap = s->h->in_cap, need = round8(bytes);
     if (need > cap || s->n == IN_RANGES)
         return false;
     if (s->n == 0) /* empty: start again at the beginning, on pages already touched */
@@ -175,9 +182,8 @@ bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, size_t count, mp__pshm_in_t 
     s->n++;
     uint64_t off = s->h->in_off + start % cap;
     populate(s->base + s->h->in_off, cap, &s->in_mapped, start % cap + need, MADV_POPULATE_WRITE);
-    *r = (mp__pshm_in_t){off, bytes, off + round8(bytes), ticket};
+    *r = (mp__pshm_in_t){off, bytes, ticket};
     *items = s->base + r->pos;
-    *offs = (uint32_t *)(s->base + r->offs);
     return true;
 }
 
@@ -238,7 +244,7 @@ bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *
     }
     /* mapped ahead: what a reply as large as the room asked for times 4 takes */
     uint64_t want = head % cap + (uint64_t)need * 4;
-    populate(ring(s, slot), cap, &s->out_mapped[slot], want < cap ? want : cap,
+    populate(ring(s, slot), cap, &s->out[slot].mapped, want < cap ? want : cap,
              MADV_POPULATE_WRITE);
     *o = (mp__pshm_out_t){slot, head, ring(s, slot) + head % cap, (size_t)room, from};
     return true;
@@ -265,17 +271,52 @@ const char *mp__pshm_out_at(mp__pshm_t *s, int slot, uint64_t at, uint64_t len)
     uint64_t tail = __atomic_load_n(&sl->tail, __ATOMIC_RELAXED);
     if (at < tail || at > head || len > head - at || at % h->out_cap + len > h->out_cap)
         return NULL;
-    populate(ring(s, slot), h->out_cap, &s->out_mapped[slot], at % h->out_cap + len,
+    populate(ring(s, slot), h->out_cap, &s->out[slot].mapped, at % h->out_cap + len,
              MADV_POPULATE_READ);
     return ring(s, slot) + at % h->out_cap;
+}
+
+/* Publishes what the pool is done with in slot: up to the oldest reply it
+   still holds, or everything it has seen. */
+static void publish(mp__pshm_t *s, int slot)
+{
+    struct pool_slot *ps = &s->out[slot];
+    uint64_t end = ps->seen;
+    for (int i = 0; i < ps->nheld; i++)
+        if (ps->held[i] < end)
+            end = ps->held[i];
+    slot_t *sl = &s->h->slots[slot];
+    if (end > __atomic_load_n(&sl->tail, __ATOMIC_RELAXED) &&
+        end <= __atomic_load_n(&sl->head, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&sl->tail, end, __ATOMIC_RELEASE);
 }
 
 void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end)
 {
     if (slot < 0 || (uint32_t)slot >= s->h->nslots)
         return;
-    slot_t *sl = &s->h->slots[slot];
-    if (end > __atomic_load_n(&sl->tail, __ATOMIC_RELAXED) &&
-        end <= __atomic_load_n(&sl->head, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&sl->tail, end, __ATOMIC_RELEASE);
+    if (end > s->out[slot].seen)
+        s->out[slot].seen = end;
+    publish(s, slot);
+}
+
+bool mp__pshm_out_hold(mp__pshm_t *s, int slot, uint64_t at)
+{
+    if (slot < 0 || (uint32_t)slot >= s->h->nslots || s->out[slot].nheld == HOLD_MAX)
+        return false;
+    s->out[slot].held[s->out[slot].nheld++] = at;
+    return true;
+}
+
+void mp__pshm_out_release(mp__pshm_t *s, int slot, uint64_t at)
+{
+    if (slot < 0 || (uint32_t)slot >= s->h->nslots)
+        return;
+    struct pool_slot *ps = &s->out[slot];
+    for (int i = 0; i < ps->nheld; i++)
+        if (ps->held[i] == at) {
+            ps->held[i] = ps->held[--ps->nheld];
+            publish(s, slot);
+            return;
+        }
 }

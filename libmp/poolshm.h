@@ -7,11 +7,11 @@
     area holds:
 
       - the input ring, written by the pool's I/O thread only: a chunk's
-        items (msgpack values back to back) and a u32 offset per item;
-        executors and the embedded broker read it. Ranges are taken in
+        items (msgpack values back to back); executors and the embedded
+        broker read it. Ranges are taken in
         order and given back in any order (mp__pshm_in_alloc/_in_free).
       - one output ring per executor slot, written by that slot's executor
-        only: a reply's u32 offsets then its values. The pool reads a reply
+        only: a reply's values back to back. The pool reads a reply
         when its RESULT arrives, then publishes how far it has consumed
         (mp__pshm_out_consume); the executor writes only over consumed
         bytes. Replies of one slot reach the pool in the order they were
@@ -58,15 +58,12 @@ const char *mp__pshm_in_read(mp__pshm_t *s, uint64_t off, uint64_t len);
 typedef struct {
     uint64_t pos;  /* arena offset of the items */
     uint64_t len;  /* their bytes */
-    uint64_t offs; /* arena offset of count u32 offsets, relative to pos */
     uint32_t ticket;
 } mp__pshm_in_t;
 
-/* Takes room for bytes of items and count offsets; false when the ring has
-   no room now (the caller sends inline). *items and *offs are where to
-   write them. */
-bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, size_t count, mp__pshm_in_t *r, char **items,
-                       uint32_t **offs);
+/* Takes room for bytes of items; false when the ring has no room now (the
+   caller sends inline). *items is where to write them. */
+bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, mp__pshm_in_t *r, char **items);
 /* Gives a range back (in any order). */
 void mp__pshm_in_free(mp__pshm_t *s, const mp__pshm_in_t *r);
 /* Bytes of the input ring in use (tests). */
@@ -76,8 +73,8 @@ size_t mp__pshm_in_used(const mp__pshm_t *s);
 
 typedef struct {
     int slot;
-    uint64_t at; /* ring position of the offsets */
-    char *base;  /* where the offsets start */
+    uint64_t at; /* ring position of the reply */
+    char *base;  /* where it starts */
     size_t room; /* contiguous bytes from base */
     uint64_t from; /* the head before (private to poolshm.c) */
 } mp__pshm_out_t;
@@ -91,13 +88,20 @@ void mp__pshm_out_commit(mp__pshm_t *s, const mp__pshm_out_t *o, size_t used);
    lies inside what the executor published and was not consumed; NULL
    otherwise. */
 const char *mp__pshm_out_at(mp__pshm_t *s, int slot, uint64_t at, uint64_t len);
-/* The pool is done with everything of slot before end. */
+/* The pool has seen every reply of slot before end: the executor may write
+   there again, but for the replies the pool holds. */
 void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end);
+/* The pool keeps the reply at `at` of slot in the ring to read it later
+   (a map's piece that came before the pieces ahead of it): until
+   mp__pshm_out_release, consuming stops there. false when it already
+   holds as many as it may (it copies the reply out instead). */
+bool mp__pshm_out_hold(mp__pshm_t *s, int slot, uint64_t at);
+void mp__pshm_out_release(mp__pshm_t *s, int slot, uint64_t at);
 
-/* Bytes a reply of count items and vsize bytes of values occupies. */
-static inline uint64_t mp__pshm_reply_len(uint64_t count, uint64_t vsize)
+/* Bytes a reply of vsize bytes of values occupies in its ring. */
+static inline uint64_t mp__pshm_reply_len(uint64_t vsize)
 {
-    return ((count * 4 + 7) & ~(uint64_t)7) + ((vsize + 7) & ~(uint64_t)7);
+    return (vsize + 7) & ~(uint64_t)7;
 }
 
 /* ---- the embedded pool's worker and broker -------------------------------- */

@@ -515,6 +515,8 @@ static int next_item(mp_task_t *t, int mode, mp__rd_t *r)
 
 /* Runs fn on one item whose arguments next_item read (split: what it
    returned); on return the item's value or failure is recorded. */
+static int end_item(mp__chunk_t *c, mp_task_t *t, size_t index, int ret);
+
 static int run_item(mp__chunk_t *c, mp_task_t *t, mp_task_fn fn, size_t index, int split)
 {
     t->out_start = c->values->size;
@@ -523,6 +525,12 @@ static int run_item(mp__chunk_t *c, mp_task_t *t, mp_task_fn fn, size_t index, i
         bad_arg(t, "%s: starmap item is not an argument tuple (array)", t->name);
     else
         ret = fn(t);
+    return end_item(c, t, index, ret);
+}
+
+/* Records what the task made of its item: its value, nil, or a failure. */
+static int end_item(mp__chunk_t *c, mp_task_t *t, size_t index, int ret)
+{
     if (t->kind < 0 && ret != 0) {
         char msg[64];
         snprintf(msg, sizeof msg, "%s returned %d", t->name, ret);
@@ -662,11 +670,25 @@ int mp__task_run_chunk(mp__chunk_t *c)
     if (!fn)
         snprintf(why, sizeof why, "unknown task: %s", c->name);
 
+    /* map items that are scalars (ints, most often) take a short path: the
+       argument is the item, and nothing of the last item needs freeing */
+    bool fast = fn && !init_rc && c->mode == MPP_MODE_MAP && reserve_args(&t, 1) == 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (c->progress)
             __atomic_store_n(c->progress, (uint32_t)i, __ATOMIC_RELAXED);
-        if (c->offsets)
-            c->offsets[i] = (uint32_t)c->values->size;
+        size_t len = fast && r.p < r.end ? mp__scalar_len(*r.p) : 0;
+        if (len && len <= mp__rd_left(&r) && t.nscratch == 0 && t.nobjs == 0) {
+            t.args[0] = (span_t){r.p, len};
+            t.argc = 1;
+            t.returned = false;
+            t.kind = -1;
+            r.p += len;
+            t.out_start = c->values->size;
+            int ret = fn(&t);
+            if (ret != 0 || t.kind >= 0 || !t.returned)
+                rc = end_item(c, &t, i, ret);
+            continue;
+        }
         item_reset(&t);
         int split = next_item(&t, fn && !init_rc ? c->mode : MPP_MODE_MAP, &r);
         if (split == MP_ENOMEM) {
@@ -675,8 +697,6 @@ int mp__task_run_chunk(mp__chunk_t *c)
         }
         if (split == MP_EBADMSG) { /* malformed item: it and the rest cannot be found */
             for (size_t k = i; k < count && rc == 0; k++) {
-                if (c->offsets)
-                    c->offsets[k] = (uint32_t)c->values->size;
                 rc = mp__w_nil(c->values);
                 rc = rc ? rc : write_error(c, k, MP_EBADARGS, MPP_KIND_BADARGS, "malformed item");
             }

@@ -26,8 +26,6 @@ typedef struct {
     uint32_t *progress; /* index of the running item is stored here */
     /* out: caller-initialised buffers, appended to */
     mp__buf_t *values; /* msgpack array of count values */
-    uint32_t *offsets; /* NULL, or room for count: where each value starts
-                          in values (raw: the pool indexes them unparsed) */
     mp__buf_t *errors; /* msgpack array of error entries */
     size_t count;      /* items in the frame (out) */
     size_t nerrors;    /* entries in errors (out) */

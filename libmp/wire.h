@@ -244,57 +244,101 @@ static inline size_t mp__put_int(uint8_t *p, int64_t v)
                             : mp__put_tagged(p, 0xd3, (uint64_t)v, 8);
 }
 
+static inline uint64_t mp__load_be(const uint8_t *p, int width)
+{
+    if (width == 1)
+        return p[1];
+    if (width == 2) {
+        uint16_t b;
+        memcpy(&b, p + 1, 2);
+        return mp__be(b, 2);
+    }
+    if (width == 4) {
+        uint32_t b;
+        memcpy(&b, p + 1, 4);
+        return mp__be(b, 4);
+    }
+    uint64_t b;
+    memcpy(&b, p + 1, 8);
+    return mp__be(b, 8);
+}
+
 /* Reads an int of n octets or fewer at p as mp__rd_int would; returns its
    length, or 0 when there is none that fits int64 there (the caller asks
-   mp__rd_int for the error). */
+   mp__rd_int for the error). Lengths come from a switch, not arithmetic on
+   the tag: the branch predictor then knows where the next value starts
+   before the tag is loaded, and a loop over values does not wait on it. */
 static inline size_t mp__get_int(const uint8_t *p, size_t n, int64_t *v)
 {
     if (n == 0)
         return 0;
     uint8_t t = p[0];
-    if (t <= 0x7f || t >= 0xe0) {
-        *v = t <= 0x7f ? (int64_t)t : (int64_t)(int8_t)t;
+    if (t <= 0x7f) {
+        *v = t;
         return 1;
     }
-    if (t < 0xcc || t > 0xd3)
-        return 0;
-    int width = 1 << ((t - 0xcc) & 3);
-    if (n < (size_t)width + 1)
-        return 0;
-    uint64_t u = 0;
-    if (width == 1) {
-        u = p[1];
-    } else if (width == 2) {
-        uint16_t b;
-        memcpy(&b, p + 1, 2);
-        u = mp__be(b, 2);
-    } else if (width == 4) {
-        uint32_t b;
-        memcpy(&b, p + 1, 4);
-        u = mp__be(b, 4);
-    } else {
-        memcpy(&u, p + 1, 8);
-        u = mp__be(u, 8);
+    if (t >= 0xe0) {
+        *v = (int8_t)t;
+        return 1;
     }
-    if (t <= 0xcf) {
+    switch (t) {
+    case 0xcc:
+        return n < 2 ? 0 : (*v = (int64_t)mp__load_be(p, 1), 2);
+    case 0xcd:
+        return n < 3 ? 0 : (*v = (int64_t)mp__load_be(p, 2), 3);
+    case 0xce:
+        return n < 5 ? 0 : (*v = (int64_t)mp__load_be(p, 4), 5);
+    case 0xcf: {
+        if (n < 9)
+            return 0;
+        uint64_t u = mp__load_be(p, 8);
         if (u > (uint64_t)INT64_MAX)
             return 0;
         *v = (int64_t)u;
-    } else {
-        *v = width == 8 ? (int64_t)u : (int64_t)(u << (64 - 8 * width)) >> (64 - 8 * width);
+        return 9;
     }
-    return (size_t)width + 1;
+    case 0xd0:
+        return n < 2 ? 0 : (*v = (int8_t)mp__load_be(p, 1), 2);
+    case 0xd1:
+        return n < 3 ? 0 : (*v = (int16_t)mp__load_be(p, 2), 3);
+    case 0xd2:
+        return n < 5 ? 0 : (*v = (int32_t)mp__load_be(p, 4), 5);
+    case 0xd3:
+        return n < 9 ? 0 : (*v = (int64_t)mp__load_be(p, 8), 9);
+    default:
+        return 0;
+    }
 }
 
 /* Length of a value from its first octet when that decides it (fixints,
-   nil, bools, ints, floats); 0 for everything else. */
+   nil, bools, ints, floats); 0 for everything else. A switch, as in
+   mp__get_int. */
 static inline size_t mp__scalar_len(uint8_t t)
 {
-    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+    if (t <= 0x7f || t >= 0xe0)
         return 1;
-    if (t >= 0xcc && t <= 0xd3)
-        return (size_t)(1 << ((t - 0xcc) & 3)) + 1;
-    return t == 0xca ? 5 : t == 0xcb ? 9 : 0;
+    switch (t) {
+    case 0xc0:
+    case 0xc2:
+    case 0xc3:
+        return 1;
+    case 0xcc:
+    case 0xd0:
+        return 2;
+    case 0xcd:
+    case 0xd1:
+        return 3;
+    case 0xca:
+    case 0xce:
+    case 0xd2:
+        return 5;
+    case 0xcb:
+    case 0xcf:
+    case 0xd3:
+        return 9;
+    default:
+        return 0;
+    }
 }
 
 /* ---- reader ---------------------------------------------------------------- */

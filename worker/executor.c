@@ -188,14 +188,12 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         const char *items = part[1];
         size_t items_size = size[1];
         bool raw = shm_input(&r, n, shm, &items, &items_size);
-        /* a raw chunk's reply goes to this slot's output ring when it
-           fits: offsets first, then the values */
+        /* a raw chunk's reply goes to this slot's output ring when it fits */
         mp__pshm_out_t out;
-        size_t offs_len = (size_t)((count * 4 + 7) & ~7ull);
-        bool ring = raw && mp__pshm_out_reserve(shm, slot, offs_len + 4096, &out);
+        bool ring = raw && mp__pshm_out_reserve(shm, slot, 4096 + (size_t)count * 2, &out);
         mp__buf_t ringvals;
         if (ring)
-            mp__buf_init(&ringvals, out.base + offs_len, out.room - offs_len);
+            mp__buf_init(&ringvals, out.base, out.room);
         mp__chunk_t c = {.name = tname,
                          .mode = (int)mode,
                          .attempt = (unsigned)attempt,
@@ -203,7 +201,6 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
                          .items_size = items_size,
                          .raw = raw,
                          .raw_count = (size_t)count,
-                         .offsets = ring ? (uint32_t *)out.base : NULL,
                          .init = size[2] ? part[2] : NULL,
                          .init_size = size[2],
                          .host = host,
@@ -215,7 +212,7 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
             _exit(3); /* out of memory: the supervisor reports it as lost */
         mp__buf_t *vals = c.values;
         /* still in the ring (a reply that outgrew it moved to the heap) */
-        bool in_ring = ring && vals->data == out.base + offs_len;
+        bool in_ring = ring && vals->data == out.base;
         char ah[8]; /* a raw reply sent inline needs its array header */
         mp__buf_t arr;
         mp__buf_init(&arr, ah, sizeof ah);
@@ -226,7 +223,7 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
             uint64_t at;
         } desc = {(uint32_t)slot, (uint32_t)vals->size, ring ? out.at : 0};
         if (in_ring)
-            mp__pshm_out_commit(shm, &out, (size_t)mp__pshm_reply_len(c.count, vals->size));
+            mp__pshm_out_commit(shm, &out, (size_t)mp__pshm_reply_len(vals->size));
         uint32_t head[4];
         uint64_t id = dispatch;
         uint32_t cnt = (uint32_t)c.count, nerr = (uint32_t)c.nerrors;
