@@ -55,7 +55,7 @@ struct chunk {
     char name[MPP_MAX_NAME + 1];
     uint8_t mode;
     size_t count;
-    size_t pending; /* items not answered yet */
+    size_t pending;  /* items not answered yet */
     zmq_msg_t items; /* empty when shm */
     zmq_msg_t init;
     /* the items are in the embedded pool's input ring (poolshm.h): count
@@ -587,8 +587,7 @@ static void dispatch(mp_broker_t *b)
             bool by_ref = ch->shm && w->shm_id == mp__pshm_id(b->shm);
             int rc = ch->shm ? shm_items(b, u, by_ref, &pos, &len, &frames[0]) : 0;
             if (rc) {
-                answer_with_errors(b, u,
-                                   rc == MP_ENOMEM ? MPP_KIND_WORKER_LOST : MPP_KIND_BADARGS,
+                answer_with_errors(b, u, rc == MP_ENOMEM ? MPP_KIND_WORKER_LOST : MPP_KIND_BADARGS,
                                    rc == MP_ENOMEM ? MP_EWORKERLOST : MP_EBADARGS,
                                    rc == MP_ENOMEM ? "broker out of memory"
                                                    : "malformed items in the pool's ring");
@@ -766,11 +765,9 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     if (by_shm) { /* [pos len]: the items are in the pool's ring */
         if (!b->shm)
             why = "items in shared memory, but this broker has none";
-        else if (mp__rd_array(r, &k) || k < 2 || mp__rd_uint(r, &shm[0]) ||
-                 mp__rd_uint(r, &shm[1]))
+        else if (mp__rd_array(r, &k) || k < 2 || mp__rd_uint(r, &shm[0]) || mp__rd_uint(r, &shm[1]))
             why = "bad shm item";
-        else if (!mp__pshm_in_at(b->shm, shm[0], shm[1]) || shm[1] < count ||
-                 mpp_size(m, 4) != 0)
+        else if (!mp__pshm_in_at(b->shm, shm[0], shm[1]) || shm[1] < count || mpp_size(m, 4) != 0)
             why = "shm item out of range";
     } else if (!why) {
         mp__rd_t ir;
@@ -1070,8 +1067,8 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     bool bad = count != u->count || nerrors > count;
     if (in_ring)
         bad = bad || !u->chunk->shm || !w->shm_id || mp__rd_array(r, &k) || k < 3 ||
-              mp__rd_uint(r, &ring[0]) || mp__rd_uint(r, &ring[1]) ||
-              mp__rd_uint(r, &ring[2]) || mpp_size(m, 4) != 0;
+              mp__rd_uint(r, &ring[0]) || mp__rd_uint(r, &ring[1]) || mp__rd_uint(r, &ring[2]) ||
+              mpp_size(m, 4) != 0;
     mp__rd_t vr;
     size_t nv;
     mp__rd_init(&vr, mpp_data(m, 4), mpp_size(m, 4));

@@ -302,7 +302,11 @@ void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const ch
     }
     held_t *h = calloc(1, sizeof *h);
     if (h && mp__pshm_out_hold(job->pool->shm, slot, ring_at)) {
-        *h = (held_t){.at = at, .count = count, .ring_vals = vals, .vsize = vsize, .slot = slot,
+        *h = (held_t){.at = at,
+                      .count = count,
+                      .ring_vals = vals,
+                      .vsize = vsize,
+                      .slot = slot,
                       .ring_at = ring_at};
         zmq_msg_init(&h->values);
         if (errors) {
@@ -318,7 +322,8 @@ void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const ch
     mp_items_t *items = mp_items_new();
     int rc = items ? mp__items_append_packed(items, vals, vsize, count) : MP_ENOMEM;
     if (!rc && errors)
-        rc = mp__pool_decode_errors(items, job->name, zmq_msg_data(errors), zmq_msg_size(errors), 0);
+        rc =
+            mp__pool_decode_errors(items, job->name, zmq_msg_data(errors), zmq_msg_size(errors), 0);
     if (rc) {
         mp_items_destroy(&items);
         if (rc != MP_EBADMSG) {

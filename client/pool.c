@@ -709,10 +709,8 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
     bool in_ring = n >= 5;
     const char *at = in_ring ? ring_values(pool, ring) : NULL;
     on_result_piece(pool, m, id, base, count, nerrors, in_ring ? ring : NULL, at, ready);
-    if (in_ring && pool->shm && ring[0] <= INT32_MAX) /* copied out, or not ours: the
-                                                         executor may write there again */
-        mp__pshm_out_consume(pool->shm, (int)ring[0],
-                             ring[1] + mp__pshm_reply_len(ring[2]));
+    if (at) /* copied out, held, or not ours: the executor may write there again */
+        mp__pshm_out_consume(pool->shm, (int)ring[0], ring[1] + mp__pshm_reply_len(ring[2]));
 }
 
 /* One RESULT's piece of chunk id: values in frame 3, or, when ring is not

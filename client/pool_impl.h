@@ -144,8 +144,8 @@ typedef struct chunk {
     size_t first; /* map/imap: job index of item 0 */
     size_t received;
     uint64_t sent_ns; /* imap: when it was sent (0: never) */
-    bool shm_in;       /* its items are in the input ring (poolshm.h) */
-    mp__pshm_in_t in;  /* ... there, given back when the chunk ends */
+    bool shm_in;      /* its items are in the input ring (poolshm.h) */
+    mp__pshm_in_t in; /* ... there, given back when the chunk ends */
     piece_t *pieces;
     struct chunk *hnext;
 } chunk_t;

@@ -161,7 +161,6 @@ void mp_items_destroy(mp_items_t **l_p)
     *l_p = NULL;
 }
 
-
 static int reserve_index(mp_items_t *l, size_t extra)
 {
     if (l->cap - l->len >= extra)

@@ -9,13 +9,13 @@
 #include "poolshm.h"
 
 #define MAGIC 0x31304d4853504d4dull /* "MMPSHM01" */
-#define POPULATE_STEP (1u << 20)     /* pages mapped ahead at once */
+#define POPULATE_STEP (1u << 20)    /* pages mapped ahead at once */
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 #endif
-#define IN_RANGES 1024              /* input ranges live at once */
-#define HOLD_MAX 64                 /* replies the pool keeps in one ring */
+#define IN_RANGES 1024 /* input ranges live at once */
+#define HOLD_MAX 64    /* replies the pool keeps in one ring */
 
 typedef struct {
     _Alignas(64) uint64_t head; /* written by the slot's executor */
@@ -166,8 +166,11 @@ const char *mp__pshm_in_read(mp__pshm_t *s, uint64_t off, uint64_t len)
 
 bool mp__pshm_in_alloc(mp__pshm_t *s, size_t bytes, mp__pshm_in_t *r, char **items)
 {
-    uint64_t cap = s->h->in_cap, need = round8(bytes);
-    if (need > cap || s->n == IN_RANGES)
+    uint64_t cap = s->h->in_cap;
+    if (bytes > cap || s->n == IN_RANGES) /* before rounding: SIZE_MAX must not wrap */
+        return false;
+    uint64_t need = round8(bytes);
+    if (need > cap)
         return false;
     if (s->n == 0) /* empty: start again at the beginning, on pages already touched */
         s->in_head = s->in_tail = 0;
@@ -294,6 +297,10 @@ static void publish(mp__pshm_t *s, int slot)
 void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end)
 {
     if (slot < 0 || (uint32_t)slot >= s->h->nslots)
+        return;
+    /* past what the executor published: not a reply of its (ignored, so a
+       wrong number cannot stop the ring for good) */
+    if (end > __atomic_load_n(&s->h->slots[slot].head, __ATOMIC_ACQUIRE))
         return;
     if (end > s->out[slot].seen)
         s->out[slot].seen = end;

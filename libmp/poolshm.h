@@ -56,8 +56,8 @@ const char *mp__pshm_in_read(mp__pshm_t *s, uint64_t off, uint64_t len);
 /* ---- the input ring (the pool) ---------------------------------------------- */
 
 typedef struct {
-    uint64_t pos;  /* arena offset of the items */
-    uint64_t len;  /* their bytes */
+    uint64_t pos; /* arena offset of the items */
+    uint64_t len; /* their bytes */
     uint32_t ticket;
 } mp__pshm_in_t;
 
@@ -73,9 +73,9 @@ size_t mp__pshm_in_used(const mp__pshm_t *s);
 
 typedef struct {
     int slot;
-    uint64_t at; /* ring position of the reply */
-    char *base;  /* where it starts */
-    size_t room; /* contiguous bytes from base */
+    uint64_t at;   /* ring position of the reply */
+    char *base;    /* where it starts */
+    size_t room;   /* contiguous bytes from base */
     uint64_t from; /* the head before (private to poolshm.c) */
 } mp__pshm_out_t;
 

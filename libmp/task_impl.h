@@ -16,8 +16,8 @@ typedef struct {
     unsigned attempt;
     const void *items; /* the items frame: msgpack array of count values */
     size_t items_size;
-    bool raw;         /* items are raw_count values back to back, no array
-                         header, and values get none either (poolshm.h) */
+    bool raw; /* items are raw_count values back to back, no array
+                 header, and values get none either (poolshm.h) */
     size_t raw_count;
     const void *init; /* the init frame, or NULL */
     size_t init_size;

@@ -192,7 +192,7 @@ static inline int mp__w_bin(mp__buf_t *b, const void *p, size_t n)
 static inline uint64_t mp__be(uint64_t v, int width)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return width == 2 ? __builtin_bswap16((uint16_t)v)
+    return width == 2   ? __builtin_bswap16((uint16_t)v)
            : width == 4 ? __builtin_bswap32((uint32_t)v)
                         : __builtin_bswap64(v);
 #else
