@@ -96,6 +96,8 @@ static void chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
     pool->inflight--;
     if (c->shm_in) /* no executor reads it for this chunk any more */
         mp__pshm_in_free(pool->shm, &c->in);
+    if (pool->shm && pool->inflight == 0)
+        mp__pshm_out_idle(pool->shm);
     if (is_map(c)) {
         mp__pool_map_chunk_done(pool, c, &ready->v, &ready->n, &ready->cap);
         chunk_free(c);

@@ -51,6 +51,21 @@ static struct {
     size_t bytes;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* A child forked while another thread held the lock must not inherit it
+   held; the kept mappings themselves are not inherited (MADV_DONTFORK):
+   a child would pin copies of memory nobody uses. */
+static void cache_after_fork_child(void)
+{
+    pthread_mutex_init(&cache.lock, NULL);
+    memset(cache.p, 0, sizeof cache.p);
+    cache.bytes = 0;
+}
+
+__attribute__((constructor)) static void cache_init(void)
+{
+    pthread_atfork(NULL, NULL, cache_after_fork_child);
+}
+
 /* The smallest kept mapping of len bytes or more (up to 4 times as
    large: a list that grew last time gets its grown size at once). */
 static void *cache_take(size_t len, size_t *got)
@@ -69,11 +84,18 @@ static void *cache_take(size_t len, size_t *got)
         cache.bytes -= *got;
     }
     pthread_mutex_unlock(&cache.lock);
+#ifdef MADV_DOFORK
+    if (p) /* a list's memory again: inherited like any other */
+        madvise(p, *got, MADV_DOFORK);
+#endif
     return p;
 }
 
 static bool cache_put(void *p, size_t len)
 {
+#ifdef MADV_DONTFORK
+    madvise(p, len, MADV_DONTFORK); /* before a fork can see it in the cache */
+#endif
     bool kept = false;
     pthread_mutex_lock(&cache.lock);
     for (int i = 0; i < CACHE_SLOTS && !kept; i++)

@@ -236,12 +236,12 @@ bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *
     if (head == tail && head % cap) /* empty: go on at the ring's start (pages touched before) */
         tail = head += cap - head % cap;
     uint64_t contig = cap - head % cap, avail = cap - (head - tail);
-    uint64_t room = contig < avail ? contig : avail;
+    uint64_t room = (contig < avail ? contig : avail) & ~(uint64_t)7; /* positions stay 8-aligned */
     if (room < need) { /* the next lap, if what is in use leaves room there */
         head += contig;
         if (head - tail >= cap)
             return false;
-        room = cap - (head - tail);
+        room = (cap - (head - tail)) & ~(uint64_t)7;
         if (room < need)
             return false;
     }
@@ -272,7 +272,7 @@ const char *mp__pshm_out_at(mp__pshm_t *s, int slot, uint64_t at, uint64_t len)
     const slot_t *sl = &h->slots[slot];
     uint64_t head = __atomic_load_n(&sl->head, __ATOMIC_ACQUIRE);
     uint64_t tail = __atomic_load_n(&sl->tail, __ATOMIC_RELAXED);
-    if (at < tail || at > head || len > head - at || at % h->out_cap + len > h->out_cap)
+    if (at % 8 || at < tail || at > head || len > head - at || at % h->out_cap + len > h->out_cap)
         return NULL;
     populate(ring(s, slot), h->out_cap, &s->out[slot].mapped, at % h->out_cap + len,
              MADV_POPULATE_READ);
@@ -305,6 +305,18 @@ void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end)
     if (end > s->out[slot].seen)
         s->out[slot].seen = end;
     publish(s, slot);
+}
+
+void mp__pshm_out_idle(mp__pshm_t *s)
+{
+    for (int slot = 0; slot < (int)s->h->nslots; slot++) {
+        struct pool_slot *ps = &s->out[slot];
+        uint64_t head = __atomic_load_n(&s->h->slots[slot].head, __ATOMIC_ACQUIRE);
+        if (ps->nheld == 0 && head > ps->seen) {
+            ps->seen = head;
+            publish(s, slot);
+        }
+    }
 }
 
 bool mp__pshm_out_hold(mp__pshm_t *s, int slot, uint64_t at)

@@ -91,6 +91,12 @@ const char *mp__pshm_out_at(mp__pshm_t *s, int slot, uint64_t at, uint64_t len);
 /* The pool has seen every reply of slot before end: the executor may write
    there again, but for the replies the pool holds. */
 void mp__pshm_out_consume(mp__pshm_t *s, int slot, uint64_t end);
+/* The pool has no chunk in flight: whatever the executors published is
+   nobody's (replies the broker discarded, of chunks already failed here),
+   so every ring without held replies is consumed up to its head. Without
+   this, such replies would stay until the next one of their slot, and a
+   ring they filled would send every reply inline for good. */
+void mp__pshm_out_idle(mp__pshm_t *s);
 /* The pool keeps the reply at `at` of slot in the ring to read it later
    (a map's piece that came before the pieces ahead of it): until
    mp__pshm_out_release, consuming stops there. false when it already

@@ -646,6 +646,56 @@ static void test_pshm_out_a_reply_is_consumed_implicitly_by_a_later_one(void **s
     done(&s);
 }
 
+/* With no chunk in flight the pool consumes every ring up to its head
+   (mp__pshm_out_idle): replies it never saw (discarded by the broker) do
+   not keep a ring full for good; a ring with held replies keeps them. */
+static void test_pshm_out_idle_consumes_replies_nobody_will_read(void **state)
+{
+    (void)state;
+    const size_t cap = 4 * page();
+    mp__pshm_t *s = area(2, page(), cap);
+    mp__pshm_out_t a, b, c;
+    /* slot 0: three replies the pool never sees fill the ring */
+    assert_true(put(s, 0, cap / 4, cap / 4, 31, &a));
+    assert_true(put(s, 0, cap / 4, cap / 4, 32, &b));
+    assert_true(put(s, 0, cap / 4, cap / 4, 33, &c));
+    assert_false(mp__pshm_out_reserve(s, 0, cap / 2, &c));
+    /* slot 1: one reply held */
+    mp__pshm_out_t h;
+    assert_true(put(s, 1, 1000, 1000, 34, &h));
+    assert_true(mp__pshm_out_hold(s, 1, h.at));
+    mp__pshm_out_consume(s, 1, h.at + 1000);
+    mp__pshm_out_idle(s);
+    /* slot 0 is free again: the whole ring from its start */
+    assert_null(mp__pshm_out_at(s, 0, a.at, cap / 4));
+    assert_true(mp__pshm_out_reserve(s, 0, cap, &c));
+    assert_int_equal(c.room, cap);
+    /* slot 1's held reply is intact and readable until released */
+    check(s, 1, h.at, 1000, 34);
+    mp__pshm_out_release(s, 1, h.at);
+    assert_null(mp__pshm_out_at(s, 1, h.at, 1000));
+    done(&s);
+}
+
+/* Positions are multiples of 8: an unaligned one is refused, and the room
+   a reserve gives is a multiple of 8 (so a full reply keeps the next
+   position aligned). */
+static void test_pshm_out_positions_stay_aligned(void **state)
+{
+    (void)state;
+    const size_t cap = 4 * page();
+    mp__pshm_t *s = area(1, page(), cap);
+    mp__pshm_out_t a, b;
+    assert_true(put(s, 0, 1000, 1000, 41, &a));
+    assert_null(mp__pshm_out_at(s, 0, a.at + 4, 8));
+    assert_non_null(mp__pshm_out_at(s, 0, a.at, 1000));
+    mp__pshm_out_consume(s, 0, a.at + 1000); /* consumed to 1000: not a multiple of 8 */
+    assert_true(put(s, 0, 100, 100, 42, &b));
+    assert_int_equal(b.at % 8, 0);
+    assert_int_equal(b.room % 8, 0);
+    done(&s);
+}
+
 /* The pool keeps a reply that came before the pieces ahead of it in the
    ring (mp__pshm_out_hold): consuming later replies stops at it until it is
    released; there is a bound on how many it may hold. */
@@ -1112,6 +1162,8 @@ int main(void)
         cmocka_unit_test_teardown(test_pshm_out_random_rounds_never_overwrite_unconsumed_replies,
                                   teardown),
         cmocka_unit_test_teardown(test_pshm_out_across_a_fork, teardown),
+        cmocka_unit_test_teardown(test_pshm_out_idle_consumes_replies_nobody_will_read, teardown),
+        cmocka_unit_test_teardown(test_pshm_out_positions_stay_aligned, teardown),
     };
     return cmocka_run_group_tests_name("poolshm", tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -222,6 +224,51 @@ static void append_packed_checks_every_value(void **state)
     mp_items_destroy(&dst);
 }
 
+/* Large list buffers are kept for the next list once freed: a child forked
+   afterwards (its parent's cache is not its own) makes, fills and frees
+   large lists of its own, and so does the parent after it. */
+static void large_lists_after_a_fork(void **state)
+{
+    (void)state;
+    enum { N = 1000000 };
+    int64_t *v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < N; i++)
+        v[i] = (int64_t)i * 7 - 3000000;
+    for (int round = 0; round < 2; round++) { /* the second takes from the cache */
+        mp_items_t *l = mp_items_new();
+        assert_int_equal(mp_items_add_ints(l, v, N), 0);
+        mp_items_destroy(&l);
+    }
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int bad = 0;
+        int64_t *back = malloc(N * sizeof *back);
+        for (int round = 0; round < 3 && back; round++) {
+            mp_items_t *l = mp_items_new();
+            bad |= mp_items_add_ints(l, v, N) != 0;
+            bad |= mp_items_ints(l, back) != 0;
+            bad |= memcmp(back, v, N * sizeof *v) != 0;
+            mp_items_destroy(&l);
+        }
+        _exit(back && !bad ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    mp_items_t *l = mp_items_new();
+    int64_t *back = malloc(N * sizeof *back);
+    assert_non_null(back);
+    assert_int_equal(mp_items_add_ints(l, v, N), 0);
+    assert_int_equal(mp_items_ints(l, back), 0);
+    assert_memory_equal(back, v, N * sizeof *v);
+    mp_items_destroy(&l);
+    free(back);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +276,7 @@ int main(void)
         cmocka_unit_test(get_int_refuses_what_rd_int_refuses),
         cmocka_unit_test(bulk_list_calls_match_one_by_one),
         cmocka_unit_test(append_packed_checks_every_value),
+        cmocka_unit_test(large_lists_after_a_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
