@@ -6,13 +6,14 @@
     start-up is not counted; pool_startup measures it alone); the median is
     printed. Not a test: it measures.
 
-        bench_pool [--runs N] [--broker ENDPOINT] [FILTER]
+        bench_pool [--runs N] [--broker ENDPOINT] [--skip SUBSTRING] [FILTER]
 
     Without --broker: an embedded pool of 2 executors. With it: the same
     calls through that broker (its workers must serve this file's tasks:
     mp-worker --tasks libbench_tasks.so, which is this file built with
     BENCH_POOL_TASKS_ONLY); the names then end in "_tcp". FILTER selects
-    the workloads whose name contains it.
+    the workloads whose name contains it, --skip leaves out those whose
+    name contains SUBSTRING.
 
     imap_1e8_lazy reports the peak RSS of this process (getrusage
     ru_maxrss), which contains the embedded broker and the pool's I/O
@@ -280,11 +281,13 @@ static double startup_ms(void)
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
-    const char *only = "";
+    const char *only = "", *skip = NULL;
     int runs = RUNS;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--broker") && i + 1 < argc)
             broker = argv[++i];
+        else if (!strcmp(argv[i], "--skip") && i + 1 < argc)
+            skip = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]) > 0 ? atoi(argv[i]) : RUNS;
         else
@@ -306,7 +309,8 @@ int main(int argc, char **argv)
         {"pool_startup", "ms", startup_ms, true, false},
     };
     for (size_t w = 0; w < sizeof workloads / sizeof *workloads; w++) {
-        if (!strstr(workloads[w].name, only) || (broker && !workloads[w].cluster))
+        if (!strstr(workloads[w].name, only) || (skip && strstr(workloads[w].name, skip)) ||
+            (broker && !workloads[w].cluster))
             continue;
         if (!pool && workloads[w].fn != startup_ms) {
             int rc = pool_open(&pool);

@@ -253,6 +253,12 @@ bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *
     return true;
 }
 
+void mp__pshm_out_expect(mp__pshm_t *s, const mp__pshm_out_t *o, size_t bytes)
+{
+    uint64_t cap = s->h->out_cap, want = o->at % cap + (bytes < o->room ? bytes : o->room);
+    populate(ring(s, o->slot), cap, &s->out[o->slot].mapped, want, MADV_POPULATE_WRITE);
+}
+
 void mp__pshm_out_commit(mp__pshm_t *s, const mp__pshm_out_t *o, size_t used)
 {
     slot_t *sl = &s->h->slots[o->slot];

@@ -82,6 +82,9 @@ typedef struct {
 /* The executor of slot: contiguous room for at least need bytes at the
    ring's head, or false. */
 bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *o);
+/* The executor expects to write about bytes at o: their pages are mapped
+   now, in one call, rather than faulted in one by one. */
+void mp__pshm_out_expect(mp__pshm_t *s, const mp__pshm_out_t *o, size_t bytes);
 /* Publishes a reply of used bytes written at o (the executor). */
 void mp__pshm_out_commit(mp__pshm_t *s, const mp__pshm_out_t *o, size_t used);
 /* The pool: where the reply [at, at + len) of slot is, after checking it

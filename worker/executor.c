@@ -152,6 +152,7 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
     mp__buf_init(&values, NULL, 0);
     mp__buf_init(&errors, NULL, 0);
     int pid = (int)getpid();
+    size_t per_item = 16; /* bytes per value of the last reply: what to map ahead */
     for (int done = 0; maxtasks <= 0 || done < maxtasks; done++) {
         uint32_t len;
         if (mp__read_all(fd, &len, 4))
@@ -192,8 +193,11 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         mp__pshm_out_t out;
         bool ring = raw && mp__pshm_out_reserve(shm, slot, 4096 + (size_t)count * 2, &out);
         mp__buf_t ringvals;
-        if (ring)
+        if (ring) {
             mp__buf_init(&ringvals, out.base, out.room);
+            /* about as many bytes per item as the last reply had */
+            mp__pshm_out_expect(shm, &out, (size_t)count * per_item + 4096);
+        }
         mp__chunk_t c = {.name = tname,
                          .mode = (int)mode,
                          .attempt = (unsigned)attempt,
@@ -213,6 +217,8 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         mp__buf_t *vals = c.values;
         /* still in the ring (a reply that outgrew it moved to the heap) */
         bool in_ring = ring && vals->data == out.base;
+        if (c.count)
+            per_item = vals->size / c.count + 1;
         char ah[8]; /* a raw reply sent inline needs its array header */
         mp__buf_t arr;
         mp__buf_init(&arr, ah, sizeof ah);
