@@ -351,7 +351,8 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 if (getppid() == 1)
                     _exit(1);
                 mp__task_reset_inits();
-                executor_main(sv[1], &progress[slot], maxtasks, host, shm, slot);
+                executor_main(sv[1], &progress[slot * MP__PROGRESS_STRIDE], maxtasks, host, shm,
+                              slot);
             }
             close(sv[1]);
             if (pid < 0) {

@@ -231,7 +231,7 @@ static void assign(worker_t *w)
                               {zmq_msg_data(&j->items), il},
                               {&nl, 4},
                               {j->has_init ? zmq_msg_data(&j->init) : NULL, nl}};
-        __atomic_store_n(&w->progress[e->slot], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], 0, __ATOMIC_RELAXED);
         e->job = j;
         e->state = EX_BUSY;
         e->dispatches++;
@@ -272,7 +272,8 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
     e->fd = -1;
     if (e->job) {
         job_t *j = e->job;
-        uint32_t index = __atomic_load_n(&w->progress[e->slot], __ATOMIC_RELAXED);
+        uint32_t index =
+            __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
         if (index >= j->count)
             index = 0;
         mp__log(MP_LOG_WARN, WHO,
@@ -560,7 +561,7 @@ static void teardown(worker_t *w)
     drop_queued(w);
     free(w->ex);
     if (w->progress)
-        mp__shared_free(w->progress, MAX_EXECUTORS * sizeof *w->progress);
+        mp__shared_free(w->progress, MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w->progress);
     if (w->sfd >= 0)
         close(w->sfd);
 }
@@ -595,7 +596,7 @@ int mp__worker_run_shm(const mp_worker_options_t *o, mp__pshm_t *shm)
     pthread_sigmask(SIG_BLOCK, &mask, &old);
     w.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     w.ex = calloc((size_t)w.nex, sizeof *w.ex);
-    w.progress = mp__shared_alloc(MAX_EXECUTORS * sizeof *w.progress);
+    w.progress = mp__shared_alloc(MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w.progress);
     if (w.sfd < 0 || !w.ex || !w.progress) {
         rc = w.sfd < 0 ? -errno : MP_ENOMEM;
         goto out;
