@@ -25,14 +25,15 @@ typedef struct {
 } mp__zygote_event_t;
 
 /* Executor i's progress slot is progress[i * MP__PROGRESS_STRIDE]: a cache
-   line each. An executor stores into its slot before every item; slots
-   side by side made two executors' lines bounce between their cores on
-   every item (the task loop ran ~2x slower in a pool than alone). */
+   line each. An executor stores into its slot before every item; with the
+   slots side by side one line bounced between the executors' cores on
+   every item (maps and starmaps ~30% slower, BENCHMARKS.md). */
 #define MP__PROGRESS_STRIDE 16
 
-/* Forks the zygote. progress[i * MP__PROGRESS_STRIDE] is executor i's "running item" slot (shared
-   memory made by the caller); shm, when not NULL, the embedded pool's
-   rings (executor i writes output ring i). Call before any thread exists. 0 or -errno. */
+/* Forks the zygote. progress[i * MP__PROGRESS_STRIDE] is executor i's
+   "running item" slot (shared memory made by the caller); shm, when not
+   NULL, the embedded pool's rings (executor i writes output ring i). Call
+   before any thread exists. 0 or -errno. */
 int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host,
                      mp__pshm_t *shm);
 /* Asks for an executor in slot. 0 or -errno. */
