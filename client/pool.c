@@ -1100,6 +1100,7 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&pool->cond, &ca);
+    pthread_cond_init(&pool->cb_cond, NULL);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&pool->sync_mutex, NULL);
     pool->wake_fd = pool->sync_fd = -1;
@@ -1209,9 +1210,12 @@ static void stop_workers(mp_pool_t *pool)
     }
 }
 
-static bool all_done(void *arg)
+/* Every call has ended and its callback has run (Python's join waits for
+   its result handler too); a join called from a callback cannot wait for
+   the callbacks, its own included: only for the calls. */
+static bool all_done(mp_pool_t *pool, bool in_callback)
 {
-    return ((mp_pool_t *)arg)->active_jobs == 0;
+    return pool->active_jobs == 0 && (in_callback || mp__pool_callbacks_idle(pool));
 }
 
 int mp_pool_close(mp_pool_t *pool)
@@ -1249,7 +1253,8 @@ int mp_pool_join(mp_pool_t *pool)
         pthread_mutex_unlock(&pool->mutex);
         return MP_ESTATE;
     }
-    while (!all_done(pool))
+    bool in_callback = pool->cb_started && pthread_equal(pthread_self(), pool->cb_thread);
+    while (!all_done(pool, in_callback))
         pthread_cond_wait(&pool->cond, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
     stop_workers(pool);
@@ -1276,6 +1281,7 @@ void mp_pool_destroy(mp_pool_t **pool_p)
             break;
         mp__pool_stop_feeder(pool, job);
     }
+    mp__pool_stop_callbacks(pool);         /* the I/O thread has queued its last */
     pthread_mutex_lock(&pool->sync_mutex); /* no blocking apply may still run */
     mp__pool_sync_close(pool);
     pthread_mutex_unlock(&pool->sync_mutex);
@@ -1299,6 +1305,7 @@ void mp_pool_destroy(mp_pool_t **pool_p)
     pthread_mutex_destroy(&pool->mutex);
     pthread_mutex_destroy(&pool->sync_mutex);
     pthread_cond_destroy(&pool->cond);
+    pthread_cond_destroy(&pool->cb_cond);
     free(pool);
     *pool_p = NULL;
 }

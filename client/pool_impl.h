@@ -4,7 +4,8 @@
     Locking: pool->mutex guards every field below that both the I/O thread
     and callers touch (jobs, chunks, counters, state). pool->cond is
     broadcast whenever a job progresses or the pool's state changes.
-    Callbacks and generators run on the I/O thread without the mutex.
+    Callbacks run on the pool's callback thread, generators on their imap's
+    feeder thread, both without the mutex.
 */
 #ifndef MP_POOL_IMPL_H_INCLUDED
 #define MP_POOL_IMPL_H_INCLUDED
@@ -206,6 +207,15 @@ struct mp_pool {
     bool sync_welcomed;         /* HELLO sent in its current session */
     uint64_t sync_last_heard;
     int sync_fd; /* eventfd: fail_all ended the pool's calls */
+    /* callbacks (job.c, "callbacks"): a thread of their own, started with
+       the first call that has one, runs them in the order their calls
+       ended; a slow callback delays the callbacks after it, never the I/O
+       thread (whose heartbeats keep the pool's session alive) */
+    pthread_t cb_thread;
+    bool cb_started, cb_stop, cb_busy;
+    pthread_cond_t cb_cond;
+    mp_async_t **cbq; /* calls whose callback is due: cbq[cbq_head ...] */
+    size_t cbq_head, cbq_n, cbq_cap;
 };
 
 /* ---- pool.c --------------------------------------------------------------- */
@@ -236,9 +246,15 @@ void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const ch
 /* A map chunk whose pieces all went through mp__pool_map_result is whole. */
 void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, mp_async_t ***ready, size_t *nready,
                              size_t *readycap);
-/* Runs the callbacks of ready jobs and drops the pool's reference (mutex
-   NOT held). */
+/* Hands ready jobs to their callbacks (mutex NOT held): a job with one goes
+   to the callback thread, which runs it and then drops the pool's
+   reference; the pool's reference to the others is dropped at once. */
 void mp__pool_run_callbacks(mp_pool_t *pool, mp_async_t **ready, size_t n);
+/* Runs the callbacks still due, then ends the callback thread (destroy,
+   after the I/O thread has ended). */
+void mp__pool_stop_callbacks(mp_pool_t *pool);
+/* No callback due or running (mutex held). */
+bool mp__pool_callbacks_idle(const mp_pool_t *pool);
 /* Fails items [from, from+count) of a chunk-less part of job (unsent input)
    with code/message; used when the broker is lost or the pool terminates. */
 void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char *msg,

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -300,6 +301,58 @@ static void test_pool_failing_callback_does_not_hang_the_pool(void **state)
     assert_int_equal(calls[0], 1);
     assert_int_equal(calls[1], 42);
     assert_int_equal(mp_pool_callback_errors(pool), 1);
+    mp_pool_destroy(&pool);
+}
+
+/* A callback runs on a thread of its own: one that takes longer than the
+   pool's heartbeat liveness (3 x 500 ms here) delays only the callbacks
+   after it. Before, it ran on the pool's I/O thread, the broker took the
+   silent pool for gone, and every call in flight failed (BROKER_LOST). */
+static int slow_callback(mp_async_t *r, void *arg)
+{
+    (void)r;
+    int *state = arg;
+    __atomic_store_n(&state[0], 1, __ATOMIC_SEQ_CST); /* sleeping */
+    usleep(2500000);
+    __atomic_store_n(&state[0], 2, __ATOMIC_SEQ_CST); /* done */
+    return 0;
+}
+
+static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = new_pool(2, NULL);
+    int cb[1] = {0};
+    mp_call_options_t co = {.callback = slow_callback, .arg = cb};
+    mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+    mp_obj_array_add(args, mp_obj_new_int(6));
+    mp_async_t *slow;
+    assert_int_equal(mp_pool_apply_async(pool, "square", args, &co, &slow), 0);
+    assert_int_equal(mp_async_get_obj(slow, 10000, &v), 0);
+    assert_int_equal(mp_obj_int(v), 36);
+    mp_obj_destroy(&v);
+    for (int i = 0; i < 200 && __atomic_load_n(&cb[0], __ATOMIC_SEQ_CST) == 0; i++)
+        usleep(10000);
+    assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 1);
+    /* while it sleeps: 2 s of calls, across the liveness limit */
+    for (int round = 0; round < 10; round++) {
+        mp_items_t *in = range(1000), *out = NULL;
+        assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
+        assert_squares(out, 1000);
+        mp_items_destroy(&in);
+        mp_items_destroy(&out);
+        assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
+        assert_int_equal(mp_obj_int(v), 36);
+        mp_obj_destroy(&v);
+        usleep(200000);
+    }
+    assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 1); /* still sleeping */
+    mp_async_destroy(&slow);
+    mp_pool_close(pool);
+    assert_int_equal(mp_pool_join(pool), 0); /* waits for the callback too */
+    assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 2);
+    assert_int_equal(mp_pool_callback_errors(pool), 0);
+    mp_obj_destroy(&args);
     mp_pool_destroy(&pool);
 }
 
@@ -924,6 +977,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_unknown_task_is_an_error_not_a_hang, teardown),
         cmocka_unit_test_teardown(test_pool_get_times_out_then_succeeds, teardown),
         cmocka_unit_test_teardown(test_pool_failing_callback_does_not_hang_the_pool, teardown),
+        cmocka_unit_test_teardown(test_pool_slow_callback_does_not_stop_the_pool, teardown),
         cmocka_unit_test_teardown(test_pool_crashing_task_is_worker_lost_after_3_attempts,
                                   teardown),
         cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),

@@ -67,8 +67,13 @@ typedef struct {
     int connect_timeout_ms;   /* broker handshake / embedded start-up (0: 10000) */
 } mp_pool_options_t;
 
-/* Called on the pool's I/O thread when a call completes. A nonzero return is
-   counted (mp_pool_callback_errors) and logged; it never hangs the pool. */
+/* Called when a call completes, on the pool's callback thread (one per
+   pool, started with the first call that has a callback): callbacks run
+   one at a time, in the order their calls completed, as in Python. A slow
+   callback delays only the callbacks after it, not the pool; a nonzero
+   return is counted (mp_pool_callback_errors) and logged. The result is
+   ready (mp_async_get returns) before its callback runs; mp_pool_join
+   waits for every callback. A callback must not destroy its pool. */
 typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
 /* Called instead of callback when the call failed, with its first error. */
 typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
