@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -1046,13 +1048,17 @@ static int worker_entry(void *arg)
     worker_arg_t *wa = arg;
     mp_pool_t *pool = wa->pool;
     close(pool->stop_pipe[1]);
+    /* if this process dies, the worker stops cleanly (SIGTERM, not the
+       daemon's SIGKILL): it hands back its work and removes the ipc socket
+       this process could not */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     mp_worker_options_t o = {.broker = pool->endpoint,
                              .processes = pool->processes_wanted,
                              .maxtasksperchild = wa->maxtasks,
                              .heartbeat_ms = pool->heartbeat_ms,
                              .exit_on_broker_loss = true,
                              .stop_fd = pool->stop_pipe[0]};
-    return mp__worker_run_shm(&o, pool->shm) ? 1 : 0;
+    return mp__worker_run_embedded(&o, pool->shm, true) ? 1 : 0;
 }
 
 static int pack_init(mp_pool_t *pool, const mp_pool_options_t *o)
@@ -1131,7 +1137,9 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
         if (!use_shm || strcmp(use_shm, "0") != 0)
             pool->shm = mp__pshm_new(pool->processes_wanted, POOL_SHM_IN, POOL_SHM_OUT);
         /* 1. the worker process, before any ZeroMQ state exists here */
-        if (pipe2(pool->stop_pipe, O_CLOEXEC) < 0) {
+        /* a socket pair, not a pipe: the stop byte is sent with
+           MSG_NOSIGNAL (a worker already gone must not SIGPIPE us) */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stop_pipe) < 0) {
             rc = -errno;
         } else {
             mp_process_opts_t po = {
@@ -1201,7 +1209,11 @@ static void stop_workers(mp_pool_t *pool)
     if (!pool->worker)
         return;
     if (pool->stop_pipe[1] >= 0) {
-        close(pool->stop_pipe[1]); /* the worker reads EOF: it stops */
+        /* a byte, then EOF: the worker stops (EOF alone would mean this
+           process died, and the worker would remove the ipc socket) */
+        ssize_t w = send(pool->stop_pipe[1], "s", 1, MSG_NOSIGNAL);
+        (void)w;
+        close(pool->stop_pipe[1]);
         pool->stop_pipe[1] = -1;
     }
     if (mp_process_join(pool->worker, 5000) == MP_ETIMEDOUT) {

@@ -80,6 +80,8 @@ typedef struct {
     mp__zygote_t zygote;
     uint32_t *progress;
     mp__pshm_t *shm; /* embedded: the pool's rings (poolshm.h), or NULL */
+    bool embedded;   /* an embedded pool's worker: the pool is our parent */
+    pid_t pool_pid;  /* the parent at the start */
     exec_t *ex;
     int nex;
     job_t *queue_head, *queue_tail;
@@ -521,6 +523,31 @@ static void on_broker(worker_t *w)
 
 /* ---- setup and the loop --------------------------------------------------------- */
 
+/* True once this process's parent is no longer pool_pid, waiting up to 1 s
+   for it: the kernel closes a dying process's files, and sends the
+   parent-death signal, while it re-parents its children thread by thread,
+   so either can come before getppid() says so. */
+static bool reparented(pid_t pool_pid)
+{
+    for (int i = 0; i < 200 && getppid() == pool_pid; i++)
+        usleep(5000);
+    return getppid() != pool_pid;
+}
+
+/* The stop fd of an embedded pool's worker: a pool that stops its worker
+   writes a byte first; end-of-file without it means the pool's process
+   died (a signal), and could not unlink its ipc socket. True then, once
+   this process has been re-parented (the socket's path holds the pool's
+   pid: no pool of that pid exists any more); false after 1 s without. */
+static bool stop_fd_says_pool_died(int fd, pid_t pool_pid)
+{
+    char c;
+    ssize_t r;
+    while ((r = read(fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    return r == 0 && reparented(pool_pid);
+}
+
 static int load_libraries(const mp_worker_options_t *o)
 {
     for (size_t i = 0; i < o->ntask_libs; i++) {
@@ -568,16 +595,21 @@ static void teardown(worker_t *w)
 
 int mp_worker_run(const mp_worker_options_t *o)
 {
-    return mp__worker_run_shm(o, NULL);
+    return mp__worker_run_embedded(o, NULL, false);
 }
 
-int mp__worker_run_shm(const mp_worker_options_t *o, mp__pshm_t *shm)
+int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded)
 {
     if (!o || !o->broker || o->processes < 0 || o->processes > MAX_EXECUTORS)
         return MP_EINVAL;
     if (o->verbose > 0)
         mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
-    worker_t w = {.o = *o, .sfd = -1, .zygote = {-1, 0}, .shm = shm};
+    worker_t w = {.o = *o,
+                  .sfd = -1,
+                  .zygote = {-1, 0},
+                  .shm = shm,
+                  .embedded = embedded,
+                  .pool_pid = getppid()};
     if (shm && mp__pshm_slots(shm) < (o->processes ? o->processes : mp_cpu_count()))
         w.shm = NULL; /* an executor without a ring of its own: none use them */
     w.nex = o->processes ? o->processes : mp_cpu_count();
@@ -648,15 +680,23 @@ int mp__worker_run_shm(const mp_worker_options_t *o, mp__pshm_t *shm)
             break;
         }
         if (items[1].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
+            struct signalfd_siginfo si = {0};
             if (read(w.sfd, &si, sizeof si) > 0)
                 mp__log(MP_LOG_INFO, WHO, "signal %u: handing back %zu dispatch%s and stopping",
                         si.ssi_signo, w.held, w.held == 1 ? "" : "es");
             w.stopping = true;
+            /* an embedded pool's worker gets SIGTERM from the pool's pid
+               when the pool's process dies (PR_SET_PDEATHSIG) */
+            if (w.embedded && si.ssi_pid == (uint32_t)w.pool_pid && reparented(w.pool_pid) &&
+                !strncmp(o->broker, "ipc://", 6))
+                unlink(o->broker + 6);
             break;
         }
         if (o->stop_fd >= 0 && items[3].revents) {
             w.stopping = true;
+            if (w.embedded && stop_fd_says_pool_died(o->stop_fd, w.pool_pid) &&
+                !strncmp(o->broker, "ipc://", 6))
+                unlink(o->broker + 6); /* it could not: see stop_fd_says_pool_died */
             break;
         }
         if (items[2].revents)

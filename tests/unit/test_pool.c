@@ -3,8 +3,11 @@
     left behind (no process, no ipc file, no shm).
 */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,19 +15,25 @@
 
 #include "../integration/test_tasks.c"
 
-static int ipc_files(void)
+/* ipc files of pools of process pid */
+static int ipc_files_of(pid_t pid)
 {
     const char *dir = getenv("XDG_RUNTIME_DIR");
     DIR *d = opendir(dir && access(dir, W_OK) == 0 ? dir : "/tmp");
     int n = 0;
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "mp-pool-%d-", (int)getpid());
+    snprintf(prefix, sizeof prefix, "mp-pool-%d-", (int)pid);
     if (!d)
         return 0;
     for (struct dirent *e; (e = readdir(d));)
         n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
     closedir(d);
     return n;
+}
+
+static int ipc_files(void)
+{
+    return ipc_files_of(getpid());
 }
 
 static int teardown(void **state)
@@ -354,6 +363,51 @@ static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
     assert_int_equal(mp_pool_callback_errors(pool), 0);
     mp_obj_destroy(&args);
     mp_pool_destroy(&pool);
+}
+
+/* A program killed with its pool open cannot remove the pool's ipc socket;
+   the pool's worker (its child, re-parented) does, and exits. */
+static void test_pool_killed_program_leaves_no_ipc_file(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* its orphans come to us */
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(ready[0]);
+        mp_pool_options_t o = {.processes = 1};
+        mp_pool_t *pool = NULL;
+        if (mp_pool_new(&o, &pool))
+            _exit(1);
+        ssize_t w = write(ready[1], "r", 1);
+        (void)w;
+        for (;;)
+            pause(); /* until killed */
+    }
+    close(ready[1]);
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    assert_int_equal(ipc_files_of(child), 1);
+    kill(child, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    int left = 1;
+    for (int i = 0; i < 500 && (left = ipc_files_of(child)) > 0; i++)
+        usleep(10000);
+    assert_int_equal(left, 0);
+    /* the worker (and its zygote and executors, whose parent dies with it)
+       exit: reap what comes to us */
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(-1, &status, WNOHANG);
+        if (r < 0 && errno == ECHILD)
+            break;
+        if (r == 0)
+            usleep(10000);
+    }
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
 static void test_pool_crashing_task_is_worker_lost_after_3_attempts(void **state)
@@ -978,6 +1032,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_get_times_out_then_succeeds, teardown),
         cmocka_unit_test_teardown(test_pool_failing_callback_does_not_hang_the_pool, teardown),
         cmocka_unit_test_teardown(test_pool_slow_callback_does_not_stop_the_pool, teardown),
+        cmocka_unit_test_teardown(test_pool_killed_program_leaves_no_ipc_file, teardown),
         cmocka_unit_test_teardown(test_pool_crashing_task_is_worker_lost_after_3_attempts,
                                   teardown),
         cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
