@@ -412,31 +412,46 @@ static void running_unlink(peer_t *w, unit_t *u)
     w->nrunning--;
 }
 
+/* Values [from, to) of the values back to back at r (r moves past them):
+   where they start and how many bytes they take. MP_EBADMSG when r does
+   not hold that many. */
+static int values_span(mp__rd_t *r, size_t from, size_t to, const uint8_t **start, size_t *bytes)
+{
+    *start = r->p;
+    for (size_t i = 0; i < to; i++) {
+        if (i == from)
+            *start = r->p;
+        if (mp__rd_skip(r))
+            return MP_EBADMSG;
+    }
+    *bytes = (size_t)(r->p - *start);
+    return 0;
+}
+
+/* An items frame of count values: their array header, then bytes at p. */
+static int items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes)
+{
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, count);
+    if (zmq_msg_init_size(dst, arr.size + bytes))
+        return MP_ENOMEM;
+    memcpy(zmq_msg_data(dst), arr.data, arr.size);
+    memcpy((char *)zmq_msg_data(dst) + arr.size, p, bytes);
+    return 0;
+}
+
 /* Builds the items frame of units [from, to) of chunk items in src. */
 static int slice_items(const zmq_msg_t *src, size_t from, size_t to, zmq_msg_t *dst)
 {
     mp__rd_t r;
-    size_t n;
+    size_t n, bytes;
+    const uint8_t *start;
     mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)src), zmq_msg_size((zmq_msg_t *)src));
-    if (mp__rd_array(&r, &n) || to > n)
+    if (mp__rd_array(&r, &n) || to > n || values_span(&r, from, to, &start, &bytes))
         return MP_EBADMSG;
-    const uint8_t *start = NULL;
-    for (size_t i = 0; i < to; i++) {
-        if (i == from)
-            start = r.p;
-        if (mp__rd_skip(&r))
-            return MP_EBADMSG;
-    }
-    size_t bytes = (size_t)(r.p - start);
-    char st[8];
-    mp__buf_t h;
-    mp__buf_init(&h, st, sizeof st);
-    mp__w_array(&h, to - from);
-    if (zmq_msg_init_size(dst, h.size + bytes))
-        return MP_ENOMEM;
-    memcpy(zmq_msg_data(dst), h.data, h.size);
-    memcpy((char *)zmq_msg_data(dst) + h.size, start, bytes);
-    return 0;
+    return items_frame(dst, to - from, start, bytes);
 }
 
 /* A new unit for items [base, base+count) of ch, from the items frame src
@@ -540,34 +555,21 @@ static int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint
     const char *items = mp__pshm_in_at(b->shm, ch->shm_pos, ch->shm_len);
     if (!items)
         return MP_EBADMSG;
-    *pos = ch->shm_pos;
-    *len = ch->shm_len;
+    const uint8_t *start = (const uint8_t *)items;
+    size_t bytes = (size_t)ch->shm_len;
     if (u->base != 0 || u->count != ch->count) {
         mp__rd_t r;
         mp__rd_init(&r, items, ch->shm_len);
-        const uint8_t *start = r.p;
-        for (size_t i = 0; i < u->base + u->count; i++) {
-            if (i == u->base)
-                start = r.p;
-            if (mp__rd_skip(&r))
-                return MP_EBADMSG;
-        }
-        *pos = ch->shm_pos + (uint64_t)(start - (const uint8_t *)items);
-        *len = (uint64_t)(r.p - start);
+        if (values_span(&r, u->base, u->base + u->count, &start, &bytes))
+            return MP_EBADMSG;
     }
+    *pos = ch->shm_pos + (uint64_t)(start - (const uint8_t *)items);
+    *len = bytes;
     if (by_ref) {
         zmq_msg_init(frame);
         return 0;
     }
-    char ah[8];
-    mp__buf_t arr;
-    mp__buf_init(&arr, ah, sizeof ah);
-    mp__w_array(&arr, u->count);
-    if (zmq_msg_init_size(frame, arr.size + *len))
-        return MP_ENOMEM;
-    memcpy(zmq_msg_data(frame), arr.data, arr.size);
-    memcpy((char *)zmq_msg_data(frame) + arr.size, mp__pshm_in_at(b->shm, *pos, *len), *len);
-    return 0;
+    return items_frame(frame, u->count, start, bytes);
 }
 
 static void dispatch(mp_broker_t *b)

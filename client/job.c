@@ -113,6 +113,8 @@ static void job_set_ready(mp_pool_t *pool, mp_async_t *job, mp_async_t ***ready,
 
 /* ---- map results: placed as they arrive ------------------------------------------ */
 
+#define RING_MALFORMED "malformed result in shared memory"
+
 /* Before the first piece: room for the whole map, guessed from that piece,
    so the list is not grown (and copied) piece after piece. */
 static void reserve_all(const mp_async_t *job, size_t bytes, size_t count)
@@ -134,43 +136,21 @@ static void place_items(map_out_t *o, size_t at, mp_items_t *items)
 /* Appends a RESULT piece, items [at, at + count), at the end of the map's
    list: one validating copy (mp__items_append_packed). Its errors are
    decoded first, so a malformed piece commits nothing and fails whole. */
-static void place_frames(const mp_async_t *job, size_t at, size_t count, const zmq_msg_t *values,
-                         const zmq_msg_t *errors)
+
+/* Fails a piece that cannot be read: each of its items, with why. */
+static void place_malformed(const mp_async_t *job, size_t at, size_t count, const char *why)
 {
-    map_out_t *o = job->out;
-    const char *task = job->name;
-    mp__rd_t r;
-    size_t n;
-    mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)values), zmq_msg_size((zmq_msg_t *)values));
-    int rc = mp__rd_array(&r, &n) || n != count ? MP_EBADMSG : 0;
-    mp_items_t *errs = NULL;
-    if (!rc && errors) {
-        errs = mp_items_new();
-        rc = errs ? mp__pool_decode_errors(errs, task, zmq_msg_data((zmq_msg_t *)errors),
-                                           zmq_msg_size((zmq_msg_t *)errors), at)
-                  : MP_ENOMEM;
-    }
-    if (!rc) {
-        reserve_all(job, mp__rd_left(&r), count);
-        rc = mp__items_append_packed(o->list, r.p, mp__rd_left(&r), count);
-    }
-    if (!rc && errs && mp__items_take_errors(o->list, errs, 0))
-        o->failed = true;
-    mp_items_destroy(&errs);
-    if (rc == MP_EBADMSG) {
-        mp_items_t *failed = mp__pool_failed_items(task, count, 0, MP_EBADREQUEST,
-                                                   "malformed result from the broker");
-        place_items(o, at, failed);
-        mp_items_destroy(&failed);
-    } else if (rc) {
-        o->failed = true;
-    }
+    mp_items_t *failed = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST, why);
+    place_items(job->out, at, failed);
+    mp_items_destroy(&failed);
 }
 
-/* Appends a piece whose values are in an output ring, as place_frames
-   appends a frame's. */
-static void place_ring(const mp_async_t *job, size_t at, size_t count, const char *vals,
-                       size_t vsize, const zmq_msg_t *errors)
+/* Appends a piece, items [at, at + count), at the end of the map's list:
+   count values (vsize bytes at vals: a RESULT's frame or an output ring)
+   in one checking copy (mp__items_append_packed). Its errors are decoded
+   first, so a malformed piece commits nothing and fails whole (why). */
+static void place_values(const mp_async_t *job, size_t at, size_t count, const char *vals,
+                         size_t vsize, const zmq_msg_t *errors, const char *why)
 {
     map_out_t *o = job->out;
     mp_items_t *errs = NULL;
@@ -188,14 +168,24 @@ static void place_ring(const mp_async_t *job, size_t at, size_t count, const cha
     if (!rc && errs && mp__items_take_errors(o->list, errs, 0))
         o->failed = true;
     mp_items_destroy(&errs);
-    if (rc == MP_EBADMSG) {
-        mp_items_t *failed = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
-                                                   "malformed result in shared memory");
-        place_items(o, at, failed);
-        mp_items_destroy(&failed);
-    } else if (rc) {
+    if (rc == MP_EBADMSG)
+        place_malformed(job, at, count, why);
+    else if (rc)
         o->failed = true;
-    }
+}
+
+/* A RESULT's values frame: an array header of count, then the values. */
+static void place_frames(const mp_async_t *job, size_t at, size_t count, const zmq_msg_t *values,
+                         const zmq_msg_t *errors)
+{
+    static const char why[] = "malformed result from the broker";
+    mp__rd_t r;
+    size_t n;
+    mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)values), zmq_msg_size((zmq_msg_t *)values));
+    if (mp__rd_array(&r, &n) || n != count)
+        place_malformed(job, at, count, why);
+    else
+        place_values(job, at, count, (const char *)r.p, mp__rd_left(&r), errors, why);
 }
 
 static void held_free(const mp_async_t *job, held_t *h)
@@ -231,8 +221,8 @@ static void place_held(const mp_async_t *job)
         if (h->items)
             place_items(o, h->at, h->items);
         else if (h->ring_vals)
-            place_ring(job, h->at, h->count, h->ring_vals, h->vsize,
-                       h->has_errors ? &h->errors : NULL);
+            place_values(job, h->at, h->count, h->ring_vals, h->vsize,
+                         h->has_errors ? &h->errors : NULL, RING_MALFORMED);
         else
             place_frames(job, h->at, h->count, &h->values, h->has_errors ? &h->errors : NULL);
         held_free(job, h);
@@ -296,7 +286,7 @@ void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const ch
 {
     map_out_t *o = job->out;
     if (at == o->list->len) {
-        place_ring(job, at, count, vals, vsize, errors);
+        place_values(job, at, count, vals, vsize, errors, RING_MALFORMED);
         place_held(job);
         return;
     }
@@ -330,8 +320,7 @@ void mp__pool_map_result_ring(mp_async_t *job, size_t at, size_t count, const ch
             o->failed = true;
             return;
         }
-        items = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST,
-                                      "malformed result in shared memory");
+        items = mp__pool_failed_items(job->name, count, 0, MP_EBADREQUEST, RING_MALFORMED);
     }
     mp__pool_map_result_items(job, at, items);
 }

@@ -534,6 +534,14 @@ static bool reparented(pid_t pool_pid)
     return getppid() != pool_pid;
 }
 
+/* The embedded pool whose worker this is died (a signal) and could not
+   remove its ipc socket: removes it (endpoint: "ipc://path"). */
+static void remove_pool_socket(const char *endpoint)
+{
+    if (!strncmp(endpoint, "ipc://", 6))
+        unlink(endpoint + 6);
+}
+
 /* The stop fd of an embedded pool's worker: a pool that stops its worker
    writes a byte first; end-of-file without it means the pool's process
    died (a signal), and could not unlink its ipc socket. True then, once
@@ -687,16 +695,14 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
             w.stopping = true;
             /* an embedded pool's worker gets SIGTERM from the pool's pid
                when the pool's process dies (PR_SET_PDEATHSIG) */
-            if (w.embedded && si.ssi_pid == (uint32_t)w.pool_pid && reparented(w.pool_pid) &&
-                !strncmp(o->broker, "ipc://", 6))
-                unlink(o->broker + 6);
+            if (w.embedded && si.ssi_pid == (uint32_t)w.pool_pid && reparented(w.pool_pid))
+                remove_pool_socket(o->broker);
             break;
         }
         if (o->stop_fd >= 0 && items[3].revents) {
             w.stopping = true;
-            if (w.embedded && stop_fd_says_pool_died(o->stop_fd, w.pool_pid) &&
-                !strncmp(o->broker, "ipc://", 6))
-                unlink(o->broker + 6); /* it could not: see stop_fd_says_pool_died */
+            if (w.embedded && stop_fd_says_pool_died(o->stop_fd, w.pool_pid))
+                remove_pool_socket(o->broker);
             break;
         }
         if (items[2].revents)
