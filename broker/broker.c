@@ -34,12 +34,12 @@
 #include <zmq.h>
 
 #include "broker_impl.h"
-#include "log.h"
+#include "base/log.h"
 #include "mp/broker.h"
 #include "mp/error.h"
-#include "mpp.h"
-#include "poolshm.h"
-#include "wire.h"
+#include "codec/mpp.h"
+#include "pool/poolshm.h"
+#include "codec/wire.h"
 
 #define WHO "mp-broker"
 #define MAX_ENDPOINT 256

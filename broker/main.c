@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "mp.h"
-#include "progopt.h"
+#include "pool/progopt.h"
 #include "mp/broker.h"
 
 static void usage(FILE *out)

@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "mp.h"
-#include "progopt.h"
+#include "pool/progopt.h"
 
 #define PROG "mp-client"
 #define BATCH_ITEMS 10000          /* starmap: lines per starmap call */

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "pool_impl.h"
 
 /* ---- results ------------------------------------------------------------------ */

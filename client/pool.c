@@ -29,11 +29,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "mp/broker.h"
 #include "mp/error.h"
 #include "mp/worker.h"
-#include "mpp.h"
+#include "codec/mpp.h"
 #include "pool_impl.h"
 
 #define WHO "mp-pool"

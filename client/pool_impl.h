@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#include "items_impl.h"
+#include "codec/items_impl.h"
 #include "mp/broker.h"
 #include "mp/pool.h"
 #include "mp/process.h"
-#include "poolshm.h"
-#include "wire.h"
+#include "pool/poolshm.h"
+#include "codec/wire.h"
 
 enum { JOB_APPLY, JOB_MAP, JOB_IMAP };
 

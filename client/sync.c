@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "mp/error.h"
-#include "mpp.h"
+#include "codec/mpp.h"
 #include "pool_impl.h"
 
 static int sync_open(mp_pool_t *pool)

@@ -35,11 +35,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base/base.h"
 #include "mp/error.h"
-#include "poolshm.h"
-#include "task_impl.h"
-#include "wire.h"
+#include "pool/poolshm.h"
+#include "pool/task_impl.h"
+#include "codec/wire.h"
 #include "worker_impl.h"
 
 int mp__write_all(int fd, struct iovec *iov, int n)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "mp.h"
-#include "progopt.h"
+#include "pool/progopt.h"
 
 static void usage(FILE *out)
 {

@@ -29,13 +29,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "mp/error.h"
 #include "mp/process.h"
 #include "mp/task.h"
 #include "mp/worker.h"
-#include "mpp.h"
-#include "wire.h"
+#include "codec/mpp.h"
+#include "codec/wire.h"
 #include "worker_impl.h"
 
 #define WHO "mp-worker"

@@ -7,7 +7,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "poolshm.h"
+#include "pool/poolshm.h"
 
 typedef struct {
     int ctl; /* SOCK_SEQPACKET to the zygote */

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "items_impl.h"
+#include "codec/items_impl.h"
 #include "mp.h"
-#include "task_impl.h"
-#include "wire.h"
+#include "pool/task_impl.h"
+#include "codec/wire.h"
 
 int mp__pool_decode_errors(mp_items_t *items, const char *task, const void *data, size_t size,
                            size_t base);

@@ -11,7 +11,7 @@
 #include <zmq.h>
 
 #include "../integration/test_tasks.c"
-#include "hmac.h"
+#include "base/hmac.h"
 #include "testutil.h"
 
 #define KEY "s3cret-key"

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "poolshm.h"
+#include "pool/poolshm.h"
 #include "testutil.h"
 
 static size_t page(void)

@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "items_impl.h"
+#include "codec/items_impl.h"
 #include "mp.h"
-#include "wire.h"
+#include "codec/wire.h"
 
 static const int64_t edges[] = {0,
                                 1,

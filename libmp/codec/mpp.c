@@ -1,0 +1,94 @@
+/*  mpp.c - whole-message receive and send for MPP/1.
+
+    A message is received completely or not at all: frames beyond the limit
+    are read and dropped (libzmq delivers multipart messages atomically, so
+    the rest is already here), which keeps a peer sending 10^6 frames from
+    making us hold them.
+*/
+#include <errno.h>
+#include <stdio.h>
+
+#include "codec/mpp.h"
+
+int mpp_recv(void *sock, mpp_msg_t *m, int flags)
+{
+    m->n = 0;
+    m->too_many = false;
+    for (;;) {
+        zmq_msg_t *f;
+        zmq_msg_t spare;
+        if (m->n <= MPP_MAX_FRAMES)
+            f = &m->f[m->n];
+        else
+            f = &spare;
+        zmq_msg_init(f);
+        if (zmq_msg_recv(f, sock, m->n == 0 ? flags : 0) < 0) {
+            int err = errno;
+            zmq_msg_close(f);
+            mpp_close(m);
+            return -err;
+        }
+        bool more = zmq_msg_more(f);
+        if (f == &spare) {
+            zmq_msg_close(f);
+            m->too_many = true;
+        } else {
+            m->n++;
+        }
+        if (!more)
+            return 0;
+    }
+}
+
+void mpp_close(mpp_msg_t *m)
+{
+    for (int i = 0; i < m->n; i++)
+        zmq_msg_close(&m->f[i]);
+    m->n = 0;
+}
+
+int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t cmd,
+             const void *header, size_t header_size, zmq_msg_t *payload, int npayload, int flags)
+{
+    int rc = 0;
+    if (idlen && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
+        rc = -errno;
+    /* after the first frame libzmq queues the rest atomically */
+    if (rc == 0 && zmq_send(sock, sig, MPP_SIG_SIZE, flags | ZMQ_SNDMORE) < 0)
+        rc = -errno;
+    if (rc == 0 && zmq_send(sock, &cmd, 1, flags | ZMQ_SNDMORE) < 0)
+        rc = -errno;
+    if (rc == 0 && zmq_send(sock, header, header_size, flags | (npayload ? ZMQ_SNDMORE : 0)) < 0)
+        rc = -errno;
+    for (int i = 0; i < npayload; i++) {
+        if (rc == 0 &&
+            zmq_msg_send(&payload[i], sock, flags | (i + 1 < npayload ? ZMQ_SNDMORE : 0)) < 0)
+            rc = -errno;
+        if (rc)
+            zmq_msg_close(&payload[i]);
+    }
+    return rc;
+}
+
+int mpp_socket_setup(void *sock, size_t max_message)
+{
+    int linger = 0, hwm = 0, ivl = 5000;
+    int64_t max = (int64_t)max_message;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max) ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &ivl, sizeof ivl))
+        return -errno;
+    return 0;
+}
+
+void mpp_id_hex(const void *id, size_t n, char *out, size_t outsize)
+{
+    const uint8_t *p = id;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 3 <= outsize; i++)
+        k += (size_t)snprintf(out + k, outsize - k, "%02x", p[i]);
+    if (outsize)
+        out[k < outsize ? k : outsize - 1] = '\0';
+}

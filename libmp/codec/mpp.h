@@ -1,0 +1,45 @@
+/*  mpp.h - receiving and sending MPP/1 messages over libzmq.
+    Shared by the broker, the worker supervisor and the pool. Not installed. */
+#ifndef MP_MPP_H_INCLUDED
+#define MP_MPP_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "base/base.h"
+#include "codec/wire.h"
+
+/* A received message: routing id (ROUTER only) + up to MPP_MAX_FRAMES. */
+typedef struct {
+    zmq_msg_t f[MPP_MAX_FRAMES + 1];
+    int n;         /* frames held */
+    bool too_many; /* more frames arrived than fit (they were dropped) */
+} mpp_msg_t;
+
+/* Receives one whole message (flags: ZMQ_DONTWAIT or 0). 0 or -errno. */
+int mpp_recv(void *sock, mpp_msg_t *m, int flags);
+void mpp_close(mpp_msg_t *m);
+static inline const uint8_t *mpp_data(mpp_msg_t *m, int i)
+{
+    return zmq_msg_data(&m->f[i]);
+}
+static inline size_t mpp_size(mpp_msg_t *m, int i)
+{
+    return zmq_msg_size(&m->f[i]);
+}
+
+/* Sends [id] sig cmd header [payload...]. Payload messages are consumed
+   (closed) whatever happens. flags: ZMQ_DONTWAIT or 0. 0 or -errno. */
+int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t cmd,
+             const void *header, size_t header_size, zmq_msg_t *payload, int npayload, int flags);
+
+/* Socket options every MPP socket gets: linger 0, max message size,
+   heartbeat-free TCP keepalive off, handshake interval. */
+int mpp_socket_setup(void *sock, size_t max_message);
+
+/* Hex of a routing id, for logs ("00a1b2c3d4"). */
+void mpp_id_hex(const void *id, size_t n, char *out, size_t outsize);
+
+#endif

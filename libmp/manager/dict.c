@@ -1,0 +1,783 @@
+/*  mdict.c - the Manager's dict and Namespace (docs/MANAGER.md).
+
+    A dict's data is one table block, CPython's compact layout: the entries
+    in insertion order (hash, key blob, value blob; a deleted entry has key
+    0) followed by an open-addressing index of entry numbers + 1 (0: empty
+    slot), with linear probing and at least twice as many slots as entries.
+
+    Commit points (the one word store that makes an operation visible):
+      insert   entries[n] and its index slot written, then nentries = n + 1
+      replace  the entry's value offset
+      delete   the entry's key offset set to 0
+      grow     the object's table offset (a new table, compacted)
+      clear    the object's table offset set to 0
+    `live` and the index are derived: a repair rebuilds them from the
+    entries (mdict_rebuild).
+
+    Every public call packs its key and value before taking the lock, on
+    the caller's stack when they are small.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/manager_impl.h"
+#include "mp/error.h"
+
+typedef struct {
+    uint32_t hash, key, val;
+} dentry_t;
+
+typedef struct {
+    uint32_t nentries; /* entries written: an insert's commit point */
+    uint32_t cap;      /* entries that fit */
+    uint32_t live;     /* entries with a key (derived) */
+    uint32_t nindex;   /* index slots, a power of two >= 2 cap */
+    dentry_t entries[];
+} dtable_t;
+
+static inline uint32_t *dindex(dtable_t *t)
+{
+    return (uint32_t *)(t->entries + t->cap);
+}
+
+static inline dtable_t *dtable(ma_arena_t *a, const struct mp_mobj *o)
+{
+    return o->data ? ma_at(a, o->data) : NULL;
+}
+
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/* The entry number of key, or -1; *slot_p is the index slot where it is,
+   or the empty slot where it would go. */
+static long find(ma_arena_t *a, dtable_t *t, const char *kb, size_t kl, uint32_t h,
+                 uint32_t *slot_p)
+{
+    *slot_p = 0;
+    if (!t)
+        return -1;
+    uint32_t mask = t->nindex - 1, *ix = dindex(t);
+    for (uint32_t i = h & mask, n = 0; n < t->nindex; i = (i + 1) & mask, n++) {
+        uint32_t e = ix[i];
+        if (!e) {
+            *slot_p = i;
+            return -1;
+        }
+        if (e - 1 < t->nentries) {
+            dentry_t *d = &t->entries[e - 1];
+            if (d->key && d->hash == h && ma_blob_eq(a, d->key, kb, kl)) {
+                *slot_p = i;
+                return (long)(e - 1);
+            }
+        }
+    }
+    return -1; /* not reached: the index is never full */
+}
+
+static void index_put(dtable_t *t, uint32_t h, uint32_t entry)
+{
+    uint32_t mask = t->nindex - 1, *ix = dindex(t), i = h & mask;
+    while (ix[i])
+        i = (i + 1) & mask;
+    ix[i] = entry + 1;
+}
+
+/* Replaces the table by a compacted one with room for at least `want`
+   entries. MP_ENOSPC leaves the dict as it was. */
+static int regrow(ma_arena_t *a, struct mp_mobj *o, uint32_t want)
+{
+    dtable_t *old = dtable(a, o);
+    uint32_t cap = 8;
+    while (cap < want * 2u && cap < (1u << 28))
+        cap *= 2;
+    uint32_t nindex = cap * 2;
+    size_t size = sizeof(dtable_t) + (size_t)cap * sizeof(dentry_t) + (size_t)nindex * 4;
+    uint32_t off = ma_alloc(a, size);
+    if (!off)
+        return MP_ENOSPC;
+    dtable_t *t = ma_at(a, off);
+    t->cap = cap;
+    t->nindex = nindex;
+    t->nentries = t->live = 0;
+    memset(dindex(t), 0, (size_t)nindex * 4);
+    for (uint32_t e = 0; old && e < old->nentries; e++)
+        if (old->entries[e].key) {
+            t->entries[t->nentries] = old->entries[e];
+            index_put(t, old->entries[e].hash, t->nentries);
+            t->nentries++;
+            t->live++;
+        }
+    o->data = off; /* the commit */
+    if (old)
+        ma_free(a, (uint32_t)((char *)old - (char *)a));
+    return 0;
+}
+
+/* Inserts an absent key (find() said so). */
+static int insert(ma_arena_t *a, struct mp_mobj *o, const char *kb, size_t kl, uint32_t h,
+                  const char *vb, size_t vl)
+{
+    dtable_t *t = dtable(a, o);
+    if (!t || t->nentries == t->cap) {
+        int rc = regrow(a, o, t ? t->live + 1 : 1);
+        if (rc)
+            return rc;
+        t = dtable(a, o);
+    }
+    uint32_t key = ma_blob_new(a, kb, kl), val = key ? ma_blob_new(a, vb, vl) : 0;
+    if (!val) {
+        ma_free(a, key);
+        return MP_ENOSPC;
+    }
+    uint32_t slot, n = t->nentries;
+    find(a, t, kb, kl, h, &slot);
+    t->entries[n] = (dentry_t){h, key, val};
+    dindex(t)[slot] = n + 1;
+    t->nentries = n + 1; /* the commit */
+    t->live++;
+    return 0;
+}
+
+static int replace(ma_arena_t *a, dentry_t *d, const char *vb, size_t vl)
+{
+    uint32_t val = ma_blob_new(a, vb, vl);
+    if (!val)
+        return MP_ENOSPC;
+    uint32_t old = d->val;
+    d->val = val; /* the commit */
+    ma_free(a, old);
+    return 0;
+}
+
+static void delete_entry(ma_arena_t *a, dtable_t *t, dentry_t *d)
+{
+    uint32_t key = d->key, val = d->val;
+    d->key = 0; /* the commit */
+    t->live--;
+    ma_free(a, key);
+    ma_free(a, val);
+}
+
+/* Sets key to value, inserting or replacing. */
+static int put(ma_arena_t *a, struct mp_mobj *o, const char *kb, size_t kl, uint32_t h,
+               const char *vb, size_t vl)
+{
+    uint32_t slot;
+    dtable_t *t = dtable(a, o);
+    long e = find(a, t, kb, kl, h, &slot);
+    return e >= 0 ? replace(a, &t->entries[e], vb, vl) : insert(a, o, kb, kl, h, vb, vl);
+}
+
+/* ---- repair (marena.c) ----------------------------------------------------------- */
+
+void mdict_mark(ma_arena_t *a, struct mp_mobj *o)
+{
+    dtable_t *t = dtable(a, o);
+    if (!t)
+        return;
+    ma_mark(a, o->data);
+    for (uint32_t e = 0; e < t->nentries && e < t->cap; e++)
+        if (t->entries[e].key) {
+            ma_mark(a, t->entries[e].key);
+            ma_mark(a, t->entries[e].val);
+        }
+}
+
+void mdict_rebuild(ma_arena_t *a, struct mp_mobj *o)
+{
+    dtable_t *t = dtable(a, o);
+    if (!t)
+        return;
+    if (t->nentries > t->cap)
+        t->nentries = t->cap;
+    memset(dindex(t), 0, (size_t)t->nindex * 4);
+    t->live = 0;
+    for (uint32_t e = 0; e < t->nentries; e++)
+        if (t->entries[e].key) {
+            index_put(t, t->entries[e].hash, e);
+            t->live++;
+        }
+}
+
+void mdict_free_data(ma_arena_t *a, struct mp_mobj *o)
+{
+    dtable_t *t = dtable(a, o);
+    if (!t)
+        return;
+    uint32_t off = o->data;
+    o->data = 0; /* the commit */
+    for (uint32_t e = 0; e < t->nentries; e++)
+        if (t->entries[e].key) {
+            ma_free(a, t->entries[e].key);
+            ma_free(a, t->entries[e].val);
+        }
+    ma_free(a, off);
+}
+
+/* ---- the directory of named objects (marena.c) ---------------------------------- */
+
+static int pack_name(packed_t *p, const char *name)
+{
+    mp_obj_t *k = mp_obj_new_str(name);
+    int rc = k ? pack(p, k) : MP_ENOMEM;
+    mp_obj_destroy(&k);
+    return rc;
+}
+
+uint32_t mdict_get_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name)
+{
+    packed_t k;
+    uint32_t slot = 0, at;
+    if (pack_name(&k, name))
+        return 0;
+    dtable_t *t = dtable(a, dir);
+    long e = find(a, t, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), &at);
+    if (e >= 0) {
+        const ma_blob_t *v = ma_blob(a, t->entries[e].val);
+        if (v->len == 5 && (uint8_t)v->bytes[0] == 0xce) /* msgpack uint32 */
+            slot = (uint32_t)(uint8_t)v->bytes[1] << 24 | (uint32_t)(uint8_t)v->bytes[2] << 16 |
+                   (uint32_t)(uint8_t)v->bytes[3] << 8 | (uint8_t)v->bytes[4];
+    }
+    mp__buf_release(&k.buf);
+    return slot;
+}
+
+int mdict_put_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name, uint32_t slot)
+{
+    packed_t k;
+    int rc = pack_name(&k, name);
+    if (rc)
+        return rc;
+    char v[5] = {(char)0xce, (char)(slot >> 24), (char)(slot >> 16), (char)(slot >> 8), (char)slot};
+    rc = put(a, dir, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), v, sizeof v);
+    mp__buf_release(&k.buf);
+    return rc;
+}
+
+/* ---- public calls -------------------------------------------------------------------- */
+
+/* A call's prologue: the key packed and hashed, the arena locked. */
+typedef struct {
+    ma_arena_t *a;
+    packed_t key;
+    uint32_t hash;
+} call_t;
+
+static int begin(struct mp_mobj *o, const mp_obj_t *key, call_t *c)
+{
+    if (!o || !key || !mo_is_dict(o))
+        return MP_EINVAL;
+    c->a = ma_of(o);
+    int rc = pack(&c->key, key);
+    if (rc)
+        return rc;
+    c->hash = hash_bytes(c->key.buf.data, c->key.buf.size);
+    rc = ma_lock(c->a);
+    if (rc)
+        mp__buf_release(&c->key.buf);
+    return rc;
+}
+
+static int end(call_t *c, int rc)
+{
+    ma_unlock(c->a);
+    mp__buf_release(&c->key.buf);
+    return rc;
+}
+
+static long lookup(call_t *c, struct mp_mobj *o, dentry_t **d_p)
+{
+    uint32_t slot;
+    dtable_t *t = dtable(c->a, o);
+    long e = find(c->a, t, c->key.buf.data, c->key.buf.size, c->hash, &slot);
+    *d_p = e >= 0 ? &t->entries[e] : NULL;
+    return e;
+}
+
+int mp_mdict_set(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *value)
+{
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_SET, key, value, NULL, NULL, NULL);
+    packed_t v;
+    int rc = value ? pack(&v, value) : MP_EINVAL;
+    if (rc)
+        return rc;
+    call_t c;
+    if (!(rc = begin(d, key, &c)))
+        rc = end(&c, put(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data, v.buf.size));
+    mp__buf_release(&v.buf);
+    return rc;
+}
+
+static int copy_default(const mp_obj_t *dflt, mp_obj_t **value_p)
+{
+    if (!dflt)
+        return MP_ENOENT;
+    return (*value_p = mp_obj_dup(dflt)) ? 0 : MP_ENOMEM;
+}
+
+int mp_mdict_get(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_obj_t **value_p)
+{
+    if (!value_p)
+        return MP_EINVAL;
+    *value_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d, dflt ? MR_D_GET_DFLT : MR_D_GET, key, dflt, NULL, value_p, NULL);
+    call_t c;
+    int rc = begin(d, key, &c);
+    if (rc)
+        return rc;
+    dentry_t *e;
+    if (lookup(&c, d, &e) >= 0)
+        return end(&c, ma_blob_obj(c.a, e->val, value_p));
+    end(&c, 0);
+    return copy_default(dflt, value_p);
+}
+
+int mp_mdict_del(mp_mdict_t *d, const mp_obj_t *key)
+{
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_DEL, key, NULL, NULL, NULL, NULL);
+    call_t c;
+    int rc = begin(d, key, &c);
+    if (rc)
+        return rc;
+    dentry_t *e;
+    if (lookup(&c, d, &e) < 0)
+        return end(&c, MP_ENOENT);
+    delete_entry(c.a, dtable(c.a, d), e);
+    return end(&c, 0);
+}
+
+int mp_mdict_contains(mp_mdict_t *d, const mp_obj_t *key)
+{
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_CONTAINS, key, NULL, NULL, NULL, NULL);
+    call_t c;
+    int rc = begin(d, key, &c);
+    if (rc)
+        return rc;
+    dentry_t *e;
+    return end(&c, lookup(&c, d, &e) >= 0);
+}
+
+int mp_mdict_len(mp_mdict_t *d, size_t *len_p)
+{
+    if (!d || !len_p || !mo_is_dict(d))
+        return MP_EINVAL;
+    if (mo_is_proxy(d)) {
+        int64_t n = 0;
+        int rc = mr_call(d, MR_D_LEN, NULL, NULL, NULL, NULL, &n);
+        *len_p = rc ? 0 : (size_t)n;
+        return rc;
+    }
+    ma_arena_t *a = ma_of(d);
+    int rc = ma_lock(a);
+    if (rc)
+        return rc;
+    dtable_t *t = dtable(a, d);
+    *len_p = t ? t->live : 0;
+    ma_unlock(a);
+    return 0;
+}
+
+enum { SNAP_KEYS, SNAP_VALUES, SNAP_ITEMS };
+
+static int snapshot(mp_mdict_t *d, int what, mp_obj_t **out_p)
+{
+    if (!d || !out_p || !mo_is_dict(d))
+        return MP_EINVAL;
+    *out_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d,
+                       what == SNAP_KEYS     ? MR_D_KEYS
+                       : what == SNAP_VALUES ? MR_D_VALUES
+                                             : MR_D_ITEMS,
+                       NULL, NULL, NULL, out_p, NULL);
+    mp_obj_t *out = what == SNAP_ITEMS ? mp_obj_new_map() : mp_obj_new_array();
+    if (!out)
+        return MP_ENOMEM;
+    ma_arena_t *a = ma_of(d);
+    int rc = ma_lock(a);
+    if (rc) {
+        mp_obj_destroy(&out);
+        return rc;
+    }
+    dtable_t *t = dtable(a, d);
+    for (uint32_t e = 0; t && e < t->nentries && !rc; e++) {
+        dentry_t *en = &t->entries[e];
+        if (!en->key)
+            continue;
+        mp_obj_t *k = NULL, *v = NULL;
+        if (what != SNAP_VALUES)
+            rc = ma_blob_obj(a, en->key, &k);
+        if (!rc && what != SNAP_KEYS)
+            rc = ma_blob_obj(a, en->val, &v);
+        if (!rc)
+            rc = what == SNAP_ITEMS ? mp_obj_map_add(out, k, v)
+                                    : mp_obj_array_add(out, what == SNAP_KEYS ? k : v);
+        else {
+            mp_obj_destroy(&k);
+            mp_obj_destroy(&v);
+        }
+    }
+    ma_unlock(a);
+    if (rc)
+        mp_obj_destroy(&out);
+    *out_p = out;
+    return rc;
+}
+
+int mp_mdict_keys(mp_mdict_t *d, mp_obj_t **array_p)
+{
+    return snapshot(d, SNAP_KEYS, array_p);
+}
+
+int mp_mdict_values(mp_mdict_t *d, mp_obj_t **array_p)
+{
+    return snapshot(d, SNAP_VALUES, array_p);
+}
+
+int mp_mdict_items(mp_mdict_t *d, mp_obj_t **map_p)
+{
+    return snapshot(d, SNAP_ITEMS, map_p);
+}
+
+/* dict.update: each pair in turn. On MP_ENOSPC the applied pairs are undone,
+   newest first, found again by key (an insert may have compacted the
+   table); replaced values are kept until the end for that. */
+static void undo_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t *old, size_t n)
+{
+    while (n-- > 0) {
+        mp__buf_t *k = &kv[2 * n].buf;
+        uint32_t slot;
+        dtable_t *t = dtable(a, o);
+        long e = find(a, t, k->data, k->size, hash_bytes(k->data, k->size), &slot);
+        if (e < 0)
+            continue; /* not reached: it was applied */
+        dentry_t *en = &t->entries[e];
+        if (old[n]) {
+            uint32_t val = en->val;
+            en->val = old[n];
+            ma_free(a, val);
+        } else {
+            delete_entry(a, t, en);
+        }
+    }
+}
+
+static int apply_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t *old, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mp__buf_t *k = &kv[2 * i].buf, *v = &kv[2 * i + 1].buf;
+        uint32_t h = hash_bytes(k->data, k->size), slot;
+        dtable_t *t = dtable(a, o);
+        long e = find(a, t, k->data, k->size, h, &slot);
+        int rc = 0;
+        old[i] = 0;
+        if (e >= 0) {
+            uint32_t val = ma_blob_new(a, v->data, v->size);
+            if (val) {
+                old[i] = t->entries[e].val;
+                t->entries[e].val = val;
+            } else {
+                rc = MP_ENOSPC;
+            }
+        } else {
+            rc = insert(a, o, k->data, k->size, h, v->data, v->size);
+        }
+        if (rc) {
+            undo_pairs(a, o, kv, old, i);
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        ma_free(a, old[i]);
+    return 0;
+}
+
+int mp_mdict_update(mp_mdict_t *d, const mp_obj_t *map)
+{
+    if (!d || !map || mp_obj_type(map) != MP_OBJ_MAP || !mo_is_dict(d))
+        return MP_EINVAL;
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_UPDATE, map, NULL, NULL, NULL, NULL);
+    size_t n = mp_obj_len(map), packed = 0;
+    packed_t *kv = calloc(2 * n + 1, sizeof *kv);
+    uint32_t *old = calloc(n + 1, sizeof *old);
+    int rc = kv && old ? 0 : MP_ENOMEM;
+    for (; !rc && packed < 2 * n; packed++)
+        rc = pack(&kv[packed], packed % 2 ? mp_obj_map_value_at(map, packed / 2)
+                                          : mp_obj_map_key_at(map, packed / 2));
+    ma_arena_t *a = ma_of(d);
+    if (!rc && !(rc = ma_lock(a))) {
+        rc = apply_pairs(a, d, kv, old, n);
+        ma_unlock(a);
+    }
+    for (size_t i = 0; kv && i < 2 * n; i++) /* zeroed ones own nothing */
+        mp__buf_release(&kv[i].buf);
+    free(kv);
+    free(old);
+    return rc;
+}
+
+int mp_mdict_pop(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_obj_t **value_p)
+{
+    if (!value_p)
+        return MP_EINVAL;
+    *value_p = NULL;
+    if (mo_is_proxy(d))
+        return mr_call(d, dflt ? MR_D_POP_DFLT : MR_D_POP, key, dflt, NULL, value_p, NULL);
+    call_t c;
+    int rc = begin(d, key, &c);
+    if (rc)
+        return rc;
+    dentry_t *e;
+    if (lookup(&c, d, &e) < 0) {
+        end(&c, 0);
+        return copy_default(dflt, value_p);
+    }
+    if (!(rc = ma_blob_obj(c.a, e->val, value_p)))
+        delete_entry(c.a, dtable(c.a, d), e);
+    return end(&c, rc);
+}
+
+int mp_mdict_setdefault(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *value,
+                        mp_obj_t **current_p)
+{
+    if (mo_is_proxy(d)) {
+        mp_obj_t *cur = NULL;
+        int rc = mr_call(d, MR_D_SETDEFAULT, key, value, NULL, &cur, NULL);
+        if (current_p)
+            *current_p = cur;
+        else
+            mp_obj_destroy(&cur);
+        return rc;
+    }
+    packed_t v;
+    int rc = value ? pack(&v, value) : MP_EINVAL;
+    if (rc)
+        return rc;
+    if (current_p)
+        *current_p = NULL;
+    call_t c;
+    if (!(rc = begin(d, key, &c))) {
+        dentry_t *e;
+        if (lookup(&c, d, &e) >= 0)
+            rc = current_p ? ma_blob_obj(c.a, e->val, current_p) : 0;
+        else if (!(rc = insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data,
+                               v.buf.size)) &&
+                 current_p)
+            rc = (*current_p = mp_obj_dup(value)) ? 0 : MP_ENOMEM;
+        end(&c, 0);
+    }
+    mp__buf_release(&v.buf);
+    return rc;
+}
+
+int mp_mdict_clear(mp_mdict_t *d)
+{
+    if (!d || !mo_is_dict(d))
+        return MP_EINVAL;
+    if (mo_is_proxy(d))
+        return mr_call(d, MR_D_CLEAR, NULL, NULL, NULL, NULL, NULL);
+    ma_arena_t *a = ma_of(d);
+    int rc = ma_lock(a);
+    if (rc)
+        return rc;
+    mdict_free_data(a, d);
+    ma_unlock(a);
+    return 0;
+}
+
+/* ---- read-modify-write ------------------------------------------------------------ */
+
+/* Under the lock: fn(current value or NULL) -> next (NULL: delete). */
+static int modify(call_t *c, struct mp_mobj *o, mp_mdict_fn fn, void *arg)
+{
+    dentry_t *e;
+    mp_obj_t *cur = NULL, *next = NULL;
+    long at = lookup(c, o, &e);
+    int rc = at >= 0 ? ma_blob_obj(c->a, e->val, &cur) : 0;
+    if (!rc)
+        rc = fn(cur, &next, arg);
+    mp_obj_destroy(&cur);
+    if (rc || (!next && at < 0))
+        return rc;
+    if (!next) {
+        delete_entry(c->a, dtable(c->a, o), e);
+        return 0;
+    }
+    packed_t v;
+    rc = pack(&v, next);
+    mp_obj_destroy(&next);
+    if (!rc)
+        rc = at >= 0 ? replace(c->a, e, v.buf.data, v.buf.size)
+                     : insert(c->a, o, c->key.buf.data, c->key.buf.size, c->hash, v.buf.data,
+                              v.buf.size);
+    mp__buf_release(&v.buf);
+    return rc;
+}
+
+int mp_mdict_update_fn(mp_mdict_t *d, const mp_obj_t *key, mp_mdict_fn fn, void *arg)
+{
+    if (!fn || mo_is_proxy(d)) /* a C callback cannot travel */
+        return MP_EINVAL;
+    call_t c;
+    int rc = begin(d, key, &c);
+    return rc ? rc : end(&c, modify(&c, d, fn, arg));
+}
+
+typedef struct {
+    int64_t delta, result;
+} incr_t;
+
+static int add_int(const mp_obj_t *cur, mp_obj_t **next, void *arg)
+{
+    incr_t *in = arg;
+    int64_t base = 0;
+    if (cur) {
+        if (mp_obj_type(cur) != MP_OBJ_INT && mp_obj_type(cur) != MP_OBJ_UINT)
+            return MP_ETYPE;
+        base = mp_obj_int(cur);
+    }
+    in->result = (int64_t)((uint64_t)base + (uint64_t)in->delta); /* wraps, never UB */
+    return (*next = mp_obj_new_int(in->result)) ? 0 : MP_ENOMEM;
+}
+
+int mp_mdict_incr(mp_mdict_t *d, const mp_obj_t *key, int64_t delta, int64_t *result_p)
+{
+    if (mo_is_proxy(d)) {
+        mp_obj_t *dl = mp_obj_new_int(delta);
+        int64_t r = 0;
+        int rc = dl ? mr_call(d, MR_D_INCR, key, dl, NULL, NULL, &r) : MP_ENOMEM;
+        mp_obj_destroy(&dl);
+        if (!rc && result_p)
+            *result_p = r;
+        return rc;
+    }
+    incr_t in = {delta, 0};
+    int rc = mp_mdict_update_fn(d, key, add_int, &in);
+    if (!rc && result_p)
+        *result_p = in.result;
+    return rc;
+}
+
+typedef struct {
+    double delta, result;
+} incrf_t;
+
+static int add_float(const mp_obj_t *cur, mp_obj_t **next, void *arg)
+{
+    incrf_t *in = arg;
+    double base = 0;
+    if (cur) {
+        mp_obj_type_t t = mp_obj_type(cur);
+        if (t != MP_OBJ_INT && t != MP_OBJ_UINT && t != MP_OBJ_FLOAT)
+            return MP_ETYPE;
+        base = mp_obj_float(cur);
+    }
+    in->result = base + in->delta;
+    return (*next = mp_obj_new_float(in->result)) ? 0 : MP_ENOMEM;
+}
+
+int mp_mdict_incr_float(mp_mdict_t *d, const mp_obj_t *key, double delta, double *result_p)
+{
+    if (mo_is_proxy(d)) {
+        mp_obj_t *dl = mp_obj_new_float(delta), *r = NULL;
+        int rc = dl ? mr_call(d, MR_D_INCRF, key, dl, NULL, &r, NULL) : MP_ENOMEM;
+        if (!rc && result_p)
+            *result_p = r ? mp_obj_float(r) : 0;
+        mp_obj_destroy(&dl);
+        mp_obj_destroy(&r);
+        return rc;
+    }
+    incrf_t in = {delta, 0};
+    int rc = mp_mdict_update_fn(d, key, add_float, &in);
+    if (!rc && result_p)
+        *result_p = in.result;
+    return rc;
+}
+
+int mp_mdict_cas(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *expected,
+                 const mp_obj_t *value, bool *swapped_p)
+{
+    if (mo_is_proxy(d)) {
+        int64_t swapped = 0;
+        int rc = expected ? mr_call(d, MR_D_CAS, key, expected, value, NULL, &swapped)
+                          : mr_call(d, MR_D_CAS_ABSENT, key, value, NULL, NULL, &swapped);
+        if (swapped_p)
+            *swapped_p = !rc && swapped;
+        return rc;
+    }
+    packed_t v, x;
+    int rc = value ? pack(&v, value) : MP_EINVAL;
+    if (rc)
+        return rc;
+    if (expected && (rc = pack(&x, expected))) {
+        mp__buf_release(&v.buf);
+        return rc;
+    }
+    bool swapped = false;
+    call_t c;
+    if (!(rc = begin(d, key, &c))) {
+        dentry_t *e;
+        long at = lookup(&c, d, &e);
+        if (at >= 0 && expected && ma_blob_eq(c.a, e->val, x.buf.data, x.buf.size))
+            swapped = !(rc = replace(c.a, e, v.buf.data, v.buf.size));
+        else if (at < 0 && !expected)
+            swapped = !(rc = insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data,
+                                    v.buf.size));
+        end(&c, 0);
+    }
+    if (swapped_p)
+        *swapped_p = swapped;
+    mp__buf_release(&v.buf);
+    if (expected)
+        mp__buf_release(&x.buf);
+    return rc;
+}
+
+/* ---- Namespace: a dict with string keys ------------------------------------------- */
+
+static int name_key(const char *name, mp_obj_t **key_p)
+{
+    if (!name)
+        return MP_EINVAL;
+    return (*key_p = mp_obj_new_str(name)) ? 0 : MP_ENOMEM;
+}
+
+int mp_mns_set(mp_mns_t *ns, const char *name, const mp_obj_t *value)
+{
+    mp_obj_t *k;
+    int rc = name_key(name, &k);
+    if (!rc)
+        rc = mp_mdict_set(ns, k, value);
+    mp_obj_destroy(&k);
+    return rc;
+}
+
+int mp_mns_get(mp_mns_t *ns, const char *name, mp_obj_t **value_p)
+{
+    mp_obj_t *k;
+    int rc = name_key(name, &k);
+    if (!rc)
+        rc = mp_mdict_get(ns, k, NULL, value_p);
+    mp_obj_destroy(&k);
+    return rc;
+}
+
+int mp_mns_del(mp_mns_t *ns, const char *name)
+{
+    mp_obj_t *k;
+    int rc = name_key(name, &k);
+    if (!rc)
+        rc = mp_mdict_del(ns, k);
+    mp_obj_destroy(&k);
+    return rc;
+}
