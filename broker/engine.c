@@ -1,0 +1,301 @@
+/*  engine.c - the MPP/1 broker engine (docs/PROTOCOL.md): its thread,
+    its loop, and the public calls (mp/broker.h).
+
+    One thread, one ROUTER socket bound to every endpoint, one control PAIR
+    for stop. State:
+
+      peer    a client or a worker, by routing id (a short array: a broker
+              serves tens of peers, and a scan of 5-byte ids is cheaper than
+              hashing at that size)
+      chunk   what a client submitted: its items frame (a zmq_msg_t moved
+              from the SUBMIT, never copied), task name, mode, init frame,
+              and how many of its items are not answered yet
+      unit    a dispatchable range [base, base+count) of a chunk with an
+              attempt number; queued in its name's FIFO or running on one
+              worker under a dispatch id. A chunk starts as one unit; an
+              executor death splits one (PROTOCOL.md section 7).
+
+    Invariants: every unit is in exactly one place (a queue or a worker's
+    running list); a chunk is freed when its last unit is answered; a result
+    is forwarded only for a unit that is running on the worker that sent it
+    (so each item is answered once); an orphaned chunk (its client left) is
+    still tracked until its running units come back, then dropped.
+
+    The items and values frames travel through the broker without being
+    decoded: the broker reads headers only (validated), so a map of ints
+    costs it a few microseconds per chunk, whatever the chunk holds.
+
+    The engine's files, bottom up (each calls only those before it):
+    peers.c (peers, sending), units.c (chunks, units, queues), sched.c
+    (dispatch, departures), clients.c and workers.c (one function per
+    command), engine.c (routing, heartbeats, shutdown, the thread).
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "engine.h"
+#include "base/log.h"
+#include "mp/error.h"
+
+#define MAX_ENDPOINT 256
+
+void on_message(mp_broker_t *b, mpp_msg_t *m)
+{
+    char hex[16] = "?";
+    if (m->n >= 1)
+        mpp_id_hex(mpp_data(m, 0), mpp_size(m, 0) < 6 ? mpp_size(m, 0) : 6, hex, sizeof hex);
+    if (m->too_many || m->n < 4) {
+        bk_malformed(b, NULL, hex, 0, m->too_many ? "too many frames" : "too few frames");
+        return;
+    }
+    size_t hmax = MPP_MAX_HEADER;
+    if (mpp_size(m, 1) != MPP_SIG_SIZE || mpp_size(m, 2) != 1) {
+        bk_malformed(b, NULL, hex, 0, "bad signature or command frame");
+        return;
+    }
+    uint8_t cmd = mpp_data(m, 2)[0];
+    bool is_worker = memcmp(mpp_data(m, 1), MPP_SIG_WORKER, MPP_SIG_SIZE) == 0;
+    bool is_client = memcmp(mpp_data(m, 1), MPP_SIG_CLIENT, MPP_SIG_SIZE) == 0;
+    if (is_worker && cmd == MPP_W_READY)
+        hmax = MPP_MAX_READY_HEADER;
+    if (!is_worker && !is_client) {
+        bk_malformed(b, NULL, hex, cmd, "unknown protocol signature");
+        return;
+    }
+    if (mpp_size(m, 3) > hmax) {
+        bk_malformed(b, NULL, hex, cmd, "header too large");
+        return;
+    }
+    mp__rd_t r;
+    mp__rd_init(&r, mpp_data(m, 3), mpp_size(m, 3));
+    if (is_worker)
+        bk_on_worker(b, m, mpp_data(m, 0), mpp_size(m, 0), cmd, &r);
+    else
+        bk_on_client(b, m, mpp_data(m, 0), mpp_size(m, 0), cmd, &r);
+}
+
+void heartbeat(mp_broker_t *b)
+{
+    uint64_t now = mp__now_ns();
+    char hs[32];
+    mp__buf_t h;
+    for (size_t i = 0; i < b->npeers;) {
+        peer_t *p = b->peers[i];
+        if (now - p->last_seen > p->expiry_ns) {
+            char why[64];
+            snprintf(why, sizeof why, "silent for %llu ms",
+                     (unsigned long long)((now - p->last_seen) / 1000000));
+            if (p->kind == PEER_WORKER)
+                bk_worker_lost(b, p, why, true);
+            else
+                bk_client_gone(b, p, why);
+            continue; /* peers[i] is now another peer */
+        }
+        mp__buf_init(&h, hs, sizeof hs);
+        if (p->kind == PEER_WORKER) {
+            mp__w_array(&h, 0);
+            bk_send_to(b, p, MPP_B_WHEARTBEAT, &h, NULL, 0);
+        } else {
+            mp__w_array(&h, 1);
+            mp__w_uint(&h, bk_total_processes(b));
+            bk_send_to(b, p, MPP_B_HEARTBEAT, &h, NULL, 0);
+        }
+        i++;
+    }
+    bk_dispatch(b);
+}
+
+void shutdown_peers(mp_broker_t *b)
+{
+    char hs[64];
+    mp__buf_t h;
+    while (b->npeers) {
+        peer_t *p = b->peers[b->npeers - 1];
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, 1);
+        mp__w_str(&h, "broker shutting down");
+        bk_send_to(b, p, p->kind == PEER_WORKER ? MPP_B_WDISCONNECT : MPP_B_DISCONNECT, &h, NULL,
+                   0);
+        if (p->kind == PEER_WORKER) {
+            while (p->running) { /* nobody will hear about them: drop */
+                unit_t *u = p->running;
+                bk_running_unlink(p, u);
+                u->chunk->pending -= u->count;
+                bk_unit_free(b, u);
+            }
+            bk_peer_remove(b, p);
+        } else {
+            bk_client_gone(b, p, "broker shutting down");
+        }
+    }
+    while (b->queues) {
+        queue_t *q = b->queues;
+        while (q->head) {
+            unit_t *u = q->head;
+            bk_queue_unlink(q, u);
+            u->chunk->pending -= u->count;
+            bk_unit_free(b, u);
+        }
+        b->queues = q->next;
+        free(q);
+    }
+}
+
+void *broker_thread(void *arg)
+{
+    mp_broker_t *b = arg;
+    uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
+    uint64_t next_hb = mp__now_ns() + interval;
+    zmq_pollitem_t items[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->ctl_thread, 0, ZMQ_POLLIN, 0}};
+    for (;;) {
+        uint64_t now = mp__now_ns();
+        long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
+        int rc = zmq_poll(items, 2, timeout);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            break; /* stop */
+        if (items[0].revents & ZMQ_POLLIN) {
+            /* drain what is there, bounded so heartbeats keep their pace */
+            for (int k = 0; k < 1000; k++) {
+                mpp_msg_t m;
+                if (mpp_recv(b->router, &m, ZMQ_DONTWAIT))
+                    break;
+                on_message(b, &m);
+                mpp_close(&m);
+            }
+        }
+        if (mp__now_ns() >= next_hb) {
+            heartbeat(b);
+            next_hb = mp__now_ns() + interval;
+        }
+    }
+    shutdown_peers(b);
+    return NULL;
+}
+
+void free_endpoints(mp_broker_t *b)
+{
+    for (size_t i = 0; i < b->nendpoints; i++) {
+        if (strncmp(b->endpoints[i], "ipc://", 6) == 0 && b->endpoints[i][6] != '@')
+            unlink(b->endpoints[i] + 6);
+        free(b->endpoints[i]);
+    }
+    free(b->endpoints);
+    b->endpoints = NULL;
+    b->nendpoints = 0;
+}
+
+void mp_broker_destroy(mp_broker_t **b_p)
+{
+    if (!b_p || !*b_p)
+        return;
+    mp_broker_t *b = *b_p;
+    if (b->started) {
+        zmq_send(b->ctl_main, "", 0, 0);
+        pthread_join(b->thread, NULL);
+    }
+    if (b->router)
+        zmq_close(b->router);
+    if (b->ctl_main)
+        zmq_close(b->ctl_main);
+    if (b->ctl_thread)
+        zmq_close(b->ctl_thread);
+    free_endpoints(b);
+    free(b->peers);
+    if (b->own_ctx && b->ctx)
+        zmq_ctx_term(b->ctx);
+    free(b);
+    *b_p = NULL;
+}
+
+int mp_broker_new(const mp_broker_options_t *o, mp_broker_t **b_p)
+{
+    return mp__broker_new_shm(o, NULL, b_p);
+}
+
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p)
+{
+    if (!o || !b_p || !o->binds || o->nbinds == 0)
+        return MP_EINVAL;
+    mp_broker_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return MP_ENOMEM;
+    b->shm = shm;
+    b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
+    b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
+    b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;
+    b->max_queued = o->max_queued ? o->max_queued : 4096;
+    b->started_ns = mp__now_ns();
+    if (o->verbose > 0)
+        mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
+    b->ctx = o->zmq_context;
+    if (!b->ctx) {
+        b->ctx = zmq_ctx_new();
+        b->own_ctx = true;
+        if (!b->ctx) {
+            free(b);
+            return MP_ENOMEM;
+        }
+    }
+    int rc = 0;
+    b->router = zmq_socket(b->ctx, ZMQ_ROUTER);
+    int one = 1;
+    if (!b->router || mpp_socket_setup(b->router, b->max_message) ||
+        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one))
+        rc = -errno;
+    b->endpoints = calloc(o->nbinds, sizeof *b->endpoints);
+    if (!rc && !b->endpoints)
+        rc = MP_ENOMEM;
+    for (size_t i = 0; i < o->nbinds && !rc; i++) {
+        if (zmq_bind(b->router, o->binds[i]) < 0) {
+            rc = -errno;
+            mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->binds[i], zmq_strerror(errno));
+            break;
+        }
+        char ep[MAX_ENDPOINT];
+        size_t len = sizeof ep;
+        if (strncmp(o->binds[i], "inproc://", 9) == 0 ||
+            zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, ep, &len) < 0)
+            snprintf(ep, sizeof ep, "%s", o->binds[i]);
+        if (!(b->endpoints[b->nendpoints] = strdup(ep)))
+            rc = MP_ENOMEM;
+        else
+            b->nendpoints++;
+    }
+    char ctl[64];
+    snprintf(ctl, sizeof ctl, "inproc://mp-broker-ctl-%p", (void *)b);
+    if (!rc) {
+        b->ctl_thread = zmq_socket(b->ctx, ZMQ_PAIR);
+        b->ctl_main = zmq_socket(b->ctx, ZMQ_PAIR);
+        if (!b->ctl_thread || !b->ctl_main || zmq_bind(b->ctl_thread, ctl) ||
+            zmq_connect(b->ctl_main, ctl))
+            rc = -errno;
+    }
+    if (!rc && pthread_create(&b->thread, NULL, broker_thread, b) != 0)
+        rc = MP_ENOMEM;
+    if (rc) {
+        mp_broker_destroy(&b);
+        return rc;
+    }
+    b->started = true;
+    mp__log(MP_LOG_INFO, WHO, "started (version %s), %zu endpoint%s", MP_BROKER_VERSION,
+            b->nendpoints, b->nendpoints == 1 ? "" : "s");
+    *b_p = b;
+    return 0;
+}
+
+size_t mp_broker_endpoint_count(const mp_broker_t *b)
+{
+    return b ? b->nendpoints : 0;
+}
+
+const char *mp_broker_endpoint(const mp_broker_t *b, size_t i)
+{
+    return b && i < b->nendpoints ? b->endpoints[i] : NULL;
+}

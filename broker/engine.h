@@ -1,0 +1,189 @@
+/*  engine.h - the broker engine's state, shared by its files. Not
+    installed.
+
+    State (all of it owned by the broker thread):
+
+      peer    a client or a worker, by routing id
+      chunk   what a client submitted: its items frame (a zmq_msg_t moved
+              from the SUBMIT, never copied), task name, mode, init frame,
+              and how many of its items are not answered yet
+      unit    a dispatchable range [base, base+count) of a chunk with an
+              attempt number; queued in its name's FIFO or running on one
+              worker under a dispatch id. A chunk starts as one unit; an
+              executor death splits one (PROTOCOL.md section 7).
+
+    The files, bottom up; each calls only the files above it in this list:
+    peers.c, units.c, sched.c, then clients.c and workers.c (the commands),
+    then engine.c (the loop and the public calls).
+*/
+#ifndef MP_BROKER_ENGINE_H_INCLUDED
+#define MP_BROKER_ENGINE_H_INCLUDED
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "codec/mpp.h"
+#include "codec/wire.h"
+#include "mp.h"
+#include "mp/broker.h"
+#include "pool/poolshm.h"
+
+#define WHO "mp-broker"
+#define MP_BROKER_VERSION MP_VERSION_STRING
+
+typedef struct peer peer_t;
+typedef struct chunk chunk_t;
+typedef struct unit unit_t;
+typedef struct queue queue_t;
+
+struct chunk {
+    peer_t *client; /* NULL once the client left */
+    uint64_t chunk_id;
+    char name[MPP_MAX_NAME + 1];
+    uint8_t mode;
+    size_t count;
+    size_t pending;  /* items not answered yet */
+    zmq_msg_t items; /* empty when shm */
+    zmq_msg_t init;
+    /* the items are in the embedded pool's input ring (poolshm.h): count
+       values at arena offset shm_pos, shm_len bytes */
+    bool shm;
+    uint64_t shm_pos, shm_len;
+    bool has_init;
+    chunk_t *next, *prev; /* in the client's chunk list */
+};
+
+struct unit {
+    chunk_t *chunk;
+    size_t base, count;
+    unsigned attempt;
+    zmq_msg_t items; /* this range's items frame (shares the chunk's data) */
+    uint64_t dispatch_id;
+    peer_t *worker;  /* running on, or NULL when queued */
+    char cause[160]; /* why the last attempt was lost */
+    unit_t *next, *prev;
+};
+
+struct queue {
+    char name[MPP_MAX_NAME + 1];
+    unit_t *head, *tail;
+    size_t depth;
+    queue_t *next;
+};
+
+enum { PEER_CLIENT, PEER_WORKER };
+
+struct peer {
+    uint8_t id[256];
+    size_t idlen;
+    char hex[16];
+    int kind;
+    uint64_t last_seen; /* ns */
+    uint64_t expiry_ns;
+    /* client */
+    chunk_t *chunks;
+    size_t queued;
+    /* worker */
+    char **names;
+    size_t nnames;
+    unsigned processes;
+    unsigned credit;
+    uint64_t last_used;
+    unit_t *running;
+    size_t nrunning;
+    uint64_t done, failed;
+    char host[128];
+    unsigned pid;
+    uint64_t serial;
+    uint64_t shm_id; /* READY: the pool rings it shares with us, 0: none */
+};
+
+struct mp_broker {
+    void *ctx;
+    bool own_ctx;
+    void *router;
+    void *ctl_main, *ctl_thread;
+    pthread_t thread;
+    bool started;
+    char **endpoints;
+    size_t nendpoints;
+    int heartbeat_ms;
+    unsigned max_attempts;
+    size_t max_message;
+    size_t max_queued;
+    mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
+    /* thread state */
+    peer_t **peers;
+    size_t npeers, peercap;
+    queue_t *queues;
+    uint64_t next_dispatch;
+    uint64_t use_counter;
+    uint64_t peer_serial;
+    uint64_t started_ns;
+    uint64_t done, failed, lost, malformed;
+};
+
+/* ---- peers.c: peers and sending ------------------------------------------ */
+
+peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen);
+/* NULL when out of memory or the id is too long. */
+peer_t *bk_peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind);
+void bk_peer_remove(mp_broker_t *b, peer_t *p);
+/* Executors of all workers. */
+size_t bk_total_processes(mp_broker_t *b);
+size_t bk_worker_count(mp_broker_t *b);
+bool bk_serves(const peer_t *w, const char *name);
+bool bk_anyone_serves(mp_broker_t *b, const char *name);
+/* Sends to a peer; EHOSTUNREACH means it is gone (ROUTER_MANDATORY). */
+int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t *payload,
+               int npayload);
+/* DISCONNECT [why] to a routing id the broker does not know as a peer. */
+void bk_disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *sig, uint8_t cmd,
+                      const char *why);
+void bk_send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, const char *msg);
+/* Counts and logs a malformed message (p, or hex when no peer). */
+void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why);
+
+/* ---- units.c: chunks, units, queues ---------------------------------------- */
+
+/* Answers the items of u with one error each (kind, code, message). */
+void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const char *msg);
+/* Frees u, and its chunk when no item of it is pending any more. */
+void bk_unit_free(mp_broker_t *b, unit_t *u);
+/* The queue of a task name; made when create (NULL: out of memory). */
+queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create);
+void bk_queue_push(queue_t *q, unit_t *u, bool front);
+void bk_queue_unlink(queue_t *q, unit_t *u);
+void bk_running_unlink(peer_t *w, unit_t *u);
+/* Values [from, to) of the values back to back at r (r moves past them):
+   where they start and how many bytes they take. MP_EBADMSG when r does
+   not hold that many. */
+int bk_values_span(mp__rd_t *r, size_t from, size_t to, const uint8_t **start, size_t *bytes);
+/* An items frame of count values: their array header, then bytes at p. */
+int bk_items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes);
+/* A new unit for items [base, base+count) of u's chunk (u holds them). */
+unit_t *bk_unit_slice(unit_t *u, size_t base, size_t count, unsigned attempt);
+
+/* ---- sched.c: dispatch and departures -------------------------------------- */
+
+/* Puts u back in its queue after its worker lost it (whole unit), counting
+   an attempt; past max_attempts the items end as WORKER_LOST. */
+void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const char *cause);
+/* Hands queued units to workers with credit, as long as there are both. */
+void bk_dispatch(mp_broker_t *b);
+/* Tells every client the executor count now (embedded pools wait for it). */
+void bk_announce_processes(mp_broker_t *b);
+void bk_worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts);
+void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why);
+
+/* ---- clients.c and workers.c: the commands ---------------------------------- */
+
+void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, uint8_t cmd,
+                  mp__rd_t *r);
+void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, uint8_t cmd,
+                  mp__rd_t *r);
+
+#endif

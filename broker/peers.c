@@ -1,0 +1,144 @@
+/*  peers.c - the broker's peers and what it sends them (docs/PROTOCOL.md).
+
+    A peer is a client or a worker, found by its routing id. A broker serves
+    tens of peers, and a scan of short ids is cheaper than hashing at that
+    size (issue: at thousands of workers it is not; see BENCHMARKS.md). The
+    senders below never block: a peer that cannot take a message is gone
+    (ROUTER_MANDATORY, ZMQ_DONTWAIT), and its departure is noticed by the
+    caller or by the heartbeat.
+
+    The bottom of the broker: it calls no other broker file.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "engine.h"
+#include "base/log.h"
+#include "mp/error.h"
+
+peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen)
+{
+    for (size_t i = 0; i < b->npeers; i++)
+        if (b->peers[i]->idlen == idlen && memcmp(b->peers[i]->id, id, idlen) == 0)
+            return b->peers[i];
+    return NULL;
+}
+
+peer_t *bk_peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind)
+{
+    if (idlen > sizeof((peer_t *)0)->id)
+        return NULL;
+    if (b->npeers == b->peercap) {
+        size_t cap = b->peercap ? b->peercap * 2 : 16;
+        peer_t **grown = realloc(b->peers, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        b->peers = grown;
+        b->peercap = cap;
+    }
+    peer_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->id, id, idlen);
+    p->idlen = idlen;
+    mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
+    p->kind = kind;
+    p->last_seen = mp__now_ns();
+    p->expiry_ns = (uint64_t)b->heartbeat_ms * MPP_LIVENESS * 1000000ull;
+    p->serial = ++b->peer_serial;
+    b->peers[b->npeers++] = p;
+    return p;
+}
+
+void bk_peer_remove(mp_broker_t *b, peer_t *p)
+{
+    for (size_t i = 0; i < b->npeers; i++)
+        if (b->peers[i] == p) {
+            b->peers[i] = b->peers[--b->npeers];
+            break;
+        }
+    for (size_t i = 0; i < p->nnames; i++)
+        free(p->names[i]);
+    free(p->names);
+    free(p);
+}
+
+size_t bk_total_processes(mp_broker_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->npeers; i++)
+        if (b->peers[i]->kind == PEER_WORKER)
+            n += b->peers[i]->processes;
+    return n;
+}
+
+size_t bk_worker_count(mp_broker_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->npeers; i++)
+        n += b->peers[i]->kind == PEER_WORKER;
+    return n;
+}
+
+bool bk_serves(const peer_t *w, const char *name)
+{
+    for (size_t i = 0; i < w->nnames; i++)
+        if (strcmp(w->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool bk_anyone_serves(mp_broker_t *b, const char *name)
+{
+    for (size_t i = 0; i < b->npeers; i++)
+        if (b->peers[i]->kind == PEER_WORKER && bk_serves(b->peers[i], name))
+            return true;
+    return false;
+}
+
+/* Sends to a peer; EHOSTUNREACH means it is gone (ROUTER_MANDATORY). */
+int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t *payload,
+               int npayload)
+{
+    const char *sig = p->kind == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT;
+    int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload, npayload,
+                      ZMQ_DONTWAIT);
+    if (rc)
+        mp__log(MP_LOG_DEBUG, WHO, "send to %s failed: %s", p->hex, zmq_strerror(-rc));
+    return rc;
+}
+
+/* DISCONNECT [why] to a routing id the broker does not know as a peer. */
+void bk_disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *sig, uint8_t cmd,
+                      const char *why)
+{
+    char hs[64];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_str(&h, why);
+    mpp_send(b->router, id, idlen, sig, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
+    mp__buf_release(&h);
+}
+
+void bk_send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, const char *msg)
+{
+    char st[512];
+    mp__buf_t h;
+    mp__buf_init(&h, st, sizeof st);
+    mp__w_array(&h, 3);
+    mp__w_uint(&h, chunk_id);
+    mp__w_int(&h, code);
+    mp__w_str(&h, msg);
+    bk_send_to(b, c, MPP_B_FAILED, &h, NULL, 0);
+    mp__buf_release(&h);
+}
+
+void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why)
+{
+    b->malformed++;
+    mp__log(MP_LOG_WARN, WHO, "malformed message from %s (command 0x%02x): %s; dropped",
+            p ? p->hex : hex, cmd, why);
+}

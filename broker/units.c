@@ -1,0 +1,230 @@
+/*  units.c - chunks, units and the per-name queues that hold them.
+
+    A chunk is what a client submitted; a unit is a dispatchable range of
+    it, queued in its task name's FIFO or running on one worker. Every unit
+    is in exactly one place; a chunk is freed when its last unit is
+    answered. Items frames are sliced (after a LOST) by skipping values,
+    never by decoding them. answer_with_errors ends a unit's items with one
+    error each, in the RESULT format the client reads.
+
+    Uses peers.c (sending); called by the scheduler and the command
+    handlers.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "engine.h"
+#include "base/log.h"
+#include "mp/error.h"
+
+/* Answers the items of u with one error each (kind, code, message). */
+void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const char *msg)
+{
+    chunk_t *ch = u->chunk;
+    ch->pending -= u->count;
+    if (kind == MPP_KIND_WORKER_LOST)
+        b->lost += u->count;
+    else
+        b->failed += u->count;
+    if (!ch->client)
+        return;
+    mp__buf_t vals, errs, h;
+    char hs[64];
+    mp__buf_init(&vals, NULL, 0);
+    mp__buf_init(&errs, NULL, 0);
+    mp__buf_init(&h, hs, sizeof hs);
+    int rc = mp__w_array(&vals, u->count);
+    rc = rc ? rc : mp__w_array(&errs, u->count);
+    const char *host = u->worker ? u->worker->host : "";
+    unsigned pid = u->worker ? u->worker->pid : 0;
+    for (size_t i = 0; i < u->count && !rc; i++) {
+        rc = mp__w_nil(&vals);
+        rc = rc ? rc : mp__w_array(&errs, 6);
+        rc = rc ? rc : mp__w_uint(&errs, i);
+        rc = rc ? rc : mp__w_int(&errs, code);
+        rc = rc ? rc : mp__w_uint(&errs, (uint64_t)kind);
+        rc = rc ? rc : mp__w_str(&errs, msg);
+        rc = rc ? rc : mp__w_str(&errs, host);
+        rc = rc ? rc : mp__w_uint(&errs, pid);
+    }
+    mp__w_array(&h, 4);
+    mp__w_uint(&h, ch->chunk_id);
+    mp__w_uint(&h, u->base);
+    mp__w_uint(&h, u->count);
+    mp__w_uint(&h, u->count);
+    if (rc == 0) {
+        zmq_msg_t frames[2];
+        zmq_msg_init_size(&frames[0], vals.size);
+        memcpy(zmq_msg_data(&frames[0]), vals.data, vals.size);
+        zmq_msg_init_size(&frames[1], errs.size);
+        memcpy(zmq_msg_data(&frames[1]), errs.data, errs.size);
+        bk_send_to(b, ch->client, MPP_B_RESULT, &h, frames, 2);
+    } else {
+        mp__log(MP_LOG_ERROR, WHO, "out of memory answering chunk %llu",
+                (unsigned long long)ch->chunk_id);
+    }
+    mp__buf_release(&vals);
+    mp__buf_release(&errs);
+    mp__buf_release(&h);
+}
+
+void chunk_free(mp_broker_t *b, chunk_t *ch)
+{
+    if (ch->client) {
+        peer_t *c = ch->client;
+        if (ch->prev)
+            ch->prev->next = ch->next;
+        else
+            c->chunks = ch->next;
+        if (ch->next)
+            ch->next->prev = ch->prev;
+    }
+    zmq_msg_close(&ch->items);
+    if (ch->has_init)
+        zmq_msg_close(&ch->init);
+    free(ch);
+    (void)b;
+}
+
+void bk_unit_free(mp_broker_t *b, unit_t *u)
+{
+    chunk_t *ch = u->chunk;
+    zmq_msg_close(&u->items);
+    free(u);
+    if (ch->pending == 0)
+        chunk_free(b, ch);
+}
+
+queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create)
+{
+    for (queue_t *q = b->queues; q; q = q->next)
+        if (strcmp(q->name, name) == 0)
+            return q;
+    if (!create)
+        return NULL;
+    queue_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->next = b->queues;
+    b->queues = q;
+    return q;
+}
+
+void bk_queue_push(queue_t *q, unit_t *u, bool front)
+{
+    u->worker = NULL;
+    if (front) {
+        u->prev = NULL;
+        u->next = q->head;
+        if (q->head)
+            q->head->prev = u;
+        else
+            q->tail = u;
+        q->head = u;
+    } else {
+        u->next = NULL;
+        u->prev = q->tail;
+        if (q->tail)
+            q->tail->next = u;
+        else
+            q->head = u;
+        q->tail = u;
+    }
+    q->depth++;
+    if (u->chunk->client)
+        u->chunk->client->queued++;
+}
+
+void bk_queue_unlink(queue_t *q, unit_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        q->head = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    else
+        q->tail = u->prev;
+    u->next = u->prev = NULL;
+    q->depth--;
+    if (u->chunk->client && u->chunk->client->queued)
+        u->chunk->client->queued--;
+}
+
+void bk_running_unlink(peer_t *w, unit_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        w->running = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->next = u->prev = NULL;
+    w->nrunning--;
+}
+
+/* Values [from, to) of the values back to back at r (r moves past them):
+   where they start and how many bytes they take. MP_EBADMSG when r does
+   not hold that many. */
+int bk_values_span(mp__rd_t *r, size_t from, size_t to, const uint8_t **start, size_t *bytes)
+{
+    *start = r->p;
+    for (size_t i = 0; i < to; i++) {
+        if (i == from)
+            *start = r->p;
+        if (mp__rd_skip(r))
+            return MP_EBADMSG;
+    }
+    *bytes = (size_t)(r->p - *start);
+    return 0;
+}
+
+/* An items frame of count values: their array header, then bytes at p. */
+int bk_items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes)
+{
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, count);
+    if (zmq_msg_init_size(dst, arr.size + bytes))
+        return MP_ENOMEM;
+    memcpy(zmq_msg_data(dst), arr.data, arr.size);
+    memcpy((char *)zmq_msg_data(dst) + arr.size, p, bytes);
+    return 0;
+}
+
+/* Builds the items frame of units [from, to) of chunk items in src. */
+int slice_items(const zmq_msg_t *src, size_t from, size_t to, zmq_msg_t *dst)
+{
+    mp__rd_t r;
+    size_t n, bytes;
+    const uint8_t *start;
+    mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)src), zmq_msg_size((zmq_msg_t *)src));
+    if (mp__rd_array(&r, &n) || to > n || bk_values_span(&r, from, to, &start, &bytes))
+        return MP_EBADMSG;
+    return bk_items_frame(dst, to - from, start, bytes);
+}
+
+/* A new unit for items [base, base+count) of ch, from the items frame src
+   whose item 0 is item `src_base` of the chunk. */
+unit_t *bk_unit_slice(unit_t *u, size_t base, size_t count, unsigned attempt)
+{
+    unit_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    if (u->chunk->shm) /* a range of the ring's items: nothing to copy */
+        zmq_msg_init(&v->items);
+    else if (slice_items(&u->items, base - u->base, base - u->base + count, &v->items)) {
+        free(v);
+        return NULL;
+    }
+    v->chunk = u->chunk;
+    v->base = base;
+    v->count = count;
+    v->attempt = attempt;
+    snprintf(v->cause, sizeof v->cause, "%s", u->cause);
+    return v;
+}

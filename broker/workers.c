@@ -1,0 +1,248 @@
+/*  workers.c - the broker's side of the worker commands (PROTOCOL.md
+    section 6): READY, RESULT, LOST, HEARTBEAT, DISCONNECT.
+
+    A result is forwarded only for a unit that is running on the worker
+    that sent it, so each item is answered once; a late or unknown one is
+    dropped. A LOST names the item whose executor died: the items before and
+    after it go back unchanged, the culprit alone counts an attempt.
+
+    Uses sched.c, units.c and peers.c; called by the loop (engine.c).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "engine.h"
+#include "base/log.h"
+#include "mp/error.h"
+#include "pool/poolshm.h"
+
+/* false when the READY was malformed (the worker is left as it was) */
+bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+{
+    size_t n, nnames;
+    if (mp__rd_array(r, &n) || n < 5 || mp__rd_array(r, &nnames) || nnames > MPP_MAX_NAMES) {
+        bk_malformed(b, w, NULL, MPP_W_READY, "bad READY header");
+        return false;
+    }
+    char **names = calloc(nnames ? nnames : 1, sizeof *names);
+    if (!names)
+        return false;
+    size_t k = 0;
+    bool ok = true;
+    for (; k < nnames && ok; k++) {
+        const char *s;
+        size_t len;
+        ok = mp__rd_str(r, &s, &len) == 0 && len > 0 && len <= MPP_MAX_NAME &&
+             (names[k] = strndup(s, len)) != NULL;
+    }
+    uint64_t processes = 0, credit = 0, pid = 0;
+    const char *host = "";
+    size_t hostlen = 0;
+    ok = ok && mp__rd_uint(r, &processes) == 0 && mp__rd_uint(r, &credit) == 0 &&
+         mp__rd_str(r, &host, &hostlen) == 0 && mp__rd_uint(r, &pid) == 0 && processes <= 65536 &&
+         credit <= 65536;
+    uint64_t shm_id = 0;
+    if (ok && n >= 6 && mp__rd_uint(r, &shm_id))
+        shm_id = 0; /* not the pool's rings: items travel in frames */
+    if (!ok) {
+        for (size_t i = 0; i < nnames; i++)
+            free(names[i]);
+        free(names);
+        bk_malformed(b, w, NULL, MPP_W_READY, "bad READY fields");
+        return false;
+    }
+    for (size_t i = 0; i < w->nnames; i++)
+        free(w->names[i]);
+    free(w->names);
+    w->names = names;
+    w->nnames = nnames;
+    w->processes = (unsigned)processes;
+    /* credit counts what the worker holds: a repeated READY keeps that */
+    w->credit = credit > w->nrunning ? (unsigned)(credit - w->nrunning) : 0;
+    snprintf(w->host, sizeof w->host, "%.*s", (int)(hostlen > 127 ? 127 : hostlen), host);
+    w->pid = (unsigned)pid;
+    w->shm_id = b->shm && shm_id == mp__pshm_id(b->shm) ? shm_id : 0;
+    mp__log(MP_LOG_INFO, WHO,
+            "worker %s ready: host %s pid %u, %u processes, credit %u, %zu task%s", w->hex, w->host,
+            w->pid, w->processes, (unsigned)credit, nnames, nnames == 1 ? "" : "s");
+    return true;
+}
+
+unit_t *find_running(peer_t *w, uint64_t dispatch_id)
+{
+    for (unit_t *u = w->running; u; u = u->next)
+        if (u->dispatch_id == dispatch_id)
+            return u;
+    return NULL;
+}
+
+void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
+{
+    size_t n;
+    uint64_t dispatch_id, count, nerrors;
+    if (mp__rd_array(r, &n) || n < 3 || mp__rd_uint(r, &dispatch_id) || mp__rd_uint(r, &count) ||
+        mp__rd_uint(r, &nerrors) || m->n < 5 || m->n != (nerrors ? 6 : 5)) {
+        bk_malformed(b, w, NULL, MPP_W_RESULT, "bad RESULT header or frames");
+        return;
+    }
+    unit_t *u = find_running(w, dispatch_id);
+    if (!u) {
+        mp__log(MP_LOG_DEBUG, WHO, "late result for dispatch %llu from %s discarded",
+                (unsigned long long)dispatch_id, w->hex);
+        return;
+    }
+    /* [slot at vsize]: the values are in the executor's output ring, for
+       the pool that shares it (only a chunk of its gets such a reply) */
+    uint64_t ring[3];
+    size_t k;
+    bool in_ring = n >= 4;
+    bool bad = count != u->count || nerrors > count;
+    if (in_ring)
+        bad = bad || !u->chunk->shm || !w->shm_id || mp__rd_array(r, &k) || k < 3 ||
+              mp__rd_uint(r, &ring[0]) || mp__rd_uint(r, &ring[1]) || mp__rd_uint(r, &ring[2]) ||
+              mpp_size(m, 4) != 0;
+    mp__rd_t vr;
+    size_t nv;
+    mp__rd_init(&vr, mpp_data(m, 4), mpp_size(m, 4));
+    if (bad || (!in_ring && (mp__rd_array(&vr, &nv) || nv != count))) {
+        /* a worker that answers wrongly is treated as having lost the unit */
+        bk_malformed(b, w, NULL, MPP_W_RESULT, "values frame does not match the dispatch");
+        bk_running_unlink(w, u);
+        w->credit++;
+        bk_requeue_or_lose(b, u, true, "worker sent a malformed result");
+        bk_dispatch(b);
+        return;
+    }
+    bk_running_unlink(w, u);
+    w->credit++;
+    w->done += count - nerrors;
+    w->failed += nerrors;
+    b->done += count - nerrors;
+    b->failed += nerrors;
+    chunk_t *ch = u->chunk;
+    ch->pending -= u->count;
+    if (ch->client) {
+        char hs[64];
+        mp__buf_t h;
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, in_ring ? 5 : 4);
+        mp__w_uint(&h, ch->chunk_id);
+        mp__w_uint(&h, u->base);
+        mp__w_uint(&h, u->count);
+        mp__w_uint(&h, nerrors);
+        if (in_ring) {
+            mp__w_array(&h, 3);
+            for (int i = 0; i < 3; i++)
+                mp__w_uint(&h, ring[i]);
+        }
+        bk_send_to(b, ch->client, MPP_B_RESULT, &h, &m->f[4], nerrors ? 2 : 1);
+        /* mpp_send consumed the frames: forget them */
+        for (int i = 4; i < m->n; i++)
+            zmq_msg_init(&m->f[i]);
+    }
+    bk_unit_free(b, u);
+    bk_dispatch(b);
+}
+
+void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+{
+    size_t n, causelen;
+    uint64_t dispatch_id, index;
+    const char *cause;
+    if (mp__rd_array(r, &n) || n < 3 || mp__rd_uint(r, &dispatch_id) || mp__rd_uint(r, &index) ||
+        mp__rd_str(r, &cause, &causelen)) {
+        bk_malformed(b, w, NULL, MPP_W_LOST, "bad LOST header");
+        return;
+    }
+    unit_t *u = find_running(w, dispatch_id);
+    if (!u)
+        return;
+    bk_running_unlink(w, u);
+    w->credit++;
+    char why[200];
+    snprintf(why, sizeof why, "%.*s (worker %s pid %u)", (int)(causelen > 100 ? 100 : causelen),
+             cause, w->host, w->pid);
+    if (index >= u->count)
+        index = 0; /* out of range: blame the first item */
+    size_t k = (size_t)index;
+    mp__log(MP_LOG_WARN, WHO, "dispatch %llu (%s chunk %llu item %zu, attempt %u) lost: %s",
+            (unsigned long long)dispatch_id, u->chunk->name, (unsigned long long)u->chunk->chunk_id,
+            u->base + k, u->attempt, why);
+    /* the innocent items before and after go back unchanged */
+    unit_t *before = k > 0 ? bk_unit_slice(u, u->base, k, u->attempt) : NULL;
+    unit_t *after =
+        k + 1 < u->count ? bk_unit_slice(u, u->base + k + 1, u->count - k - 1, u->attempt) : NULL;
+    unit_t *culprit = u->count > 1 ? bk_unit_slice(u, u->base + k, 1, u->attempt) : NULL;
+    if ((k > 0 && !before) || (k + 1 < u->count && !after) || (u->count > 1 && !culprit)) {
+        /* could not split (out of memory): treat the whole unit as lost */
+        free(before);
+        free(after);
+        free(culprit);
+        bk_requeue_or_lose(b, u, true, why);
+        bk_dispatch(b);
+        return;
+    }
+    if (after)
+        bk_requeue_or_lose(b, after, false, why);
+    if (before)
+        bk_requeue_or_lose(b, before, false, why);
+    if (culprit) {
+        zmq_msg_close(&u->items);
+        free(u); /* replaced by its slices; the chunk lives on */
+        bk_requeue_or_lose(b, culprit, true, why);
+    } else {
+        bk_requeue_or_lose(b, u, true, why);
+    }
+    bk_dispatch(b);
+}
+
+void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, uint8_t cmd,
+                  mp__rd_t *r)
+{
+    peer_t *w = bk_peer_find(b, id, idlen);
+    if (w && w->kind != PEER_WORKER) {
+        bk_malformed(b, w, NULL, cmd, "worker command from a client");
+        return;
+    }
+    bool fresh = !w;
+    if (!w) {
+        if (cmd == MPP_W_DISCONNECT)
+            return;
+        if (cmd != MPP_W_READY) {
+            bk_disconnect_id(b, id, idlen, MPP_SIG_WORKER, MPP_B_WDISCONNECT,
+                             "unknown worker: READY first");
+            return;
+        }
+        w = bk_peer_add(b, id, idlen, PEER_WORKER);
+        if (!w)
+            return;
+    }
+    w->last_seen = mp__now_ns();
+    switch (cmd) {
+    case MPP_W_READY:
+        if (!worker_ready(b, w, r)) {
+            if (fresh) /* a peer is a worker only once it said READY properly */
+                bk_peer_remove(b, w);
+            break;
+        }
+        bk_announce_processes(b);
+        bk_dispatch(b);
+        break;
+    case MPP_W_RESULT:
+        worker_result(b, w, r, m);
+        break;
+    case MPP_W_LOST:
+        worker_lost_item(b, w, r);
+        break;
+    case MPP_W_HEARTBEAT:
+        break;
+    case MPP_W_DISCONNECT:
+        bk_worker_lost(b, w, "worker disconnected", false);
+        bk_dispatch(b);
+        break;
+    default:
+        bk_malformed(b, w, NULL, cmd, "unknown command");
+    }
+}
