@@ -88,6 +88,7 @@ typedef struct {
     size_t held; /* jobs received and not answered (queued + running) */
     bool stopping;
     int sfd;
+    sigset_t old_mask; /* restored when mp_worker_run returns */
     uint64_t done, lost;
 } worker_t;
 
@@ -585,7 +586,7 @@ static void teardown(worker_t *w)
     if (w->ctx)
         zmq_ctx_term(w->ctx);
     mp__zygote_stop(&w->zygote);
-    for (int i = 0; i < w->nex; i++) {
+    for (int i = 0; w->ex && i < w->nex; i++) {
         exec_t *e = &w->ex[i];
         if (e->fd >= 0)
             close(e->fd);
@@ -604,6 +605,152 @@ static void teardown(worker_t *w)
 int mp_worker_run(const mp_worker_options_t *o)
 {
     return mp__worker_run_embedded(o, NULL, false);
+}
+
+/* Signals to a signalfd, the executors' progress slots, the zygote and its
+   executors, then the broker connection (in that order: the zygote must
+   not inherit a ZeroMQ context or thread). */
+static int start(worker_t *w)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, &w->old_mask);
+    w->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->ex = calloc((size_t)w->nex, sizeof *w->ex);
+    w->progress = mp__shared_alloc(MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w->progress);
+    if (w->sfd < 0 || !w->ex || !w->progress)
+        return w->sfd < 0 ? -errno : MP_ENOMEM;
+    int rc = mp__zygote_start(&w->zygote, w->progress, w->o.maxtasksperchild, w->host, w->shm);
+    if (rc)
+        return rc;
+    for (int i = 0; i < w->nex; i++) {
+        w->ex[i].slot = i;
+        w->ex[i].fd = -1;
+        spawn_executor(w, &w->ex[i]);
+    }
+    w->ctx = zmq_ctx_new();
+    if (!w->ctx || (rc = open_socket(w)))
+        return w->ctx ? rc : MP_ENOMEM;
+    mp__log(MP_LOG_INFO, WHO, "serving %s with %d executor%s (credit %u, host %s)", w->o.broker,
+            w->nex, w->nex == 1 ? "" : "s", w->credit, w->host);
+    return 0;
+}
+
+/* A signal (SIGTERM, SIGINT) or the stop fd: the worker stops. An embedded
+   pool's worker gets SIGTERM from the pool's pid when the pool's process
+   dies (PR_SET_PDEATHSIG), or end-of-file on the stop fd: it removes the
+   pool's ipc socket then. */
+static void on_signal(worker_t *w)
+{
+    struct signalfd_siginfo si = {0};
+    if (read(w->sfd, &si, sizeof si) > 0)
+        mp__log(MP_LOG_INFO, WHO, "signal %u: handing back %zu dispatch%s and stopping",
+                si.ssi_signo, w->held, w->held == 1 ? "" : "es");
+    w->stopping = true;
+    if (w->embedded && si.ssi_pid == (uint32_t)w->pool_pid && reparented(w->pool_pid))
+        remove_pool_socket(w->o.broker);
+}
+
+static void on_stop_fd(worker_t *w)
+{
+    w->stopping = true;
+    if (w->embedded && stop_fd_says_pool_died(w->o.stop_fd, w->pool_pid))
+        remove_pool_socket(w->o.broker);
+}
+
+/* Once per heartbeat interval: give up on a broker never heard from (with
+   a connect timeout), reconnect to a silent one, else send HEARTBEAT.
+   1: stop serving (*rc says why); 0: go on. */
+static int on_heartbeat_timer(worker_t *w, uint64_t now, uint64_t started, int *rc)
+{
+    uint64_t interval = (uint64_t)w->heartbeat_ms * 1000000ull;
+    const mp_worker_options_t *o = &w->o;
+    w->next_heartbeat = now + interval;
+    if (!w->ever_heard && o->connect_timeout_ms > 0 &&
+        now - started > (uint64_t)o->connect_timeout_ms * 1000000ull) {
+        mp__log(MP_LOG_ERROR, WHO, "no broker answered at %s within %d ms", o->broker,
+                o->connect_timeout_ms);
+        *rc = MP_EBROKERLOST;
+        return 1;
+    }
+    if (now - w->last_heard > interval * MPP_LIVENESS) {
+        if (o->exit_on_broker_loss) {
+            mp__log(MP_LOG_WARN, WHO, "broker silent; stopping");
+            return 1;
+        }
+        *rc = reconnect(w, "silent");
+        return *rc != 0;
+    }
+    char hs[16];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_uint(&h, w->held);
+    send_cmd(w, MPP_W_HEARTBEAT, &h, NULL, 0);
+    return 0;
+}
+
+/* The loop: the broker socket, the signalfd, the zygote, the stop fd and
+   every executor's socket, until a stop or a fatal error. */
+static int serve(worker_t *w)
+{
+    size_t cap = (size_t)w->nex + 4;
+    zmq_pollitem_t *items = calloc(cap, sizeof *items);
+    int *which = calloc(cap, sizeof *which);
+    pid_t *pids = calloc(cap, sizeof *pids);
+    int rc = items && which && pids ? 0 : MP_ENOMEM;
+    uint64_t started = now_ns();
+    w->next_heartbeat = started + (uint64_t)w->heartbeat_ms * 1000000ull;
+    while (!rc && !w->stopping) {
+        int n = 0;
+        items[n++] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, w->sfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, w->zygote.ctl, ZMQ_POLLIN, 0};
+        if (w->o.stop_fd >= 0)
+            items[n++] = (zmq_pollitem_t){NULL, w->o.stop_fd, ZMQ_POLLIN, 0};
+        int first_ex = n;
+        for (int i = 0; i < w->nex; i++)
+            if (w->ex[i].fd >= 0) {
+                which[n] = i;
+                pids[n] = w->ex[i].pid;
+                items[n++] = (zmq_pollitem_t){NULL, w->ex[i].fd, ZMQ_POLLIN, 0};
+            }
+        uint64_t now = now_ns();
+        long timeout =
+            w->next_heartbeat > now ? (long)((w->next_heartbeat - now) / 1000000) + 1 : 0;
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            on_signal(w);
+            break;
+        }
+        if (w->o.stop_fd >= 0 && items[3].revents) {
+            on_stop_fd(w);
+            break;
+        }
+        if (items[2].revents)
+            on_zygote(w);
+        /* on_zygote may have replaced an executor, and its new socket may
+           have the old one's number: a result is only for the same process */
+        for (int k = first_ex; k < n; k++)
+            if (items[k].revents && w->ex[which[k]].fd == items[k].fd &&
+                w->ex[which[k]].pid == pids[k])
+                executor_readable(w, &w->ex[which[k]]);
+        if (items[0].revents & ZMQ_POLLIN)
+            on_broker(w);
+        assign(w);
+        now = now_ns();
+        if (now >= w->next_heartbeat && on_heartbeat_timer(w, now, started, &rc))
+            break;
+    }
+    free(items);
+    free(which);
+    free(pids);
+    return rc;
 }
 
 int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded)
@@ -628,127 +775,12 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
     int rc = load_libraries(o);
     if (rc)
         return rc;
-
-    sigset_t mask, old;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &mask, &old);
-    w.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    w.ex = calloc((size_t)w.nex, sizeof *w.ex);
-    w.progress = mp__shared_alloc(MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w.progress);
-    if (w.sfd < 0 || !w.ex || !w.progress) {
-        rc = w.sfd < 0 ? -errno : MP_ENOMEM;
-        goto out;
-    }
-    /* the zygote first: it must not inherit a ZeroMQ context or thread */
-    if ((rc = mp__zygote_start(&w.zygote, w.progress, o->maxtasksperchild, w.host, w.shm)))
-        goto out;
-    for (int i = 0; i < w.nex; i++) {
-        w.ex[i].slot = i;
-        w.ex[i].fd = -1;
-        spawn_executor(&w, &w.ex[i]);
-    }
-    w.ctx = zmq_ctx_new();
-    if (!w.ctx || (rc = open_socket(&w)))
-        goto out;
-    mp__log(MP_LOG_INFO, WHO, "serving %s with %d executor%s (credit %u, host %s)", o->broker,
-            w.nex, w.nex == 1 ? "" : "s", w.credit, w.host);
-
-    uint64_t interval = (uint64_t)w.heartbeat_ms * 1000000ull, started = now_ns();
-    w.next_heartbeat = now_ns() + interval;
-    zmq_pollitem_t *items = calloc((size_t)w.nex + 4, sizeof *items);
-    int *which = calloc((size_t)w.nex + 4, sizeof *which);
-    pid_t *pids = calloc((size_t)w.nex + 4, sizeof *pids);
-    if (!items || !which || !pids) {
-        free(items);
-        free(which);
-        free(pids);
-        rc = MP_ENOMEM;
-        goto out;
-    }
-    while (!w.stopping) {
-        int n = 0;
-        items[n++] = (zmq_pollitem_t){w.sock, 0, ZMQ_POLLIN, 0};
-        items[n++] = (zmq_pollitem_t){NULL, w.sfd, ZMQ_POLLIN, 0};
-        items[n++] = (zmq_pollitem_t){NULL, w.zygote.ctl, ZMQ_POLLIN, 0};
-        if (o->stop_fd >= 0)
-            items[n++] = (zmq_pollitem_t){NULL, o->stop_fd, ZMQ_POLLIN, 0};
-        int first_ex = n;
-        for (int i = 0; i < w.nex; i++)
-            if (w.ex[i].fd >= 0) {
-                which[n] = i;
-                pids[n] = w.ex[i].pid;
-                items[n++] = (zmq_pollitem_t){NULL, w.ex[i].fd, ZMQ_POLLIN, 0};
-            }
-        uint64_t now = now_ns();
-        long timeout = w.next_heartbeat > now ? (long)((w.next_heartbeat - now) / 1000000) + 1 : 0;
-        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
-        }
-        if (items[1].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si = {0};
-            if (read(w.sfd, &si, sizeof si) > 0)
-                mp__log(MP_LOG_INFO, WHO, "signal %u: handing back %zu dispatch%s and stopping",
-                        si.ssi_signo, w.held, w.held == 1 ? "" : "es");
-            w.stopping = true;
-            /* an embedded pool's worker gets SIGTERM from the pool's pid
-               when the pool's process dies (PR_SET_PDEATHSIG) */
-            if (w.embedded && si.ssi_pid == (uint32_t)w.pool_pid && reparented(w.pool_pid))
-                remove_pool_socket(o->broker);
-            break;
-        }
-        if (o->stop_fd >= 0 && items[3].revents) {
-            w.stopping = true;
-            if (w.embedded && stop_fd_says_pool_died(o->stop_fd, w.pool_pid))
-                remove_pool_socket(o->broker);
-            break;
-        }
-        if (items[2].revents)
-            on_zygote(&w);
-        /* on_zygote may have replaced an executor, and its new socket may
-           have the old one's number: a result is only for the same process */
-        for (int k = first_ex; k < n; k++)
-            if (items[k].revents && w.ex[which[k]].fd == items[k].fd &&
-                w.ex[which[k]].pid == pids[k])
-                executor_readable(&w, &w.ex[which[k]]);
-        if (items[0].revents & ZMQ_POLLIN)
-            on_broker(&w);
-        assign(&w);
-        now = now_ns();
-        if (now >= w.next_heartbeat) {
-            w.next_heartbeat = now + interval;
-            if (!w.ever_heard && o->connect_timeout_ms > 0 &&
-                now - started > (uint64_t)o->connect_timeout_ms * 1000000ull) {
-                mp__log(MP_LOG_ERROR, WHO, "no broker answered at %s within %d ms", o->broker,
-                        o->connect_timeout_ms);
-                rc = MP_EBROKERLOST;
-                break;
-            }
-            if (now - w.last_heard > interval * MPP_LIVENESS) {
-                if (o->exit_on_broker_loss) {
-                    mp__log(MP_LOG_WARN, WHO, "broker silent; stopping");
-                    break;
-                }
-                if ((rc = reconnect(&w, "silent")))
-                    break;
-                continue;
-            }
-            char hs[16];
-            mp__buf_t h;
-            mp__buf_init(&h, hs, sizeof hs);
-            mp__w_array(&h, 1);
-            mp__w_uint(&h, w.held);
-            send_cmd(&w, MPP_W_HEARTBEAT, &h, NULL, 0);
-        }
-    }
-    free(items);
-    free(which);
-    free(pids);
-out:
+    pthread_sigmask(SIG_SETMASK, NULL, &w.old_mask);
+    rc = start(&w);
+    if (!rc)
+        rc = serve(&w);
     teardown(&w);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, &w.old_mask, NULL);
     if (rc == 0)
         mp__log(MP_LOG_INFO, WHO, "stopped");
     return rc;
