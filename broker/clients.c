@@ -14,12 +14,12 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
 #include "base/log.h"
 #include "mp/error.h"
 #include "pool/poolshm.h"
 
-void client_hello(mp_broker_t *b, peer_t *c, mp__rd_t *r)
+static void client_hello(mp_broker_t *b, peer_t *c, mp__rd_t *r)
 {
     size_t n;
     const char *name = "";
@@ -44,7 +44,7 @@ void client_hello(mp_broker_t *b, peer_t *c, mp__rd_t *r)
             name);
 }
 
-void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
+static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n, namelen;
     uint64_t chunk_id, mode, count;
@@ -135,7 +135,7 @@ void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     bk_queue_push(q, u, false);
 }
 
-void client_cancel(mp_broker_t *b, peer_t *c, mp__rd_t *r)
+static void client_cancel(mp_broker_t *b, peer_t *c, mp__rd_t *r)
 {
     size_t n;
     uint64_t chunk_id;
@@ -157,7 +157,7 @@ void client_cancel(mp_broker_t *b, peer_t *c, mp__rd_t *r)
     }
 }
 
-void write_status(mp_broker_t *b, mp__buf_t *s)
+static void write_status(mp_broker_t *b, mp__buf_t *s)
 {
     size_t nw = bk_worker_count(b), nq = 0;
     for (queue_t *q = b->queues; q; q = q->next)
@@ -223,7 +223,7 @@ void write_status(mp_broker_t *b, mp__buf_t *s)
     }
 }
 
-void client_status(mp_broker_t *b, peer_t *c)
+static void client_status(mp_broker_t *b, peer_t *c)
 {
     mp__buf_t s, h;
     char hs[8];

@@ -38,13 +38,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
+#include "broker_shm.h"
 #include "base/log.h"
 #include "mp/error.h"
 
 #define MAX_ENDPOINT 256
 
-void on_message(mp_broker_t *b, mpp_msg_t *m)
+static void route(mp_broker_t *b, mpp_msg_t *m)
 {
     char hex[16] = "?";
     if (m->n >= 1)
@@ -79,7 +80,7 @@ void on_message(mp_broker_t *b, mpp_msg_t *m)
         bk_on_client(b, m, mpp_data(m, 0), mpp_size(m, 0), cmd, &r);
 }
 
-void heartbeat(mp_broker_t *b)
+static void heartbeat(mp_broker_t *b)
 {
     uint64_t now = mp__now_ns();
     char hs[32];
@@ -110,7 +111,7 @@ void heartbeat(mp_broker_t *b)
     bk_dispatch(b);
 }
 
-void shutdown_peers(mp_broker_t *b)
+static void shutdown_peers(mp_broker_t *b)
 {
     char hs[64];
     mp__buf_t h;
@@ -146,7 +147,7 @@ void shutdown_peers(mp_broker_t *b)
     }
 }
 
-void *broker_thread(void *arg)
+static void *broker_thread(void *arg)
 {
     mp_broker_t *b = arg;
     uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
@@ -166,7 +167,7 @@ void *broker_thread(void *arg)
                 mpp_msg_t m;
                 if (mpp_recv(b->router, &m, ZMQ_DONTWAIT))
                     break;
-                on_message(b, &m);
+                route(b, &m);
                 mpp_close(&m);
             }
         }
@@ -179,7 +180,7 @@ void *broker_thread(void *arg)
     return NULL;
 }
 
-void free_endpoints(mp_broker_t *b)
+static void free_endpoints(mp_broker_t *b)
 {
     for (size_t i = 0; i < b->nendpoints; i++) {
         if (strncmp(b->endpoints[i], "ipc://", 6) == 0 && b->endpoints[i][6] != '@')

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp.h"
-#include "pool/progopt.h"
 #include "mp/broker.h"
+#include "mp/error.h"
+#include "mp/log.h"
+#include "pool/progopt.h"
 
 static void usage(FILE *out)
 {

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
 #include "base/log.h"
 #include "mp/error.h"
 

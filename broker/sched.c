@@ -16,7 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
 #include "base/log.h"
 #include "mp/error.h"
 #include "pool/poolshm.h"
@@ -54,7 +54,7 @@ void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const cha
 }
 
 /* Fails every queued unit of names nobody serves, when workers exist. */
-void fail_unserved(mp_broker_t *b)
+static void fail_unserved(mp_broker_t *b)
 {
     if (bk_worker_count(b) == 0)
         return;
@@ -72,7 +72,7 @@ void fail_unserved(mp_broker_t *b)
     }
 }
 
-peer_t *pick_worker(mp_broker_t *b, const char *name)
+static peer_t *pick_worker(mp_broker_t *b, const char *name)
 {
     peer_t *best = NULL;
     for (size_t i = 0; i < b->npeers; i++) {
@@ -90,8 +90,8 @@ peer_t *pick_worker(mp_broker_t *b, const char *name)
    (a split is rare: a LOST). by_ref: *frame is an empty frame; otherwise
    the items are copied into *frame as an items frame. 0, MP_EBADMSG (not
    count values there), MP_ENOMEM. */
-int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint64_t *len,
-              zmq_msg_t *frame)
+static int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint64_t *len,
+                     zmq_msg_t *frame)
 {
     chunk_t *ch = u->chunk;
     const char *items = mp__pshm_in_at(b->shm, ch->shm_pos, ch->shm_len);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
 #include "base/log.h"
 #include "mp/error.h"
 
@@ -70,7 +70,7 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     mp__buf_release(&h);
 }
 
-void chunk_free(mp_broker_t *b, chunk_t *ch)
+static void chunk_free(mp_broker_t *b, chunk_t *ch)
 {
     if (ch->client) {
         peer_t *c = ch->client;
@@ -197,7 +197,7 @@ int bk_items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes)
 }
 
 /* Builds the items frame of units [from, to) of chunk items in src. */
-int slice_items(const zmq_msg_t *src, size_t from, size_t to, zmq_msg_t *dst)
+static int slice_items(const zmq_msg_t *src, size_t from, size_t to, zmq_msg_t *dst)
 {
     mp__rd_t r;
     size_t n, bytes;

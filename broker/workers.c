@@ -13,13 +13,13 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "engine.h"
+#include "broker_impl.h"
 #include "base/log.h"
 #include "mp/error.h"
 #include "pool/poolshm.h"
 
 /* false when the READY was malformed (the worker is left as it was) */
-bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+static bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n, nnames;
     if (mp__rd_array(r, &n) || n < 5 || mp__rd_array(r, &nnames) || nnames > MPP_MAX_NAMES) {
@@ -70,7 +70,7 @@ bool worker_ready(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     return true;
 }
 
-unit_t *find_running(peer_t *w, uint64_t dispatch_id)
+static unit_t *find_running(peer_t *w, uint64_t dispatch_id)
 {
     for (unit_t *u = w->running; u; u = u->next)
         if (u->dispatch_id == dispatch_id)
@@ -78,7 +78,7 @@ unit_t *find_running(peer_t *w, uint64_t dispatch_id)
     return NULL;
 }
 
-void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
+static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n;
     uint64_t dispatch_id, count, nerrors;
@@ -146,7 +146,7 @@ void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     bk_dispatch(b);
 }
 
-void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n, causelen;
     uint64_t dispatch_id, index;

@@ -33,8 +33,10 @@
 #include "mp/broker.h"
 #include "mp/error.h"
 #include "mp/worker.h"
+#include "broker_shm.h"
 #include "codec/mpp.h"
 #include "pool_impl.h"
+#include "worker_shm.h"
 
 #define WHO "mp-pool"
 #define MAX_COALESCE 512 /* applies, or imap items, in one chunk */

@@ -43,5 +43,8 @@ static void maybe_run_worker(int argc, char **argv)
 int mp_bootstrap(int argc, char **argv)
 {
     maybe_run_worker(argc, argv);
-    return mp__spawn_child();
+    int code;
+    if (mp__spawn_child(&code))
+        mp__child_exit(code);
+    return 0;
 }

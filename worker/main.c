@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp.h"
+#include "mp/error.h"
+#include "mp/log.h"
+#include "mp/worker.h"
 #include "pool/progopt.h"
 
 static void usage(FILE *out)

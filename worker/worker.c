@@ -37,6 +37,7 @@
 #include "codec/mpp.h"
 #include "codec/wire.h"
 #include "worker_impl.h"
+#include "worker_shm.h"
 
 #define WHO "mp-worker"
 #define MAX_EXECUTORS 1024

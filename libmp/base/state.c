@@ -1,10 +1,10 @@
 /*  state.c - the base layer's process-wide mutable state, in one place.
 
-    The per-thread kernel id cache (on every lock path), the task registry
-    (mp/task.h), the log level (mp/log.h). The atfork handler resets what a
-    fork child must not inherit: the thread id cache and the registry's
-    mutex. The process layer keeps its own state (process/self.c); no other
-    file of libmp has file-scope mutable state.
+    The per-thread kernel id cache (on every lock path) and the log level
+    (mp/log.h). The atfork handler resets what a fork child must not
+    inherit: the thread id cache. Each layer above that has process-wide
+    state keeps it in one file of its own (process/self.c, pool/registry.c);
+    no other file of libmp has file-scope mutable state.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,15 +15,12 @@
 #include "base/base.h"
 #include "mp/error.h"
 #include "mp/log.h"
-#include "mp/task.h"
 
-static pthread_mutex_t task_mutex = PTHREAD_MUTEX_INITIALIZER; /* the task registry */
 __thread int mp__tid_cache __attribute__((tls_model("initial-exec")));
 
 static void after_fork_child(void)
 {
     mp__tid_cache = 0;
-    pthread_mutex_init(&task_mutex, NULL);
 }
 
 __attribute__((constructor)) static void state_init(void)
@@ -35,72 +32,6 @@ int mp__tid_slow(void)
 {
     mp__tid_cache = gettid();
     return mp__tid_cache;
-}
-
-/* ---- task registry (mp/task.h) -------------------------------------------
-   Its own mutex: constructors register tasks before main() and executors
-   look names up once per dispatch; neither should wait on process state. */
-
-static struct task_entry {
-    char *name;
-    mp_task_fn fn;
-} * tasks;
-static size_t task_count, task_cap;
-
-int mp_task_register(const char *name, mp_task_fn fn)
-{
-    size_t len = name ? strlen(name) : 0;
-    if (!fn || len == 0 || len > MP_TASK_NAME_MAX)
-        return MP_EINVAL;
-    int rc = 0;
-    pthread_mutex_lock(&task_mutex);
-    for (size_t i = 0; i < task_count; i++)
-        if (strcmp(tasks[i].name, name) == 0) {
-            tasks[i].fn = fn;
-            goto out;
-        }
-    if (task_count == task_cap) {
-        size_t cap = task_cap ? task_cap * 2 : 16;
-        struct task_entry *grown = realloc(tasks, cap * sizeof *grown);
-        if (!grown) {
-            rc = MP_ENOMEM;
-            goto out;
-        }
-        tasks = grown;
-        task_cap = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy) {
-        rc = MP_ENOMEM;
-        goto out;
-    }
-    tasks[task_count].name = copy;
-    tasks[task_count].fn = fn;
-    task_count++;
-out:
-    pthread_mutex_unlock(&task_mutex);
-    return rc;
-}
-
-mp_task_fn mp_task_lookup(const char *name)
-{
-    mp_task_fn fn = NULL;
-    if (!name)
-        return NULL;
-    pthread_mutex_lock(&task_mutex);
-    for (size_t i = 0; i < task_count && !fn; i++)
-        if (strcmp(tasks[i].name, name) == 0)
-            fn = tasks[i].fn;
-    pthread_mutex_unlock(&task_mutex);
-    return fn;
-}
-
-void mp_task_each(void (*fn)(const char *name, void *arg), void *arg)
-{
-    pthread_mutex_lock(&task_mutex);
-    for (size_t i = 0; i < task_count; i++)
-        fn(tasks[i].name, arg);
-    pthread_mutex_unlock(&task_mutex);
 }
 
 /* ---- log level (mp/log.h) -------------------------------------------------- */

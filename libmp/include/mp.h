@@ -9,11 +9,7 @@
 #ifndef MP_H_INCLUDED
 #define MP_H_INCLUDED
 
-#define MP_VERSION_MAJOR 0
-#define MP_VERSION_MINOR 1
-#define MP_VERSION_PATCH 0
-#define MP_VERSION_STRING "0.1.0"
-
+#include "mp/version.h"
 #include "mp/error.h"
 #include "mp/log.h"
 #include "mp/obj.h"

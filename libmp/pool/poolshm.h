@@ -113,17 +113,4 @@ static inline uint64_t mp__pshm_reply_len(uint64_t vsize)
     return (vsize + 7) & ~(uint64_t)7;
 }
 
-/* ---- the embedded pool's worker and broker -------------------------------- */
-
-#include "mp/broker.h"
-#include "mp/worker.h"
-
-/* mp_worker_run for an embedded pool (embedded: its parent is the pool):
-   its executors use shm (NULL: frames only), and when the pool's process
-   dies it removes the pool's ipc socket (PROTOCOL.md 9). */
-int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded);
-/* mp_broker_new that accepts SUBMITs whose items are in shm (poolshm.h)
-   and forwards results from workers that announced it. */
-int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p);
-
 #endif

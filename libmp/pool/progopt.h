@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp.h"
+#include "mp/log.h"
+#include "mp/version.h"
 
 /* Parses s as a decimal in [min, max] into *out; on failure prints
    "<prog>: bad <what> '<s>' (expected min..max)" and returns -1. */

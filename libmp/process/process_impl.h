@@ -48,9 +48,10 @@ void mp__children_remove(mp_process_t *p);
 
 /* spawn.c */
 /* In a program started by the spawn method (its payload in the
-   environment): becomes that child, runs its target and exits. Returns 0
-   at once in any other program. */
-int mp__spawn_child(void);
+   environment): becomes that child, runs its target, stores what it
+   returned in *code_p and returns true; the caller ends the child with
+   mp__child_exit. False at once in any other program. */
+bool mp__spawn_child(int *code_p);
 
 /* process.c */
 /* The cleanup a libmp child runs before _exit: terminate daemonic children,

@@ -5,8 +5,9 @@
     spawn target registry. A fork child rewrites this state in
     mp__become_child() before running any user code; the atfork handler only
     resets what a bare fork() (not through libmp) would leave wrong: the
-    lock. The layer below keeps its own (base/state.c); no other file of
-    libmp has file-scope mutable state.
+    lock. The layer below keeps its own (base/state.c), the pool layer its
+    task registry (pool/registry.c); no other file of libmp has file-scope
+    mutable state.
 */
 #include <pthread.h>
 #include <sys/pidfd.h>

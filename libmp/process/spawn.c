@@ -222,11 +222,11 @@ static _Noreturn void bootstrap_fail(int status_fd, int rc, const char *what)
     _exit(1);
 }
 
-int mp__spawn_child(void)
+bool mp__spawn_child(int *code_p)
 {
     const char *env = getenv(SPAWN_ENV);
     if (!env)
-        return 0;
+        return false;
     int payload_fd = -1, status_fd = -1;
     if (sscanf(env, "%d,%d", &payload_fd, &status_fd) != 2)
         bootstrap_fail(-1, MP_EINVAL, SPAWN_ENV " is malformed");
@@ -266,7 +266,7 @@ int mp__spawn_child(void)
     close(status_fd);
 
     mp_obj_t *args = mp_obj_array_at(msg, 7);
-    int code = fn(mp_obj_type(args) == MP_OBJ_NIL ? NULL : args);
+    *code_p = fn(mp_obj_type(args) == MP_OBJ_NIL ? NULL : args);
     mp_obj_destroy(&msg);
-    mp__child_exit(code);
+    return true;
 }

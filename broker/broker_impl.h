@@ -1,4 +1,4 @@
-/*  engine.h - the broker engine's state, shared by its files. Not
+/*  broker_impl.h - the broker engine's state, shared by its files. Not
     installed.
 
     State (all of it owned by the broker thread):
@@ -16,8 +16,8 @@
     peers.c, units.c, sched.c, then clients.c and workers.c (the commands),
     then engine.c (the loop and the public calls).
 */
-#ifndef MP_BROKER_ENGINE_H_INCLUDED
-#define MP_BROKER_ENGINE_H_INCLUDED
+#ifndef MP_BROKER_IMPL_H_INCLUDED
+#define MP_BROKER_IMPL_H_INCLUDED
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,8 +27,8 @@
 
 #include "codec/mpp.h"
 #include "codec/wire.h"
-#include "mp.h"
 #include "mp/broker.h"
+#include "mp/version.h"
 #include "pool/poolshm.h"
 
 #define WHO "mp-broker"
