@@ -1,6 +1,7 @@
-/*  marena.c - the Manager's arena: one shared mapping, one robust lock, a
-    block allocator, and the repair that runs when a process died holding
-    the lock (docs/MANAGER.md sections 3 and 4).
+/*  arena.c - the Manager's arena (docs/MANAGER.md section 3): the block
+    allocator, blobs, and the heap-level halves of the repair (mark, sweep)
+    that need the allocator's internals. The mapping and the object table's
+    calls are manager.c's; the lock and the repair repair.c's.
 
     Allocator: a buddy system. Power-of-two size classes, each block aligned
     to its size from the heap's start, a doubly linked free list per class;
@@ -8,23 +9,15 @@
     larger free block, else carves a new block at the bump pointer; a freed
     block merges with its buddy while that one is free.
 
-    Crash safety: every mutation in mdict.c / mlist.c becomes visible with
-    one aligned word store, after its new blocks are complete, and frees the
-    old blocks only afterwards. So a process killed in the middle leaves the
-    objects either before or after its operation, plus unreachable blocks
-    and stale derived data (free lists, counts, dict indexes). The repair
-    rebuilds all of those from what the object table reaches: mark, then
-    sweep the heap block by block. A block split or carved is written so
-    that the heap stays walkable at every instant (a split writes the upper
-    half's header before shrinking the lower one; a merge is one header
-    store; a carve writes the header before moving the bump pointer).
+    Invariant: the heap can be walked block by block from its start to the
+    bump pointer at every instant, which the repair's sweep relies on (a
+    process may die anywhere): a split writes the upper half's header
+    before shrinking the lower one; a merge is one header store; a carve
+    writes the header before moving the bump pointer.
 */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
-#include "manager/manager_impl.h"
+#include "manager/arena.h"
 #include "mp/error.h"
 
 static inline uint32_t block_size(uint32_t size_class)
@@ -35,29 +28,6 @@ static inline uint32_t block_size(uint32_t size_class)
 static inline ma_block_t *block_at(ma_arena_t *a, uint32_t block)
 {
     return (ma_block_t *)ma_at(a, block);
-}
-
-/* ---- lock ------------------------------------------------------------------- */
-
-static void repair(ma_arena_t *a);
-
-int ma_lock(ma_arena_t *a)
-{
-    int rc = mp__mutex_lock(&a->mutex, NULL);
-    if (rc == MP_EOWNERDEAD) {
-        /* the mutex is consistent again; if this process dies while
-           repairing, the next one starts over (the repair is idempotent) */
-        repair(a);
-        a->repairs++;
-        mp__mutex_unlock(&a->mutex);
-        return MP_EREPAIRED;
-    }
-    return rc;
-}
-
-void ma_unlock(ma_arena_t *a)
-{
-    mp__mutex_unlock(&a->mutex);
 }
 
 /* ---- allocator ---------------------------------------------------------------- */
@@ -212,7 +182,7 @@ int ma_pack(const mp_obj_t *o, mp__buf_t *b)
     return o ? mp__obj_pack_into(o, b) : MP_EINVAL;
 }
 
-/* ---- repair -------------------------------------------------------------------- */
+/* ---- the repair's heap primitives (repair.c) ------------------------------------ */
 
 void ma_mark(ma_arena_t *a, uint32_t off)
 {
@@ -254,216 +224,14 @@ static void sweep(ma_arena_t *a, uint32_t block, ma_block_t *b)
     }
 }
 
-static void repair(ma_arena_t *a)
+void ma_heap_unmark(ma_arena_t *a)
 {
     walk(a, unmark);
-    a->nobjects = 0;
-    for (uint32_t slot = 1; slot <= MA_MAX_OBJECTS; slot++) {
-        uint32_t off = a->objects[slot];
-        if (!off)
-            continue;
-        struct mp_mobj *o = ma_at(a, off);
-        a->nobjects++;
-        ma_mark(a, off);
-        if (o->type == MO_LIST)
-            mlist_mark(a, o);
-        else
-            mdict_mark(a, o);
-    }
+}
+
+void ma_heap_sweep(ma_arena_t *a)
+{
     memset(a->free_head, 0, sizeof a->free_head);
     a->used = 0;
     walk(a, sweep);
-    /* derived dict state (indexes, counts) last: rewritten in place */
-    for (uint32_t slot = 1; slot <= MA_MAX_OBJECTS; slot++)
-        if (a->objects[slot]) {
-            struct mp_mobj *o = ma_at(a, a->objects[slot]);
-            if (o->type != MO_LIST)
-                mdict_rebuild(a, o);
-        }
-}
-
-/* ---- the manager --------------------------------------------------------------- */
-
-int mp_manager_new(const mp_manager_options_t *options, mp_manager_t **manager_p)
-{
-    if (!manager_p)
-        return MP_EINVAL;
-    *manager_p = NULL;
-    size_t cap = options && options->capacity ? options->capacity : MA_DEFAULT_CAPACITY;
-    size_t head = (sizeof(ma_arena_t) + 15) & ~(size_t)15;
-    if (cap > MA_MAX_CAPACITY || cap < head + 4096)
-        return MP_EINVAL;
-    mp_manager_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return MP_ENOMEM;
-    /* untouched pages cost nothing: capacity is a limit, not a reservation */
-    void *p =
-        mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        free(m);
-        return MP_ENOMEM;
-    }
-    ma_arena_t *a = p;
-    a->magic = MA_MAGIC;
-    a->capacity = cap;
-    a->heap_start = a->bump = (uint32_t)head;
-    a->slot_hint = 1;
-    int rc = mp__mutex_init(&a->mutex);
-    if (rc) {
-        munmap(p, cap);
-        free(m);
-        return rc;
-    }
-    m->arena = a;
-    m->size = cap;
-    pthread_mutex_init(&m->owned_mutex, NULL);
-    *manager_p = m;
-    return 0;
-}
-
-void mp_manager_destroy(mp_manager_t **manager_p)
-{
-    if (!manager_p || !*manager_p)
-        return;
-    mp_manager_t *m = *manager_p;
-    ma_destroy_owned(m);
-    pthread_mutex_destroy(&m->owned_mutex);
-    munmap(m->arena, m->size);
-    free(m);
-    *manager_p = NULL;
-}
-
-int mp_manager_stats(mp_manager_t *m, mp_manager_stats_t *st)
-{
-    if (!m || !st)
-        return MP_EINVAL;
-    ma_arena_t *a = m->arena;
-    int rc = ma_lock(a);
-    if (rc)
-        return rc;
-    *st = (mp_manager_stats_t){.capacity = a->capacity,
-                               .used = a->used,
-                               .reserved = a->bump - a->heap_start,
-                               .objects = a->nobjects,
-                               .repairs = a->repairs};
-    ma_unlock(a);
-    return 0;
-}
-
-/* A new object (lock held). */
-static int new_object_locked(ma_arena_t *a, uint32_t type, struct mp_mobj **o_p)
-{
-    uint32_t slot = 0;
-    for (uint32_t i = 0; i < MA_MAX_OBJECTS && !slot; i++) {
-        uint32_t s = (a->slot_hint + i - 1) % MA_MAX_OBJECTS + 1;
-        if (!a->objects[s])
-            slot = s;
-    }
-    uint32_t off = slot ? ma_alloc(a, sizeof(struct mp_mobj)) : 0;
-    if (!off)
-        return MP_ENOSPC;
-    struct mp_mobj *o = ma_at(a, off);
-    *o = (struct mp_mobj){.type = type, .slot = slot, .data = 0, .self = off};
-    __atomic_store_n(&a->objects[slot], off, __ATOMIC_RELEASE); /* the commit */
-    a->slot_hint = slot % MA_MAX_OBJECTS + 1;
-    a->nobjects++;
-    *o_p = o;
-    return 0;
-}
-
-static int new_object(mp_manager_t *m, uint32_t type, struct mp_mobj **o_p)
-{
-    if (!m || !o_p)
-        return MP_EINVAL;
-    *o_p = NULL;
-    int rc = ma_lock(m->arena);
-    if (rc)
-        return rc;
-    rc = new_object_locked(m->arena, type, o_p);
-    ma_unlock(m->arena);
-    return rc;
-}
-
-/* The object called name, made when there is none (or when the one of that
-   name was freed or has another type). A process killed between making it
-   and naming it leaves an unnamed object behind, nothing worse. */
-static int named_object(mp_manager_t *m, uint32_t type, const char *name, struct mp_mobj **o_p)
-{
-    if (!m || !name || !o_p)
-        return MP_EINVAL;
-    *o_p = NULL;
-    ma_arena_t *a = m->arena;
-    int rc = ma_lock(a);
-    if (rc)
-        return rc;
-    uint32_t dir_off = a->directory ? a->objects[a->directory] : 0;
-    struct mp_mobj *dir = dir_off ? ma_at(a, dir_off) : NULL;
-    if (!dir && !(rc = new_object_locked(a, MO_DICT, &dir)))
-        a->directory = dir->slot; /* the commit */
-    uint32_t slot = rc ? 0 : mdict_get_slot(a, dir, name);
-    struct mp_mobj *o = slot && a->objects[slot] ? ma_at(a, a->objects[slot]) : NULL;
-    if (!rc && (!o || o->type != type)) {
-        o = NULL;
-        rc = new_object_locked(a, type, &o);
-        if (!rc && (rc = mdict_put_slot(a, dir, name, o->slot))) {
-            a->objects[o->slot] = 0; /* no room to name it: take it back */
-            a->nobjects--;
-            ma_free(a, o->self);
-            o = NULL;
-        }
-    }
-    ma_unlock(a);
-    *o_p = o;
-    return rc;
-}
-
-int mp_manager_named_dict(mp_manager_t *m, const char *name, mp_mdict_t **dict_p)
-{
-    return named_object(m, MO_DICT, name, dict_p);
-}
-
-int mp_manager_named_list(mp_manager_t *m, const char *name, mp_mlist_t **list_p)
-{
-    return named_object(m, MO_LIST, name, list_p);
-}
-
-int mp_manager_named_namespace(mp_manager_t *m, const char *name, mp_mns_t **ns_p)
-{
-    return named_object(m, MO_NS, name, ns_p);
-}
-
-int mp_manager_dict(mp_manager_t *m, mp_mdict_t **dict_p)
-{
-    return new_object(m, MO_DICT, dict_p);
-}
-
-int mp_manager_list(mp_manager_t *m, mp_mlist_t **list_p)
-{
-    return new_object(m, MO_LIST, list_p);
-}
-
-int mp_manager_namespace(mp_manager_t *m, mp_mns_t **ns_p)
-{
-    return new_object(m, MO_NS, ns_p);
-}
-
-int mp_mobj_free(mp_manager_t *m, struct mp_mobj **o_p)
-{
-    if (!m || !o_p || !*o_p || ma_of(*o_p) != m->arena)
-        return MP_EINVAL;
-    struct mp_mobj *o = *o_p;
-    ma_arena_t *a = m->arena;
-    int rc = ma_lock(a);
-    if (rc)
-        return rc;
-    a->objects[o->slot] = 0; /* the commit: unreachable from here on */
-    a->nobjects--;
-    if (o->type == MO_LIST)
-        mlist_free_data(a, o);
-    else
-        mdict_free_data(a, o);
-    ma_free(a, o->self);
-    ma_unlock(a);
-    *o_p = NULL;
-    return 0;
 }

@@ -1,18 +1,7 @@
-/*  mdict.c - the Manager's dict and Namespace (docs/MANAGER.md).
-
-    A dict's data is one table block, CPython's compact layout: the entries
-    in insertion order (hash, key blob, value blob; a deleted entry has key
-    0) followed by an open-addressing index of entry numbers + 1 (0: empty
-    slot), with linear probing and at least twice as many slots as entries.
-
-    Commit points (the one word store that makes an operation visible):
-      insert   entries[n] and its index slot written, then nentries = n + 1
-      replace  the entry's value offset
-      delete   the entry's key offset set to 0
-      grow     the object's table offset (a new table, compacted)
-      clear    the object's table offset set to 0
-    `live` and the index are derived: a repair rebuilds them from the
-    entries (mdict_rebuild).
+/*  dict.c - the Manager's dict and Namespace (docs/MANAGER.md): the public
+    mp_mdict_* and mp_mns_* calls. The table they work on, its layout and
+    its commit points are table.c's; a call given a remote object's proxy
+    sends it instead (proxy.c).
 
     Every public call packs its key and value before taking the lock, on
     the caller's stack when they are small.
@@ -20,244 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manager/manager_impl.h"
+#include "manager/proxy.h"
+#include "manager/repair.h"
+#include "manager/table.h"
 #include "mp/error.h"
-
-typedef struct {
-    uint32_t hash, key, val;
-} dentry_t;
-
-typedef struct {
-    uint32_t nentries; /* entries written: an insert's commit point */
-    uint32_t cap;      /* entries that fit */
-    uint32_t live;     /* entries with a key (derived) */
-    uint32_t nindex;   /* index slots, a power of two >= 2 cap */
-    dentry_t entries[];
-} dtable_t;
-
-static inline uint32_t *dindex(dtable_t *t)
-{
-    return (uint32_t *)(t->entries + t->cap);
-}
-
-static inline dtable_t *dtable(ma_arena_t *a, const struct mp_mobj *o)
-{
-    return o->data ? ma_at(a, o->data) : NULL;
-}
-
-static uint32_t hash_bytes(const char *p, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
-/* The entry number of key, or -1; *slot_p is the index slot where it is,
-   or the empty slot where it would go. */
-static long find(ma_arena_t *a, dtable_t *t, const char *kb, size_t kl, uint32_t h,
-                 uint32_t *slot_p)
-{
-    *slot_p = 0;
-    if (!t)
-        return -1;
-    uint32_t mask = t->nindex - 1, *ix = dindex(t);
-    for (uint32_t i = h & mask, n = 0; n < t->nindex; i = (i + 1) & mask, n++) {
-        uint32_t e = ix[i];
-        if (!e) {
-            *slot_p = i;
-            return -1;
-        }
-        if (e - 1 < t->nentries) {
-            dentry_t *d = &t->entries[e - 1];
-            if (d->key && d->hash == h && ma_blob_eq(a, d->key, kb, kl)) {
-                *slot_p = i;
-                return (long)(e - 1);
-            }
-        }
-    }
-    return -1; /* not reached: the index is never full */
-}
-
-static void index_put(dtable_t *t, uint32_t h, uint32_t entry)
-{
-    uint32_t mask = t->nindex - 1, *ix = dindex(t), i = h & mask;
-    while (ix[i])
-        i = (i + 1) & mask;
-    ix[i] = entry + 1;
-}
-
-/* Replaces the table by a compacted one with room for at least `want`
-   entries. MP_ENOSPC leaves the dict as it was. */
-static int regrow(ma_arena_t *a, struct mp_mobj *o, uint32_t want)
-{
-    dtable_t *old = dtable(a, o);
-    uint32_t cap = 8;
-    while (cap < want * 2u && cap < (1u << 28))
-        cap *= 2;
-    uint32_t nindex = cap * 2;
-    size_t size = sizeof(dtable_t) + (size_t)cap * sizeof(dentry_t) + (size_t)nindex * 4;
-    uint32_t off = ma_alloc(a, size);
-    if (!off)
-        return MP_ENOSPC;
-    dtable_t *t = ma_at(a, off);
-    t->cap = cap;
-    t->nindex = nindex;
-    t->nentries = t->live = 0;
-    memset(dindex(t), 0, (size_t)nindex * 4);
-    for (uint32_t e = 0; old && e < old->nentries; e++)
-        if (old->entries[e].key) {
-            t->entries[t->nentries] = old->entries[e];
-            index_put(t, old->entries[e].hash, t->nentries);
-            t->nentries++;
-            t->live++;
-        }
-    o->data = off; /* the commit */
-    if (old)
-        ma_free(a, (uint32_t)((char *)old - (char *)a));
-    return 0;
-}
-
-/* Inserts an absent key (find() said so). */
-static int insert(ma_arena_t *a, struct mp_mobj *o, const char *kb, size_t kl, uint32_t h,
-                  const char *vb, size_t vl)
-{
-    dtable_t *t = dtable(a, o);
-    if (!t || t->nentries == t->cap) {
-        int rc = regrow(a, o, t ? t->live + 1 : 1);
-        if (rc)
-            return rc;
-        t = dtable(a, o);
-    }
-    uint32_t key = ma_blob_new(a, kb, kl), val = key ? ma_blob_new(a, vb, vl) : 0;
-    if (!val) {
-        ma_free(a, key);
-        return MP_ENOSPC;
-    }
-    uint32_t slot, n = t->nentries;
-    find(a, t, kb, kl, h, &slot);
-    t->entries[n] = (dentry_t){h, key, val};
-    dindex(t)[slot] = n + 1;
-    t->nentries = n + 1; /* the commit */
-    t->live++;
-    return 0;
-}
-
-static int replace(ma_arena_t *a, dentry_t *d, const char *vb, size_t vl)
-{
-    uint32_t val = ma_blob_new(a, vb, vl);
-    if (!val)
-        return MP_ENOSPC;
-    uint32_t old = d->val;
-    d->val = val; /* the commit */
-    ma_free(a, old);
-    return 0;
-}
-
-static void delete_entry(ma_arena_t *a, dtable_t *t, dentry_t *d)
-{
-    uint32_t key = d->key, val = d->val;
-    d->key = 0; /* the commit */
-    t->live--;
-    ma_free(a, key);
-    ma_free(a, val);
-}
-
-/* Sets key to value, inserting or replacing. */
-static int put(ma_arena_t *a, struct mp_mobj *o, const char *kb, size_t kl, uint32_t h,
-               const char *vb, size_t vl)
-{
-    uint32_t slot;
-    dtable_t *t = dtable(a, o);
-    long e = find(a, t, kb, kl, h, &slot);
-    return e >= 0 ? replace(a, &t->entries[e], vb, vl) : insert(a, o, kb, kl, h, vb, vl);
-}
-
-/* ---- repair (marena.c) ----------------------------------------------------------- */
-
-void mdict_mark(ma_arena_t *a, struct mp_mobj *o)
-{
-    dtable_t *t = dtable(a, o);
-    if (!t)
-        return;
-    ma_mark(a, o->data);
-    for (uint32_t e = 0; e < t->nentries && e < t->cap; e++)
-        if (t->entries[e].key) {
-            ma_mark(a, t->entries[e].key);
-            ma_mark(a, t->entries[e].val);
-        }
-}
-
-void mdict_rebuild(ma_arena_t *a, struct mp_mobj *o)
-{
-    dtable_t *t = dtable(a, o);
-    if (!t)
-        return;
-    if (t->nentries > t->cap)
-        t->nentries = t->cap;
-    memset(dindex(t), 0, (size_t)t->nindex * 4);
-    t->live = 0;
-    for (uint32_t e = 0; e < t->nentries; e++)
-        if (t->entries[e].key) {
-            index_put(t, t->entries[e].hash, e);
-            t->live++;
-        }
-}
-
-void mdict_free_data(ma_arena_t *a, struct mp_mobj *o)
-{
-    dtable_t *t = dtable(a, o);
-    if (!t)
-        return;
-    uint32_t off = o->data;
-    o->data = 0; /* the commit */
-    for (uint32_t e = 0; e < t->nentries; e++)
-        if (t->entries[e].key) {
-            ma_free(a, t->entries[e].key);
-            ma_free(a, t->entries[e].val);
-        }
-    ma_free(a, off);
-}
-
-/* ---- the directory of named objects (marena.c) ---------------------------------- */
-
-static int pack_name(packed_t *p, const char *name)
-{
-    mp_obj_t *k = mp_obj_new_str(name);
-    int rc = k ? pack(p, k) : MP_ENOMEM;
-    mp_obj_destroy(&k);
-    return rc;
-}
-
-uint32_t mdict_get_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name)
-{
-    packed_t k;
-    uint32_t slot = 0, at;
-    if (pack_name(&k, name))
-        return 0;
-    dtable_t *t = dtable(a, dir);
-    long e = find(a, t, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), &at);
-    if (e >= 0) {
-        const ma_blob_t *v = ma_blob(a, t->entries[e].val);
-        if (v->len == 5 && (uint8_t)v->bytes[0] == 0xce) /* msgpack uint32 */
-            slot = (uint32_t)(uint8_t)v->bytes[1] << 24 | (uint32_t)(uint8_t)v->bytes[2] << 16 |
-                   (uint32_t)(uint8_t)v->bytes[3] << 8 | (uint8_t)v->bytes[4];
-    }
-    mp__buf_release(&k.buf);
-    return slot;
-}
-
-int mdict_put_slot(ma_arena_t *a, struct mp_mobj *dir, const char *name, uint32_t slot)
-{
-    packed_t k;
-    int rc = pack_name(&k, name);
-    if (rc)
-        return rc;
-    char v[5] = {(char)0xce, (char)(slot >> 24), (char)(slot >> 16), (char)(slot >> 8), (char)slot};
-    rc = put(a, dir, k.buf.data, k.buf.size, hash_bytes(k.buf.data, k.buf.size), v, sizeof v);
-    mp__buf_release(&k.buf);
-    return rc;
-}
 
 /* ---- public calls -------------------------------------------------------------------- */
 
@@ -273,10 +28,10 @@ static int begin(struct mp_mobj *o, const mp_obj_t *key, call_t *c)
     if (!o || !key || !mo_is_dict(o))
         return MP_EINVAL;
     c->a = ma_of(o);
-    int rc = pack(&c->key, key);
+    int rc = ma_packed(&c->key, key);
     if (rc)
         return rc;
-    c->hash = hash_bytes(c->key.buf.data, c->key.buf.size);
+    c->hash = mdict_hash(c->key.buf.data, c->key.buf.size);
     rc = ma_lock(c->a);
     if (rc)
         mp__buf_release(&c->key.buf);
@@ -294,7 +49,7 @@ static long lookup(call_t *c, struct mp_mobj *o, dentry_t **d_p)
 {
     uint32_t slot;
     dtable_t *t = dtable(c->a, o);
-    long e = find(c->a, t, c->key.buf.data, c->key.buf.size, c->hash, &slot);
+    long e = mdict_find(c->a, t, c->key.buf.data, c->key.buf.size, c->hash, &slot);
     *d_p = e >= 0 ? &t->entries[e] : NULL;
     return e;
 }
@@ -304,12 +59,13 @@ int mp_mdict_set(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *value)
     if (mo_is_proxy(d))
         return mr_call(d, MR_D_SET, key, value, NULL, NULL, NULL);
     packed_t v;
-    int rc = value ? pack(&v, value) : MP_EINVAL;
+    int rc = value ? ma_packed(&v, value) : MP_EINVAL;
     if (rc)
         return rc;
     call_t c;
     if (!(rc = begin(d, key, &c)))
-        rc = end(&c, put(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data, v.buf.size));
+        rc = end(&c,
+                 mdict_put(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data, v.buf.size));
     mp__buf_release(&v.buf);
     return rc;
 }
@@ -350,7 +106,7 @@ int mp_mdict_del(mp_mdict_t *d, const mp_obj_t *key)
     dentry_t *e;
     if (lookup(&c, d, &e) < 0)
         return end(&c, MP_ENOENT);
-    delete_entry(c.a, dtable(c.a, d), e);
+    mdict_delete(c.a, dtable(c.a, d), e);
     return end(&c, 0);
 }
 
@@ -457,7 +213,7 @@ static void undo_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t 
         mp__buf_t *k = &kv[2 * n].buf;
         uint32_t slot;
         dtable_t *t = dtable(a, o);
-        long e = find(a, t, k->data, k->size, hash_bytes(k->data, k->size), &slot);
+        long e = mdict_find(a, t, k->data, k->size, mdict_hash(k->data, k->size), &slot);
         if (e < 0)
             continue; /* not reached: it was applied */
         dentry_t *en = &t->entries[e];
@@ -466,7 +222,7 @@ static void undo_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t 
             en->val = old[n];
             ma_free(a, val);
         } else {
-            delete_entry(a, t, en);
+            mdict_delete(a, t, en);
         }
     }
 }
@@ -475,9 +231,9 @@ static int apply_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t 
 {
     for (size_t i = 0; i < n; i++) {
         mp__buf_t *k = &kv[2 * i].buf, *v = &kv[2 * i + 1].buf;
-        uint32_t h = hash_bytes(k->data, k->size), slot;
+        uint32_t h = mdict_hash(k->data, k->size), slot;
         dtable_t *t = dtable(a, o);
-        long e = find(a, t, k->data, k->size, h, &slot);
+        long e = mdict_find(a, t, k->data, k->size, h, &slot);
         int rc = 0;
         old[i] = 0;
         if (e >= 0) {
@@ -489,7 +245,7 @@ static int apply_pairs(ma_arena_t *a, struct mp_mobj *o, packed_t *kv, uint32_t 
                 rc = MP_ENOSPC;
             }
         } else {
-            rc = insert(a, o, k->data, k->size, h, v->data, v->size);
+            rc = mdict_insert(a, o, k->data, k->size, h, v->data, v->size);
         }
         if (rc) {
             undo_pairs(a, o, kv, old, i);
@@ -512,7 +268,7 @@ int mp_mdict_update(mp_mdict_t *d, const mp_obj_t *map)
     uint32_t *old = calloc(n + 1, sizeof *old);
     int rc = kv && old ? 0 : MP_ENOMEM;
     for (; !rc && packed < 2 * n; packed++)
-        rc = pack(&kv[packed], packed % 2 ? mp_obj_map_value_at(map, packed / 2)
+        rc = ma_packed(&kv[packed], packed % 2 ? mp_obj_map_value_at(map, packed / 2)
                                           : mp_obj_map_key_at(map, packed / 2));
     ma_arena_t *a = ma_of(d);
     if (!rc && !(rc = ma_lock(a))) {
@@ -543,7 +299,7 @@ int mp_mdict_pop(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
         return copy_default(dflt, value_p);
     }
     if (!(rc = ma_blob_obj(c.a, e->val, value_p)))
-        delete_entry(c.a, dtable(c.a, d), e);
+        mdict_delete(c.a, dtable(c.a, d), e);
     return end(&c, rc);
 }
 
@@ -560,7 +316,7 @@ int mp_mdict_setdefault(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *valu
         return rc;
     }
     packed_t v;
-    int rc = value ? pack(&v, value) : MP_EINVAL;
+    int rc = value ? ma_packed(&v, value) : MP_EINVAL;
     if (rc)
         return rc;
     if (current_p)
@@ -570,8 +326,8 @@ int mp_mdict_setdefault(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *valu
         dentry_t *e;
         if (lookup(&c, d, &e) >= 0)
             rc = current_p ? ma_blob_obj(c.a, e->val, current_p) : 0;
-        else if (!(rc = insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data,
-                               v.buf.size)) &&
+        else if (!(rc = mdict_insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data,
+                                     v.buf.size)) &&
                  current_p)
             rc = (*current_p = mp_obj_dup(value)) ? 0 : MP_ENOMEM;
         end(&c, 0);
@@ -610,16 +366,16 @@ static int modify(call_t *c, struct mp_mobj *o, mp_mdict_fn fn, void *arg)
     if (rc || (!next && at < 0))
         return rc;
     if (!next) {
-        delete_entry(c->a, dtable(c->a, o), e);
+        mdict_delete(c->a, dtable(c->a, o), e);
         return 0;
     }
     packed_t v;
-    rc = pack(&v, next);
+    rc = ma_packed(&v, next);
     mp_obj_destroy(&next);
     if (!rc)
-        rc = at >= 0 ? replace(c->a, e, v.buf.data, v.buf.size)
-                     : insert(c->a, o, c->key.buf.data, c->key.buf.size, c->hash, v.buf.data,
-                              v.buf.size);
+        rc = at >= 0 ? mdict_replace(c->a, e, v.buf.data, v.buf.size)
+                     : mdict_insert(c->a, o, c->key.buf.data, c->key.buf.size, c->hash, v.buf.data,
+                                    v.buf.size);
     mp__buf_release(&v.buf);
     return rc;
 }
@@ -716,10 +472,10 @@ int mp_mdict_cas(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *expected,
         return rc;
     }
     packed_t v, x;
-    int rc = value ? pack(&v, value) : MP_EINVAL;
+    int rc = value ? ma_packed(&v, value) : MP_EINVAL;
     if (rc)
         return rc;
-    if (expected && (rc = pack(&x, expected))) {
+    if (expected && (rc = ma_packed(&x, expected))) {
         mp__buf_release(&v.buf);
         return rc;
     }
@@ -729,10 +485,10 @@ int mp_mdict_cas(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *expected,
         dentry_t *e;
         long at = lookup(&c, d, &e);
         if (at >= 0 && expected && ma_blob_eq(c.a, e->val, x.buf.data, x.buf.size))
-            swapped = !(rc = replace(c.a, e, v.buf.data, v.buf.size));
+            swapped = !(rc = mdict_replace(c.a, e, v.buf.data, v.buf.size));
         else if (at < 0 && !expected)
-            swapped = !(rc = insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash, v.buf.data,
-                                    v.buf.size));
+            swapped = !(rc = mdict_insert(c.a, d, c.key.buf.data, c.key.buf.size, c.hash,
+                                          v.buf.data, v.buf.size));
         end(&c, 0);
     }
     if (swapped_p)

@@ -1,97 +1,23 @@
-/*  mlist.c - the Manager's list (docs/MANAGER.md).
-
-    A list's data is one vector block: a length, a capacity and the offsets
-    of its value blobs. Commit points:
+/*  list.c - the Manager's list (docs/MANAGER.md): the public mp_mlist_*
+    calls. The vector they work on is vector.c's; a call given a remote
+    object's proxy sends it instead (proxy.c). Commit points:
       append/extend  items written past the end, then the length
       set            the item's offset
       pop (last)     the length
       anything else  (insert, pop/remove in the middle, growth) a new vector
                      block, then the object's data offset
     so a process killed in the middle leaves the list before or after its
-    operation; the repair (marena.c) frees what it left unreachable.
+    operation; the repair (repair.c) frees what it left unreachable.
 */
 #include <stdlib.h>
 #include <string.h>
 
-#include "manager/manager_impl.h"
+#include "manager/proxy.h"
+#include "manager/repair.h"
+#include "manager/vector.h"
 #include "mp/error.h"
 
-typedef struct {
-    uint32_t len, cap;
-    uint32_t items[];
-} vec_t;
-
-static inline vec_t *vec(ma_arena_t *a, const struct mp_mobj *o)
-{
-    return o->data ? ma_at(a, o->data) : NULL;
-}
-
-static inline uint32_t vlen(ma_arena_t *a, const struct mp_mobj *o)
-{
-    vec_t *v = vec(a, o);
-    return v ? v->len : 0;
-}
-
-/* A new vector: items [0, keep) of the old one, then a gap of `gap` slots
-   at `at`, then the rest (items [at, keep) move up by gap); item `skip`
-   (or UINT32_MAX) is left out. 0 when the arena is full. */
-static uint32_t vec_copy(ma_arena_t *a, const vec_t *old, uint32_t at, uint32_t gap, uint32_t skip,
-                         uint32_t *len_p)
-{
-    uint32_t n = old ? old->len : 0, len = n + gap - (skip < n), cap = 8;
-    while (cap < len + len / 2 + 1)
-        cap *= 2;
-    uint32_t off = ma_alloc(a, sizeof(vec_t) + (size_t)cap * 4);
-    if (!off)
-        return 0;
-    vec_t *v = ma_at(a, off);
-    v->cap = cap;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (i == at)
-            k += gap;
-        if (i != skip)
-            v->items[k++] = old->items[i];
-    }
-    v->len = *len_p = len;
-    return off;
-}
-
-/* Commits a new vector and frees the old one. */
-static void swap_vec(ma_arena_t *a, struct mp_mobj *o, uint32_t off)
-{
-    uint32_t old = o->data;
-    o->data = off; /* the commit */
-    ma_free(a, old);
-}
-
-/* ---- repair (marena.c) ---------------------------------------------------------- */
-
-void mlist_mark(ma_arena_t *a, struct mp_mobj *o)
-{
-    vec_t *v = vec(a, o);
-    if (!v)
-        return;
-    ma_mark(a, o->data);
-    if (v->len > v->cap)
-        v->len = v->cap;
-    for (uint32_t i = 0; i < v->len; i++)
-        ma_mark(a, v->items[i]);
-}
-
-void mlist_free_data(ma_arena_t *a, struct mp_mobj *o)
-{
-    vec_t *v = vec(a, o);
-    if (!v)
-        return;
-    uint32_t off = o->data;
-    o->data = 0; /* the commit */
-    for (uint32_t i = 0; i < v->len; i++)
-        ma_free(a, v->items[i]);
-    ma_free(a, off);
-}
-
-/* ---- proxies (mremote.c) -------------------------------------------------------------- */
+/* ---- proxies (proxy.c) -------------------------------------------------------------- */
 
 /* A proxy call whose first argument is an index (and second, maybe, a value). */
 static int proxy_at(struct mp_mobj *l, int op, int64_t index, const mp_obj_t *value,
@@ -138,12 +64,12 @@ static int append_blobs(ma_arena_t *a, struct mp_mobj *o, const uint32_t *blobs,
 {
     vec_t *v = vec(a, o);
     if (!v || v->len + n > v->cap) {
-        uint32_t len, off = vec_copy(a, v, v ? v->len : 0, n, UINT32_MAX, &len);
+        uint32_t len, off = mlist_vec_copy(a, v, v ? v->len : 0, n, UINT32_MAX, &len);
         if (!off)
             return MP_ENOSPC;
         vec_t *nv = ma_at(a, off);
         memcpy(nv->items + len - n, blobs, (size_t)n * 4);
-        swap_vec(a, o, off);
+        mlist_vec_swap(a, o, off);
         return 0;
     }
     memcpy(v->items + v->len, blobs, (size_t)n * 4);
@@ -197,10 +123,10 @@ static int remove_at(ma_arena_t *a, struct mp_mobj *o, uint32_t i)
     if (i + 1 == v->len) {
         v->len--; /* the commit */
     } else {
-        uint32_t len, off = vec_copy(a, v, v->len, 0, i, &len);
+        uint32_t len, off = mlist_vec_copy(a, v, v->len, 0, i, &len);
         if (!off)
             return MP_ENOSPC;
-        swap_vec(a, o, off);
+        mlist_vec_swap(a, o, off);
     }
     ma_free(a, blob);
     return 0;
@@ -252,7 +178,7 @@ static int with_value(mp_mlist_t *l, const mp_obj_t *value, value_fn fn, vargs_t
 {
     packed_t p;
     ma_arena_t *a;
-    int rc = pack(&p, value);
+    int rc = ma_packed(&p, value);
     if (!rc && !(rc = lock_list(l, &a))) {
         rc = fn(a, l, &p.buf, x);
         ma_unlock(a);
@@ -320,13 +246,13 @@ static int insert_value(ma_arena_t *a, struct mp_mobj *l, const mp__buf_t *v, va
     if (at == n)
         return append_value(a, l, v, x);
     uint32_t blob = ma_blob_new(a, v->data, v->size);
-    uint32_t off = blob ? vec_copy(a, vec(a, l), (uint32_t)at, 1, UINT32_MAX, &len) : 0;
+    uint32_t off = blob ? mlist_vec_copy(a, vec(a, l), (uint32_t)at, 1, UINT32_MAX, &len) : 0;
     if (!off) {
         ma_free(a, blob);
         return MP_ENOSPC;
     }
     ((vec_t *)ma_at(a, off))->items[at] = blob;
-    swap_vec(a, l, off);
+    mlist_vec_swap(a, l, off);
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/*  msync.c - the SyncManager set: Queue, JoinableQueue, Lock, RLock,
+/*  owned.c - the SyncManager set: Queue, JoinableQueue, Lock, RLock,
     Semaphore, BoundedSemaphore, Condition, Event, Barrier, Value, Array
     handed out by a manager.
 
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manager/manager_impl.h"
+#include "manager/owned.h"
 #include "mp/barrier.h"
 #include "mp/condition.h"
 #include "mp/error.h"
@@ -154,7 +154,7 @@ mp_queue_t *mp_manager_joinable_queue(mp_manager_t *m, const mp_queue_opts_t *op
     OWN(m, OWN_QUEUE, mp_queue_t, mp_queue_destroy, m ? mp_joinable_queue_new(opts) : NULL);
 }
 
-/* ---- named queues: what remote clients reach (mremote.c) ---------------------- */
+/* ---- named queues: what remote clients reach (serve.c) ------------------------ */
 
 static int64_t find_queue(mp_manager_t *m, const char *name) /* owned_mutex held */
 {

@@ -1,0 +1,332 @@
+/*  proxy.c - the remote manager's client (docs/MANAGER.md section 6,
+    MPM/1): a connection to a served manager (serve.c), the proxies it
+    hands out, which the mp_mdict_* / mp_mlist_* calls send through
+    mr_call, and remote queues.
+
+    One DEALER socket per connection, one call at a time (the mutex). A
+    call that times out reopens the socket, so that a late server does not
+    run what is still queued; a DENIED (the server forgot us) makes it
+    authenticate again and retry once.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "base/hmac.h"
+#include "manager/proxy.h"
+#include "mp/error.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+
+typedef struct {
+    struct mp_mobj head; /* type MO_PROXY | kind, slot */
+    mp_remote_t *remote;
+} proxy_t;
+
+struct mp_remote {
+    pthread_mutex_t mutex;
+    void *ctx, *sock;
+    char endpoint[256];
+    uint8_t *key;
+    size_t keylen;
+    int timeout_ms;
+    bool authed;
+    uint64_t next_id;
+    proxy_t **proxies;
+    size_t nproxies, cap;
+};
+
+/* ---- connection and calls -------------------------------------------------------- */
+
+static int open_socket(mp_remote_t *r)
+{
+    if (r->sock)
+        zmq_close(r->sock); /* linger 0: what it still queued is dropped */
+    r->authed = false;
+    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    if (!r->sock || mpp_socket_setup(r->sock, MPP_DEFAULT_MAX_MSG))
+        return MP_ENOMEM;
+    return zmq_connect(r->sock, r->endpoint) < 0 ? -errno : 0;
+}
+
+/* Waits until deadline for a message; 0 with cmd and body, or
+   MP_EMANAGERLOST. */
+static int wait_message(mp_remote_t *r, uint64_t deadline, uint8_t *cmd, mp_obj_t **body)
+{
+    for (;;) {
+        uint64_t now = mp__now_ns();
+        if (now >= deadline)
+            return MP_EMANAGERLOST;
+        zmq_pollitem_t item = {r->sock, 0, ZMQ_POLLIN, 0};
+        long ms = (long)((deadline - now + 999999) / 1000000);
+        if (zmq_poll(&item, 1, ms) < 0 && errno != EINTR)
+            return MP_EMANAGERLOST;
+        if (!(item.revents & ZMQ_POLLIN))
+            continue;
+        mpp_msg_t m;
+        if (mpp_recv(r->sock, &m, ZMQ_DONTWAIT))
+            continue;
+        int bad = mpm_parse(&m, 0, cmd, body);
+        mpp_close(&m);
+        if (!bad)
+            return 0;
+    }
+}
+
+static int handshake(mp_remote_t *r, uint64_t deadline)
+{
+    mp_obj_t *b = mp_obj_new_array(), *reply = NULL;
+    uint8_t cmd = 0;
+    int rc = b ? mpm_send(r->sock, NULL, 0, MPM_HELLO, b) : MP_ENOMEM;
+    mp_obj_destroy(&b);
+    while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_CHALLENGE)
+        mp_obj_destroy(&reply); /* a late answer to an earlier call */
+    if (rc)
+        return rc;
+    mp_obj_t *nonce = mpm_arg(reply, 0);
+    size_t len = 0;
+    const void *n = nonce && mp_obj_type(nonce) == MP_OBJ_BIN ? mp_obj_bin(nonce, &len) : NULL;
+    if (!n || len != 32) {
+        mp_obj_destroy(&reply);
+        return MP_EBADMSG;
+    }
+    uint8_t mac[MP_SHA256_SIZE];
+    mpm_auth_mac(r->key, r->keylen, n, mac);
+    mp_obj_destroy(&reply);
+    b = mp_obj_new_array();
+    mp_obj_array_add(b, mp_obj_new_bin(mac, sizeof mac));
+    rc = mpm_send(r->sock, NULL, 0, MPM_AUTH, b);
+    mp_obj_destroy(&b);
+    while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_WELCOME &&
+           cmd != MPM_DENIED)
+        mp_obj_destroy(&reply);
+    mp_obj_destroy(&reply);
+    if (rc)
+        return rc;
+    if (cmd == MPM_DENIED)
+        return MP_EAUTH;
+    r->authed = true;
+    return 0;
+}
+
+/* One call: [id, op, slot, args...] -> rc, *result (may be NULL), *extra. */
+static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int nargs,
+                mp_obj_t **result, int64_t *extra)
+{
+    pthread_mutex_lock(&r->mutex);
+    uint64_t deadline = mp__now_ns() + (uint64_t)r->timeout_ms * 1000000ull;
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!r->authed && (rc = handshake(r, deadline)))
+            break;
+        uint64_t id = ++r->next_id;
+        mp_obj_t *b = mp_obj_new_array();
+        mp_obj_array_add(b, mp_obj_new_uint(id));
+        mp_obj_array_add(b, mp_obj_new_int(op));
+        mp_obj_array_add(b, mp_obj_new_uint(slot));
+        for (int i = 0; i < nargs; i++)
+            mp_obj_array_add(b, args[i] ? mp_obj_dup(args[i]) : mp_obj_new_nil());
+        rc = mpm_send(r->sock, NULL, 0, MPM_CALL, b);
+        mp_obj_destroy(&b);
+        uint8_t cmd = 0;
+        mp_obj_t *reply = NULL;
+        while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply))) {
+            if (cmd == MPM_DENIED) /* the server forgot us (restarted): once more */
+                break;
+            if (cmd == MPM_REPLY && (uint64_t)mpm_arg_int(reply, 0) == id)
+                break;
+            mp_obj_destroy(&reply); /* a late reply to a call that timed out */
+        }
+        if (rc)
+            break;
+        if (cmd == MPM_DENIED) {
+            mp_obj_destroy(&reply);
+            r->authed = false;
+            rc = MP_EAUTH;
+            continue;
+        }
+        rc = (int)mpm_arg_int(reply, 1);
+        if (extra)
+            *extra = mpm_arg_int(reply, 3);
+        mp_obj_t *res = mpm_arg(reply, 2);
+        if (result && rc >= 0 && res && mp_obj_type(res) != MP_OBJ_NIL)
+            *result = mp_obj_dup(res);
+        mp_obj_destroy(&reply);
+        break;
+    }
+    if (rc == MP_EMANAGERLOST)
+        open_socket(r); /* drop what is still queued: a late server must not run it */
+    pthread_mutex_unlock(&r->mutex);
+    return rc;
+}
+
+int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, const mp_obj_t *a2,
+            mp_obj_t **result, int64_t *extra)
+{
+    proxy_t *p = (proxy_t *)o;
+    uint32_t kind = o->type & ~(uint32_t)MO_PROXY;
+    bool fits = op >= MR_L_FIRST ? kind == MO_LIST
+                : op >= MR_Q_PUT ? kind == MO_QUEUE
+                                 : kind == MO_DICT || kind == MO_NS;
+    if (result)
+        *result = NULL;
+    if (!fits) /* e.g. a dict call on a list's proxy */
+        return MP_EINVAL;
+    mp_obj_t *args[3] = {(mp_obj_t *)a0, (mp_obj_t *)a1, (mp_obj_t *)a2};
+    int n = a2 ? 3 : a1 ? 2 : a0 ? 1 : 0;
+    if (result)
+        *result = NULL;
+    return call(p->remote, op, p->head.slot, args, n, result, extra);
+}
+
+int mp_manager_connect(const char *endpoint, const void *key, size_t keylen,
+                       const mp_remote_options_t *o, mp_remote_t **remote_p)
+{
+    if (!endpoint || !remote_p || (!key && keylen) || strlen(endpoint) >= 256)
+        return MP_EINVAL;
+    *remote_p = NULL;
+    mp_remote_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return MP_ENOMEM;
+    pthread_mutex_init(&r->mutex, NULL);
+    strcpy(r->endpoint, endpoint);
+    r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    r->keylen = keylen;
+    r->key = malloc(keylen + 1);
+    int rc = r->key ? 0 : MP_ENOMEM;
+    if (!rc && keylen)
+        memcpy(r->key, key, keylen);
+    if (!rc)
+        rc = (r->ctx = zmq_ctx_new()) ? open_socket(r) : MP_ENOMEM;
+    if (!rc) {
+        pthread_mutex_lock(&r->mutex);
+        rc = handshake(r, mp__now_ns() + (uint64_t)r->timeout_ms * 1000000ull);
+        pthread_mutex_unlock(&r->mutex);
+    }
+    if (rc) {
+        mp_remote_disconnect(&r);
+        return rc;
+    }
+    *remote_p = r;
+    return 0;
+}
+
+void mp_remote_disconnect(mp_remote_t **remote_p)
+{
+    if (!remote_p || !*remote_p)
+        return;
+    mp_remote_t *r = *remote_p;
+    for (size_t i = 0; i < r->nproxies; i++)
+        free(r->proxies[i]);
+    free(r->proxies);
+    if (r->sock)
+        zmq_close(r->sock);
+    if (r->ctx)
+        zmq_ctx_term(r->ctx);
+    if (r->key)
+        memset(r->key, 0, r->keylen);
+    free(r->key);
+    pthread_mutex_destroy(&r->mutex);
+    free(r);
+    *remote_p = NULL;
+}
+
+/* ---- proxies --------------------------------------------------------------------- */
+
+static int remote_open(mp_remote_t *r, uint32_t kind, const char *name, struct mp_mobj **o_p)
+{
+    if (!r || !name || !o_p)
+        return MP_EINVAL;
+    *o_p = NULL;
+    mp_obj_t *nm = mp_obj_new_str(name), *args[3] = {NULL, nm, NULL};
+    int64_t slot = 0;
+    int rc = nm ? call(r, MR_OPEN, kind, args, 2, NULL, &slot) : MP_ENOMEM;
+    mp_obj_destroy(&nm);
+    if (rc)
+        return rc;
+    proxy_t *p = calloc(1, sizeof *p);
+    pthread_mutex_lock(&r->mutex);
+    if (p && r->nproxies == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 8;
+        proxy_t **grown = realloc(r->proxies, cap * sizeof *grown);
+        if (grown) {
+            r->proxies = grown;
+            r->cap = cap;
+        }
+    }
+    if (p && r->nproxies < r->cap) {
+        p->head = (struct mp_mobj){.type = MO_PROXY | kind, .slot = (uint32_t)slot};
+        p->remote = r;
+        r->proxies[r->nproxies++] = p;
+        *o_p = &p->head;
+    } else {
+        free(p);
+        rc = MP_ENOMEM;
+    }
+    pthread_mutex_unlock(&r->mutex);
+    return rc;
+}
+
+int mp_remote_dict(mp_remote_t *r, const char *name, mp_mdict_t **dict_p)
+{
+    return remote_open(r, MO_DICT, name, dict_p);
+}
+
+int mp_remote_list(mp_remote_t *r, const char *name, mp_mlist_t **list_p)
+{
+    return remote_open(r, MO_LIST, name, list_p);
+}
+
+int mp_remote_namespace(mp_remote_t *r, const char *name, mp_mns_t **ns_p)
+{
+    return remote_open(r, MO_NS, name, ns_p);
+}
+
+/* ---- remote queues --------------------------------------------------------------- */
+
+int mp_remote_queue(mp_remote_t *r, const char *name, mp_rqueue_t **queue_p)
+{
+    return remote_open(r, MO_QUEUE, name, (struct mp_mobj **)queue_p);
+}
+
+/* put or get: the server tries without waiting; until timeout_ms (< 0:
+   forever) the client tries again, 1 ms apart at first, at most 20 ms. */
+static int queue_op(mp_rqueue_t *rq, int op, const mp_obj_t *item, mp_obj_t **item_p,
+                    int timeout_ms)
+{
+    struct mp_mobj *o = (struct mp_mobj *)rq;
+    if (!mo_is_proxy(o) || (o->type & ~MO_PROXY) != MO_QUEUE)
+        return MP_EINVAL;
+    uint64_t deadline = mp__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+    for (useconds_t pause = 1000;; pause = pause < 20000 ? pause * 2 : 20000) {
+        int rc = mr_call(o, op, item, NULL, NULL, item_p, NULL);
+        if (rc != (op == MR_Q_PUT ? MP_EFULL : MP_EEMPTY))
+            return rc;
+        if (timeout_ms >= 0 && mp__now_ns() + pause * 1000ull > deadline)
+            return rc;
+        usleep(pause);
+    }
+}
+
+int mp_rqueue_put(mp_rqueue_t *rq, const mp_obj_t *item, int timeout_ms)
+{
+    return item ? queue_op(rq, MR_Q_PUT, item, NULL, timeout_ms) : MP_EINVAL;
+}
+
+int mp_rqueue_get(mp_rqueue_t *rq, mp_obj_t **item_p, int timeout_ms)
+{
+    return item_p ? queue_op(rq, MR_Q_GET, NULL, item_p, timeout_ms) : MP_EINVAL;
+}
+
+int mp_rqueue_qsize(mp_rqueue_t *rq, size_t *size_p)
+{
+    struct mp_mobj *o = (struct mp_mobj *)rq;
+    if (!size_p || !mo_is_proxy(o) || (o->type & ~MO_PROXY) != MO_QUEUE)
+        return MP_EINVAL;
+    int64_t n = 0;
+    int rc = mr_call(o, MR_Q_QSIZE, NULL, NULL, NULL, NULL, &n);
+    *size_p = rc ? 0 : (size_t)n;
+    return rc;
+}

@@ -1,0 +1,17 @@
+/*  proxy.h - calls on a remote object's proxy (proxy.c): what dict.c and
+    list.c send when given a proxy instead of a local object. Not
+    installed.
+*/
+#ifndef MP_MANAGER_PROXY_H_INCLUDED
+#define MP_MANAGER_PROXY_H_INCLUDED
+
+#include "manager/arena.h"
+#include "manager/mpm.h"
+
+/* A call on a proxy: op (MR_*) with up to three msgpack arguments (NULL ends
+   them); *result (may be NULL) and *extra (may be NULL) as the server's
+   call returned them. The return value is that call's. */
+int mr_call(struct mp_mobj *proxy, int op, const mp_obj_t *a0, const mp_obj_t *a1,
+            const mp_obj_t *a2, mp_obj_t **result, int64_t *extra);
+
+#endif

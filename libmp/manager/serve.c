@@ -1,0 +1,438 @@
+/*  serve.c - the remote manager's server (docs/MANAGER.md section 6,
+    MPM/1): a thread that authenticates clients and runs their calls on a
+    local manager. The client side, which the mp_mdict_* / mp_mlist_*
+    calls use when given a proxy, is proxy.c; the messages mpm.c.
+
+    The server executes a CALL through the public local API (dict.c,
+    list.c; manager.c's named objects, owned.c's named queues) on its own
+    view of the arena, so remote and local callers share one lock and one
+    set of rules. It never blocks on a queue: it tries once and the client
+    tries again.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "base/hmac.h"
+#include "base/log.h"
+#include "manager/mpm.h"
+#include "manager/owned.h"
+#include "mp/error.h"
+
+#define WHO "mp-manager"
+#define MAX_PEERS 4096
+
+/* ---- peers -------------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t id[256];
+    size_t idlen;
+    bool authed;
+    uint8_t nonce[32];
+    uint64_t seen;
+} peer_t;
+
+struct mp_manager_server {
+    mp_manager_t *m;
+    void *ctx, *sock;
+    int stop_fd;
+    pthread_t thread;
+    char endpoint[256];
+    uint8_t *key;
+    size_t keylen;
+    peer_t *peers;
+    size_t npeers;
+    uint64_t clock;
+};
+
+static peer_t *peer_get(mp_manager_server_t *s, const void *id, size_t idlen, bool add)
+{
+    for (size_t i = 0; i < s->npeers; i++)
+        if (s->peers[i].idlen == idlen && memcmp(s->peers[i].id, id, idlen) == 0) {
+            s->peers[i].seen = ++s->clock;
+            return &s->peers[i];
+        }
+    if (!add || idlen > sizeof s->peers[0].id)
+        return NULL;
+    size_t at = s->npeers;
+    if (at == MAX_PEERS) { /* forget the least recently seen */
+        at = 0;
+        for (size_t i = 1; i < s->npeers; i++)
+            if (s->peers[i].seen < s->peers[at].seen)
+                at = i;
+    } else {
+        s->npeers++;
+    }
+    peer_t *p = &s->peers[at];
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, id, idlen);
+    p->idlen = idlen;
+    p->seen = ++s->clock;
+    return p;
+}
+
+static void deny(mp_manager_server_t *s, const void *id, size_t idlen, const char *why)
+{
+    mp_obj_t *b = mp_obj_new_array();
+    mp_obj_array_add(b, mp_obj_new_str(why));
+    mpm_send(s->sock, id, idlen, MPM_DENIED, b);
+    mp_obj_destroy(&b);
+}
+
+/* The object a CALL names, if it exists and has a type the op accepts. */
+static struct mp_mobj *object_at(mp_manager_server_t *s, int64_t slot, bool list)
+{
+    ma_arena_t *a = s->m->arena;
+    if (slot < 1 || slot > MA_MAX_OBJECTS)
+        return NULL;
+    uint32_t off = __atomic_load_n(&a->objects[slot], __ATOMIC_ACQUIRE);
+    if (!off)
+        return NULL;
+    struct mp_mobj *o = ma_at(a, off);
+    return (o->type == MO_LIST) == list ? o : NULL;
+}
+
+/* ---- calls ------------------------------------------------------------------------- */
+
+/* A CALL body: [id, op, slot, args...]. */
+typedef struct {
+    int64_t op, slot;
+    mp_obj_t *a0, *a1, *a2;
+    int64_t i0, i1; /* a0, a1 as integers (-1: not one) */
+} request_t;
+
+/* [id, OPEN, kind, name]: the named object's slot, or the named queue's
+   number, in *extra. */
+static int open_named(mp_manager_server_t *s, const request_t *q, int64_t *extra)
+{
+    const char *name = q->a1 && mp_obj_type(q->a1) == MP_OBJ_STR ? mp_obj_str(q->a1, NULL) : NULL;
+    struct mp_mobj *o = NULL;
+    int rc = MP_EINVAL;
+    if (name && q->slot == MO_DICT)
+        rc = mp_manager_named_dict(s->m, name, &o);
+    else if (name && q->slot == MO_LIST)
+        rc = mp_manager_named_list(s->m, name, &o);
+    else if (name && q->slot == MO_NS)
+        rc = mp_manager_named_namespace(s->m, name, &o);
+    if (name && q->slot == MO_QUEUE) {
+        *extra = ma_queue_named(s->m, name);
+        return *extra ? 0 : MP_ENOMEM;
+    }
+    *extra = rc ? 0 : o->slot;
+    return rc;
+}
+
+/* A queue op: never blocks the server, the client waits and tries again. */
+static int exec_queue(mp_manager_server_t *s, const request_t *q, mp_obj_t **res, int64_t *extra)
+{
+    mp_queue_t *queue = ma_queue_at(s->m, q->slot);
+    int rc = !queue              ? MP_EINVAL
+             : q->op == MR_Q_PUT ? mp_queue_put(queue, q->a0, 0)
+             : q->op == MR_Q_GET ? mp_queue_get(queue, res, 0)
+                                 : 0;
+    if (queue && q->op == MR_Q_QSIZE)
+        *extra = (int64_t)mp_queue_qsize(queue);
+    return rc;
+}
+
+static int exec_dict(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int64_t *extra)
+{
+    mp_obj_t *a0 = q->a0, *a1 = q->a1, *a2 = q->a2;
+    int64_t i1 = q->i1;
+    size_t n = 0;
+    bool flag = false;
+    int rc = MP_ENOENT;
+    switch (q->op) {
+    case MR_D_SET:
+        rc = mp_mdict_set(o, a0, a1);
+        break;
+    case MR_D_GET:
+        rc = mp_mdict_get(o, a0, NULL, res);
+        break;
+    case MR_D_GET_DFLT:
+        rc = mp_mdict_get(o, a0, a1, res);
+        break;
+    case MR_D_DEL:
+        rc = mp_mdict_del(o, a0);
+        break;
+    case MR_D_CONTAINS:
+        rc = mp_mdict_contains(o, a0);
+        break;
+    case MR_D_LEN:
+        rc = mp_mdict_len(o, &n);
+        *extra = (int64_t)n;
+        break;
+    case MR_D_KEYS:
+        rc = mp_mdict_keys(o, res);
+        break;
+    case MR_D_VALUES:
+        rc = mp_mdict_values(o, res);
+        break;
+    case MR_D_ITEMS:
+        rc = mp_mdict_items(o, res);
+        break;
+    case MR_D_UPDATE:
+        rc = mp_mdict_update(o, a0);
+        break;
+    case MR_D_POP:
+        rc = mp_mdict_pop(o, a0, NULL, res);
+        break;
+    case MR_D_POP_DFLT:
+        rc = mp_mdict_pop(o, a0, a1, res);
+        break;
+    case MR_D_SETDEFAULT:
+        rc = mp_mdict_setdefault(o, a0, a1, res);
+        break;
+    case MR_D_CLEAR:
+        rc = mp_mdict_clear(o);
+        break;
+    case MR_D_INCR:
+        rc = mp_mdict_incr(o, a0, i1, extra);
+        break;
+    case MR_D_INCRF: {
+        double r = 0;
+        rc = mp_mdict_incr_float(o, a0, a1 ? mp_obj_float(a1) : 0, &r);
+        *res = rc ? NULL : mp_obj_new_float(r);
+        break;
+    }
+    case MR_D_CAS:
+        rc = mp_mdict_cas(o, a0, a1, a2, &flag);
+        *extra = flag;
+        break;
+    case MR_D_CAS_ABSENT:
+        rc = mp_mdict_cas(o, a0, NULL, a1, &flag);
+        *extra = flag;
+        break;
+    default:
+        rc = MP_EINVAL;
+    }
+    return rc;
+}
+
+static int exec_list(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int64_t *extra)
+{
+    mp_obj_t *a0 = q->a0, *a1 = q->a1;
+    int64_t i0 = q->i0, i1 = q->i1;
+    size_t n = 0;
+    bool flag = false;
+    int rc = MP_ENOENT;
+    switch (q->op) {
+    case MR_L_APPEND:
+        rc = mp_mlist_append(o, a0);
+        break;
+    case MR_L_EXTEND:
+        rc = mp_mlist_extend(o, a0);
+        break;
+    case MR_L_GET:
+        rc = mp_mlist_get(o, i0, res);
+        break;
+    case MR_L_SET:
+        rc = mp_mlist_set(o, i0, a1);
+        break;
+    case MR_L_INSERT:
+        rc = mp_mlist_insert(o, i0, a1);
+        break;
+    case MR_L_POP:
+        rc = mp_mlist_pop(o, i0, res);
+        break;
+    case MR_L_REMOVE:
+        rc = mp_mlist_remove(o, a0);
+        break;
+    case MR_L_INDEX:
+        rc = mp_mlist_index(o, a0, &n);
+        *extra = (int64_t)n;
+        break;
+    case MR_L_COUNT:
+        rc = mp_mlist_count(o, a0, &n);
+        *extra = (int64_t)n;
+        break;
+    case MR_L_LEN:
+        rc = mp_mlist_len(o, &n);
+        *extra = (int64_t)n;
+        break;
+    case MR_L_SLICE:
+        rc = mp_mlist_slice(o, i0, i1, res);
+        break;
+    case MR_L_CLEAR:
+        rc = mp_mlist_clear(o);
+        break;
+    case MR_L_APPEND_UNIQUE:
+        rc = mp_mlist_append_unique(o, a0, &flag);
+        *extra = flag;
+        break;
+    default:
+        rc = MP_EINVAL;
+    }
+    return rc;
+}
+
+/* Runs one CALL body [id, op, slot, args...]: its rc; *res and *extra the
+   result and the extra integer the REPLY carries. */
+static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra)
+{
+    request_t q = {.op = mpm_arg_int(b, 1),
+                   .slot = mpm_arg_int(b, 2),
+                   .a0 = mpm_arg(b, 3),
+                   .a1 = mpm_arg(b, 4),
+                   .a2 = mpm_arg(b, 5),
+                   .i0 = mpm_arg_int(b, 3),
+                   .i1 = mpm_arg_int(b, 4)};
+    *res = NULL;
+    *extra = 0;
+    if (q.op == MR_OPEN)
+        return open_named(s, &q, extra);
+    if (q.op == MR_Q_PUT || q.op == MR_Q_GET || q.op == MR_Q_QSIZE)
+        return exec_queue(s, &q, res, extra);
+    bool list = q.op >= MR_L_FIRST;
+    struct mp_mobj *o = object_at(s, q.slot, list);
+    if (!o)
+        return MP_EINVAL;
+    return list ? exec_list(o, &q, res, extra) : exec_dict(o, &q, res, extra);
+}
+
+/* ---- messages and the thread ------------------------------------------------------- */
+
+static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
+{
+    uint8_t cmd;
+    mp_obj_t *b;
+    if (m->n < 1 || mpm_parse(m, 1, &cmd, &b)) {
+        mp__log(MP_LOG_WARN, WHO, "malformed message; dropped");
+        return;
+    }
+    const void *id = mpp_data(m, 0);
+    size_t idlen = mpp_size(m, 0);
+    peer_t *p = peer_get(s, id, idlen, cmd == MPM_HELLO);
+    if (cmd == MPM_HELLO && p) {
+        p->authed = false;
+        mp_obj_t *r = mp_obj_new_array();
+        if (getrandom(p->nonce, sizeof p->nonce, 0) == (ssize_t)sizeof p->nonce) {
+            mp_obj_array_add(r, mp_obj_new_bin(p->nonce, sizeof p->nonce));
+            mpm_send(s->sock, id, idlen, MPM_CHALLENGE, r);
+        }
+        mp_obj_destroy(&r);
+    } else if (cmd == MPM_AUTH && p && !p->authed) {
+        uint8_t want[MP_SHA256_SIZE];
+        mpm_auth_mac(s->key, s->keylen, p->nonce, want);
+        mp_obj_t *mac = mpm_arg(b, 0);
+        size_t len = 0;
+        const void *got = mac && mp_obj_type(mac) == MP_OBJ_BIN ? mp_obj_bin(mac, &len) : NULL;
+        if (got && len == sizeof want && mp__consttime_equal(got, want, sizeof want)) {
+            p->authed = true;
+            mp_obj_t *r = mp_obj_new_array();
+            mpm_send(s->sock, id, idlen, MPM_WELCOME, r);
+            mp_obj_destroy(&r);
+        } else {
+            mp__log(MP_LOG_WARN, WHO, "a client gave a wrong authentication key; refused");
+            memset(p->nonce, 0, sizeof p->nonce); /* one try per HELLO */
+            deny(s, id, idlen, "authentication failed: wrong key");
+        }
+    } else if (cmd == MPM_CALL && p && p->authed) {
+        int64_t extra = 0;
+        mp_obj_t *res = NULL, *r = mp_obj_new_array();
+        int rc = execute(s, b, &res, &extra);
+        mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
+        mp_obj_array_add(r, mp_obj_new_int(rc));
+        mp_obj_array_add(r, res ? res : mp_obj_new_nil());
+        mp_obj_array_add(r, mp_obj_new_int(extra));
+        mpm_send(s->sock, id, idlen, MPM_REPLY, r);
+        mp_obj_destroy(&r);
+    } else {
+        deny(s, id, idlen, "not authenticated");
+    }
+    mp_obj_destroy(&b);
+}
+
+static void *server_thread(void *arg)
+{
+    mp_manager_server_t *s = arg;
+    for (;;) {
+        zmq_pollitem_t items[2] = {{s->sock, 0, ZMQ_POLLIN, 0}, {NULL, s->stop_fd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (items[1].revents)
+            break;
+        for (int k = 0; k < 1000 && (items[0].revents & ZMQ_POLLIN); k++) {
+            mpp_msg_t m;
+            if (mpp_recv(s->sock, &m, ZMQ_DONTWAIT))
+                break;
+            on_message(s, &m);
+            mpp_close(&m);
+        }
+    }
+    return NULL;
+}
+
+int mp_manager_serve(mp_manager_t *m, const char *endpoint, const void *key, size_t keylen,
+                     mp_manager_server_t **server_p)
+{
+    if (!m || !endpoint || !server_p || (!key && keylen))
+        return MP_EINVAL;
+    *server_p = NULL;
+    mp_manager_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return MP_ENOMEM;
+    s->m = m;
+    s->stop_fd = -1;
+    s->keylen = keylen;
+    s->key = malloc(keylen + 1);
+    s->peers = calloc(MAX_PEERS, sizeof *s->peers);
+    int rc = s->key && s->peers ? 0 : MP_ENOMEM;
+    if (!rc && keylen)
+        memcpy(s->key, key, keylen);
+    if (!rc && (s->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+        rc = -errno;
+    if (!rc && (!(s->ctx = zmq_ctx_new()) || !(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
+                mpp_socket_setup(s->sock, MPP_DEFAULT_MAX_MSG)))
+        rc = MP_ENOMEM;
+    if (!rc && zmq_bind(s->sock, endpoint) < 0) {
+        rc = -errno;
+        mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+    }
+    size_t len = sizeof s->endpoint;
+    if (!rc && zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) < 0)
+        rc = -errno;
+    if (!rc && (rc = -pthread_create(&s->thread, NULL, server_thread, s)) == 0) {
+        *server_p = s;
+        return 0;
+    }
+    s->thread = 0;
+    mp_manager_server_stop(&s);
+    return rc;
+}
+
+const char *mp_manager_server_endpoint(const mp_manager_server_t *s)
+{
+    return s ? s->endpoint : NULL;
+}
+
+void mp_manager_server_stop(mp_manager_server_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    mp_manager_server_t *s = *s_p;
+    if (s->thread) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->thread, NULL);
+    }
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->ctx)
+        zmq_ctx_term(s->ctx);
+    if (strncmp(s->endpoint, "ipc://", 6) == 0 && s->endpoint[6] != '@')
+        unlink(s->endpoint + 6); /* libzmq does not always remove it */
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    if (s->key)
+        memset(s->key, 0, s->keylen);
+    free(s->key);
+    free(s->peers);
+    free(s);
+    *s_p = NULL;
+}
