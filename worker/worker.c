@@ -74,9 +74,10 @@ typedef struct {
     void *sock;
     uint64_t session;
     uint64_t last_heard;
-    bool heard;      /* the broker spoke in this session */
-    bool ever_heard; /* ... in any session: --connect-timeout is over */
-    bool warned;     /* "does not answer" said once per outage */
+    bool heard;       /* the broker spoke in this session */
+    bool ever_heard;  /* ... in any session: --connect-timeout is over */
+    bool warned;      /* "does not answer" said once per outage */
+    bool broker_gone; /* it said DISCONNECT, or the embedded pool stopped it */
     uint64_t next_heartbeat;
     mp__zygote_t zygote;
     uint32_t *progress;
@@ -512,7 +513,7 @@ static void on_broker(worker_t *w)
                 mp__rd_str(&r, &why, &len);
             mp__log(MP_LOG_INFO, WHO, "broker says: %.*s", (int)(len > 100 ? 100 : len), why);
             if (w->o.exit_on_broker_loss) {
-                w->stopping = true;
+                w->stopping = w->broker_gone = true;
             } else if (len >= 7 && memcmp(why, "unknown", 7) == 0) {
                 drop_queued(w);
                 w->session++; /* what we run now answers a forgotten session */
@@ -572,18 +573,21 @@ static int load_libraries(const mp_worker_options_t *o)
 
 static void teardown(worker_t *w)
 {
-    if (w->sock) {
+    if (w->sock && !w->broker_gone && w->heard) {
         char hs[8];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);
         mp__w_array(&h, 0);
-        /* hand back what we hold: the broker re-queues it, no attempt counted */
+        /* hand back what we hold: the broker re-queues it, no attempt
+           counted. Only to a broker that is there: a DISCONNECT queued for
+           one that is gone would hold zmq_ctx_term for the whole linger. */
         mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, MPP_W_DISCONNECT, h.data, h.size, NULL, 0,
                  ZMQ_DONTWAIT);
         int linger = 500; /* let DISCONNECT leave */
         zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(w->sock);
     }
+    if (w->sock)
+        zmq_close(w->sock);
     if (w->ctx)
         zmq_ctx_term(w->ctx);
     mp__zygote_stop(&w->zygote);
@@ -656,7 +660,8 @@ static void on_signal(worker_t *w)
 
 static void on_stop_fd(worker_t *w)
 {
-    w->stopping = true;
+    /* the embedded pool stops its broker before its worker */
+    w->stopping = w->broker_gone = true;
     if (w->embedded && stop_fd_says_pool_died(w->o.stop_fd, w->pool_pid))
         remove_pool_socket(w->o.broker);
 }
