@@ -144,6 +144,9 @@ int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t
 void bk_disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *sig, uint8_t cmd,
                       const char *why);
 void bk_send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, const char *msg);
+/* The message of an MP_EUNKNOWNTASK for name: the served names closest
+   to it first, five at most. */
+void bk_unknown_task(mp_broker_t *b, const char *name, char *msg, size_t size);
 /* Counts and logs a malformed message (p, or hex when no peer). */
 void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why);
 

@@ -88,8 +88,8 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     memcpy(tname, name, namelen);
     tname[namelen] = '\0';
     if (bk_worker_count(b) > 0 && !bk_anyone_serves(b, tname)) {
-        char msg[MPP_MAX_NAME + 64];
-        snprintf(msg, sizeof msg, "unknown task: no worker serves '%s'", tname);
+        char msg[6 * MPP_MAX_NAME + 128];
+        bk_unknown_task(b, tname, msg, sizeof msg);
         bk_send_failed(b, c, chunk_id, MP_EUNKNOWNTASK, msg);
         b->failed += count;
         return;

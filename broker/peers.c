@@ -9,6 +9,7 @@
 
     The bottom of the broker: it calls no other broker file.
 */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +142,66 @@ void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const
     b->malformed++;
     mp__log(MP_LOG_WARN, WHO, "malformed message from %s (command 0x%02x): %s; dropped",
             p ? p->hex : hex, cmd, why);
+}
+
+/* Edit distance between a and b, ignoring case (Levenshtein, one row);
+   names longer than MPP_MAX_NAME are cut there. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, MPP_MAX_NAME), lb = strnlen(b, MPP_MAX_NAME);
+    size_t row[MPP_MAX_NAME + 1];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+void bk_unknown_task(mp_broker_t *b, const char *name, char *msg, size_t size)
+{
+    /* the closest served names, fewest edits first (then by name), each once */
+    enum { SHOWN = 5 };
+    const char *best[SHOWN];
+    size_t dist[SHOWN], nbest = 0;
+    for (size_t i = 0; i < b->npeers; i++) {
+        const peer_t *w = b->peers[i];
+        for (size_t k = 0; w->kind == PEER_WORKER && k < w->nnames; k++) {
+            const char *n = w->names[k];
+            bool seen = false;
+            for (size_t j = 0; j < nbest && !seen; j++)
+                seen = strcmp(best[j], n) == 0;
+            if (seen)
+                continue;
+            size_t d = distance(name, n), at = nbest;
+            while (at > 0 &&
+                   (d < dist[at - 1] || (d == dist[at - 1] && strcmp(n, best[at - 1]) < 0)))
+                at--;
+            if (at >= SHOWN)
+                continue;
+            if (nbest < SHOWN)
+                nbest++;
+            memmove(&best[at + 1], &best[at], (nbest - 1 - at) * sizeof *best);
+            memmove(&dist[at + 1], &dist[at], (nbest - 1 - at) * sizeof *dist);
+            best[at] = n;
+            dist[at] = d;
+        }
+    }
+    int len = snprintf(msg, size, "unknown task: no worker serves '%s'", name);
+    for (size_t j = 0; j < nbest && len >= 0 && (size_t)len < size; j++)
+        len += snprintf(msg + len, size - (size_t)len, "%s'%s'", j ? ", " : "; served: ", best[j]);
+    if (nbest == 0 && len >= 0 && (size_t)len < size)
+        snprintf(msg + len, size - (size_t)len, "; no worker is connected");
 }

@@ -61,8 +61,8 @@ static void fail_unserved(mp_broker_t *b)
     for (queue_t *q = b->queues; q; q = q->next) {
         if (!q->head || bk_anyone_serves(b, q->name))
             continue;
-        char msg[MPP_MAX_NAME + 64];
-        snprintf(msg, sizeof msg, "unknown task: no worker serves '%s'", q->name);
+        char msg[6 * MPP_MAX_NAME + 128];
+        bk_unknown_task(b, q->name, msg, sizeof msg);
         while (q->head) {
             unit_t *u = q->head;
             bk_queue_unlink(q, u);
