@@ -489,6 +489,7 @@ static void on_broker(worker_t *w)
         if (mpp_recv(w->sock, &m, ZMQ_DONTWAIT))
             return;
         w->last_heard = now_ns();
+        w->broker_gone = false; /* it speaks */
         if (!w->heard) {
             if (w->warned)
                 mp__log(MP_LOG_INFO, WHO, "broker %s answers again", w->o.broker);
@@ -512,9 +513,13 @@ static void on_broker(worker_t *w)
             if (mp__rd_array(&r, &n) == 0 && n >= 1)
                 mp__rd_str(&r, &why, &len);
             mp__log(MP_LOG_INFO, WHO, "broker says: %.*s", (int)(len > 100 ? 100 : len), why);
+            /* "unknown worker": a restarted broker that is there; any
+               other reason: it is going away (until it speaks again) */
+            bool unknown = len >= 7 && memcmp(why, "unknown", 7) == 0;
+            w->broker_gone = !unknown;
             if (w->o.exit_on_broker_loss) {
-                w->stopping = w->broker_gone = true;
-            } else if (len >= 7 && memcmp(why, "unknown", 7) == 0) {
+                w->stopping = true;
+            } else if (unknown) {
                 drop_queued(w);
                 w->session++; /* what we run now answers a forgotten session */
                 send_ready(w);
