@@ -7,39 +7,28 @@
 set -u
 
 build=${1:?usage: test_cli.sh BUILD_DIR}
-broker_bin=$build/broker/mp-broker
-worker_bin=$build/worker/mp-worker
-client=$build/client/mp-client
-tasks=$build/examples/libexample_tasks.so
 . "$(dirname "$0")/testlib.sh"
-tl_need "$broker_bin" "$worker_bin" "$client" "$tasks"
-
+tl_programs
 tl_init test_cli
 
 # mp-client with a time limit; stdout in $tmp/out, stderr in $tmp/err, status in $rc
 run() {
-    timeout 20 "$client" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout 20 "$client_bin" "$@" >"$tmp/out" 2>"$tmp/err"
     rc=$?
 }
 
 # ---- the cluster ---------------------------------------------------------------------------
 
-tl_bg timeout 90 "$broker_bin" --bind tcp://127.0.0.1:0 >"$tmp/broker.out" 2>"$tmp/broker.err"
-if ! tl_endpoint "$tmp/broker.out"; then
-    fail "mp-broker printed its endpoint" "$(cat "$tmp/broker.err")"
-    exit 1
-fi
+tl_broker broker 90 --bind tcp://127.0.0.1:0 || exit 1
 echo "broker at $ep"
 export MP_BROKER=$ep
 
 tl_bg timeout 90 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 >"$tmp/worker.log" 2>&1
-ready=
-for _ in $(seq 100); do
-    timeout 5 "$client" --timeout 2000 status >"$tmp/status" 2>/dev/null &&
-        grep -q '^workers: 1 (2 processes)' "$tmp/status" && ready=1 && break
-    sleep 0.1
-done
-if [ -z "$ready" ]; then
+worker_joined() {
+    timeout 5 "$client_bin" --timeout 2000 status >"$tmp/status" 2>/dev/null &&
+        grep -q '^workers: 1 (2 processes)' "$tmp/status"
+}
+if ! tl_until 100 0.1 worker_joined; then
     fail "mp-worker registered with 2 processes" "$(cat "$tmp/status" "$tmp/worker.log")"
     exit 1
 fi
@@ -62,7 +51,7 @@ fi
 
 seq 1 1000 >"$tmp/ints"
 seq 1 1000 | awk '{ print $1 * $1 }' >"$tmp/squares"
-timeout 30 "$client" map square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
+timeout 30 "$client_bin" map square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 0 ] && cmp -s "$tmp/out" "$tmp/squares"; then
     pass "map square over 1..1000 prints the squares in order"
@@ -81,7 +70,7 @@ else
         "$(diff "$tmp/triples" "$tmp/out" | head -5)" "$(cat "$tmp/err")"
 fi
 
-timeout 30 "$client" map --unordered --chunksize 3 square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
+timeout 30 "$client_bin" map --unordered --chunksize 3 square <"$tmp/ints" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 0 ] && sort -n "$tmp/out" | cmp -s - "$tmp/squares"; then
     pass "map --unordered prints the same multiset"
@@ -158,7 +147,7 @@ else
         "$(cat "$tmp/out" "$tmp/err")"
 fi
 
-timeout 10 env -u MP_BROKER "$client" apply square 1 >"$tmp/out" 2>"$tmp/err"
+timeout 10 env -u MP_BROKER "$client_bin" apply square 1 >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 'broker' "$tmp/err"; then
     pass "no --broker and no MP_BROKER: exit 2, one line"

@@ -5,56 +5,20 @@
 
     Every process a test starts is killed and reaped in its teardown.
 */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <zmq.h>
 
-#include "../unit/testutil.h"
+#include "support.h"
 
 #define HB "500"
-#define MAXPROC 8
 
-static pid_t procs[MAXPROC];
-static int nprocs;
 static char endpoint[256];
-
-static pid_t spawn(char *const argv[], int out_fd)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (out_fd >= 0)
-            dup2(out_fd, 1);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    procs[nprocs++] = pid;
-    return pid;
-}
 
 /* Starts mp-broker bound to `bind` and sets `endpoint` to what it printed. */
 static pid_t start_broker_at(const char *bind)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    char *argv[] = {
-        MP_BUILD_DIR "/broker/mp-broker", "--bind", (char *)bind, "--heartbeat", HB, "-q", NULL};
-    pid_t pid = spawn(argv, fds[1]);
-    close(fds[1]);
-    size_t n = 0;
-    while (n < sizeof endpoint - 1) { /* the first line is the bound endpoint */
-        ssize_t r = read(fds[0], endpoint + n, 1);
-        assert_true(r == 1);
-        if (endpoint[n] == '\n')
-            break;
-        n++;
-    }
-    endpoint[n] = '\0';
-    close(fds[0]);
+    pid_t pid = tu_start_broker(bind, HB, endpoint, sizeof endpoint);
     assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
     return pid;
 }
@@ -64,67 +28,9 @@ static pid_t start_broker(void)
     return start_broker_at("tcp://127.0.0.1:0");
 }
 
-/* A loopback port nobody listens on right now. */
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-/* Waits up to ms for pid to exit; returns its wait status, or -1. */
-static int wait_exit(pid_t pid, int ms)
-{
-    for (int i = 0; i < ms; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            for (int k = 0; k < nprocs; k++)
-                if (procs[k] == pid)
-                    procs[k] = procs[--nprocs];
-            return status;
-        }
-        usleep(1000);
-    }
-    return -1;
-}
-
 static pid_t start_worker(const char *processes)
 {
-    char *argv[] = {MP_BUILD_DIR "/worker/mp-worker",
-                    "--broker",
-                    endpoint,
-                    "--tasks",
-                    MP_BUILD_DIR "/tests/libtest_tasks.so",
-                    "-p",
-                    (char *)processes,
-                    "--heartbeat",
-                    HB,
-                    "-q",
-                    NULL};
-    return spawn(argv, -1);
-}
-
-static void reap(pid_t pid)
-{
-    for (int i = 0; i < nprocs; i++)
-        if (procs[i] == pid) {
-            waitpid(pid, NULL, 0);
-            procs[i] = procs[--nprocs];
-            return;
-        }
-}
-
-static int teardown(void **state)
-{
-    for (int i = 0; i < nprocs; i++)
-        kill(procs[i], SIGKILL);
-    while (nprocs)
-        reap(procs[0]);
-    return tu_teardown(state);
+    return tu_start_worker(endpoint, processes, HB);
 }
 
 static mp_pool_t *connect_pool(int want_processes)
@@ -132,29 +38,26 @@ static mp_pool_t *connect_pool(int want_processes)
     mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 500, .connect_timeout_ms = 5000};
     mp_pool_t *pool = NULL;
     assert_int_equal(mp_pool_new(&o, &pool), 0);
-    for (int i = 0; i < 500 && mp_pool_processes(pool) < want_processes; i++)
-        usleep(10000);
-    assert_int_equal(mp_pool_processes(pool), want_processes);
+    assert_int_equal(tu_wait_processes(pool, want_processes, 5000), want_processes);
     return pool;
 }
 
-static mp_items_t *range(int n)
+/* Two workers of 2 executors, and a map of 10,000 slow squares a quarter
+   done: the pid of the first worker (both are busy). */
+static pid_t start_busy_map(mp_pool_t **pool, mp_items_t **in, mp_async_t **ar)
 {
-    mp_items_t *l = mp_items_new();
-    for (int i = 0; i < n; i++)
-        mp_items_add_int(l, i);
-    return l;
-}
-
-static void assert_squares(const mp_items_t *r, int n)
-{
-    assert_int_equal(mp_items_len(r), n);
-    assert_int_equal(mp_items_nerrors(r), 0);
-    for (int i = 0; i < n; i++) {
-        int64_t v = -1;
-        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
-        assert_int_equal(v, (int64_t)i * i);
-    }
+    start_broker();
+    pid_t first = start_worker("2");
+    start_worker("2");
+    *pool = connect_pool(4);
+    *in = tu_range(10000);
+    mp_call_options_t co = {.chunksize = 25};
+    assert_int_equal(mp_pool_map_async(*pool, "slow_square", *in, &co, ar), 0);
+    size_t done = 0;
+    while (done < 2500 && mp_async_wait(*ar, 5) == MP_ETIMEDOUT)
+        mp_async_progress(*ar, &done, NULL);
+    assert_true(done >= 2500 && done < 10000); /* still running */
+    return first;
 }
 
 static void test_cluster_calls_in_order_and_work_shared_by_two_workers(void **state)
@@ -172,9 +75,9 @@ static void test_cluster_calls_in_order_and_work_shared_by_two_workers(void **st
     mp_obj_destroy(&v);
     mp_obj_destroy(&args);
 
-    mp_items_t *in = range(3000), *out = NULL;
+    mp_items_t *in = tu_range(3000), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "slow_square", in, 10, &out), 0);
-    assert_squares(out, 3000);
+    tu_assert_squares(out, 3000);
     mp_items_destroy(&out);
     mp_items_destroy(&in);
 
@@ -211,23 +114,15 @@ static void test_cluster_calls_in_order_and_work_shared_by_two_workers(void **st
 static void test_cluster_worker_killed_mid_map_every_result_once(void **state)
 {
     (void)state;
-    start_broker();
-    pid_t victim = start_worker("2");
-    start_worker("2");
-    mp_pool_t *pool = connect_pool(4);
-    mp_items_t *in = range(10000);
-    mp_call_options_t co = {.chunksize = 25};
+    mp_pool_t *pool;
+    mp_items_t *in;
     mp_async_t *ar;
-    assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
-    size_t done = 0;
-    while (done < 2500 && mp_async_wait(ar, 5) == MP_ETIMEDOUT)
-        mp_async_progress(ar, &done, NULL);
-    assert_true(done >= 2500 && done < 10000); /* still running */
+    pid_t victim = start_busy_map(&pool, &in, &ar);
     kill(victim, SIGKILL);
-    reap(victim);
+    tu_reap(victim);
     const mp_items_t *got;
     assert_int_equal(mp_async_get(ar, 30000, &got), 0);
-    assert_squares(got, 10000);
+    tu_assert_squares(got, 10000);
     mp_async_destroy(&ar);
     mp_items_destroy(&in);
     assert_int_equal(mp_pool_processes(pool), 2);
@@ -240,25 +135,14 @@ static void test_cluster_poison_task_is_worker_lost_and_the_rest_completes(void 
     start_broker();
     start_worker("2");
     mp_pool_t *pool = connect_pool(2);
-    mp_items_t *in = mp_items_new(), *out = NULL;
-    for (int i = 0; i < 200; i++) {
-        mp_items_add_tuple(in, 2);
-        mp_items_add_int(in, i);
-        mp_items_add_int(in, 77);
-    }
+    mp_items_t *in = tu_pairs_with(200, 77), *out = NULL;
     assert_int_equal(mp_pool_starmap(pool, "crash_on", in, 20, &out), MP_EWORKERLOST);
     assert_int_equal(mp_items_nerrors(out), 1);
     const mp_task_error_t *e = mp_items_error(out, 77);
     assert_non_null(e);
     assert_non_null(strstr(e->message, "killed by signal 11 (SIGSEGV)"));
     assert_non_null(strstr(e->message, "after 3 attempts"));
-    for (size_t i = 0; i < 200; i++) {
-        int64_t v;
-        if (i != 77) {
-            assert_int_equal(mp_items_int(out, i, &v), 0);
-            assert_int_equal(v, (int64_t)i);
-        }
-    }
+    tu_assert_indexes(out, 200, 77);
     mp_items_destroy(&out);
     mp_items_destroy(&in);
     mp_pool_destroy(&pool);
@@ -285,15 +169,13 @@ static void test_cluster_broker_killed_mid_map_fails_within_bound(void **state)
     pid_t broker = start_broker();
     start_worker("2");
     mp_pool_t *pool = connect_pool(2);
-    mp_items_t *in = mp_items_new();
-    for (int i = 0; i < 400; i++)
-        mp_items_add_int(in, 50);
+    mp_items_t *in = tu_repeat(400, 50);
     mp_async_t *ar;
     mp_call_options_t co = {.chunksize = 1};
     assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &co, &ar), 0);
     usleep(300000);
     kill(broker, SIGKILL);
-    reap(broker);
+    tu_reap(broker);
     uint64_t t0 = tu_now_ms();
     const mp_items_t *got;
     assert_int_equal(mp_async_get(ar, 10000, &got), MP_EBROKERLOST);
@@ -321,10 +203,7 @@ static void test_cluster_bad_input_never_kills_the_broker(void **state)
     start_broker();
     start_worker("1");
     void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(s, endpoint), 0);
+    void *s = tu_dealer(ctx, endpoint);
     uint8_t hello_cmd = 0x01, submit = 0x02, ready = 0x01;
     const uint8_t bomb[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     const uint8_t hello_hdr[] = {0x93, 0xa1, 'x', 0xcd, 0x03, 0xe8, 0x01};
@@ -376,9 +255,9 @@ static void test_cluster_bad_input_never_kills_the_broker(void **state)
 
     /* and it still serves a good client */
     mp_pool_t *pool = connect_pool(1);
-    mp_items_t *in = range(100), *out = NULL;
+    mp_items_t *in = tu_range(100), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
-    assert_squares(out, 100);
+    tu_assert_squares(out, 100);
     mp_items_destroy(&out);
     mp_items_destroy(&in);
     mp_pool_destroy(&pool);
@@ -387,7 +266,7 @@ static void test_cluster_bad_input_never_kills_the_broker(void **state)
 static void test_cluster_worker_started_before_its_broker_joins(void **state)
 {
     (void)state;
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     char bind[256];
     snprintf(bind, sizeof bind, "%s", endpoint);
     pid_t worker = start_worker("2");
@@ -396,9 +275,9 @@ static void test_cluster_worker_started_before_its_broker_joins(void **state)
     start_broker_at(bind);
     assert_string_equal(endpoint, bind);
     mp_pool_t *pool = connect_pool(2); /* it joined */
-    mp_items_t *in = range(1000), *out = NULL;
+    mp_items_t *in = tu_range(1000), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
-    assert_squares(out, 1000);
+    tu_assert_squares(out, 1000);
     mp_items_destroy(&out);
     mp_items_destroy(&in);
     mp_pool_destroy(&pool);
@@ -407,25 +286,17 @@ static void test_cluster_worker_started_before_its_broker_joins(void **state)
 static void test_cluster_sigterm_on_a_busy_worker_loses_no_task(void **state)
 {
     (void)state;
-    start_broker();
-    pid_t victim = start_worker("2");
-    start_worker("2");
-    mp_pool_t *pool = connect_pool(4);
-    mp_items_t *in = range(10000);
-    mp_call_options_t co = {.chunksize = 25};
+    mp_pool_t *pool;
+    mp_items_t *in;
     mp_async_t *ar;
-    assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
-    size_t done = 0;
-    while (done < 2500 && mp_async_wait(ar, 5) == MP_ETIMEDOUT)
-        mp_async_progress(ar, &done, NULL);
-    assert_true(done >= 2500 && done < 10000); /* the victim is busy */
+    pid_t victim = start_busy_map(&pool, &in, &ar); /* the victim is busy */
     kill(victim, SIGTERM);
-    int status = wait_exit(victim, 3000); /* it hands back and exits at once */
+    int status = tu_wait_exit(victim, 3000); /* it hands back and exits at once */
     assert_true(status != -1 && WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     const mp_items_t *got;
     assert_int_equal(mp_async_get(ar, 30000, &got), 0);
-    assert_squares(got, 10000); /* every item, once, no error */
+    tu_assert_squares(got, 10000); /* every item, once, no error */
     mp_async_destroy(&ar);
     mp_items_destroy(&in);
     assert_int_equal(mp_pool_processes(pool), 2);
@@ -472,16 +343,21 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_calls_in_order_and_work_shared_by_two_workers,
-                                  teardown),
-        cmocka_unit_test_teardown(test_cluster_worker_killed_mid_map_every_result_once, teardown),
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_worker_killed_mid_map_every_result_once,
+                                  tu_kill_teardown),
         cmocka_unit_test_teardown(test_cluster_poison_task_is_worker_lost_and_the_rest_completes,
-                                  teardown),
-        cmocka_unit_test_teardown(test_cluster_unknown_task_is_an_error, teardown),
-        cmocka_unit_test_teardown(test_cluster_broker_killed_mid_map_fails_within_bound, teardown),
-        cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, teardown),
-        cmocka_unit_test_teardown(test_cluster_worker_started_before_its_broker_joins, teardown),
-        cmocka_unit_test_teardown(test_cluster_sigterm_on_a_busy_worker_loses_no_task, teardown),
-        cmocka_unit_test_teardown(test_cluster_tasks_on_mp_workers_use_a_served_manager, teardown),
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_unknown_task_is_an_error, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_broker_killed_mid_map_fails_within_bound,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_worker_started_before_its_broker_joins,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_sigterm_on_a_busy_worker_loses_no_task,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_tasks_on_mp_workers_use_a_served_manager,
+                                  tu_kill_teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -132,14 +132,7 @@ else
     tl_finish
 fi
 
-health() { # health NAME ARRAY...: retry a healthcheck for up to 10 s
-    local _
-    for _ in $(seq 50); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    return 1
-}
+health() { tl_until 50 0.2 "$@" >/dev/null 2>&1; } # health CMD...: retry a healthcheck for up to 10 s
 tl_bg env "${broker_env[@]}" timeout 120 "${broker_cmd[@]}" >"$tmp/broker.out" 2>"$tmp/broker.err"
 if health env "${broker_env[@]}" "${broker_health[@]}"; then
     pass "broker: up, its healthcheck passes (${broker_health[*]})"

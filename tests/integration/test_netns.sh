@@ -19,12 +19,8 @@
 set -u
 
 build=${1:?usage: test_netns.sh BUILD_DIR}
-broker_bin=$build/broker/mp-broker
-worker_bin=$build/worker/mp-worker
-client_bin=$build/client/mp-client
-tasks=$build/examples/libexample_tasks.so
 . "$(dirname "$0")/testlib.sh"
-tl_need "$broker_bin" "$worker_bin" "$client_bin" "$tasks"
+tl_programs
 
 ns=mp$$ # namespace prefix, unique per run
 hosts=(broker w1 w2 client)
@@ -112,15 +108,11 @@ s = json.load(sys.stdin)
 print(" ".join(sorted("%s:%d" % (w["host"], w["done"]) for w in s["workers"])))'
 }
 
-wait_hosts() { # wait_hosts REGEX SECONDS
-    local _
-    for _ in $(seq $(($2 * 5))); do
-        hosts_now=$(status_hosts)
-        [[ $hosts_now =~ $1 ]] && return 0
-        sleep 0.2
-    done
-    return 1
+hosts_match() { # hosts_match REGEX: sets $hosts_now
+    hosts_now=$(status_hosts)
+    [[ $hosts_now =~ $1 ]]
 }
+wait_hosts() { tl_until $(($2 * 5)) 0.2 hosts_match "$1"; } # wait_hosts REGEX SECONDS
 
 if wait_hosts '^w1:0 w2:0$' 10; then
     pass "workers on hosts w1 and w2 joined the broker on host broker"

@@ -3,8 +3,15 @@
 #
 #   tl_init NAME         temporary directory $tmp, the exit trap
 #   tl_need FILE...      exit 77 (ctest: skipped) when a program is not built
+#   tl_programs          $broker_bin, $worker_bin, $client_bin and $tasks (the
+#                        example tasks) of the build; tl_need of all four
 #   tl_bg CMD...         run CMD in the background; killed and reaped on exit
+#   tl_until N SECS CMD...  run CMD until it succeeds, at most N times, SECS
+#                        apart; status 1 when it never did
 #   tl_endpoint FILE     wait for mp-broker's first stdout line; sets $ep
+#   tl_broker NAME SECS ARG...  mp-broker ARG... in the background (at most
+#                        SECS), stdout $tmp/NAME.out, stderr $tmp/NAME.err;
+#                        waits for its endpoint ($ep), a failed check if none
 #   pass DESC / fail DESC [DETAIL...]
 #   tl_finish [LOG...]   print the LOGs' tails on failure; exit 0 or 1
 #
@@ -46,19 +53,45 @@ tl_need() {
     done
 }
 
+tl_programs() {
+    broker_bin=$build/broker/mp-broker
+    worker_bin=$build/worker/mp-worker
+    client_bin=$build/client/mp-client
+    tasks=$build/examples/libexample_tasks.so
+    tl_need "$broker_bin" "$worker_bin" "$client_bin" "$tasks"
+}
+
 tl_bg() {
     "$@" &
     pids+=($!)
 }
 
+tl_until() {
+    local tries=$1 delay=$2 _
+    shift 2
+    for _ in $(seq "$tries"); do
+        "$@" && return 0
+        sleep "$delay"
+    done
+    return 1
+}
+
+tl_first_line() { # tl_first_line FILE: sets $ep; status 1 while FILE has no line
+    ep=$(head -n 1 "$1" 2>/dev/null)
+    [ -n "$ep" ]
+}
+
 tl_endpoint() {
     ep=
-    local _
-    for _ in $(seq 100); do
-        ep=$(head -n 1 "$1" 2>/dev/null)
-        [ -n "$ep" ] && return 0
-        sleep 0.1
-    done
+    tl_until 100 0.1 tl_first_line "$1"
+}
+
+tl_broker() {
+    local name=$1 secs=$2
+    shift 2
+    tl_bg timeout "$secs" "$broker_bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    tl_endpoint "$tmp/$name.out" && return 0
+    fail "mp-broker printed its endpoint" "$(cat "$tmp/$name.err")"
     return 1
 }
 

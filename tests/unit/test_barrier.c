@@ -1,19 +1,13 @@
 /*  test_barrier.c - Barrier across processes: arrival indices, the action
     once per cycle, reuse, timeouts that break it, abort, reset, failing
     actions, n_waiting and parties. */
-#include "testutil.h"
+#include "support.h"
 
 /* Polls the barrier's state (not a blind sleep) until n parties wait in it.
    Nothing but polling can observe another process blocked inside wait(). */
 static bool until_n_waiting(mp_barrier_t *b, int n, int timeout_ms)
 {
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    while (mp_barrier_n_waiting(b) != n) {
-        if (tu_now_ms() > deadline)
-            return false;
-        usleep(1000);
-    }
-    return true;
+    return TU_WAIT_UNTIL(mp_barrier_n_waiting(b) == n, timeout_ms);
 }
 
 enum { PARTIES = 4, CYCLES = 3 };

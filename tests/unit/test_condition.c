@@ -1,28 +1,27 @@
 /*  test_condition.c - Condition across processes: wait_for on a shared
     predicate, timeouts that give the lock back, MP_EPERM without the lock,
     notify(n) and notify_all, over a Lock and over the default RLock. */
-#include "testutil.h"
+#include "support.h"
 
-/* Polls /proc until process pid sleeps in the kernel (state S): past the
-   user-space spinning a condition wait does before it blocks. */
-static bool until_sleeping(int pid, int timeout_ms)
+/* Whether process pid sleeps in the kernel (state S in /proc). */
+static bool sleeping(int pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        const char *paren = strrchr(buf, ')');
-        if (paren && paren[1] == ' ' && paren[2] == 'S')
-            return true;
-        if (tu_now_ms() > deadline)
-            return false;
-        usleep(1000);
-    }
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'S';
+}
+
+/* Polls /proc until process pid sleeps in the kernel: past the user-space
+   spinning a condition wait does before it blocks. */
+static bool until_sleeping(int pid, int timeout_ms)
+{
+    return TU_WAIT_UNTIL(sleeping(pid), timeout_ms);
 }
 
 typedef struct {

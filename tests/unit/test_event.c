@@ -1,6 +1,6 @@
 /*  test_event.c - Event across processes: the flag, waits on a set flag,
     timeouts, set() waking every waiting process, set/clear seen by others. */
-#include "testutil.h"
+#include "support.h"
 
 typedef struct {
     mp_event_t *event;

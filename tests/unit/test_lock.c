@@ -3,7 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include "testutil.h"
+#include "support.h"
 
 static int hold_and_die(void *arg)
 {
@@ -36,13 +36,8 @@ static int hold_for_300ms(void *arg)
 
 static void robust_after_sigkill(mp_lock_t *lock)
 {
-    mp_process_t *p = mp_process_new(hold_and_die, lock, NULL);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 5000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, -SIGKILL);
-    mp_process_destroy(&p);
+    mp_process_t *p = tu_start(hold_and_die, lock, NULL);
+    assert_int_equal(tu_join(&p, 5000), -SIGKILL);
     /* the holder is dead: we get the lock, and are told */
     assert_int_equal(mp_lock_acquire(lock, 2000), MP_EOWNERDEAD);
     assert_true(mp_lock_is_owned(lock));
@@ -88,8 +83,7 @@ static void test_lock_excludes_other_processes(void **state)
 static void test_acquire_timeout_returns_on_time(void **state)
 {
     mp_lock_t *lock = mp_lock_new();
-    mp_process_t *p = mp_process_new(hold_for_300ms, lock, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_process_t *p = tu_start(hold_for_300ms, lock, NULL);
     /* wait until the child holds it */
     while (mp_lock_acquire(lock, 0) == 0) {
         mp_lock_release(lock);
@@ -101,11 +95,7 @@ static void test_acquire_timeout_returns_on_time(void **state)
     /* a long enough timeout gets it once the child lets go */
     assert_int_equal(mp_lock_acquire(lock, 5000), 0);
     assert_int_equal(mp_lock_release(lock), 0);
-    assert_int_equal(mp_process_join(p, 5000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 0);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 5000), 0);
     mp_lock_destroy(&lock);
 }
 
@@ -170,17 +160,10 @@ static void test_lock_makes_increments_exact(void **state)
     mp_value_t *raw = mp_value_new('l', NULL, &(mp_ctype_opts_t){.raw = true});
     struct count_arg a = {lock, mp_value_ptr(raw)};
     mp_process_t *p[4];
-    for (int i = 0; i < 4; i++) {
-        p[i] = mp_process_new(add_under_lock, &a, NULL);
-        assert_int_equal(mp_process_start(p[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(mp_process_join(p[i], 60000), 0);
-        int code;
-        assert_true(mp_process_exitcode(p[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&p[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        p[i] = tu_start(add_under_lock, &a, NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tu_join(&p[i], 60000), 0);
     assert_int_equal(*a.counter, 200000);
     mp_value_destroy(&raw);
     mp_lock_destroy(&lock);

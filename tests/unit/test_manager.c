@@ -4,7 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "support.h"
 
 static mp_obj_t *I(int64_t v)
 {
@@ -362,17 +362,10 @@ static int incr_worker(void *arg)
 static void run4(mp_target_fn *fn, worker_arg_t *args)
 {
     mp_process_t *p[4];
-    for (int i = 0; i < 4; i++) {
-        p[i] = mp_process_new(fn, &args[i], NULL);
-        assert_int_equal(mp_process_start(p[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(p[i], 60000), 0);
-        assert_true(mp_process_exitcode(p[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&p[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        p[i] = tu_start(fn, &args[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tu_join(&p[i], 60000), 0);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -513,6 +506,16 @@ static void test_manager_process_dying_inside_an_operation_is_repaired(void **st
     mp_manager_destroy(&m);
 }
 
+/* A manager with a list and a dict for churn, in w. */
+static mp_manager_t *new_list_and_dict(worker_arg_t *w)
+{
+    mp_manager_t *m;
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_list(m, &w->list), 0);
+    assert_int_equal(mp_manager_dict(m, &w->dict), 0);
+    return m;
+}
+
 /* A child that writes as fast as it can: appends, sets, inserts and pops
    on a list, sets and deletes on a dict, until it is SIGKILLed. */
 static int churn(void *arg)
@@ -537,16 +540,12 @@ static int churn(void *arg)
 static void test_manager_sigkilled_writers_leave_objects_consistent(void **state)
 {
     (void)state;
-    mp_manager_t *m;
     worker_arg_t w = {0};
-    assert_int_equal(mp_manager_new(NULL, &m), 0);
-    assert_int_equal(mp_manager_list(m, &w.list), 0);
-    assert_int_equal(mp_manager_dict(m, &w.dict), 0);
+    mp_manager_t *m = new_list_and_dict(&w);
     srand(42);
     int told = 0;
     for (int round = 0; round < 25; round++) {
-        mp_process_t *p = mp_process_new(churn, &w, NULL);
-        assert_int_equal(mp_process_start(p), 0);
+        mp_process_t *p = tu_start(churn, &w, NULL);
         usleep(2000 + (useconds_t)(rand() % 8000));
         assert_int_equal(mp_process_kill(p), 0);
         assert_int_equal(mp_process_join(p, 5000), 0);
@@ -588,13 +587,9 @@ static void test_manager_sigkilled_writers_leave_objects_consistent(void **state
 static void test_manager_snapshots_never_break_while_another_process_writes(void **state)
 {
     (void)state;
-    mp_manager_t *m;
     worker_arg_t w = {0};
-    assert_int_equal(mp_manager_new(NULL, &m), 0);
-    assert_int_equal(mp_manager_list(m, &w.list), 0);
-    assert_int_equal(mp_manager_dict(m, &w.dict), 0);
-    mp_process_t *p = mp_process_new(churn, &w, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_manager_t *m = new_list_and_dict(&w);
+    mp_process_t *p = tu_start(churn, &w, NULL);
     int taken = 0;
     for (uint64_t end = tu_now_ms() + 300; tu_now_ms() < end; taken++) {
         mp_obj_t *items = NULL, *copy = NULL;

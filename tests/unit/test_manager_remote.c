@@ -12,7 +12,7 @@
 
 #include "../integration/test_tasks.c"
 #include "base/hmac.h"
-#include "testutil.h"
+#include "support.h"
 
 #define KEY "s3cret-key"
 
@@ -53,31 +53,23 @@ static void start_server(server_t *srv)
     int ctl[2], out[2];
     assert_int_equal(pipe(ctl), 0);
     assert_int_equal(pipe(out), 0);
-    srv->pid = fork();
-    assert_true(srv->pid >= 0);
+    srv->pid = tu_fork();
     if (srv->pid == 0) {
         close(ctl[1]);
         close(out[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         serve_child(ctl[0], out[1]);
     }
     close(ctl[0]);
     close(out[1]);
     srv->ctl = ctl[1];
-    ssize_t n = 0, r;
-    while ((r = read(out[0], srv->endpoint + n, sizeof srv->endpoint - 1 - (size_t)n)) > 0)
-        n += r;
-    close(out[0]);
-    srv->endpoint[n] = '\0';
+    tu_read_line(out[0], srv->endpoint, sizeof srv->endpoint);
     assert_true(strncmp(srv->endpoint, "tcp://127.0.0.1:", 16) == 0);
 }
 
 static int stop_server(server_t *srv)
 {
     close(srv->ctl);
-    int status = 0;
-    assert_int_equal(waitpid(srv->pid, &status, 0), srv->pid);
-    return status;
+    return tu_reap(srv->pid);
 }
 
 static mp_remote_t *connect_ok(const server_t *srv)
@@ -143,10 +135,8 @@ static void test_remote_every_call_through_a_proxy(void **state)
     server_t srv;
     start_server(&srv);
     mp_process_t *kids[2]; /* forked before this process has a ZeroMQ context */
-    for (int i = 0; i < 2; i++) {
-        kids[i] = mp_process_new(remote_incr_child, &srv, NULL);
-        assert_int_equal(mp_process_start(kids[i]), 0);
-    }
+    for (int i = 0; i < 2; i++)
+        kids[i] = tu_start(remote_incr_child, &srv, NULL);
     mp_remote_t *r = connect_ok(&srv);
     mp_mdict_t *d;
     mp_mlist_t *l;
@@ -250,13 +240,8 @@ static void test_remote_every_call_through_a_proxy(void **state)
     assert_int_equal(mp_mns_get(ns, "x", &v), MP_ENOENT);
 
     /* two other processes incremented "hits" 500 times each, concurrently */
-    for (int i = 0; i < 2; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(kids[i], 30000), 0);
-        assert_true(mp_process_exitcode(kids[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&kids[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tu_join(&kids[i], 30000), 0);
     mp_obj_t *hits = mp_obj_new_str("hits");
     assert_int_equal(mp_mdict_get(d, hits, NULL, &v), 0);
     assert_int_equal(mp_obj_int(v), 1000);
@@ -302,8 +287,7 @@ static void test_remote_queues_between_processes(void **state)
     (void)state;
     server_t srv;
     start_server(&srv);
-    mp_process_t *kid = mp_process_new(consumer_child, &srv, NULL);
-    assert_int_equal(mp_process_start(kid), 0);
+    mp_process_t *kid = tu_start(consumer_child, &srv, NULL);
     mp_remote_t *r = connect_ok(&srv);
     mp_rqueue_t *jobs, *done;
     assert_int_equal(mp_remote_queue(r, "jobs", &jobs), 0);
@@ -330,11 +314,7 @@ static void test_remote_queues_between_processes(void **state)
     assert_int_equal(mp_mdict_set(l, k, k), MP_EINVAL);
     assert_int_equal(mp_mlist_append(jobs, k), MP_EINVAL);
     mp_obj_destroy(&k);
-    int code = -1;
-    assert_int_equal(mp_process_join(kid, 30000), 0);
-    assert_true(mp_process_exitcode(kid, &code));
-    assert_int_equal(code, 0);
-    mp_process_destroy(&kid);
+    assert_int_equal(tu_join(&kid, 30000), 0);
     mp_remote_disconnect(&r);
     assert_int_equal(stop_server(&srv), 0);
 }
@@ -382,10 +362,7 @@ static void test_remote_wrong_key_is_refused_before_any_operation(void **state)
 
     /* a client that ignores the refusal and sends a CALL (set "evil"), and
        one that sends a CALL without any handshake: both DENIED (0x83) */
-    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    void *ctx = zmq_ctx_new(), *s = tu_dealer(ctx, srv.endpoint);
     mp_obj_t *empty = mp_obj_new_array(), *auth = mp_obj_new_array(), *callb = mp_obj_new_array();
     raw_send(s, 1, empty); /* HELLO */
     assert_int_equal(raw_recv(s), 0x81);
@@ -401,9 +378,7 @@ static void test_remote_wrong_key_is_refused_before_any_operation(void **state)
     raw_send(s, 3, callb); /* CALL */
     assert_int_equal(raw_recv(s), 0x83);
     zmq_close(s);
-    s = zmq_socket(ctx, ZMQ_DEALER);
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    s = tu_dealer(ctx, srv.endpoint);
     raw_send(s, 3, callb); /* CALL, no handshake at all */
     assert_int_equal(raw_recv(s), 0x83);
     zmq_close(s);
@@ -519,10 +494,7 @@ static void test_remote_bad_input_never_kills_the_server(void **state)
     (void)state;
     server_t srv;
     start_server(&srv);
-    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_connect(s, srv.endpoint), 0);
+    void *ctx = zmq_ctx_new(), *s = tu_dealer(ctx, srv.endpoint);
     raw_auth(s);
     /* frames that are not MPM/1: dropped without an answer */
     assert_int_equal(zmq_send(s, "x", 1, 0), 1);

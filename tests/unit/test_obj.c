@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "support.h"
 
 static mp_obj_t *roundtrip(const mp_obj_t *o)
 {

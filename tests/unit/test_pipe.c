@@ -1,7 +1,7 @@
 /*  test_pipe.c - Pipe: duplex and one-way, values and bytes, poll, EOF. */
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "support.h"
 
 struct ends {
     mp_conn_t *mine;
@@ -38,8 +38,7 @@ static void test_duplex_values_both_ways_until_eof(void **state)
     assert_int_equal(mp_pipe(&a, &b, true), 0);
     assert_true(mp_conn_readable(a) && mp_conn_writable(a));
     struct ends e = {b, a};
-    mp_process_t *p = mp_process_new(echo, &e, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_process_t *p = tu_start(echo, &e, NULL);
     mp_conn_close(b);
     for (int i = 0; i < 1000; i++) {
         mp_obj_t *o = mp_obj_new_int(i), *got = NULL;
@@ -66,11 +65,7 @@ static void test_duplex_values_both_ways_until_eof(void **state)
     mp_conn_close(a);
     assert_int_equal(mp_conn_send(a, NULL), MP_EINVAL);
     assert_int_equal(mp_conn_recv(a, &got), MP_ECLOSED);
-    assert_int_equal(mp_process_join(p, 5000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 0);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 5000), 0);
     mp_conn_destroy(&a);
     mp_conn_destroy(&b);
 }
@@ -95,8 +90,7 @@ static void test_one_way_bytes_poll_and_eof(void **state)
     assert_true(!mp_conn_readable(w) && mp_conn_writable(w));
     assert_int_equal(mp_conn_send_bytes(r, "x", 1), MP_EINVAL); /* wrong way */
     struct ends e = {w, r};
-    mp_process_t *p = mp_process_new(send_three_then_exit, &e, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_process_t *p = tu_start(send_three_then_exit, &e, NULL);
     mp_conn_close(w);
 
     uint64_t t0 = tu_now_ms();

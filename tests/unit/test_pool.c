@@ -2,7 +2,6 @@
     callbacks, crashes, initializer, maxtasksperchild, terminate; nothing
     left behind (no process, no ipc file, no shm).
 */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,64 +10,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "support.h"
 
 #include "../integration/test_tasks.c"
 
-/* ipc files of pools of process pid */
-static int ipc_files_of(pid_t pid)
-{
-    const char *dir = getenv("XDG_RUNTIME_DIR");
-    DIR *d = opendir(dir && access(dir, W_OK) == 0 ? dir : "/tmp");
-    int n = 0;
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "mp-pool-%d-", (int)pid);
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return n;
-}
-
-static int ipc_files(void)
-{
-    return ipc_files_of(getpid());
-}
-
 static int teardown(void **state)
 {
-    assert_int_equal(ipc_files(), 0);
+    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
     return tu_teardown(state);
-}
-
-static mp_pool_t *new_pool(int processes, const mp_pool_options_t *extra)
-{
-    mp_pool_options_t o = extra ? *extra : (mp_pool_options_t){0};
-    o.processes = processes;
-    o.heartbeat_ms = 500; /* short, with room for a loaded (sanitizer) run */
-    mp_pool_t *pool = NULL;
-    assert_int_equal(mp_pool_new(&o, &pool), 0);
-    assert_int_equal(mp_pool_processes(pool), processes);
-    return pool;
-}
-
-static mp_items_t *range(int n)
-{
-    mp_items_t *l = mp_items_new();
-    for (int i = 0; i < n; i++)
-        assert_int_equal(mp_items_add_int(l, i), 0);
-    return l;
-}
-
-static void assert_squares(const mp_items_t *r, int n)
-{
-    assert_int_equal(mp_items_len(r), n);
-    for (int i = 0; i < n; i++) {
-        int64_t v = -1;
-        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
-        assert_int_equal(v, (int64_t)i * i);
-    }
 }
 
 static int gen_range(void *arg, mp_items_t *out)
@@ -82,7 +31,7 @@ static int gen_range(void *arg, mp_items_t *out)
 static void test_pool_every_call_returns_values_in_order(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     mp_obj_t *args = mp_obj_new_array(), *v = NULL;
     mp_obj_array_add(args, mp_obj_new_int(12));
     assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
@@ -105,19 +54,19 @@ static void test_pool_every_call_returns_values_in_order(void **state)
         mp_async_destroy(&ars[i]);
     }
 
-    mp_items_t *in = range(1000), *out = NULL;
+    mp_items_t *in = tu_range(1000), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "square", in, 7, &out), 0); /* 143 chunks */
-    assert_squares(out, 1000);
+    tu_assert_squares(out, 1000);
     mp_items_destroy(&out);
     assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0); /* automatic */
-    assert_squares(out, 1000);
+    tu_assert_squares(out, 1000);
     mp_items_destroy(&out);
 
     mp_async_t *ar;
     const mp_items_t *got;
     assert_int_equal(mp_pool_map_async(pool, "square", in, NULL, &ar), 0);
     assert_int_equal(mp_async_get(ar, 10000, &got), 0);
-    assert_squares(got, 1000);
+    tu_assert_squares(got, 1000);
     size_t done = 0, total = 0;
     mp_async_progress(ar, &done, &total);
     assert_int_equal(done, 1000);
@@ -184,8 +133,8 @@ static void test_pool_every_call_returns_values_in_order(void **state)
 static void test_pool_task_errors_reach_the_caller_with_code_and_message(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
-    mp_items_t *in = range(10), *out = NULL;
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    mp_items_t *in = tu_range(10), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "even_only", in, 3, &out), MP_ETASK);
     assert_int_equal(mp_items_len(out), 10);
     assert_int_equal(mp_items_nerrors(out), 5);
@@ -230,11 +179,11 @@ static void test_pool_task_errors_reach_the_caller_with_code_and_message(void **
 static void test_pool_unknown_task_is_an_error_not_a_hang(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     mp_obj_t *v = NULL;
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_pool_apply(pool, "no_such_task", NULL, &v), MP_EUNKNOWNTASK);
-    mp_items_t *in = range(5), *out = NULL;
+    mp_items_t *in = tu_range(5), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "no_such_task", in, 2, &out), MP_EUNKNOWNTASK);
     assert_int_equal(mp_items_nerrors(out), 5);
     assert_non_null(strstr(mp_items_error(out, 4)->message, "no_such_task"));
@@ -247,7 +196,7 @@ static void test_pool_unknown_task_is_an_error_not_a_hang(void **state)
 static void test_pool_get_times_out_then_succeeds(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     mp_obj_t *args = mp_obj_new_array(), *v = NULL;
     mp_obj_array_add(args, mp_obj_new_int(400));
     mp_obj_array_add(args, mp_obj_new_int(77));
@@ -284,11 +233,11 @@ static int error_callback(mp_async_t *r, const mp_task_error_t *e, void *arg)
 static void test_pool_failing_callback_does_not_hang_the_pool(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     int calls[2] = {0, 0};
     mp_call_options_t co = {
         .callback = failing_callback, .error_callback = error_callback, .arg = calls};
-    mp_items_t *in = range(20);
+    mp_items_t *in = tu_range(20);
     mp_async_t *ar;
     assert_int_equal(mp_pool_map_async(pool, "square", in, &co, &ar), 0);
     const mp_items_t *got;
@@ -330,7 +279,7 @@ static int slow_callback(mp_async_t *r, void *arg)
 static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     int cb[1] = {0};
     mp_call_options_t co = {.callback = slow_callback, .arg = cb};
     mp_obj_t *args = mp_obj_new_array(), *v = NULL;
@@ -340,14 +289,13 @@ static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
     assert_int_equal(mp_async_get_obj(slow, 10000, &v), 0);
     assert_int_equal(mp_obj_int(v), 36);
     mp_obj_destroy(&v);
-    for (int i = 0; i < 200 && __atomic_load_n(&cb[0], __ATOMIC_SEQ_CST) == 0; i++)
-        usleep(10000);
+    TU_WAIT_UNTIL(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST) != 0, 2000);
     assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 1);
     /* while it sleeps: 2 s of calls, across the liveness limit */
     for (int round = 0; round < 10; round++) {
-        mp_items_t *in = range(1000), *out = NULL;
+        mp_items_t *in = tu_range(1000), *out = NULL;
         assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
-        assert_squares(out, 1000);
+        tu_assert_squares(out, 1000);
         mp_items_destroy(&in);
         mp_items_destroy(&out);
         assert_int_equal(mp_pool_apply(pool, "square", args, &v), 0);
@@ -390,46 +338,26 @@ static void test_pool_killed_program_leaves_no_ipc_file(void **state)
     char c = 0;
     assert_int_equal(read(ready[0], &c, 1), 1);
     close(ready[0]);
-    assert_int_equal(ipc_files_of(child), 1);
+    assert_int_equal(tu_ipc_files(child, NULL, 0), 1);
     kill(child, SIGKILL);
     int status = 0;
     assert_int_equal(waitpid(child, &status, 0), child);
-    int left = 1;
-    for (int i = 0; i < 500 && (left = ipc_files_of(child)) > 0; i++)
-        usleep(10000);
-    assert_int_equal(left, 0);
+    assert_true(TU_WAIT_UNTIL(tu_ipc_files(child, NULL, 0) == 0, 5000));
     /* the worker (and its zygote and executors, whose parent dies with it)
        exit: reap what comes to us */
-    for (int i = 0; i < 500; i++) {
-        pid_t r = waitpid(-1, &status, WNOHANG);
-        if (r < 0 && errno == ECHILD)
-            break;
-        if (r == 0)
-            usleep(10000);
-    }
+    TU_WAIT_UNTIL(waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD, 5000);
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
 static void test_pool_crashing_task_is_worker_lost_after_3_attempts(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
-    mp_items_t *in = mp_items_new(), *out = NULL;
-    for (int i = 0; i < 40; i++) {
-        mp_items_add_tuple(in, 2);
-        mp_items_add_int(in, i);
-        mp_items_add_int(in, 13);
-    }
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    mp_items_t *in = tu_pairs_with(40, 13), *out = NULL;
     assert_int_equal(mp_pool_starmap(pool, "crash_on", in, 10, &out), MP_EWORKERLOST);
     assert_int_equal(mp_items_len(out), 40);
     assert_int_equal(mp_items_nerrors(out), 1);
-    for (size_t i = 0; i < 40; i++) {
-        int64_t v;
-        if (i == 13)
-            continue;
-        assert_int_equal(mp_items_int(out, i, &v), 0);
-        assert_int_equal(v, (int64_t)i);
-    }
+    tu_assert_indexes(out, 40, 13);
     const mp_task_error_t *e = mp_items_error(out, 13);
     assert_non_null(e);
     assert_int_equal(e->code, MP_EWORKERLOST);
@@ -439,18 +367,9 @@ static void test_pool_crashing_task_is_worker_lost_after_3_attempts(void **state
 
     /* a task killed once is retried and the map is complete and exact */
     mp_items_destroy(&in);
-    in = mp_items_new();
-    for (int i = 0; i < 1000; i++) {
-        mp_items_add_tuple(in, 2);
-        mp_items_add_int(in, i);
-        mp_items_add_int(in, 500);
-    }
+    in = tu_pairs_with(1000, 500);
     assert_int_equal(mp_pool_starmap(pool, "die_once", in, 50, &out), 0);
-    for (size_t i = 0; i < 1000; i++) {
-        int64_t v;
-        assert_int_equal(mp_items_int(out, i, &v), 0);
-        assert_int_equal(v, (int64_t)i);
-    }
+    tu_assert_indexes(out, 1000, -1);
     mp_items_destroy(&out);
     mp_items_destroy(&in);
     mp_pool_destroy(&pool);
@@ -462,9 +381,9 @@ static void test_pool_initializer_runs_in_every_executor(void **state)
     mp_obj_t *initargs = mp_obj_new_array();
     mp_obj_array_add(initargs, mp_obj_new_int(4242));
     mp_pool_options_t o = {.initializer = "set_init", .initargs = initargs};
-    mp_pool_t *pool = new_pool(2, &o);
+    mp_pool_t *pool = tu_new_pool(2, &o);
     mp_obj_destroy(&initargs);
-    mp_items_t *in = range(64), *out = NULL;
+    mp_items_t *in = tu_range(64), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "get_init", in, 1, &out), 0);
     for (size_t i = 0; i < 64; i++) {
         int64_t v;
@@ -480,8 +399,8 @@ static void test_pool_maxtasksperchild_replaces_executors(void **state)
 {
     (void)state;
     mp_pool_options_t o = {.maxtasksperchild = 1};
-    mp_pool_t *pool = new_pool(2, &o);
-    mp_items_t *in = range(12), *out = NULL;
+    mp_pool_t *pool = tu_new_pool(2, &o);
+    mp_items_t *in = tu_range(12), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "get_pid", in, 1, &out), 0);
     int distinct = 0;
     for (size_t i = 0; i < 12; i++) {
@@ -503,10 +422,8 @@ static void test_pool_maxtasksperchild_replaces_executors(void **state)
 static void test_pool_terminate_ends_outstanding_calls(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
-    mp_items_t *in = mp_items_new();
-    for (int i = 0; i < 20; i++)
-        mp_items_add_int(in, 200);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    mp_items_t *in = tu_repeat(20, 200);
     mp_async_t *ar;
     assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, NULL, &ar), 0);
     uint64_t t0 = tu_now_ms();
@@ -523,8 +440,8 @@ static void test_pool_terminate_ends_outstanding_calls(void **state)
 static void test_pool_progress_counts_a_running_map(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
-    mp_items_t *in = range(2000);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    mp_items_t *in = tu_range(2000);
     mp_async_t *ar;
     mp_call_options_t co = {.chunksize = 50};
     assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &co, &ar), 0);
@@ -540,7 +457,7 @@ static void test_pool_progress_counts_a_running_map(void **state)
     assert_true(saw_partial);
     const mp_items_t *got;
     assert_int_equal(mp_async_get(ar, 0, &got), 0);
-    assert_squares(got, 2000);
+    tu_assert_squares(got, 2000);
     mp_async_destroy(&ar);
     mp_items_destroy(&in);
     mp_pool_destroy(&pool);
@@ -560,7 +477,7 @@ static int slow_then_failing_gen(void *arg, mp_items_t *out)
 static void test_pool_imap_generator_may_block_and_its_error_ends_the_call(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     int next = 0;
     mp_imap_t *it;
     assert_int_equal(mp_pool_imap(pool, "square", slow_then_failing_gen, &next, 1, &it), 0);
@@ -591,7 +508,7 @@ static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
 {
     (void)state;
     enum { N = 2000 };
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     int st[3] = {0, N, -1};
     mp_imap_t *it;
     int64_t x;
@@ -674,7 +591,7 @@ static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
 static void test_pool_map_results_arriving_out_of_order_land_in_place(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     enum { N = 60, BAD = 17 };
     mp_items_t *in = mp_items_new();
     for (int i = 0; i < N; i++) {
@@ -701,13 +618,7 @@ static void test_pool_map_results_arriving_out_of_order_land_in_place(void **sta
         assert_int_equal(mp_items_len(r), N);
         assert_int_equal(mp_items_nerrors(r), 1);
         assert_non_null(mp_items_error(r, BAD));
-        for (int i = 0; i < N; i++) {
-            int64_t v = -1;
-            if (i == BAD)
-                continue;
-            assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
-            assert_int_equal(v, i);
-        }
+        tu_assert_indexes(r, N, BAD);
         mp_items_destroy(&out);
         mp_async_destroy(&ar);
     }
@@ -721,14 +632,9 @@ static void test_pool_map_results_arriving_out_of_order_land_in_place(void **sta
 static void test_pool_large_map_whose_executor_dies_keeps_every_result_once(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     enum { N = 600000 }; /* a 4.8 MB index: mapped */
-    mp_items_t *in = mp_items_new(), *out = NULL;
-    for (int i = 0; i < N; i++) {
-        mp_items_add_tuple(in, 2);
-        mp_items_add_int(in, i);
-        mp_items_add_int(in, N / 2 + 7);
-    }
+    mp_items_t *in = tu_pairs_with(N, N / 2 + 7), *out = NULL;
     assert_int_equal(mp_pool_starmap(pool, "die_once", in, 0, &out), 0);
     assert_int_equal(mp_items_len(out), N);
     assert_int_equal(mp_items_nerrors(out), 0);
@@ -747,10 +653,8 @@ static void test_pool_large_map_whose_executor_dies_keeps_every_result_once(void
 static void test_pool_whose_worker_process_dies_fails_instead_of_hanging(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
-    mp_items_t *in = mp_items_new();
-    for (int i = 0; i < 200; i++)
-        mp_items_add_int(in, 50);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    mp_items_t *in = tu_repeat(200, 50);
     mp_call_options_t co = {.chunksize = 1};
     mp_async_t *ar;
     assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &co, &ar), 0);
@@ -782,7 +686,7 @@ static int gen_50s(void *arg, mp_items_t *out)
 static void test_pool_imap_whose_worker_process_dies_ends_every_item(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     int left = 100000;
     mp_imap_t *it;
     assert_int_equal(mp_pool_imap(pool, "sleep_ms", gen_50s, &left, 1, &it), 0);
@@ -842,7 +746,7 @@ static void *applier(void *arg)
 static void test_pool_apply_from_many_threads_each_gets_its_own_answer(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     pthread_t th[4];
     applier_t a[4];
     for (int k = 0; k < 4; k++) {
@@ -862,7 +766,7 @@ static void test_pool_apply_from_many_threads_each_gets_its_own_answer(void **st
 static void test_pool_blocking_apply_errors_match_apply_async(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     mp_obj_t *args = args1(7), *v = NULL;
     assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), MP_ETASK);
     assert_null(v);
@@ -892,19 +796,27 @@ static void *terminate_later(void *arg)
     return NULL;
 }
 
+/* A blocking apply of sleep_ms(5000) that later(arg), on a thread of its
+   own, ends: it returns want within 3 s. */
+static void assert_blocking_apply_ended(mp_pool_t *pool, void *(*later)(void *), void *arg,
+                                        int want)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, later, arg), 0);
+    mp_obj_t *args = args1(5000), *v = NULL;
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_pool_apply(pool, "sleep_ms", args, &v), want);
+    assert_true(tu_now_ms() - t0 < 3000);
+    pthread_join(th, NULL);
+    mp_obj_destroy(&args);
+}
+
 /* terminate ends a blocking apply waiting on its own session. */
 static void test_pool_terminate_ends_a_blocking_apply(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, terminate_later, pool), 0);
-    mp_obj_t *args = args1(5000), *v = NULL;
-    uint64_t t0 = tu_now_ms();
-    assert_int_equal(mp_pool_apply(pool, "sleep_ms", args, &v), MP_ECANCELLED);
-    assert_true(tu_now_ms() - t0 < 3000);
-    pthread_join(th, NULL);
-    mp_obj_destroy(&args);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    assert_blocking_apply_ended(pool, terminate_later, pool, MP_ECANCELLED);
     assert_int_equal(mp_pool_join(pool), 0);
     mp_pool_destroy(&pool);
 }
@@ -923,15 +835,8 @@ static void *kill_worker_later(void *arg)
 static void test_pool_blocking_apply_whose_worker_process_dies_fails(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(1, NULL);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, kill_worker_later, NULL), 0);
-    mp_obj_t *args = args1(5000), *v = NULL;
-    uint64_t t0 = tu_now_ms();
-    assert_int_equal(mp_pool_apply(pool, "sleep_ms", args, &v), MP_EWORKERLOST);
-    assert_true(tu_now_ms() - t0 < 3000);
-    pthread_join(th, NULL);
-    mp_obj_destroy(&args);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    assert_blocking_apply_ended(pool, kill_worker_later, NULL, MP_EWORKERLOST);
     mp_pool_destroy(&pool);
 }
 
@@ -990,7 +895,7 @@ static void test_pool_int_tuples_in_bulk_are_the_tuples_added_one_by_one(void **
 static void test_pool_starmap_of_bulk_tuples_and_a_non_tuple_item(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2, NULL);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     enum { N = 3000 };
     static int64_t pairs[2 * N];
     for (int64_t i = 0; i < N; i++) {

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "support.h"
 
 #include "../integration/test_tasks.c"
 
@@ -89,30 +89,6 @@ MP_TASK(kill_if_negative)
 
 /* ---- what a pool must leave behind: nothing --------------------------------------- */
 
-static const char *ipc_dir(void)
-{
-    const char *dir = getenv("XDG_RUNTIME_DIR");
-    return dir && access(dir, W_OK) == 0 ? dir : "/tmp";
-}
-
-/* This process's embedded-pool ipc files; the first one's path in path. */
-static int ipc_files(char *path, size_t size)
-{
-    DIR *d = opendir(ipc_dir());
-    int n = 0;
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "mp-pool-%d-", (int)getpid());
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            if (n++ == 0 && path)
-                snprintf(path, size, "%s/%s", ipc_dir(), e->d_name);
-        }
-    closedir(d);
-    return n;
-}
-
 /* Shared anonymous mappings of at least 32 MiB in this process (an embedded
    pool's ring area: MAP_SHARED|MAP_ANONYMOUS shows as /dev/zero); *rss_kb
    (may be NULL) their resident kilobytes. */
@@ -158,8 +134,6 @@ static int shm_list(char names[][256], int max)
     return n;
 }
 
-static pid_t ext_worker; /* an mp-worker a test started, killed and reaped on failure */
-
 static int setup(void **state)
 {
     (void)state;
@@ -170,12 +144,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    if (ext_worker > 0) {
-        kill(ext_worker, SIGKILL);
-        waitpid(ext_worker, NULL, 0);
-        ext_worker = 0;
-    }
-    assert_int_equal(ipc_files(NULL, 0), 0);
+    tu_kill_children(); /* an mp-worker a test started, when it failed */
+    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
     assert_int_equal(ring_areas(NULL), 0); /* unmapped */
     /* /dev/shm: nothing new but what other test programs (ctest runs them
        in parallel) create under their own pid */
@@ -195,15 +165,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static mp_pool_t *new_pool(int processes)
-{
-    mp_pool_options_t o = {.processes = processes, .heartbeat_ms = 500};
-    mp_pool_t *pool = NULL;
-    assert_int_equal(mp_pool_new(&o, &pool), 0);
-    assert_int_equal(mp_pool_processes(pool), processes);
-    return pool;
-}
 
 /* map or starmap with a bounded wait: the call's code; *ar holds the results */
 static int run(mp_pool_t *pool, const char *task, const mp_items_t *in, size_t chunksize, bool star,
@@ -284,6 +245,18 @@ static int64_t want_same(int64_t i)
     return i;
 }
 
+/* A map of n squares (the automatic chunk size) on pool: exact. */
+static void assert_square_map(mp_pool_t *pool, int n, const char *what)
+{
+    mp_items_t *in = ints(n);
+    mp_async_t *ar;
+    const mp_items_t *got;
+    assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
+    assert_ints(got, n, want_square, what);
+    mp_async_destroy(&ar);
+    mp_items_destroy(&in);
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 /* Items for a chunk size: 200,000, but 1,000 chunks for the small sizes
@@ -300,7 +273,7 @@ static void test_pool_shm_map_and_starmap_exact_over_many_rounds(void **state)
 {
     (void)state;
     enum { ROUNDS = 5 };
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     assert_int_equal(ring_areas(NULL), 1); /* the pool mapped its rings */
     const size_t sizes[] = {0, 1, 7, 100000};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
@@ -354,7 +327,7 @@ static void test_pool_shm_results_larger_than_the_output_ring(void **state)
 {
     (void)state;
     enum { N = 600 };
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     mp_items_t *in = ints(N);
     /* 0: 75 items (9.4 MiB) a reply, some fit; 300: 37.5 MiB, none does */
     const size_t sizes[] = {0, 300};
@@ -366,15 +339,8 @@ static void test_pool_shm_results_larger_than_the_output_ring(void **state)
         mp_async_destroy(&ar);
     }
     mp_items_destroy(&in);
-    in = ints(5000);
-    for (int round = 0; round < 3; round++) {
-        mp_async_t *ar;
-        const mp_items_t *got;
-        assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
-        assert_ints(got, 5000, want_square, "a small map after big replies");
-        mp_async_destroy(&ar);
-    }
-    mp_items_destroy(&in);
+    for (int round = 0; round < 3; round++)
+        assert_square_map(pool, 5000, "a small map after big replies");
     mp_pool_destroy(&pool);
 }
 
@@ -384,7 +350,7 @@ static void test_pool_shm_input_larger_than_the_input_ring(void **state)
 {
     (void)state;
     enum { N = 300 };
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     mp_items_t *in = mp_items_new();
     uint8_t *buf = malloc(IN_BIN);
     int64_t *want = malloc(N * sizeof *want);
@@ -420,13 +386,7 @@ static void test_pool_shm_input_larger_than_the_input_ring(void **state)
     free(want);
     mp_items_destroy(&in);
     /* and small maps still go through */
-    in = ints(3000);
-    mp_async_t *ar;
-    const mp_items_t *got;
-    assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
-    assert_ints(got, 3000, want_square, "a small map after big input");
-    mp_async_destroy(&ar);
-    mp_items_destroy(&in);
+    assert_square_map(pool, 3000, "a small map after big input");
     mp_pool_destroy(&pool);
 }
 
@@ -436,7 +396,7 @@ static void test_pool_shm_task_failures_inside_ring_chunks(void **state)
 {
     (void)state;
     enum { N = 100000 };
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     mp_items_t *in = ints(N);
     const size_t sizes[] = {0, 777, 1};
     for (size_t k = 0; k < 3; k++) {
@@ -488,7 +448,7 @@ static void test_pool_shm_executor_deaths_inside_ring_chunks(void **state)
 {
     (void)state;
     enum { N = 50000, BAD = 27183 };
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     mp_items_t *in = mp_items_new();
     for (int i = 0; i < N; i++)
         assert_int_equal(mp_items_add_int(in, i == BAD ? -1 : i), 0);
@@ -522,12 +482,7 @@ static void test_pool_shm_executor_deaths_inside_ring_chunks(void **state)
     mp_items_destroy(&in);
 
     /* killed once, on its first attempt: retried, the map is whole */
-    in = mp_items_new();
-    for (int i = 0; i < 200000; i++) {
-        mp_items_add_tuple(in, 2);
-        mp_items_add_int(in, i);
-        mp_items_add_int(in, 123457);
-    }
+    in = tu_pairs_with(200000, 123457);
     mp_async_t *ar;
     const mp_items_t *got;
     assert_int_equal(run(pool, "die_once", in, 0, true, &ar, &got), 0);
@@ -536,11 +491,7 @@ static void test_pool_shm_executor_deaths_inside_ring_chunks(void **state)
     mp_items_destroy(&in);
 
     /* and the pool goes on */
-    in = ints(200000);
-    assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
-    assert_ints(got, 200000, want_square, "after the deaths");
-    mp_async_destroy(&ar);
-    mp_items_destroy(&in);
+    assert_square_map(pool, 200000, "after the deaths");
     mp_pool_destroy(&pool);
 }
 
@@ -552,7 +503,7 @@ static void test_pool_shm_executor_deaths_inside_ring_chunks(void **state)
 static void test_pool_shm_pieces_arriving_early_wait_for_their_turn(void **state)
 {
     (void)state;
-    mp_pool_t *pool = new_pool(2);
+    mp_pool_t *pool = tu_new_pool(2, NULL);
     /* small values: 2,999 pieces wait for item 0 */
     enum { N = 3000 };
     mp_items_t *in = mp_items_new();
@@ -589,11 +540,7 @@ static void test_pool_shm_pieces_arriving_early_wait_for_their_turn(void **state
     mp_async_destroy(&ar);
     mp_items_destroy(&big);
     mp_items_destroy(&in);
-    in = ints(200000);
-    assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
-    assert_ints(got, 200000, want_square, "after early pieces");
-    mp_async_destroy(&ar);
-    mp_items_destroy(&in);
+    assert_square_map(pool, 200000, "after early pieces");
     mp_pool_destroy(&pool);
 }
 
@@ -608,7 +555,7 @@ static void test_pool_shm_disabled_by_environment_gives_the_same_results(void **
     unsetenv("MP_POOL_SHM");
     assert_int_equal(rc, 0);
     assert_int_equal(ring_areas(NULL), 0); /* no area */
-    mp_pool_t *shm = new_pool(2);          /* the variable is read at creation only */
+    mp_pool_t *shm = tu_new_pool(2, NULL); /* the variable is read at creation only */
     assert_int_equal(ring_areas(NULL), 1);
 
     const size_t sizes[] = {0, 7};
@@ -660,32 +607,12 @@ static void test_pool_shm_separate_worker_on_the_embedded_broker(void **state)
 {
     (void)state;
     enum { N = 20000 };
-    mp_pool_t *pool = new_pool(1);
+    mp_pool_t *pool = tu_new_pool(1, NULL);
     char path[512], endpoint[600];
-    assert_int_equal(ipc_files(path, sizeof path), 1);
+    assert_int_equal(tu_ipc_files(getpid(), path, sizeof path), 1);
     snprintf(endpoint, sizeof endpoint, "ipc://%s", path);
-    char *argv[] = {MP_BUILD_DIR "/worker/mp-worker",
-                    "--broker",
-                    endpoint,
-                    "--tasks",
-                    MP_BUILD_DIR "/tests/libtest_tasks.so",
-                    "-p",
-                    "1",
-                    "--heartbeat",
-                    "500",
-                    "-q",
-                    NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    ext_worker = pid;
-    for (int i = 0; i < 1000 && mp_pool_processes(pool) < 2; i++)
-        usleep(10000);
-    assert_int_equal(mp_pool_processes(pool), 2);
+    pid_t pid = tu_start_worker(endpoint, "1", "500");
+    assert_int_equal(tu_wait_processes(pool, 2, 10000), 2);
 
     mp_items_t *in = ints(N), *in_pairs = pairs(N);
     bool both = false;
@@ -720,21 +647,11 @@ static void test_pool_shm_separate_worker_on_the_embedded_broker(void **state)
 
     /* SIGTERM: it leaves, the pool goes on with its own worker */
     assert_int_equal(kill(pid, SIGTERM), 0);
-    int status = -1;
-    pid_t w = 0;
-    for (int i = 0; i < 10000 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
-        usleep(1000);
-    assert_int_equal(w, pid);
-    ext_worker = 0;
+    int status = tu_wait_exit(pid, 10000);
+    assert_int_not_equal(status, -1);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    in = ints(5000);
-    mp_async_t *ar;
-    const mp_items_t *got;
-    assert_int_equal(run(pool, "square", in, 0, false, &ar, &got), 0);
-    assert_ints(got, 5000, want_square, "after the separate worker left");
-    mp_async_destroy(&ar);
-    mp_items_destroy(&in);
+    assert_square_map(pool, 5000, "after the separate worker left");
     mp_pool_destroy(&pool);
 }
 

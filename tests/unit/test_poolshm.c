@@ -10,11 +10,10 @@
     Links the static library: poolshm is internal.
 */
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 
 #include "pool/poolshm.h"
-#include "testutil.h"
+#include "support.h"
 
 static size_t page(void)
 {
@@ -71,15 +70,9 @@ static void done(mp__pshm_t **s)
     g_area = NULL;
 }
 
-static pid_t g_child; /* the fork test's child, killed and reaped when it failed */
-
 static int teardown(void **state)
 {
-    if (g_child > 0) {
-        kill(g_child, SIGKILL);
-        waitpid(g_child, NULL, 0);
-        g_child = 0;
-    }
+    tu_kill_children(); /* the fork test's child, when it failed */
     mp__pshm_destroy(&g_area);
     return tu_teardown(state);
 }
@@ -1051,15 +1044,12 @@ static void test_pshm_out_across_a_fork(void **state)
     mp__pshm_t *s = area(2, page(), cap);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = tu_fork();
     if (pid == 0) {
         g_area = NULL; /* the parent's */
         close(fds[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         child_executor(s, fds[1]);
     }
-    g_child = pid;
     close(fds[1]);
     uint64_t deadline = tu_now_ms() + 30000;
     rec_t pend[16];
@@ -1116,17 +1106,9 @@ static void test_pshm_out_across_a_fork(void **state)
     if (!why && (got != 1 || end.seq != UINT64_MAX))
         why = "no final record";
     close(fds[0]);
-    int status = -1;
-    pid_t w = 0;
-    for (int i = 0; i < 10000 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
-        usleep(1000);
-    if (w == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        g_child = 0;
-        fail_msg("the child did not end");
-    }
-    g_child = 0;
+    int status = tu_wait_exit(pid, 10000);
+    if (status == -1)
+        fail_msg("the child did not end"); /* the teardown kills it */
     if (why)
         fail_msg("%s after %zu replies", why, seen);
     assert_int_equal(seen, FORK_REPLIES);

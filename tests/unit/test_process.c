@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <sys/pidfd.h>
 
-#include "testutil.h"
+#include "support.h"
 
 static int exit_with(void *arg)
 {
@@ -57,8 +57,7 @@ static void test_exitcode_is_minus_signal(void **state)
 
 static void test_join_timeout_returns_on_time(void **state)
 {
-    mp_process_t *p = mp_process_new(sleep_forever, NULL, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_process_t *p = tu_start(sleep_forever, NULL, NULL);
     uint64_t t0 = tu_now_ms();
     assert_int_equal(mp_process_join(p, 200), MP_ETIMEDOUT);
     TU_ASSERT_ELAPSED(t0, 200, 100);
@@ -187,24 +186,17 @@ static int start_children_then_return(void *arg)
 static int reap_orphan(int pid, int timeout_ms)
 {
     /* we are the subreaper: the orphan is our child now */
-    uint64_t t0 = tu_now_ms();
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-        if (tu_now_ms() - t0 > (uint64_t)timeout_ms)
-            return -1000;
-        usleep(2000);
-    }
+    int status = tu_wait_exit(pid, timeout_ms);
+    if (status == -1)
+        return -1000;
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 static void test_daemon_dies_when_parent_is_sigkilled(void **state)
 {
     mp_conn_t *r, *w;
     assert_int_equal(mp_pipe(&r, &w, false), 0);
-    mp_process_t *mid = mp_process_new(start_daemon_then_wait, w, NULL);
-    assert_int_equal(mp_process_start(mid), 0);
+    mp_process_t *mid = tu_start(start_daemon_then_wait, w, NULL);
     mp_obj_t *o = NULL;
     assert_int_equal(mp_conn_recv(r, &o), 0);
     int grandchild = (int)mp_obj_int(o);
@@ -224,8 +216,7 @@ static void test_exit_terminates_daemons_and_joins_others(void **state)
 {
     mp_conn_t *r, *w;
     assert_int_equal(mp_pipe(&r, &w, false), 0);
-    mp_process_t *mid = mp_process_new(start_children_then_return, w, NULL);
-    assert_int_equal(mp_process_start(mid), 0);
+    mp_process_t *mid = tu_start(start_children_then_return, w, NULL);
     mp_obj_t *o = NULL;
     assert_int_equal(mp_conn_recv(r, &o), 0);
     int daemon_pid = (int)mp_obj_int(mp_obj_array_at(o, 0));
@@ -301,11 +292,7 @@ static void test_spawn_runs_registered_target(void **state)
     mp_obj_destroy(&args); /* the process keeps its own copy */
     assert_non_null(p);
     assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 10000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 42);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 10000), 42);
 }
 
 static void test_spawn_reports_exec_failure(void **state)
@@ -351,11 +338,7 @@ static void test_default_start_method(void **state)
     mp_process_t *p = mp_process_new(spawned_sum, NULL, &opts);
     mp_obj_destroy(&args);
     assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 10000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 3);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 10000), 3);
     assert_int_equal(mp_set_start_method(MP_START_FORK), 0);
     assert_int_equal(mp_set_start_method((mp_start_method_t)42), MP_EINVAL);
 }

@@ -2,7 +2,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "testutil.h"
+#include "support.h"
 
 #define PRODUCERS 4
 #define CONSUMERS 4
@@ -58,31 +58,20 @@ static void test_4_producers_4_consumers_move_100k_items_exactly(void **state)
     mp_process_t *pp[PRODUCERS], *cp[CONSUMERS];
     for (int i = 0; i < CONSUMERS; i++) {
         cons[i] = (struct mpmc){q, seen, i};
-        cp[i] = mp_process_new(consume, &cons[i], NULL);
-        assert_int_equal(mp_process_start(cp[i]), 0);
+        cp[i] = tu_start(consume, &cons[i], NULL);
     }
     for (int i = 0; i < PRODUCERS; i++) {
         prod[i] = (struct mpmc){q, seen, i};
-        pp[i] = mp_process_new(produce, &prod[i], NULL);
-        assert_int_equal(mp_process_start(pp[i]), 0);
+        pp[i] = tu_start(produce, &prod[i], NULL);
     }
-    int code;
-    for (int i = 0; i < PRODUCERS; i++) {
-        assert_int_equal(mp_process_join(pp[i], 60000), 0);
-        assert_true(mp_process_exitcode(pp[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&pp[i]);
-    }
+    for (int i = 0; i < PRODUCERS; i++)
+        assert_int_equal(tu_join(&pp[i], 60000), 0);
     mp_obj_t *stop = mp_obj_new_nil();
     for (int i = 0; i < CONSUMERS; i++)
         assert_int_equal(mp_queue_put(q, stop, -1), 0);
     mp_obj_destroy(&stop);
-    for (int i = 0; i < CONSUMERS; i++) {
-        assert_int_equal(mp_process_join(cp[i], 60000), 0);
-        assert_true(mp_process_exitcode(cp[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&cp[i]);
-    }
+    for (int i = 0; i < CONSUMERS; i++)
+        assert_int_equal(tu_join(&cp[i], 60000), 0);
     /* the union of what consumers saw is exactly the produced multiset */
     const int *counts = mp_array_ptr(seen);
     long total = 0;
@@ -127,8 +116,7 @@ static void test_fifo_order_across_wraparound(void **state)
 {
     mp_queue_opts_t opts = {.capacity = 700};
     mp_queue_t *q = mp_queue_new(&opts);
-    mp_process_t *p = mp_process_new(produce_sized, q, NULL);
-    assert_int_equal(mp_process_start(p), 0);
+    mp_process_t *p = tu_start(produce_sized, q, NULL);
     for (int i = 0; i < 10000; i++) {
         mp_obj_t *got = NULL, *want = item_of_size(i);
         assert_int_equal(mp_queue_get(q, &got, 10000), 0);
@@ -137,11 +125,7 @@ static void test_fifo_order_across_wraparound(void **state)
         mp_obj_destroy(&got);
         mp_obj_destroy(&want);
     }
-    assert_int_equal(mp_process_join(p, 10000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 0);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 10000), 0);
     mp_queue_destroy(&q);
 }
 
@@ -251,20 +235,13 @@ static void test_joinable_join_waits_for_last_task_done(void **state)
     mp_obj_destroy(&o);
     assert_int_equal(mp_queue_join(j.q, 20), MP_ETIMEDOUT);
     mp_process_t *w[2];
-    for (int i = 0; i < 2; i++) {
-        w[i] = mp_process_new(work_slowly, &j, NULL);
-        assert_int_equal(mp_process_start(w[i]), 0);
-    }
+    for (int i = 0; i < 2; i++)
+        w[i] = tu_start(work_slowly, &j, NULL);
     assert_int_equal(mp_queue_join(j.q, 20000), 0);
     /* join returned only after the 50th task_done */
     assert_int_equal(mp_value_get_int(j.done), 50);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(mp_process_join(w[i], 10000), 0);
-        int code;
-        assert_true(mp_process_exitcode(w[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&w[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tu_join(&w[i], 10000), 0);
     assert_int_equal(mp_queue_task_done(j.q), MP_EVALUE); /* one too many */
     mp_value_destroy(&j.done);
     mp_queue_destroy(&j.q);
@@ -289,8 +266,7 @@ static void test_sigkill_mid_operation_leaves_queue_consistent(void **state)
     mp_queue_opts_t opts = {.capacity = 4096};
     mp_queue_t *q = mp_queue_new(&opts);
     for (int round = 0; round < 20; round++) {
-        mp_process_t *p = mp_process_new(churn, q, NULL);
-        assert_int_equal(mp_process_start(p), 0);
+        mp_process_t *p = tu_start(churn, q, NULL);
         usleep(1000 + (useconds_t)(rand() % 5000));
         mp_process_kill(p);
         assert_int_equal(mp_process_join(p, 5000), 0);
@@ -331,11 +307,9 @@ static void test_freed_room_reaches_the_producer_that_fits(void **state)
     char block[500] = {0};
     assert_int_equal(mp_queue_put_bytes(q, block, sizeof block, 0), 0);
     assert_int_equal(mp_queue_put_bytes(q, block, sizeof block, 0), 0);
-    mp_process_t *big = mp_process_new(put_big, q, NULL);
-    assert_int_equal(mp_process_start(big), 0);
+    mp_process_t *big = tu_start(put_big, q, NULL);
     usleep(100 * 1000); /* let the big one sleep first: it must not win */
-    mp_process_t *small = mp_process_new(put_small, q, NULL);
-    assert_int_equal(mp_process_start(small), 0);
+    mp_process_t *small = tu_start(put_small, q, NULL);
     usleep(100 * 1000);
     void *data;
     size_t size;

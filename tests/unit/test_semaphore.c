@@ -1,7 +1,7 @@
 /*  test_semaphore.c - Semaphore and BoundedSemaphore across processes:
     counting, zero and timed acquires, wake-ups by another process, the
     concurrency limit, over-release. */
-#include "testutil.h"
+#include "support.h"
 
 typedef struct {
     mp_semaphore_t *sem;

@@ -1,6 +1,6 @@
 /*  test_shm.c - SharedMemory: create, attach from an unrelated (spawned)
     process, unlink; nothing left in /dev/shm. */
-#include "testutil.h"
+#include "support.h"
 
 /* spawn target: args [name, byte]; attaches by name and fills the block */
 static int attach_and_fill(void *arg)
@@ -33,11 +33,7 @@ static void test_attach_from_unrelated_process(void **state)
     mp_process_t *p = mp_process_new(attach_and_fill, NULL, &opts);
     mp_obj_destroy(&args);
     assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 10000), 0);
-    int code;
-    assert_true(mp_process_exitcode(p, &code));
-    assert_int_equal(code, 0);
-    mp_process_destroy(&p);
+    assert_int_equal(tu_join(&p, 10000), 0);
     assert_int_equal(buf[0], 0xAB);
     assert_int_equal(buf[9999], 0xAB);
 

@@ -1,7 +1,7 @@
 /*  test_value.c - Value and Array (sharedctypes) across processes. */
 #include <wchar.h>
 
-#include "testutil.h"
+#include "support.h"
 
 static int increment_100k(void *arg)
 {
@@ -22,17 +22,10 @@ static void test_value_incremented_by_4_processes_is_exact(void **state)
     mp_value_t *v = mp_value_new('i', NULL, NULL);
     assert_non_null(mp_value_get_lock(v));
     mp_process_t *p[4];
-    for (int i = 0; i < 4; i++) {
-        p[i] = mp_process_new(increment_100k, v, NULL);
-        assert_int_equal(mp_process_start(p[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(mp_process_join(p[i], 60000), 0);
-        int code;
-        assert_true(mp_process_exitcode(p[i], &code));
-        assert_int_equal(code, 0);
-        mp_process_destroy(&p[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        p[i] = tu_start(increment_100k, v, NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tu_join(&p[i], 60000), 0);
     assert_int_equal(mp_value_get_int(v), 400000);
     mp_value_destroy(&v);
 }

@@ -1,0 +1,140 @@
+/*  support_cluster.c - mp-broker and mp-worker as child processes, pools,
+    and the items the pool tests send and check.
+*/
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "support.h"
+
+#ifndef MP_BUILD_DIR
+#error "MP_BUILD_DIR (the build tree, where mp-broker and mp-worker are) is not defined"
+#endif
+
+/* ---- mp-broker and mp-worker as child processes ------------------------------------ */
+
+size_t tu_read_line(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    while (n < size - 1) {
+        ssize_t r = read(fd, buf + n, 1);
+        if (r != 1 || buf[n] == '\n' || buf[n] == '\0')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    close(fd);
+    return n;
+}
+
+int tu_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+pid_t tu_start_broker(const char *bind, const char *heartbeat_ms, char *endpoint, size_t size)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char *argv[] = {MP_BUILD_DIR "/broker/mp-broker",
+                    "--bind",
+                    (char *)bind,
+                    "--heartbeat",
+                    (char *)heartbeat_ms,
+                    "-q",
+                    NULL};
+    pid_t pid = tu_spawn(argv, fds[1]);
+    close(fds[1]);
+    tu_read_line(fds[0], endpoint, size); /* the first line is the bound endpoint */
+    return pid;
+}
+
+pid_t tu_start_worker(const char *broker, const char *processes, const char *heartbeat_ms)
+{
+    char *argv[] = {MP_BUILD_DIR "/worker/mp-worker",
+                    "--broker",
+                    (char *)broker,
+                    "--tasks",
+                    MP_BUILD_DIR "/tests/libtest_tasks.so",
+                    "-p",
+                    (char *)processes,
+                    "--heartbeat",
+                    (char *)heartbeat_ms,
+                    "-q",
+                    NULL};
+    return tu_spawn(argv, -1);
+}
+
+/* ---- pools and their items -------------------------------------------------------- */
+
+mp_pool_t *tu_new_pool(int processes, const mp_pool_options_t *extra)
+{
+    mp_pool_options_t o = extra ? *extra : (mp_pool_options_t){0};
+    o.processes = processes;
+    o.heartbeat_ms = 500;
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    assert_int_equal(mp_pool_processes(pool), processes);
+    return pool;
+}
+
+int tu_wait_processes(mp_pool_t *pool, int n, int timeout_ms)
+{
+    TU_WAIT_UNTIL(mp_pool_processes(pool) >= n, timeout_ms);
+    return mp_pool_processes(pool);
+}
+
+mp_items_t *tu_range(int n)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++)
+        assert_int_equal(mp_items_add_int(l, i), 0);
+    return l;
+}
+
+mp_items_t *tu_repeat(int n, int64_t value)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++)
+        mp_items_add_int(l, value);
+    return l;
+}
+
+mp_items_t *tu_pairs_with(int n, int64_t second)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++) {
+        mp_items_add_tuple(l, 2);
+        mp_items_add_int(l, i);
+        mp_items_add_int(l, second);
+    }
+    return l;
+}
+
+void tu_assert_squares(const mp_items_t *r, int n)
+{
+    assert_int_equal(mp_items_len(r), n);
+    assert_int_equal(mp_items_nerrors(r), 0);
+    for (int i = 0; i < n; i++) {
+        int64_t v = -1;
+        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
+        assert_int_equal(v, (int64_t)i * i);
+    }
+}
+
+void tu_assert_indexes(const mp_items_t *r, int n, int skip)
+{
+    for (int i = 0; i < n; i++) {
+        int64_t v = -1;
+        if (i == skip)
+            continue;
+        assert_int_equal(mp_items_int(r, (size_t)i, &v), 0);
+        assert_int_equal(v, i);
+    }
+}
