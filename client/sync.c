@@ -11,30 +11,32 @@
     goes through the I/O thread as before, and so does every call while the
     pool is not connected. While no call holds it, the I/O thread keeps the
     session alive (mp__pool_sync_keepalive). Everything that ends the pool's
-    calls (fail_all: terminate, a lost worker or broker) ends a blocking
-    apply too, through fail_gen and sync_fd.
+    calls (mp__pool_fail_all: terminate, a lost worker or broker) ends a
+    blocking apply too, through fail_gen and sync_fd.
+
+    Invariants: only the holder of sync_mutex touches sync_sock and the
+    sync_* fields; the pool's mutex is taken only briefly (to count the
+    call and to read fail_gen), never while waiting. Messages are encoded
+    by session.c, as the I/O thread's, and error lists decoded by
+    results.c: this file calls nothing above them.
 */
 
-#include <errno.h>
-#include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "mp/error.h"
 #include "codec/mpp.h"
+#include "mp/error.h"
 #include "pool_impl.h"
+#include "results.h"
+#include "session.h"
+#include "sync.h"
 
 static int sync_open(mp_pool_t *pool)
 {
-    void *sock = zmq_socket(pool->ctx, ZMQ_DEALER);
-    int ivl = 100, ivl_max = 5000;
-    if (!sock || mpp_socket_setup(sock, MPP_DEFAULT_MAX_MSG) ||
-        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
-        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
-        zmq_connect(sock, pool->endpoint) < 0) {
-        int rc = -errno;
+    void *sock;
+    int rc = mp__session_open(pool->ctx, pool->endpoint, &sock);
+    if (rc) {
         if (sock)
             zmq_close(sock);
         return rc;
@@ -58,30 +60,15 @@ void mp__pool_sync_close(mp_pool_t *pool)
 static int sync_submit(mp_pool_t *pool, uint64_t id, const char *name, zmq_msg_t *items)
 {
     if (!pool->sync_welcomed) { /* the broker handles HELLO before the SUBMIT behind it */
-        if (mp__pool_send_hello_on(pool, pool->sync_sock))
+        if (mp__session_hello(pool->sync_sock, true, pool->heartbeat_ms, pool->window))
             return MP_EBROKERLOST;
         pool->sync_welcomed = true;
     }
-    char hs[MPP_MAX_NAME + 64];
-    mp__buf_t h;
-    mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 4);
-    mp__w_uint(&h, id);
-    mp__w_str(&h, name);
-    mp__w_uint(&h, MPP_MODE_STAR);
-    mp__w_uint(&h, 1);
-    zmq_msg_t frames[2];
-    int n = 1;
-    zmq_msg_init(&frames[0]);
-    zmq_msg_copy(&frames[0], items);
-    if (pool->has_init) {
-        zmq_msg_init(&frames[1]);
-        zmq_msg_copy(&frames[1], &pool->init);
-        n = 2;
-    }
-    int rc = mpp_send(pool->sync_sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_SUBMIT, h.data, h.size,
-                      frames, n, ZMQ_DONTWAIT);
-    mp__buf_release(&h);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, items);
+    int rc = mp__session_submit(pool->sync_sock, id, name, MPP_MODE_STAR, 1, NULL, &copy,
+                                pool->has_init ? &pool->init : NULL);
     return rc ? MP_EBROKERLOST : 0;
 }
 
@@ -126,8 +113,7 @@ typedef struct {
 static void sync_on_message(mp_pool_t *pool, mpp_msg_t *m, sync_call_t *call)
 {
     pool->sync_last_heard = mp__now_ns();
-    if (m->too_many || m->n < 3 || mpp_size(m, 0) != MPP_SIG_SIZE ||
-        memcmp(mpp_data(m, 0), MPP_SIG_CLIENT, MPP_SIG_SIZE) || mpp_size(m, 1) != 1)
+    if (!mp__session_valid(m))
         return;
     mp__rd_t r, peek;
     size_t n;
@@ -184,12 +170,7 @@ static void sync_drain(mp_pool_t *pool, sync_call_t *call)
 
 static void sync_heartbeat(mp_pool_t *pool)
 {
-    char hs[4];
-    mp__buf_t h;
-    mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 0);
-    mpp_send(pool->sync_sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_HEARTBEAT, h.data, h.size, NULL, 0,
-             ZMQ_DONTWAIT);
+    mp__session_command(pool->sync_sock, MPP_C_HEARTBEAT);
 }
 
 /* The I/O thread's heartbeat tick: an idle blocking session stays known to
@@ -207,8 +188,9 @@ void mp__pool_sync_keepalive(mp_pool_t *pool)
     pthread_mutex_unlock(&pool->sync_mutex);
 }
 
-/* Waits for call's answer, heartbeating; ends it early when fail_all ends
-   the pool's calls (generation gen) or the broker falls silent. */
+/* Waits for call's answer, heartbeating; ends it early when
+   mp__pool_fail_all ends the pool's calls (generation gen) or the broker
+   falls silent. */
 static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
 {
     uint64_t interval = (uint64_t)pool->heartbeat_ms * 1000000ull;
@@ -271,7 +253,7 @@ int mp__pool_apply_sync(mp_pool_t *pool, const char *name, const mp_obj_t *args,
     }
     pthread_mutex_lock(&pool->mutex);
     if (pool->closed || pool->terminated || pool->stopping || pool->worker_dead)
-        rc = pool->worker_dead ? MP_EWORKERLOST : MP_ESTATE; /* as mp__pool_submit */
+        rc = pool->worker_dead ? MP_EWORKERLOST : MP_ESTATE; /* as mp__pool_submit (send.c) */
     else if (!pool->connected)
         rc = MP_EAGAIN; /* the I/O thread's path waits for the broker */
     sync_call_t call = {

@@ -1,0 +1,142 @@
+/*  chunk.c - the chunks in flight: sent, not finished.
+
+    The I/O thread records every chunk it sends (send.c) in a hash table by
+    chunk id, and finds it again when a RESULT or FAILED names that id
+    (recv.c). A chunk may be answered piece by piece (the broker splits
+    chunks on retries: docs/PROTOCOL.md 7); pieces are recorded until every
+    item has answered once, then the chunk is whole and goes to its job(s)
+    (job.c) and leaves the table. A map's pieces go to its results on
+    arrival (map_out.c): their record only marks them answered.
+
+    Invariants: a chunk is in the table from its successful send until it
+    is whole; pool->inflight counts them; a chunk's input range in the
+    input ring is given back when it leaves. chunk_fail answers every gap
+    between the pieces, so every item ends exactly once. Mutex held.
+*/
+#include <stdlib.h>
+
+#include "chunk.h"
+#include "codec/items_impl.h"
+#include "map_out.h"
+#include "pool_impl.h"
+#include "results.h"
+
+static chunk_t **bucket(mp_pool_t *pool, uint64_t id)
+{
+    return &pool->buckets[id % POOL_BUCKETS];
+}
+
+chunk_t *mp__pool_chunk_take(mp_pool_t *pool, uint64_t id, bool remove)
+{
+    for (chunk_t **pp = bucket(pool, id); *pp; pp = &(*pp)->hnext)
+        if ((*pp)->id == id) {
+            chunk_t *c = *pp;
+            if (remove)
+                *pp = c->hnext;
+            return c;
+        }
+    return NULL;
+}
+
+void mp__pool_chunk_free(chunk_t *c)
+{
+    while (c->pieces) {
+        piece_t *p = c->pieces;
+        c->pieces = p->next;
+        mp_items_destroy(&p->items);
+        free(p);
+    }
+    free(c->targets);
+    free(c);
+}
+
+void mp__pool_chunk_insert(mp_pool_t *pool, chunk_t *c)
+{
+    chunk_t **bp = bucket(pool, c->id);
+    c->hnext = *bp;
+    *bp = c;
+    pool->inflight++;
+}
+
+/* A chunk is whole: assemble its pieces in order and hand it over (a map's
+   pieces are in its results already). */
+void mp__pool_chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
+{
+    mp__pool_chunk_take(pool, c->id, true);
+    pool->inflight--;
+    if (c->shm_in) /* no executor reads it for this chunk any more */
+        mp__pshm_in_free(pool->shm, &c->in);
+    if (pool->shm && pool->inflight == 0)
+        mp__pshm_out_idle(pool->shm);
+    if (mp__chunk_is_map(c)) {
+        mp__pool_map_chunk_done(pool, c, ready);
+        mp__pool_chunk_free(c);
+        return;
+    }
+    mp_items_t *all = NULL;
+    if (c->pieces && !c->pieces->next && c->pieces->base == 0) {
+        all = c->pieces->items;
+        c->pieces->items = NULL;
+    } else {
+        all = mp_items_new();
+        for (size_t at = 0; all && at < c->count;) {
+            piece_t *p = c->pieces;
+            while (p && p->base != at)
+                p = p->next;
+            const char *data;
+            size_t size;
+            if (!p) {
+                mp_items_destroy(&all);
+                break;
+            }
+            mp__items_span(p->items, 0, p->items->len, &data, &size);
+            if (mp__items_append_packed(all, data, size, p->items->len) ||
+                mp__items_take_errors(all, p->items, at))
+                mp_items_destroy(&all);
+            at += p->items->len;
+        }
+    }
+    mp__pool_chunk_done(pool, c, all, ready);
+    mp__pool_chunk_free(c);
+}
+
+/* Ends a chunk with one error for every item not answered yet. */
+void mp__pool_chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, ready_t *ready)
+{
+    size_t at = 0;
+    while (at < c->count) { /* fill every gap between pieces */
+        piece_t *p = c->pieces;
+        size_t next = c->count;
+        bool covered = false;
+        for (; p; p = p->next) {
+            if (p->base == at)
+                covered = true;
+            if (p->base > at && p->base < next)
+                next = p->base;
+        }
+        if (covered) {
+            for (p = c->pieces; p && p->base != at; p = p->next) {
+            }
+            at += p->count;
+            continue;
+        }
+        piece_t *f = calloc(1, sizeof *f);
+        const char *task = c->job ? c->job->name : c->targets[0]->name;
+        if (f)
+            f->items = mp__pool_failed_items(task, next - at, 0, code, msg);
+        if (!f || !f->items) {
+            free(f);
+            break;
+        }
+        f->base = at;
+        f->count = next - at;
+        if (mp__chunk_is_map(c)) { /* to the results now: the record only marks them answered */
+            mp__pool_map_result_items(c->job, c->first + at, f->items);
+            f->items = NULL;
+        }
+        f->next = c->pieces;
+        c->pieces = f;
+        at = next;
+    }
+    mp__pool_chunk_finish(pool, c, ready);
+}

@@ -1,0 +1,62 @@
+/*  cli_format.h - mp-client's output (cli_format.c): values as JSON, the
+    result lines, the progress line, the status report, messages. */
+#ifndef MP_CLI_FORMAT_H_INCLUDED
+#define MP_CLI_FORMAT_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mp.h"
+
+#define PROG "mp-client"
+#define PROGRESS_MS 100 /* progress line refresh interval */
+#define JSON_OUT (JSON_ENCODE_ANY | JSON_COMPACT)
+#define JSON_IN (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+typedef struct {
+    bool on;         /* stderr is a terminal */
+    bool stdout_tty; /* results share the screen: clear the line first */
+    bool shown;      /* a progress line is on screen */
+    size_t total;    /* items in the input; 0 when unknown */
+    uint64_t start_ns, last_ns;
+} progress_t;
+
+/* Where a command's results go and how it went. */
+typedef struct {
+    progress_t progress;
+    size_t printed; /* result lines written */
+    size_t failed;  /* items that failed */
+    bool broken;    /* stdout failed or out of memory: stop */
+} output_t;
+
+/* One line on stderr, "mp-client: ...", after clearing the progress line
+   (p: NULL when none is drawn). */
+void say(progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void progress_init(progress_t *p);
+void progress_clear(progress_t *p);
+/* Redraws at most every PROGRESS_MS: done/total with a bar when the total is
+   known, else done and sent counts. */
+void progress_draw(progress_t *p, size_t done, size_t sent);
+
+/* Converts j into *o_p (caller owns). 0, MP_ENOMEM, or MP_E2BIG when nested
+   deeper than an mp_obj_t can be. */
+int json_to_obj(const json_t *j, int depth, mp_obj_t **o_p);
+
+/* One result line: a value, or {"error": {...}} for item index (counted
+   in out->failed). */
+void emit_value(output_t *out, const mp_obj_t *v);
+void emit_error(output_t *out, const mp_task_error_t *e, size_t index);
+/* Flushes stdout: false (with a message unless the reader went away) when
+   writing failed. */
+bool flush_output(output_t *out);
+
+/* The STATUS map (docs/PROTOCOL.md 4.3), for people, on stdout. */
+void print_status(const char *broker, const mp_obj_t *st);
+/* A worker on host is in the STATUS map. */
+bool has_worker_on(const mp_obj_t *st, const char *host);
+
+#endif

@@ -1,0 +1,35 @@
+/*  cli_input.h - mp-client's input lines (cli_input.c). */
+#ifndef MP_CLI_INPUT_H_INCLUDED
+#define MP_CLI_INPUT_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "mp.h"
+
+/* The input of map / starmap: one JSON value per line. */
+typedef struct {
+    FILE *in;
+    const char *name; /* for messages */
+    bool star;        /* each line is an argument tuple */
+    char *line;
+    size_t cap;
+    size_t lineno;
+    size_t items;    /* items produced */
+    char error[512]; /* set when reading stopped at bad input */
+} reader_t;
+
+/* Parses the next non-blank line: 1 and *j (caller owns), 0 at the end, -1
+   when the line is not JSON or reading failed (r->error says why). */
+int reader_next(reader_t *r, json_t **j);
+/* Appends the value of one line to items: the single argument (map) or an
+   argument tuple (starmap). 0, or -1 with r->error set. */
+int reader_add(reader_t *r, mp_items_t *items, const json_t *j);
+/* imap generator (mp_generator_fn; arg: the reader): one item per line. */
+int read_item(void *arg, mp_items_t *out);
+/* Items in a regular file (non-blank lines), read ahead and rewound; 0 when
+   unknown (not a file, too large, not seekable). */
+size_t count_items(reader_t *r);
+
+#endif

@@ -1,0 +1,15 @@
+/*  send.h - the send queue and the pump (send.c). */
+#ifndef MP_CLIENT_SEND_H_INCLUDED
+#define MP_CLIENT_SEND_H_INCLUDED
+
+#include "job.h"
+
+/* Adds a job to the send queue and wakes the I/O thread (mutex NOT held).
+   0, MP_ESTATE (closed, terminated), MP_EWORKERLOST or MP_ENOMEM. */
+int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
+/* Sends what the window allows (the I/O thread, mutex held). */
+void mp__pool_pump(mp_pool_t *pool, ready_t *ready);
+/* Takes a job off the send queue, if it is there (mutex held). */
+void mp__pool_send_queue_remove(mp_pool_t *pool, mp_async_t *job);
+
+#endif

@@ -1,0 +1,94 @@
+/*  session.c - the client's end of an MPP/1 session (docs/PROTOCOL.md 4.1).
+
+    Encodes what a client sends (HELLO, SUBMIT, STATUS, HEARTBEAT,
+    DISCONNECT) and checks the envelope of what the broker sends, on a
+    DEALER socket the caller owns. A pool has two sessions: the I/O
+    thread's (io.c) and, from the first blocking apply on, the calling
+    thread's (sync.c); both encode here, so the two send the same bytes.
+
+    Invariants: every send is ZMQ_DONTWAIT (a full pipe is an error the
+    caller handles, never a block); headers are built in a stack buffer
+    (grown only for names past MPP_MAX_NAME, which callers reject); no
+    state, no locks: the socket's owner serialises its use.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec/wire.h"
+#include "session.h"
+
+int mp__session_open(void *ctx, const char *endpoint, void **sock_p)
+{
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    *sock_p = sock;
+    int ivl = 100, ivl_max = 5000;
+    if (!sock || mpp_socket_setup(sock, MPP_DEFAULT_MAX_MSG) ||
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
+        zmq_connect(sock, endpoint) < 0)
+        return -errno;
+    return 0;
+}
+
+int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window)
+{
+    char hs[128], name[96];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    snprintf(name, sizeof name, "pool pid %d%s", (int)getpid(),
+             blocking ? " (blocking applies)" : "");
+    mp__w_array(&h, 3);
+    mp__w_str(&h, name);
+    mp__w_uint(&h, (uint64_t)heartbeat_ms);
+    mp__w_uint(&h, (uint64_t)window);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_HELLO, h.data, h.size, NULL, 0,
+                    ZMQ_DONTWAIT);
+}
+
+int mp__session_command(void *sock, uint8_t cmd)
+{
+    char hs[4];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 0);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
+}
+
+int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
+                       const mp__pshm_in_t *in, zmq_msg_t *items, zmq_msg_t *init)
+{
+    char hs[MPP_MAX_NAME + 96];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, in ? 5 : 4);
+    mp__w_uint(&h, id);
+    mp__w_str(&h, name);
+    mp__w_uint(&h, mode);
+    mp__w_uint(&h, count);
+    if (in) {
+        mp__w_array(&h, 2);
+        mp__w_uint(&h, in->pos);
+        mp__w_uint(&h, in->len);
+    }
+    zmq_msg_t frames[2];
+    zmq_msg_init(&frames[0]);
+    zmq_msg_move(&frames[0], items);
+    int n = 1;
+    if (init) {
+        zmq_msg_init(&frames[1]);
+        zmq_msg_copy(&frames[1], init);
+        n = 2;
+    }
+    int rc = mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_SUBMIT, h.data, h.size, frames, n,
+                      ZMQ_DONTWAIT);
+    mp__buf_release(&h);
+    return rc;
+}
+
+bool mp__session_valid(mpp_msg_t *m)
+{
+    return !(m->too_many || m->n < 3 || mpp_size(m, 0) != MPP_SIG_SIZE ||
+             memcmp(mpp_data(m, 0), MPP_SIG_CLIENT, MPP_SIG_SIZE) || mpp_size(m, 1) != 1);
+}

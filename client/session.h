@@ -1,0 +1,35 @@
+/*  session.h - the client side of an MPP/1 session on one DEALER socket
+    (session.c): opening it, and the messages a client sends. Knows no
+    pool: the I/O thread's session and the session of blocking applies
+    (sync.c) both speak through it. */
+#ifndef MP_CLIENT_SESSION_H_INCLUDED
+#define MP_CLIENT_SESSION_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "codec/mpp.h"
+#include "pool/poolshm.h"
+
+/* A DEALER connected to endpoint with every client session's options.
+   *sock_p is set whenever a socket was made, even when its setup failed
+   (the caller closes it). 0 or -errno. */
+int mp__session_open(void *ctx, const char *endpoint, void **sock_p);
+/* HELLO, named "pool pid N" (the I/O thread's session) or "pool pid N
+   (blocking applies)". 0 or -errno. */
+int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window);
+/* A command whose header is an empty array: STATUS, HEARTBEAT,
+   DISCONNECT. 0 or -errno. */
+int mp__session_command(void *sock, uint8_t cmd);
+/* SUBMIT of chunk id: count items for name in mode. The items frame (an
+   msgpack array of count items, or empty when in says where they are in
+   the input ring) is consumed; init (NULL: none) is copied. 0 or -errno. */
+int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
+                       const mp__pshm_in_t *in, zmq_msg_t *items, zmq_msg_t *init);
+/* Frames 0..2 of a message from the broker are a client's signature, a
+   one-octet command and a header: anything else is dropped. */
+bool mp__session_valid(mpp_msg_t *m);
+
+#endif
