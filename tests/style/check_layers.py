@@ -82,13 +82,17 @@ def check_includes(top, files, errors):
 
 
 def objects(build):
-    objdir = os.path.join(build, "libmp", "CMakeFiles", "mp_objects.dir")
+    """The library's objects, and the programs' own (mp-client's files)."""
     out = {}
+    objdir = os.path.join(build, "libmp", "CMakeFiles", "mp_objects.dir")
     for o in glob.glob(os.path.join(objdir, "**", "*.c.o"), recursive=True):
         rel = os.path.relpath(o, objdir)[: -len(".c.o")].replace("__/", "")
         if not rel.startswith(("broker/", "worker/", "client/")):
             rel = "libmp/" + rel
         out[rel] = o
+    for prog in ("broker", "worker", "client"):
+        for o in glob.glob(os.path.join(build, prog, "CMakeFiles", "*.dir", "*.c.o")):
+            out[prog + "/" + os.path.basename(o)[: -len(".c.o")]] = o
     return out
 
 
