@@ -4,7 +4,9 @@
     these with the Python figures of bench_pool.py. Each workload runs
     several times on one pool after one untimed warm-up run (the pool's
     start-up is not counted; pool_startup measures it alone); the median is
-    printed. Not a test: it measures.
+    printed. pool_lifecycle is a short program's whole life, 200 times: new,
+    a map of 1,000 ints, destroy (median; pool_lifecycle_max the slowest).
+    Not a test: it measures.
 
         bench_pool [--runs N] [--broker ENDPOINT] [--skip SUBSTRING] [FILTER]
 
@@ -57,12 +59,15 @@ MP_TASK(add)
 #define IMAP_LAZY_ITEMS 100000000LL
 #define IMAP_LAZY_CHUNKSIZE 10000
 #define STARTUP_RUNS 9
+#define LIFECYCLE_CYCLES 200
+#define LIFECYCLE_ITEMS 1000
 
 static mp_pool_t *pool;
 static const char *broker; /* NULL: embedded */
 static int failures;
 static double imap_lazy_rate;   /* items/s of the imap_1e8_lazy run */
 static char imap_lazy_name[32]; /* imap_1e8_lazy, or the trial size's name */
+static double lifecycle_max;    /* ms, the slowest pool_lifecycle cycle */
 
 static void emit(const char *name, const char *unit, double value)
 {
@@ -278,6 +283,35 @@ static double startup_ms(void)
     return median(v, STARTUP_RUNS);
 }
 
+/* What a short program pays: a pool made, a small map, the pool destroyed
+   (a fixed wait anywhere in shutdown shows as the max). */
+static double lifecycle_ms(void)
+{
+    static double v[LIFECYCLE_CYCLES];
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < LIFECYCLE_ITEMS; i++)
+        mp_items_add_int(in, i);
+    lifecycle_max = 0;
+    for (int r = 0; r < LIFECYCLE_CYCLES; r++) {
+        mp_pool_t *p = NULL;
+        mp_items_t *out = NULL;
+        int64_t last = 0;
+        double t0 = now_s();
+        int rc = mp_pool_new(&(mp_pool_options_t){.processes = 2}, &p);
+        rc = rc ? rc : mp_pool_map(p, "square", in, 0, &out);
+        mp_pool_destroy(&p);
+        v[r] = (now_s() - t0) * 1e3;
+        if (rc || mp_items_int(out, LIFECYCLE_ITEMS - 1, &last) ||
+            last != (int64_t)(LIFECYCLE_ITEMS - 1) * (LIFECYCLE_ITEMS - 1))
+            fail("pool_lifecycle", rc);
+        mp_items_destroy(&out);
+        if (v[r] > lifecycle_max)
+            lifecycle_max = v[r];
+    }
+    mp_items_destroy(&in);
+    return median(v, LIFECYCLE_CYCLES);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -307,19 +341,21 @@ int main(int argc, char **argv)
         {"apply_sync_1e4", "us", apply_sync_us, false, false},
         {"imap_unordered_1e5_chunksize1", "items/s", imap_unordered_per_s, false, false},
         {"pool_startup", "ms", startup_ms, true, false},
+        {"pool_lifecycle", "ms", lifecycle_ms, true, false},
     };
     for (size_t w = 0; w < sizeof workloads / sizeof *workloads; w++) {
         if (!strstr(workloads[w].name, only) || (skip && strstr(workloads[w].name, skip)) ||
             (broker && !workloads[w].cluster))
             continue;
-        if (!pool && workloads[w].fn != startup_ms) {
+        bool own_pools = workloads[w].fn == startup_ms || workloads[w].fn == lifecycle_ms;
+        if (!pool && !own_pools) {
             int rc = pool_open(&pool);
             if (rc) {
                 fprintf(stderr, "bench_pool: cannot start the pool: %s\n", mp_strerror(rc));
                 return 1;
             }
         }
-        if (workloads[w].fn == startup_ms)
+        if (own_pools)
             mp_pool_destroy(&pool); /* one pool at a time */
         int n = workloads[w].once ? 1 : runs;
         double v[64];
@@ -340,6 +376,8 @@ int main(int argc, char **argv)
             continue;
         }
         emit(workloads[w].name, workloads[w].unit, median(v, n));
+        if (workloads[w].fn == lifecycle_ms)
+            emit("pool_lifecycle_max", "ms", lifecycle_max);
     }
     mp_pool_destroy(&pool);
     return failures ? 1 : 0;

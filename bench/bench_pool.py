@@ -84,6 +84,24 @@ def startup_ms():
     return statistics.median(times)
 
 
+LIFECYCLE_CYCLES = 200
+
+
+def lifecycle_ms():
+    """Pool(2), a map of 1,000 ints, close and join: 200 times (as
+    bench_pool.c's pool_lifecycle); the median, and the slowest."""
+    times = []
+    for _ in range(LIFECYCLE_CYCLES):
+        t0 = time.perf_counter()
+        pool = mp.Pool(2)
+        out = pool.map(square, range(1000))
+        pool.close()
+        pool.join()
+        times.append((time.perf_counter() - t0) * 1e3)
+        assert out[-1] == 999 * 999
+    return statistics.median(times), max(times)
+
+
 def main():
     mp.set_start_method('fork')
     # stopped by bench/run: unwind, so that the pools terminate their workers
@@ -103,6 +121,10 @@ def main():
                 print(f'{name}\t{unit}\t{value:.3f}', flush=True)
     if only in 'pool_startup':
         print(f'pool_startup\tms\t{startup_ms():.3f}', flush=True)
+    if only in 'pool_lifecycle':
+        med, worst = lifecycle_ms()
+        print(f'pool_lifecycle\tms\t{med:.3f}', flush=True)
+        print(f'pool_lifecycle_max\tms\t{worst:.3f}', flush=True)
 
 
 if __name__ == '__main__':
