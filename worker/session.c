@@ -1,0 +1,212 @@
+/*  session.c - the worker's session with its broker (docs/PROTOCOL.md
+    sections 4.4 and 6): the DEALER socket, READY with the served names,
+    reconnecting with a new session, and the broker's messages (TASK,
+    DISCONNECT, HEARTBEAT).
+
+    A TASK becomes a job in the local FIFO; the supervisor (supervise.c)
+    hands jobs to idle executors. A session number tags each job: a result
+    for a job of an older session is dropped, because that broker has
+    already re-queued it (or is gone). The bottom of the supervisor: it
+    calls no other file of it.
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "base/log.h"
+#include "codec/mpp.h"
+#include "codec/wire.h"
+#include "mp/error.h"
+#include "mp/task.h"
+#include "supervisor.h"
+
+void wk_job_free(job_t *j)
+{
+    zmq_msg_close(&j->header);
+    zmq_msg_close(&j->items);
+    if (j->has_init)
+        zmq_msg_close(&j->init);
+    free(j);
+}
+
+int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
+{
+    int rc = mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n, 0);
+    if (rc)
+        mp__log(MP_LOG_WARN, WHO, "send to broker failed: %s", zmq_strerror(-rc));
+    return rc;
+}
+
+static void add_name(const char *name, void *arg)
+{
+    mp__buf_t *h = arg;
+    mp__w_str(h, name);
+}
+
+static void count_name(const char *name, void *arg)
+{
+    (void)name;
+    (*(size_t *)arg)++;
+}
+
+void wk_send_ready(worker_t *w)
+{
+    size_t nnames = 0;
+    mp_task_each(count_name, &nnames);
+    mp__buf_t h;
+    mp__buf_init(&h, NULL, 0);
+    mp__w_array(&h, w->shm ? 6 : 5);
+    mp__w_array(&h, nnames);
+    mp_task_each(add_name, &h);
+    mp__w_uint(&h, (uint64_t)w->nex);
+    mp__w_uint(&h, w->credit);
+    mp__w_str(&h, w->host);
+    mp__w_uint(&h, (uint64_t)getpid());
+    if (w->shm) /* the pool's rings: its broker may send items through them */
+        mp__w_uint(&h, mp__pshm_id(w->shm));
+    wk_send_cmd(w, MPP_W_READY, &h, NULL, 0);
+    mp__buf_release(&h);
+}
+
+int wk_open_socket(worker_t *w)
+{
+    w->sock = zmq_socket(w->ctx, ZMQ_DEALER);
+    /* backoff from 100 ms (10 ms on ipc://, where the broker is local and a
+       fresh embedded pool binds a moment after its worker starts) to 5 s */
+    int ivl = strncmp(w->o.broker, "ipc://", 6) == 0 ? 10 : 100, ivl_max = 5000;
+    if (!w->sock || mpp_socket_setup(w->sock, MPP_DEFAULT_MAX_MSG) ||
+        zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
+        zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max))
+        return -errno;
+    if (zmq_connect(w->sock, w->o.broker) < 0) {
+        int err = errno;
+        mp__log(MP_LOG_ERROR, WHO, "cannot connect to %s: %s", w->o.broker, zmq_strerror(err));
+        return -err;
+    }
+    w->session++;
+    w->last_heard = mp__now_ns();
+    w->heard = false;
+    wk_send_ready(w);
+    return 0;
+}
+
+/* Forgets the broker's jobs that are still queued here: after a reconnect
+   that broker has re-queued them (or is gone). */
+void wk_drop_queued(worker_t *w)
+{
+    while (w->queue_head) {
+        job_t *j = w->queue_head;
+        w->queue_head = j->next;
+        wk_job_free(j);
+        w->held--;
+    }
+    w->queue_tail = NULL;
+}
+
+int wk_reconnect(worker_t *w, const char *why)
+{
+    /* one warning per outage, not one per attempt */
+    if (w->heard)
+        mp__log(MP_LOG_WARN, WHO, "broker %s %s; reconnecting", w->o.broker, why);
+    else if (!w->warned)
+        mp__log(MP_LOG_WARN, WHO, "broker %s does not answer; retrying until it does", w->o.broker);
+    else
+        mp__log(MP_LOG_DEBUG, WHO, "broker %s still silent; retrying", w->o.broker);
+    w->warned = !w->heard;
+    zmq_close(w->sock);
+    w->sock = NULL;
+    wk_drop_queued(w);
+    return wk_open_socket(w);
+}
+
+static void on_task(worker_t *w, mpp_msg_t *m)
+{
+    mp__rd_t r;
+    size_t n, namelen;
+    uint64_t dispatch, mode, count, attempt;
+    const char *name;
+    mp__rd_init(&r, mpp_data(m, 2), mpp_size(m, 2));
+    if (m->n < 4 || m->n > 5 || mp__rd_array(&r, &n) || n < 5 || mp__rd_uint(&r, &dispatch) ||
+        mp__rd_str(&r, &name, &namelen) || namelen == 0 || namelen > MPP_MAX_NAME ||
+        mp__rd_uint(&r, &mode) || mode > MPP_MODE_STAR || mp__rd_uint(&r, &count) ||
+        mp__rd_uint(&r, &attempt)) {
+        mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker; dropped");
+        return;
+    }
+    job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        mp__log(MP_LOG_ERROR, WHO, "out of memory for dispatch %llu", (unsigned long long)dispatch);
+        return;
+    }
+    j->dispatch = dispatch;
+    j->session = w->session;
+    memcpy(j->name, name, namelen);
+    j->count = (size_t)count;
+    zmq_msg_init(&j->header);
+    zmq_msg_init(&j->items);
+    zmq_msg_move(&j->header, &m->f[2]);
+    zmq_msg_move(&j->items, &m->f[3]);
+    if (m->n == 5) {
+        zmq_msg_init(&j->init);
+        zmq_msg_move(&j->init, &m->f[4]);
+        j->has_init = true;
+    }
+    if (w->queue_tail)
+        w->queue_tail->next = j;
+    else
+        w->queue_head = j;
+    w->queue_tail = j;
+    w->held++; /* the loop hands it to an idle executor (wk_assign) */
+}
+
+void wk_on_broker(worker_t *w)
+{
+    for (int k = 0; k < 1000; k++) {
+        mpp_msg_t m;
+        if (mpp_recv(w->sock, &m, ZMQ_DONTWAIT))
+            return;
+        w->last_heard = mp__now_ns();
+        w->broker_gone = false; /* it speaks */
+        if (!w->heard) {
+            if (w->warned)
+                mp__log(MP_LOG_INFO, WHO, "broker %s answers again", w->o.broker);
+            w->heard = w->ever_heard = true;
+            w->warned = false;
+        }
+        if (m.too_many || m.n < 3 || mpp_size(&m, 0) != MPP_SIG_SIZE ||
+            memcmp(mpp_data(&m, 0), MPP_SIG_WORKER, MPP_SIG_SIZE) || mpp_size(&m, 1) != 1) {
+            mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
+            mpp_close(&m);
+            continue;
+        }
+        uint8_t cmd = mpp_data(&m, 1)[0];
+        if (cmd == MPP_B_TASK) {
+            on_task(w, &m);
+        } else if (cmd == MPP_B_WDISCONNECT) {
+            mp__rd_t r;
+            size_t n, len = 0;
+            const char *why = "";
+            mp__rd_init(&r, mpp_data(&m, 2), mpp_size(&m, 2));
+            if (mp__rd_array(&r, &n) == 0 && n >= 1)
+                mp__rd_str(&r, &why, &len);
+            mp__log(MP_LOG_INFO, WHO, "broker says: %.*s", (int)(len > 100 ? 100 : len), why);
+            /* "unknown worker": a restarted broker that is there; any
+               other reason: it is going away (until it speaks again) */
+            bool unknown = len >= 7 && memcmp(why, "unknown", 7) == 0;
+            w->broker_gone = !unknown;
+            if (w->o.exit_on_broker_loss) {
+                w->stopping = true;
+            } else if (unknown) {
+                wk_drop_queued(w);
+                w->session++; /* what we run now answers a forgotten session */
+                wk_send_ready(w);
+            }
+        } /* B-WHEARTBEAT: hearing it was the point */
+        mpp_close(&m);
+    }
+}

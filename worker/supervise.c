@@ -1,0 +1,262 @@
+/*  supervise.c - the supervisor's executors: starting them through the
+    zygote, handing them jobs, reading their replies, and their deaths.
+
+    Executor death: its socket closes at once; the zygote reports the wait
+    status right after. When both are known and the executor held a job, the
+    supervisor sends LOST with the index of the item it was running (read
+    from the executor's shared progress slot) and the cause, then asks the
+    zygote for a new executor in the same slot. Uses session.c (sending);
+    called by the loop (worker.c).
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "base/log.h"
+#include "codec/mpp.h"
+#include "codec/wire.h"
+#include "mp/error.h"
+#include "mp/task.h"
+#include "supervisor.h"
+
+void wk_spawn_executor(worker_t *w, exec_t *e)
+{
+    e->state = EX_STARTING;
+    e->pid = 0;
+    e->fd = -1;
+    e->rlen = 0;
+    e->dispatches = 0;
+    if (mp__zygote_spawn(&w->zygote, e->slot))
+        e->state = EX_NONE; /* the zygote is gone; the loop notices */
+}
+
+void wk_assign(worker_t *w)
+{
+    for (int i = 0; i < w->nex && w->queue_head; i++) {
+        exec_t *e = &w->ex[i];
+        /* an executor that has run maxtasksperchild dispatches is leaving */
+        if (e->state != EX_IDLE ||
+            (w->o.maxtasksperchild > 0 && e->dispatches >= (unsigned)w->o.maxtasksperchild))
+            continue;
+        job_t *j = w->queue_head;
+        w->queue_head = j->next;
+        if (!w->queue_head)
+            w->queue_tail = NULL;
+        j->next = NULL;
+        uint32_t hl = (uint32_t)zmq_msg_size(&j->header), il = (uint32_t)zmq_msg_size(&j->items);
+        uint32_t nl = j->has_init ? (uint32_t)zmq_msg_size(&j->init) : 0;
+        uint32_t total = 12 + hl + il + nl;
+        struct iovec iov[] = {{&total, 4},
+                              {&hl, 4},
+                              {zmq_msg_data(&j->header), hl},
+                              {&il, 4},
+                              {zmq_msg_data(&j->items), il},
+                              {&nl, 4},
+                              {j->has_init ? zmq_msg_data(&j->init) : NULL, nl}};
+        __atomic_store_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], 0, __ATOMIC_RELAXED);
+        e->job = j;
+        e->state = EX_BUSY;
+        e->dispatches++;
+        /* a failed write means the executor is dying: its death reports the job */
+        mp__write_all(e->fd, iov, (int)MP__ARRAY_SIZE(iov));
+    }
+}
+
+static void send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause)
+{
+    char hs[256];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 3);
+    mp__w_uint(&h, j->dispatch);
+    mp__w_uint(&h, index);
+    mp__w_str(&h, cause);
+    wk_send_cmd(w, MPP_W_LOST, &h, NULL, 0);
+    mp__buf_release(&h);
+}
+
+/* The executor's socket closed or broke: wait for its wait status. */
+static void executor_hangup(worker_t *w, exec_t *e)
+{
+    (void)w;
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    e->state = EX_DYING;
+}
+
+static void executor_exited(worker_t *w, exec_t *e, int status)
+{
+    char cause[96];
+    mp__describe_status(status, cause, sizeof cause);
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    if (e->job) {
+        job_t *j = e->job;
+        uint32_t index =
+            __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
+        if (index >= j->count)
+            index = 0;
+        mp__log(MP_LOG_WARN, WHO,
+                "executor %d (pid %d) died running %s item %u of dispatch %llu: %s; restarting",
+                e->slot, (int)e->pid, j->name, index, (unsigned long long)j->dispatch, cause);
+        if (j->session == w->session)
+            send_lost(w, j, index, cause);
+        wk_job_free(j);
+        e->job = NULL;
+        w->held--;
+        w->lost++;
+    } else {
+        mp__log(status == 0 ? MP_LOG_DEBUG : MP_LOG_WARN, WHO,
+                "executor %d (pid %d) exited idle: %s; restarting", e->slot, (int)e->pid, cause);
+    }
+    e->state = EX_NONE;
+    if (!w->stopping)
+        wk_spawn_executor(w, e);
+}
+
+/* Reads what the executor wrote (never blocks: MSG_DONTWAIT); forwards a
+   complete reply. Returns false when nothing could be read. */
+bool wk_executor_readable(worker_t *w, exec_t *e)
+{
+    if (e->rcap - e->rlen < 65536) {
+        size_t cap = e->rcap ? e->rcap * 2 : 131072;
+        char *grown = realloc(e->rbuf, cap);
+        if (!grown) {
+            mp__log(MP_LOG_ERROR, WHO, "out of memory reading executor %d", e->slot);
+            return false;
+        }
+        e->rbuf = grown;
+        e->rcap = cap;
+    }
+    ssize_t r = recv(e->fd, e->rbuf + e->rlen, e->rcap - e->rlen, MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return false;
+    if (r <= 0) {
+        executor_hangup(w, e);
+        return true;
+    }
+    e->rlen += (size_t)r;
+    if (e->rlen < 4)
+        return true;
+    uint32_t len;
+    memcpy(&len, e->rbuf, 4);
+    if (e->rlen < 4 + (size_t)len)
+        return true;
+    if (e->rlen > 4 + (size_t)len || len < 24 || !e->job) {
+        mp__log(MP_LOG_ERROR, WHO, "executor %d sent an unexpected reply; killing it", e->slot);
+        kill(e->pid, SIGKILL);
+        executor_hangup(w, e);
+        return true;
+    }
+    const char *p = e->rbuf + 4;
+    uint64_t dispatch;
+    uint32_t count, nerrors, vlen, elen = 0;
+    memcpy(&dispatch, p, 8);
+    memcpy(&count, p + 8, 4);
+    memcpy(&nerrors, p + 12, 4);
+    memcpy(&vlen, p + 16, 4);
+    const char *values = p + 20;
+    if ((size_t)vlen + 24 <= len)
+        memcpy(&elen, values + vlen, 4);
+    const char *errors = values + vlen + 4;
+    /* the values in the executor's output ring: u32 slot, u32 vsize, u64 at */
+    size_t plain = 24 + (size_t)vlen + elen;
+    bool in_ring = len == plain + 16;
+    if ((len != plain && !in_ring) || (in_ring && !w->shm)) {
+        mp__log(MP_LOG_ERROR, WHO, "executor %d sent a malformed reply; killing it", e->slot);
+        kill(e->pid, SIGKILL);
+        executor_hangup(w, e);
+        return true;
+    }
+    job_t *j = e->job;
+    e->job = NULL;
+    e->state = EX_IDLE;
+    e->rlen = 0;
+    w->held--;
+    w->done++;
+    if (j->session == w->session && dispatch == j->dispatch) {
+        char hs[64];
+        mp__buf_t h;
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, in_ring ? 4 : 3);
+        mp__w_uint(&h, j->dispatch);
+        mp__w_uint(&h, count);
+        mp__w_uint(&h, nerrors);
+        if (in_ring) {
+            uint32_t slot, vsize;
+            uint64_t at;
+            memcpy(&slot, errors + elen, 4);
+            memcpy(&vsize, errors + elen + 4, 4);
+            memcpy(&at, errors + elen + 8, 8);
+            mp__w_array(&h, 3);
+            mp__w_uint(&h, slot);
+            mp__w_uint(&h, at);
+            mp__w_uint(&h, vsize);
+        }
+        zmq_msg_t frames[2];
+        zmq_msg_init_size(&frames[0], vlen);
+        memcpy(zmq_msg_data(&frames[0]), values, vlen);
+        if (nerrors) {
+            zmq_msg_init_size(&frames[1], elen);
+            memcpy(zmq_msg_data(&frames[1]), errors, elen);
+        }
+        wk_send_cmd(w, MPP_W_RESULT, &h, frames, nerrors ? 2 : 1);
+    }
+    wk_job_free(j);
+    if (e->rcap > (1u << 24)) { /* do not keep a huge buffer for small replies */
+        free(e->rbuf);
+        e->rbuf = NULL;
+        e->rcap = 0;
+    }
+    wk_assign(w);
+    return true;
+}
+
+void wk_on_zygote(worker_t *w)
+{
+    for (;;) {
+        mp__zygote_event_t ev;
+        int rc = mp__zygote_read(&w->zygote, &ev);
+        if (rc == MP_EAGAIN)
+            return;
+        if (rc) {
+            mp__log(MP_LOG_ERROR, WHO, "executor zygote lost: %s", mp_strerror(rc));
+            w->stopping = true;
+            return;
+        }
+        if (ev.slot < 0 || ev.slot >= w->nex) {
+            if (ev.fd >= 0)
+                close(ev.fd);
+            continue;
+        }
+        exec_t *e = &w->ex[ev.slot];
+        switch (ev.type) {
+        case ZYGOTE_SPAWNED:
+            e->pid = ev.pid;
+            e->fd = ev.fd;
+            e->state = EX_IDLE;
+            mp__log(MP_LOG_DEBUG, WHO, "executor %d started: pid %d", e->slot, (int)e->pid);
+            break;
+        case ZYGOTE_EXITED:
+            if (ev.pid != e->pid)
+                break;
+            /* its last reply may still be in the socket: read it first */
+            while (e->fd >= 0 && e->job && wk_executor_readable(w, e)) {
+            }
+            executor_exited(w, e, ev.status);
+            break;
+        case ZYGOTE_FAILED:
+            mp__log(MP_LOG_ERROR, WHO, "cannot start executor %d: %s", ev.slot,
+                    mp_strerror(ev.status));
+            e->state = EX_NONE;
+            break;
+        }
+    }
+}

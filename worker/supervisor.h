@@ -1,0 +1,98 @@
+/*  supervisor.h - the worker supervisor's state, shared by its files.
+    Private to the worker engine.
+
+    The files, bottom up; each calls only those before it: session.c (the
+    broker connection, TASKs into the local FIFO), supervise.c (executors:
+    jobs out, replies and deaths in), worker.c (setup, the loop, teardown,
+    mp_worker_run).
+*/
+#ifndef MP_WORKER_SUPERVISOR_H_INCLUDED
+#define MP_WORKER_SUPERVISOR_H_INCLUDED
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <zmq.h>
+
+#include "codec/mpp.h"
+#include "codec/wire.h"
+#include "mp/worker.h"
+#include "pool/poolshm.h"
+#include "worker_impl.h"
+
+#define WHO "mp-worker"
+#define MAX_EXECUTORS 1024
+
+typedef struct job {
+    uint64_t dispatch;
+    uint64_t session;
+    char name[MPP_MAX_NAME + 1];
+    size_t count;
+    zmq_msg_t header, items, init;
+    bool has_init;
+    struct job *next;
+} job_t;
+
+enum { EX_NONE, EX_STARTING, EX_IDLE, EX_BUSY, EX_DYING };
+
+typedef struct {
+    int slot;
+    pid_t pid;
+    int fd;
+    int state;
+    job_t *job;
+    char *rbuf;
+    size_t rlen, rcap;
+    unsigned dispatches;
+} exec_t;
+
+typedef struct {
+    mp_worker_options_t o;
+    char host[128];
+    int heartbeat_ms;
+    unsigned credit;
+    void *ctx;
+    void *sock;
+    uint64_t session;
+    uint64_t last_heard;
+    bool heard;       /* the broker spoke in this session */
+    bool ever_heard;  /* ... in any session: --connect-timeout is over */
+    bool warned;      /* "does not answer" said once per outage */
+    bool broker_gone; /* it said DISCONNECT, or the embedded pool stopped it */
+    uint64_t next_heartbeat;
+    mp__zygote_t zygote;
+    uint32_t *progress;
+    mp__pshm_t *shm; /* embedded: the pool's rings (poolshm.h), or NULL */
+    bool embedded;   /* an embedded pool's worker: the pool is our parent */
+    pid_t pool_pid;  /* the parent at the start */
+    exec_t *ex;
+    int nex;
+    job_t *queue_head, *queue_tail;
+    size_t held; /* jobs received and not answered (queued + running) */
+    bool stopping;
+    int sfd;
+    sigset_t old_mask; /* restored when mp_worker_run returns */
+    uint64_t done, lost;
+} worker_t;
+
+/* ---- session.c ---- */
+void wk_job_free(job_t *j);
+int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n);
+void wk_send_ready(worker_t *w);
+int wk_open_socket(worker_t *w);
+/* Forgets the broker's jobs that are still queued here: after a reconnect
+   that broker has re-queued them (or is gone). */
+void wk_drop_queued(worker_t *w);
+int wk_reconnect(worker_t *w, const char *why);
+void wk_on_broker(worker_t *w);
+
+/* ---- supervise.c ---- */
+void wk_spawn_executor(worker_t *w, exec_t *e);
+void wk_assign(worker_t *w);
+/* Reads what the executor wrote (never blocks: MSG_DONTWAIT); forwards a
+   complete reply. Returns false when nothing could be read. */
+bool wk_executor_readable(worker_t *w, exec_t *e);
+void wk_on_zygote(worker_t *w);
+
+#endif
