@@ -5,6 +5,10 @@
     monotonic deadlines, shared anonymous memory, and the per-thread id
     cache (state.c). It includes no other libmp header: nothing here knows
     about objects, processes or sockets.
+
+    The base layer (libmp/base/): this header with platform.c and state.c,
+    the error strings (error.c), the log line format (log.c, log.h) and
+    SHA-256/HMAC (hmac.c). Every other layer may use it; it uses none.
 */
 #ifndef MP_BASE_H_INCLUDED
 #define MP_BASE_H_INCLUDED

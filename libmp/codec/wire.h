@@ -11,6 +11,12 @@
     input is untrusted (it came from a peer). Depth is capped for skip.
 
     Not installed. Thread-safety: no shared state. Fork/signals: n/a.
+
+    The codec layer (libmp/codec/): mp_obj_t and its msgpack codec (obj.c),
+    the fast in-place readers and writers (wire.c, this header), mp_items_t
+    (items.c) and whole MPP/1 messages over libzmq (mpp.c). Everything that
+    turns bytes from a peer into values goes through here, bounds-checked.
+    Uses only libmp/base/; msgpack-c's names stay inside obj.c.
 */
 #ifndef MP_WIRE_H_INCLUDED
 #define MP_WIRE_H_INCLUDED

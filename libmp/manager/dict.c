@@ -269,7 +269,7 @@ int mp_mdict_update(mp_mdict_t *d, const mp_obj_t *map)
     int rc = kv && old ? 0 : MP_ENOMEM;
     for (; !rc && packed < 2 * n; packed++)
         rc = ma_packed(&kv[packed], packed % 2 ? mp_obj_map_value_at(map, packed / 2)
-                                          : mp_obj_map_key_at(map, packed / 2));
+                                               : mp_obj_map_key_at(map, packed / 2));
     ma_arena_t *a = ma_of(d);
     if (!rc && !(rc = ma_lock(a))) {
         rc = apply_pairs(a, d, kv, old, n);

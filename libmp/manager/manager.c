@@ -5,6 +5,13 @@
 
     An object's slot in the table is its commit point: it exists once its
     offset is stored there, and is gone once that is cleared.
+
+    The manager layer (libmp/manager/): the Manager's shared arena and its
+    objects, bottom up: arena.c (allocator), table.c and vector.c (dict and
+    list layouts), repair.c (the lock and the repair), proxy.c (the remote
+    client), dict.c and list.c (the public calls), owned.c and manager.c
+    (what a manager owns), serve.c (the remote server, MPM/1). Uses the
+    layers below it; nothing of the Pool.
 */
 #include <stdlib.h>
 #include <sys/mman.h>

@@ -10,6 +10,12 @@
     Errors are written as MPP error entries [index code kind message host pid]
     into c->errors after a 5-byte array32 header that is patched at the end
     (the number of failures is not known up front).
+
+    The pool layer (libmp/pool/): what every role of the distributed Pool
+    shares below the broker, the worker and the client: the task registry
+    (registry.c), the task context executors run tasks in (here), the
+    embedded pool's shared rings (poolshm.c) and the programs' common
+    options (progopt.h). Uses the layers below it; nothing of the Manager.
 */
 #include <stdarg.h>
 #include <stdio.h>

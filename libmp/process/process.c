@@ -8,6 +8,11 @@
 
     Reaping happens only under the state lock (mp__reap_locked), so join in
     one thread and active_children in another never race for an exit code.
+
+    The process layer (libmp/process/): processes and the state of this one
+    (self.c: identity, children, start method, spawn targets), the fork and
+    spawn start methods (here, spawn.c), and mp_wait over sentinels, pipes
+    and fds (wait.c). Uses the layers below (base, sync, codec, shared).
 */
 #include <errno.h>
 #include <poll.h>

@@ -28,6 +28,11 @@
     Rejected: Python's design (a pipe plus a feeder thread per process):
     a thread per queue, a kernel copy per item, and the join-before-drain
     deadlock of cpython gh-73983.
+
+    The shared layer (libmp/shared/): what carries data between processes
+    without a server: Value and Array (value.c), SharedMemory (shm.c),
+    Queue, SimpleQueue and JoinableQueue (queue.c), Pipe (pipe.c). Uses
+    libmp/base/, libmp/sync/ and libmp/codec/.
 */
 #include <stdalign.h>
 #include <stdlib.h>

@@ -8,6 +8,12 @@
     owner_tid is written only by the holder of the mutex and read without it
     by other threads only to compare against their own id, which can never
     match spuriously: a thread id is unique among live threads.
+
+    The sync layer (libmp/sync/): Lock, RLock, Semaphore, BoundedSemaphore,
+    Condition, Event, Barrier, each in shared memory that fork children
+    inherit, each surviving the death of a process inside it. lock.c is its
+    centre (Condition and Value build on its mutex, lock_impl.h). Uses only
+    libmp/base/.
 */
 #include <stdatomic.h>
 #include <stdlib.h>
