@@ -502,7 +502,7 @@ static int gen_range_with_poison(void *arg, mp_items_t *out)
 }
 
 /* A fast generator with chunksize 1 keeps a backlog, so consecutive items
-   travel as one chunk (pool.c, pump_imap); each must still come back once,
+   travel as one chunk (send.c, pump_imap); each must still come back once,
    at its own index, with its own value or error. */
 static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
 {
@@ -584,7 +584,7 @@ static void test_pool_imap_chunksize1_batches_keep_items_exact(void **state)
     mp_pool_destroy(&pool);
 }
 
-/* A map's results go into place as they arrive (job.c, map_out_t): chunks
+/* A map's results go into place as they arrive (map_out.c): chunks
    that finish before the first one wait, then land at their own indexes,
    with their errors; through mp_pool_starmap (the caller's list is sent
    without a copy) and mp_pool_starmap_async (a copy). */
@@ -712,7 +712,7 @@ static void test_pool_imap_whose_worker_process_dies_ends_every_item(void **stat
     mp_pool_destroy(&pool);
 }
 
-/* ---- blocking applies: the caller's own session (pool.c) ---------------------- */
+/* ---- blocking applies: the caller's own session (sync.c) ---------------------- */
 
 static mp_obj_t *args1(int64_t a)
 {

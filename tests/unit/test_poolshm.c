@@ -586,7 +586,7 @@ static void test_pshm_out_next_lap_and_ranges_across_the_end(void **state)
 }
 
 /* The pool consumes by the numbers a RESULT carries, also when they were
-   wrong (pool.c, on_result): an end beyond what the executor published is
+   wrong (recv.c, on_result_piece): an end beyond what the executor published is
    ignored, and does not stop later replies from being consumed. */
 static void test_pshm_out_a_consume_beyond_the_head_is_ignored(void **state)
 {
