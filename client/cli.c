@@ -55,13 +55,20 @@
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS };
 /* which options were given, to reject those that do not fit the command */
-enum { OPT_CHUNKSIZE = 1, OPT_UNORDERED = 2, OPT_INPUT = 4, OPT_JSON = 8, OPT_HOST = 16 };
+enum {
+    OPT_CHUNKSIZE = 1,
+    OPT_UNORDERED = 2,
+    OPT_INPUT = 4,
+    OPT_JSON = 8,
+    OPT_HOST = 16,
+    OPT_WITH_INPUT = 32
+};
 
 typedef struct {
     const char *broker;
     int timeout_ms; /* 0: the pool's default */
     size_t chunksize;
-    bool unordered, json;
+    bool unordered, json, with_input;
     const char *input; /* NULL or "-": stdin */
     const char *host;  /* status --host: a worker on it must be connected */
     unsigned given;    /* OPT_* */
@@ -76,7 +83,17 @@ typedef struct {
     mp_pool_t *pool;
     const cli_t *cli;
     output_t out; /* result lines, failures, progress (cli_format.h) */
+    kept_t *kept; /* --with-input: the input lines not printed yet */
 } run_t;
+
+/* --with-input: the input of item index goes before its result line (the
+   text is freed by the caller after the line is out). */
+static char *with_input(run_t *run, size_t index)
+{
+    char *text = run->kept ? kept_take(run->kept, index) : NULL;
+    run->out.input = text;
+    return text;
+}
 
 /* ---- usage ------------------------------------------------------------------------------ */
 
@@ -85,7 +102,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mp-client [options] apply NAME [ARG...]\n"
             "       mp-client [options] map NAME [--input FILE] [--unordered] [--chunksize N]\n"
+            "                                    [--with-input]\n"
             "       mp-client [options] starmap NAME [--input FILE] [--unordered] [--chunksize N]\n"
+            "                                        [--with-input]\n"
             "       mp-client [options] status [--json] [--host HOST]\n"
             "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
             "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
@@ -99,6 +118,7 @@ static void usage(FILE *out)
             "      --timeout MS    wait this long for the broker (default 10000)\n"
             "  -i, --input FILE    read FILE instead of stdin\n"
             "  -u, --unordered     print results as they complete\n"
+            "  -w, --with-input    print each input line, a tab, then its result\n"
             "  -c, --chunksize N   items per message (map: default 1, as Python's imap,\n"
             "                      100 or more for large inputs; starmap: automatic for\n"
             "                      each batch of %d lines)\n"
@@ -206,10 +226,14 @@ static int run_map(run_t *run, reader_t *r)
         if (rc == MP_EEOF) {
             break;
         } else if (rc == 0) {
+            char *text = with_input(run, mp_imap_index(it));
             emit_value(&run->out, v);
+            free(text);
             mp_obj_destroy(&v);
         } else if ((e = mp_imap_error(it))) {
+            char *text = with_input(run, e->index);
             emit_error(&run->out, e, e->index);
+            free(text);
         } else {
             say(&run->out.progress, "map %s: %s", cli->task, mp_strerror(rc));
             run->out.broken = true;
@@ -291,6 +315,7 @@ static void print_batch(run_t *run, const reader_t *r, const batch_t *b)
         const mp_task_error_t *e = mp_items_error(res, i);
         mp_obj_t *v = NULL;
         int rc;
+        char *text = with_input(run, b->first + i);
         if (e) {
             emit_error(&run->out, e, b->first + i);
         } else if ((rc = mp_items_get(res, i, &v)) == 0) {
@@ -301,6 +326,7 @@ static void print_batch(run_t *run, const reader_t *r, const batch_t *b)
                 mp_strerror(rc));
             run->out.broken = true;
         }
+        free(text);
         progress_draw(&run->out.progress, run->out.printed, r->items);
     }
 }
@@ -389,17 +415,22 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
    EXIT_USAGE; *next is the index of the first operand. */
 static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *next)
 {
-    static const struct option opts[] = {
-        {"broker", required_argument, 0, 'b'},    {"timeout", required_argument, 0, 'T'},
-        {"chunksize", required_argument, 0, 'c'}, {"unordered", no_argument, 0, 'u'},
-        {"input", required_argument, 0, 'i'},     {"json", no_argument, 0, 'j'},
-        {"host", required_argument, 0, 'H'},      {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
+                                         {"timeout", required_argument, 0, 'T'},
+                                         {"chunksize", required_argument, 0, 'c'},
+                                         {"unordered", no_argument, 0, 'u'},
+                                         {"input", required_argument, 0, 'i'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"host", required_argument, 0, 'H'},
+                                         {"with-input", no_argument, 0, 'w'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     long v;
     int c;
     optind = 0; /* glibc: start over (a second pass) */
     opterr = 0; /* our own one-line messages */
-    while ((c = getopt_long(argc, argv, permute ? ":b:c:i:uhV" : "+:b:c:i:uhV", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, permute ? ":b:c:i:uwhV" : "+:b:c:i:uwhV", opts, NULL)) !=
            -1) {
         switch (c) {
         case 'b':
@@ -423,6 +454,10 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
         case 'i':
             cli->input = optarg;
             cli->given |= OPT_INPUT;
+            break;
+        case 'w':
+            cli->with_input = true;
+            cli->given |= OPT_WITH_INPUT;
             break;
         case 'j':
             cli->json = true;
@@ -458,9 +493,8 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
     static const char *commands[] = {"apply", "map", "starmap", "status"};
-    static const unsigned allowed[] = {0, OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT,
-                                       OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT,
-                                       OPT_JSON | OPT_HOST};
+    static const unsigned stream = OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT | OPT_WITH_INPUT;
+    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST};
     int at, rest, rc = parse_options(argc, argv, false, cli, &at);
     if (rc)
         return rc;
@@ -485,11 +519,12 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
     unsigned extra = cli->given & ~allowed[cli->command];
     if (extra) {
         say(NULL, "%s does not take %s; try --help", cmd,
-            extra & OPT_CHUNKSIZE   ? "--chunksize"
-            : extra & OPT_UNORDERED ? "--unordered"
-            : extra & OPT_INPUT     ? "--input"
-            : extra & OPT_JSON      ? "--json"
-                                    : "--host");
+            extra & OPT_CHUNKSIZE    ? "--chunksize"
+            : extra & OPT_UNORDERED  ? "--unordered"
+            : extra & OPT_INPUT      ? "--input"
+            : extra & OPT_JSON       ? "--json"
+            : extra & OPT_WITH_INPUT ? "--with-input"
+                                     : "--host");
         return EXIT_USAGE;
     }
     if (cli->command == CMD_STATUS) {
@@ -523,6 +558,12 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
                   "(mp-client runs on a cluster: mp-broker + mp-worker)");
         return EXIT_USAGE;
     }
+    char why[512];
+    rc = mp_broker_address_check(cli->broker, why, sizeof why);
+    if (rc) { /* at once, not after the connect timeout */
+        say(NULL, "%s", why);
+        return rc == MP_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
     return 0;
 }
 
@@ -555,10 +596,16 @@ static void close_input(reader_t *r)
 static int connect_pool(const cli_t *cli, mp_pool_t **pool)
 {
     mp_pool_options_t o = {.broker = cli->broker, .connect_timeout_ms = cli->timeout_ms};
+    if (!getenv("MP_LOG_LEVEL")) /* the pool's warnings: say() words them for here */
+        mp_log_set_level(MP_LOG_ERROR);
     int rc = mp_pool_new(&o, pool);
-    if (rc == MP_EBROKERLOST)
-        say(NULL, "no broker answered at %s within %d ms", cli->broker,
-            cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS);
+    if (rc == MP_EBROKERUNREACHABLE)
+        say(NULL,
+            "no broker answered at %s within %d ms: is mp-broker running there, and its "
+            "port reachable from here?",
+            cli->broker, cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS);
+    else if (rc == MP_EBROKERLOST)
+        say(NULL, "the broker at %s answered, then went away", cli->broker);
     else if (rc)
         say(NULL, "cannot connect to %s: %s", cli->broker, mp_strerror(rc));
     return rc ? EXIT_FAIL : 0;
@@ -576,7 +623,12 @@ int main(int argc, char **argv)
     bool stream = cli.command == CMD_MAP || cli.command == CMD_STARMAP;
     if (stream && (rc = open_input(&cli, &reader)))
         return rc;
+    kept_t kept;
     run_t run = {.cli = &cli};
+    if (stream && cli.with_input) {
+        kept_init(&kept);
+        reader.keep = run.kept = &kept;
+    }
     progress_init(&run.out.progress);
     if ((rc = connect_pool(&cli, &run.pool)) == 0) {
         if (cli.command != CMD_STATUS && mp_pool_processes(run.pool) == 0 && run.out.progress.on)
@@ -593,7 +645,9 @@ int main(int argc, char **argv)
             break;
         }
     }
-    mp_pool_destroy(&run.pool);
+    mp_pool_destroy(&run.pool); /* the generator is done with the reader */
     close_input(&reader);
+    if (run.kept)
+        kept_free(run.kept);
     return rc;
 }

@@ -315,6 +315,9 @@ static void emit(output_t *out, json_t *j)
     }
     if (out->progress.stdout_tty)
         progress_clear(&out->progress);
+    if (out->input && (fputs(out->input, stdout) == EOF || putchar('\t') == EOF))
+        out->broken = true;
+    out->input = NULL;
     if (json_dumpf(j, stdout, JSON_OUT) || putchar('\n') == EOF)
         out->broken = true;
     json_decref(j);

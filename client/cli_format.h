@@ -27,9 +27,10 @@ typedef struct {
 /* Where a command's results go and how it went. */
 typedef struct {
     progress_t progress;
-    size_t printed; /* result lines written */
-    size_t failed;  /* items that failed */
-    bool broken;    /* stdout failed or out of memory: stop */
+    size_t printed;    /* result lines written */
+    size_t failed;     /* items that failed */
+    bool broken;       /* stdout failed or out of memory: stop */
+    const char *input; /* --with-input: the next line's input text, or NULL */
 } output_t;
 
 /* One line on stderr, "mp-client: ...", after clearing the progress line
@@ -47,7 +48,8 @@ void progress_draw(progress_t *p, size_t done, size_t sent);
 int json_to_obj(const json_t *j, int depth, mp_obj_t **o_p);
 
 /* One result line: a value, or {"error": {...}} for item index (counted
-   in out->failed). */
+   in out->failed); "INPUT<TAB>" before it when out->input is set (the
+   input line as it was read; cleared after the line). */
 void emit_value(output_t *out, const mp_obj_t *v);
 void emit_error(output_t *out, const mp_task_error_t *e, size_t index);
 /* Flushes stdout: false (with a message unless the reader went away) when

@@ -9,6 +9,8 @@
     or, for map, the imap's feeder thread's (read_item), never both.
 */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +91,13 @@ int reader_add(reader_t *r, mp_items_t *items, const json_t *j)
         reader_fail(r, "value nested deeper than %d levels", MP_OBJ_MAX_DEPTH);
     else if (rc)
         reader_fail(r, "%s", mp_strerror(rc));
+    if (rc == 0 && r->keep) {
+        size_t len = strlen(r->line);
+        while (len && (r->line[len - 1] == '\n' || r->line[len - 1] == '\r'))
+            len--;
+        if ((rc = kept_put(r->keep, r->items, r->line, len)))
+            reader_fail(r, "%s", mp_strerror(rc));
+    }
     if (rc)
         return -1;
     r->items++;
@@ -126,4 +135,93 @@ size_t count_items(reader_t *r)
         n += !blank(r->line, (size_t)len);
     clearerr(r->in);
     return fseeko(r->in, start, SEEK_SET) == 0 ? n : 0;
+}
+
+/* ---- kept lines (--with-input) ------------------------------------------------------------ */
+
+void kept_init(kept_t *k)
+{
+    pthread_mutex_init(&k->mutex, NULL);
+    k->slots = NULL;
+    k->cap = k->count = 0;
+}
+
+static size_t kept_home(const kept_t *k, size_t index)
+{
+    return (index * 0x9E3779B97F4A7C15ull) >> 7 & (k->cap - 1);
+}
+
+static void kept_insert(kept_t *k, size_t index, char *text)
+{
+    size_t i = kept_home(k, index);
+    while (k->slots[i].text)
+        i = (i + 1) & (k->cap - 1);
+    k->slots[i] = (struct kept_line){index, text};
+    k->count++;
+}
+
+int kept_put(kept_t *k, size_t index, const char *text, size_t len)
+{
+    char *copy = strndup(text, len);
+    if (!copy)
+        return MP_ENOMEM;
+    pthread_mutex_lock(&k->mutex);
+    if (2 * (k->count + 1) > k->cap) { /* at most half full: short probes */
+        size_t cap = k->cap ? 2 * k->cap : 1024;
+        struct kept_line *old = k->slots, *grown = calloc(cap, sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&k->mutex);
+            free(copy);
+            return MP_ENOMEM;
+        }
+        size_t oldcap = k->cap;
+        k->slots = grown;
+        k->cap = cap;
+        k->count = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].text)
+                kept_insert(k, old[i].index, old[i].text);
+        free(old);
+    }
+    kept_insert(k, index, copy);
+    pthread_mutex_unlock(&k->mutex);
+    return 0;
+}
+
+char *kept_take(kept_t *k, size_t index)
+{
+    char *text = NULL;
+    pthread_mutex_lock(&k->mutex);
+    size_t i = k->cap ? kept_home(k, index) : 0;
+    while (k->cap && k->slots[i].text && k->slots[i].index != index)
+        i = (i + 1) & (k->cap - 1);
+    if (k->cap && k->slots[i].text) {
+        text = k->slots[i].text;
+        k->slots[i].text = NULL;
+        k->count--;
+        /* backward shift: later members of the probe run move up, so a
+           lookup never stops early at the hole */
+        for (size_t j = (i + 1) & (k->cap - 1); k->slots[j].text; j = (j + 1) & (k->cap - 1)) {
+            size_t home = kept_home(k, k->slots[j].index);
+            /* j's entry may fill the hole i when its home is not in (i, j] */
+            bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+            if (movable) {
+                k->slots[i] = k->slots[j];
+                k->slots[j].text = NULL;
+                i = j;
+            }
+        }
+    }
+    pthread_mutex_unlock(&k->mutex);
+    return text;
+}
+
+void kept_free(kept_t *k)
+{
+    for (size_t i = 0; i < k->cap; i++)
+        free(k->slots[i].text);
+    free(k->slots);
+    k->slots = NULL;
+    k->cap = k->count = 0;
+    pthread_mutex_destroy(&k->mutex);
 }

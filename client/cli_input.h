@@ -3,14 +3,37 @@
 #define MP_CLI_INPUT_H_INCLUDED
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "mp.h"
 
 /* The input of map / starmap: one JSON value per line. */
+/* --with-input: the text of each input line not printed yet, by item
+   index. The reader (maybe the imap's feeder thread) puts, the printer
+   takes: its own mutex. Open addressing on the index, so memory follows
+   the lines waiting, not the distance between the oldest and the newest
+   (imap_unordered: a slow item may wait while thousands pass it). */
+typedef struct {
+    pthread_mutex_t mutex;
+    struct kept_line {
+        size_t index;
+        char *text; /* NULL: a free slot */
+    } * slots;
+    size_t cap, count; /* cap: a power of two */
+} kept_t;
+
+void kept_init(kept_t *k);
+/* A copy of text[0..len) for item index. 0 or MP_ENOMEM. */
+int kept_put(kept_t *k, size_t index, const char *text, size_t len);
+/* The text of item index, removed (caller frees), or NULL. */
+char *kept_take(kept_t *k, size_t index);
+void kept_free(kept_t *k);
+
 typedef struct {
     FILE *in;
+    kept_t *keep;     /* --with-input: each item's line goes here, or NULL */
     const char *name; /* for messages */
     bool star;        /* each line is an argument tuple */
     char *line;

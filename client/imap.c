@@ -13,6 +13,7 @@
     the end (MP_EEOF, or the generator's error) comes after every item the
     generator gave has been returned, each with its value or its error.
 */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "async.h"
@@ -29,6 +30,7 @@ struct mp_imap {
     size_t pos;
     size_t read_seq; /* ordered: the next chunk to read */
     size_t returned;
+    size_t last_index; /* of the item last returned; SIZE_MAX: none yet */
     mp_task_error_t last_error;
     bool has_error;
 };
@@ -53,6 +55,7 @@ static int imap_new(mp_pool_t *pool, const char *name, mp_generator_fn gen, void
     job->gen_arg = arg;
     job->chunksize = chunksize ? chunksize : 1;
     it->job = job;
+    it->last_index = SIZE_MAX;
     job->refs++; /* the feeder's */
     int rc = mp__pool_start_feeder(pool, job);
     if (rc == 0 && (rc = mp__pool_submit(pool, job)))
@@ -149,6 +152,7 @@ static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
     }
     size_t k = it->pos++;
     it->returned++;
+    it->last_index = it->cur->first + k;
     const mp_task_error_t *e = mp_items_error(it->cur->items, k);
     if (it->has_error)
         mp__task_error_free(&it->last_error);
@@ -192,6 +196,11 @@ int mp_imap_next_int(mp_imap_t *it, int timeout_ms, int64_t *value)
 const mp_task_error_t *mp_imap_error(const mp_imap_t *it)
 {
     return it && it->has_error ? &it->last_error : NULL;
+}
+
+size_t mp_imap_index(const mp_imap_t *it)
+{
+    return it ? it->last_index : SIZE_MAX;
 }
 
 void mp_imap_progress(const mp_imap_t *it, size_t *returned, size_t *submitted)

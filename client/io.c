@@ -81,6 +81,7 @@ void *mp__pool_io_thread(void *arg)
                 if (mpp_recv(pool->sock, &m, ZMQ_DONTWAIT))
                     break;
                 pool->last_heard = mp__now_ns();
+                pool->ever_heard = true;
                 mp__pool_on_message(pool, &m, &ready);
                 mpp_close(&m);
             }
@@ -96,8 +97,12 @@ void *mp__pool_io_thread(void *arg)
                 mp__pool_fail_all(pool, MP_EWORKERLOST, "the pool's worker process exited", &ready);
             }
             if (now - pool->last_heard > interval * MPP_LIVENESS) {
-                mp__log(MP_LOG_WARN, WHO, "broker %s silent for %llu ms", pool->endpoint,
-                        (unsigned long long)((now - pool->last_heard) / 1000000));
+                /* before its first answer the broker is not "silent": it
+                   was never reached (mp_pool_new says so at its timeout) */
+                mp__log(pool->ever_heard ? MP_LOG_WARN : MP_LOG_DEBUG, WHO,
+                        "broker %s silent for %llu ms%s", pool->endpoint,
+                        (unsigned long long)((now - pool->last_heard) / 1000000),
+                        pool->ever_heard ? "" : " (never answered yet); reconnecting");
                 pool->connected = false;
                 mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker is silent (lost)", &ready);
                 zmq_close(pool->sock);

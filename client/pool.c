@@ -171,14 +171,23 @@ static int wait_connected(mp_pool_t *pool)
     while (!connected_enough(pool))
         if (pthread_cond_timedwait(&pool->cond, &pool->mutex, &ts) == ETIMEDOUT)
             break;
+    bool heard = pool->ever_heard;
     if (pool->connect_error)
         rc = pool->connect_error;
     else if (!connected_enough(pool) || pool->stopping)
-        rc = MP_EBROKERLOST;
+        rc = pool->embedded || heard ? MP_EBROKERLOST : MP_EBROKERUNREACHABLE;
     pthread_mutex_unlock(&pool->mutex);
-    if (rc)
-        mp__log(MP_LOG_WARN, WHO, "%s %s did not answer within %d ms",
-                pool->embedded ? "embedded pool at" : "broker", pool->endpoint, pool->timeout_ms);
+    if (rc == MP_EBROKERUNREACHABLE)
+        mp__log(MP_LOG_WARN, WHO,
+                "no broker answered at %s within %d ms: is mp-broker running there, "
+                "and its port reachable from here?",
+                pool->endpoint, pool->timeout_ms);
+    else if (rc && pool->embedded)
+        mp__log(MP_LOG_WARN, WHO, "the embedded pool's worker did not start within %d ms",
+                pool->timeout_ms);
+    else if (rc)
+        mp__log(MP_LOG_WARN, WHO, "broker %s answered, then went away during the handshake: %s",
+                pool->endpoint, mp_strerror(rc));
     return rc;
 }
 
@@ -215,6 +224,14 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     const char *broker = o ? o->broker : NULL;
     if (!broker || !*broker)
         broker = getenv("MP_BROKER");
+    if (broker && *broker) {
+        char why[512];
+        int rc = mp_broker_address_check(broker, why, sizeof why);
+        if (rc) {
+            mp__log(MP_LOG_WARN, WHO, "%s", why);
+            return rc;
+        }
+    }
     mp_pool_t *pool = pool_alloc(o, broker);
     if (!pool)
         return MP_ENOMEM;

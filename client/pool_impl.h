@@ -81,7 +81,8 @@ struct mp_pool {
     uint64_t last_heard;
     /* shared state (mutex) */
     bool connected;
-    int processes; /* executors, from the broker */
+    bool ever_heard; /* the broker has answered once: "lost", not "not reached" */
+    int processes;   /* executors, from the broker */
     bool closed, terminated, stopping;
     bool worker_dead; /* embedded: the worker process is gone */
     int connect_error;

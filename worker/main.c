@@ -5,13 +5,13 @@
     (mp/worker.h) until SIGTERM or SIGINT.
 */
 #include <getopt.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mp/error.h"
 #include "mp/log.h"
+#include "mp/pool.h"
 #include "mp/worker.h"
 #include "pool/progopt.h"
 
@@ -45,38 +45,15 @@ static void usage(FILE *out)
    ipc://PATH (the broker may create it later). Returns 0, or the exit
    status after a one-line message: 2 for a malformed endpoint, 1 for a
    host that does not resolve. */
+/* The broker address, checked at once (mp_broker_address_check): 0, 2 for
+   a malformed one, 1 for a host that does not resolve. */
 static int check_endpoint(const char *ep)
 {
-    if (strncmp(ep, "ipc://", 6) == 0 && ep[6])
-        return 0;
-    const char *colon = strrchr(ep, ':');
-    if (strncmp(ep, "tcp://", 6) || !colon || colon < ep + 6 || colon == ep + 6 || !colon[1]) {
-        fprintf(stderr, "mp-worker: bad broker endpoint '%s' (tcp://HOST:PORT or ipc://PATH)\n",
-                ep);
-        return 2;
-    }
-    char host[256];
-    const char *h = ep + 6;
-    size_t n = (size_t)(colon - h);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* tcp://[::1]:5555 */
-        h++;
-        n -= 2;
-    }
-    if (n >= sizeof host) {
-        fprintf(stderr, "mp-worker: broker host in '%s' is too long\n", ep);
-        return 2;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int err = getaddrinfo(host, colon + 1, &hints, &res);
-    if (err) {
-        fprintf(stderr, "mp-worker: cannot resolve broker host '%s' in %s: %s\n", host, ep,
-                gai_strerror(err));
-        return err == EAI_SERVICE ? 2 : 1;
-    }
-    freeaddrinfo(res);
-    return 0;
+    char why[512];
+    int rc = mp_broker_address_check(ep, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "mp-worker: %s\n", why);
+    return rc == MP_EINVAL ? 2 : rc ? 1 : 0;
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -180,11 +157,8 @@ int main(int argc, char **argv)
                              .connect_timeout_ms = connect_timeout > 0 ? (int)connect_timeout : 0};
     rc = mp_worker_run(&o);
     free(envlibs);
-    if (rc == MP_EBROKERLOST) {
-        fprintf(stderr, "mp-worker: cannot reach the broker at %s within %ld ms\n", broker,
-                connect_timeout);
-        return 1;
-    }
+    if (rc == MP_EBROKERUNREACHABLE)
+        return 1; /* its log line said why */
     if (rc) {
         fprintf(stderr, "mp-worker: cannot start: %s\n", mp_strerror(rc));
         return 1;

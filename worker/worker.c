@@ -183,9 +183,11 @@ static int on_heartbeat_timer(worker_t *w, uint64_t now, uint64_t started, int *
     w->next_heartbeat = now + interval;
     if (!w->ever_heard && o->connect_timeout_ms > 0 &&
         now - started > (uint64_t)o->connect_timeout_ms * 1000000ull) {
-        mp__log(MP_LOG_ERROR, WHO, "no broker answered at %s within %d ms", o->broker,
-                o->connect_timeout_ms);
-        *rc = MP_EBROKERLOST;
+        mp__log(MP_LOG_ERROR, WHO,
+                "no broker answered at %s within %d ms: is mp-broker running there, and its "
+                "port reachable from here?",
+                o->broker, o->connect_timeout_ms);
+        *rc = MP_EBROKERUNREACHABLE;
         return 1;
     }
     if (now - w->last_heard > interval * MPP_LIVENESS) {

@@ -44,7 +44,11 @@ const char *mp_strerror(int rc)
     case MP_ETASK:
         return "task failed";
     case MP_EBROKERLOST:
-        return "broker lost";
+        return "broker lost: it went away after answering";
+    case MP_EHOSTUNKNOWN:
+        return "the broker's host name does not resolve";
+    case MP_EBROKERUNREACHABLE:
+        return "broker not reached: nothing answered at its address";
     case MP_EBADARGS:
         return "bad task arguments";
     case MP_EBADREQUEST:

@@ -78,11 +78,60 @@ else
     fail "map --unordered prints the same multiset" "rc=$rc" "$(cat "$tmp/err")"
 fi
 
+# --with-input: each result beside its input line, whatever the order
+paste "$tmp/ints" "$tmp/squares" >"$tmp/ints_squares"
+run map square --with-input --input "$tmp/ints"
+if [ $rc -eq 0 ] && cmp -s "$tmp/out" "$tmp/ints_squares"; then
+    pass "map --with-input prints 'input<TAB>result' in order"
+else
+    fail "map --with-input prints 'input<TAB>result' in order" "rc=$rc" \
+        "$(diff "$tmp/ints_squares" "$tmp/out" | head -5)" "$(cat "$tmp/err")"
+fi
+run map square -w --unordered --chunksize 3 --input "$tmp/ints"
+if [ $rc -eq 0 ] && sort -n "$tmp/out" | cmp -s - "$tmp/ints_squares"; then
+    pass "map --with-input --unordered pairs every result with its own input"
+else
+    fail "map --with-input --unordered pairs every result with its own input" "rc=$rc" \
+        "$(sort -n "$tmp/out" | diff "$tmp/ints_squares" - | head -5)" "$(cat "$tmp/err")"
+fi
+paste "$tmp/pairs" "$tmp/triples" >"$tmp/pairs_triples"
+run starmap add --with-input --input "$tmp/pairs" --chunksize 7
+if [ $rc -eq 0 ] && cmp -s "$tmp/out" "$tmp/pairs_triples"; then
+    pass "starmap --with-input prints 'input<TAB>result' in order"
+else
+    fail "starmap --with-input prints 'input<TAB>result' in order" "rc=$rc" \
+        "$(diff "$tmp/pairs_triples" "$tmp/out" | head -5)" "$(cat "$tmp/err")"
+fi
+printf '3\n\n"x"\n10\n' >"$tmp/mixed"
+run map square --with-input --input "$tmp/mixed"
+if [ $rc -eq 1 ] && [ "$(sed -n 1p "$tmp/out")" = "$(printf '3\t9')" ] &&
+    sed -n 2p "$tmp/out" | grep -q '^"x"	{"error":{"code":-4105,' &&
+    [ "$(sed -n 3p "$tmp/out")" = "$(printf '10\t100')" ] && [ "$(wc -l <"$tmp/out")" -eq 3 ]; then
+    pass "map --with-input: a failed item's error beside its input, blank lines skipped"
+else
+    fail "map --with-input: a failed item's error beside its input" "rc=$rc" "$(cat "$tmp/out" "$tmp/err")"
+fi
+run status --with-input
+if [ $rc -eq 2 ] && grep -q 'status does not take --with-input' "$tmp/err"; then
+    pass "status --with-input: exit 2, named"
+else
+    fail "status --with-input: exit 2, named" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
 run apply no_such_task 1
 if [ $rc -ne 0 ] && grep -qi 'unknown task' "$tmp/out" "$tmp/err"; then
     pass "apply no_such_task fails with an unknown task error (rc=$rc)"
 else
     fail "apply no_such_task fails with an unknown task error" "rc=$rc" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
+# a misspelt name: the error names what the cluster serves, closest first
+run apply sqaure 3
+if [ $rc -ne 0 ] && grep -q "no worker serves 'sqaure'; served: 'square'" "$tmp/out" "$tmp/err"; then
+    pass "apply sqaure: the error names the closest served task first"
+else
+    fail "apply sqaure: the error names the closest served task first" "rc=$rc" \
         "$(cat "$tmp/out" "$tmp/err")"
 fi
 
@@ -156,11 +205,31 @@ else
 fi
 
 run --broker tcp://127.0.0.1:1 --timeout 300 apply square 1
-if [ $rc -eq 1 ] && grep -q '^mp-client: no broker answered' "$tmp/err"; then
-    pass "unreachable broker: exit 1"
+if [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+    grep -q '^mp-client: no broker answered at tcp://127.0.0.1:1 within 300 ms: is mp-broker running there' "$tmp/err"; then
+    pass "unreachable broker: exit 1, one line saying it was never reached"
 else
-    fail "unreachable broker: exit 1" "rc=$rc" "$(cat "$tmp/err")"
+    fail "unreachable broker: exit 1, one line saying it was never reached" "rc=$rc" "$(cat "$tmp/err")"
 fi
+
+# a malformed address or a host that does not resolve: at once (the
+# timeout below would be the whole wait), one line saying what is wrong
+for case in "127.0.0.1:5555|2|'127.0.0.1:5555' is not a broker address: use tcp://HOST:PORT .* or ipc://PATH" \
+    "tcp://no-such-host.invalid:5555|1|cannot resolve host 'no-such-host.invalid' of tcp://no-such-host.invalid:5555: "; do
+    addr=${case%%|*}
+    rest=${case#*|}
+    want=${rest%%|*}
+    pattern=${rest#*|}
+    start=$(date +%s%N)
+    run --broker "$addr" --timeout 20000 apply square 1
+    took=$((($(date +%s%N) - start) / 1000000))
+    if [ $rc -eq "$want" ] && [ $took -lt 5000 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -Eq "^mp-client: $pattern" "$tmp/err"; then
+        pass "broker address $addr: exit $rc after $took ms: $(cat "$tmp/err")"
+    else
+        fail "broker address $addr: exit $want at once, one line" "rc=$rc took=${took}ms" "$(cat "$tmp/err")"
+    fi
+done
 
 run map square --frobnicate
 if [ $rc -eq 2 ]; then

@@ -160,7 +160,55 @@ static void test_cluster_unknown_task_is_an_error(void **state)
     assert_int_equal(mp_async_get_obj(ar, 5000, &v), MP_EUNKNOWNTASK);
     assert_non_null(strstr(mp_async_error(ar)->message, "not_a_task"));
     mp_async_destroy(&ar);
+    /* a misspelt name: the message names what is served, closest first */
+    assert_int_equal(mp_pool_apply_async(pool, "sqare", NULL, NULL, &ar), 0);
+    assert_int_equal(mp_async_get_obj(ar, 5000, &v), MP_EUNKNOWNTASK);
+    const char *msg = mp_async_error(ar)->message;
+    assert_non_null(strstr(msg, "no worker serves 'sqare'; served: 'square', "));
+    mp_async_destroy(&ar);
     mp_pool_destroy(&pool);
+}
+
+/* A broker address that cannot work fails at once, saying why; nothing
+   listening fails at the connect timeout as "never reached", not "lost". */
+static void test_cluster_bad_addresses_fail_distinctly(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *address;
+        int rc;
+    } fast[] = {{"127.0.0.1:5555", MP_EINVAL},
+                {"tcp://127.0.0.1", MP_EINVAL},
+                {"tcp://127.0.0.1:port", MP_EINVAL},
+                {"udp://127.0.0.1:5555", MP_EINVAL},
+                {"tcp://no-such-host.invalid:5555", MP_EHOSTUNKNOWN}};
+    for (size_t i = 0; i < sizeof fast / sizeof *fast; i++) {
+        mp_pool_t *pool = NULL;
+        uint64_t t0 = tu_now_ms();
+        mp_pool_options_t o = {.broker = fast[i].address, .connect_timeout_ms = 20000};
+        assert_int_equal(mp_pool_new(&o, &pool), fast[i].rc);
+        assert_null(pool);
+        assert_true(tu_now_ms() - t0 < 5000);
+        char why[512];
+        assert_int_equal(mp_broker_address_check(fast[i].address, why, sizeof why), fast[i].rc);
+        assert_non_null(
+            strstr(why, fast[i].rc == MP_EINVAL ? "tcp://HOST:PORT" : "cannot resolve"));
+    }
+    char why[8]; /* a short buffer: cut, and still a string */
+    assert_int_equal(mp_broker_address_check("nonsense", why, sizeof why), MP_EINVAL);
+    assert_int_equal(strlen(why), sizeof why - 1);
+    assert_int_equal(mp_broker_address_check("tcp://127.0.0.1:5555", NULL, 0), 0);
+    assert_int_equal(mp_broker_address_check("tcp://[::1]:5555", NULL, 0), 0);
+    assert_int_equal(mp_broker_address_check("ipc:///tmp/x.ipc", NULL, 0), 0);
+
+    char nobody[64];
+    snprintf(nobody, sizeof nobody, "tcp://127.0.0.1:%d", tu_free_port());
+    mp_pool_t *pool = NULL;
+    uint64_t t0 = tu_now_ms();
+    mp_pool_options_t o = {.broker = nobody, .connect_timeout_ms = 800};
+    assert_int_equal(mp_pool_new(&o, &pool), MP_EBROKERUNREACHABLE);
+    TU_ASSERT_ELAPSED(t0, 800, 1500);
+    assert_null(pool);
 }
 
 static void test_cluster_broker_killed_mid_map_fails_within_bound(void **state)
@@ -349,6 +397,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cluster_poison_task_is_worker_lost_and_the_rest_completes,
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_cluster_unknown_task_is_an_error, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_bad_addresses_fail_distinctly, tu_kill_teardown),
         cmocka_unit_test_teardown(test_cluster_broker_killed_mid_map_fails_within_bound,
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_cluster_bad_input_never_kills_the_broker, tu_kill_teardown),

@@ -41,7 +41,8 @@ expect "MP_MAX_MESSAGE=1 mp-broker" 2 "bad MP_MAX_MESSAGE '1'" env MP_MAX_MESSAG
 expect "mp-broker --log-level loud" 2 "bad --log-level 'loud'" "$broker_bin" --log-level loud
 expect "MP_LOG_LEVEL=loud mp-broker" 2 "bad MP_LOG_LEVEL 'loud'" env MP_LOG_LEVEL=loud "$broker_bin"
 expect "mp-worker without a broker" 2 'mp-worker: no broker' env -u MP_BROKER "$worker_bin"
-expect "mp-worker --broker tcp://host" 2 "bad broker endpoint 'tcp://host'" \
+expect "mp-worker --broker tcp://host" 2 \
+    "^mp-worker: 'tcp://host' is not a broker address: use tcp://HOST:PORT .* or ipc://PATH$" \
     "$worker_bin" --broker tcp://host
 expect "MP_PROCESSES=0 mp-worker" 2 "bad MP_PROCESSES '0' \(expected 1\.\.1024\)" \
     env MP_PROCESSES=0 "$worker_bin" --broker tcp://127.0.0.1:1
@@ -53,7 +54,7 @@ expect "MP_LOG_LEVEL=loud mp-worker" 2 "mp-worker: bad MP_LOG_LEVEL 'loud'" \
 # ---- cannot start: exit 1, naming the address or file --------------------------------------
 
 expect "mp-worker, a broker host that does not resolve" 1 \
-    "cannot resolve broker host 'no-such-host.invalid' in tcp://no-such-host.invalid:5555" \
+    "^mp-worker: cannot resolve host 'no-such-host.invalid' of tcp://no-such-host.invalid:5555: " \
     "$worker_bin" --broker tcp://no-such-host.invalid:5555 -p 1
 
 timeout 10 "$worker_bin" --broker tcp://127.0.0.1:1 -p 1 --tasks "$tmp/none.so" >"$tmp/out" 2>"$tmp/err"
@@ -71,7 +72,7 @@ MP_CONNECT_TIMEOUT_MS=600 timeout 10 "$worker_bin" --broker tcp://127.0.0.1:1 -p
 rc=$?
 took=$((($(date +%s%N) - start) / 1000000))
 if [ $rc -eq 1 ] && [ $took -lt 3000 ] &&
-    grep -q '^mp-worker: cannot reach the broker at tcp://127.0.0.1:1 within 600 ms$' "$tmp/err" &&
+    grep -q 'ERROR mp-worker.*no broker answered at tcp://127.0.0.1:1 within 600 ms: is mp-broker running there' "$tmp/err" &&
     [ "$(grep -c 'does not answer' "$tmp/err")" -eq 1 ]; then
     pass "MP_CONNECT_TIMEOUT_MS=600, nobody listening: exit 1 after $took ms, one warning, the address named"
 else
@@ -149,6 +150,50 @@ if [ $rc -eq 0 ] && [ "$lines" -gt 3 ] && [ "$good" -eq "$lines" ] &&
 else
     fail "mp-broker: SIGTERM, log format" "rc=$rc lines=$lines good=$good" \
         "$(grep -Ev "$line" "$tmp/broker.err" | head -5)"
+fi
+
+# ---- a daemon that says it stops is gone 100 ms later ------------------------------------------
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# gone_after_log PID LOG PATTERN: sends SIGTERM; prints the ms from the
+# first LOG line matching PATTERN until PID has exited (a zombie counts:
+# it is our child, reaped below), or "never" after 5 s
+gone_after_log() {
+    local pid=$1 log=$2 pattern=$3 logged= deadline=$(($(now_ms) + 5000))
+    kill -TERM "$pid"
+    while [ "$(now_ms)" -lt $deadline ]; do
+        [ -z "$logged" ] && grep -Eq "$pattern" "$log" && logged=$(now_ms)
+        if [ -n "$logged" ] && { [ ! -e /proc/$pid/stat ] ||
+            [ "$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)" = Z ]; }; then
+            echo $(($(now_ms) - logged))
+            wait "$pid" 2>/dev/null
+            return
+        fi
+        sleep 0.005
+    done
+    echo never
+}
+if tl_broker b2 60 --bind tcp://127.0.0.1:0 --log-level info; then
+    b2=${pids[-1]}
+    "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 -l info >"$tmp/w2.out" 2>"$tmp/w2.err" &
+    w2=$!
+    pids+=($w2)
+    tl_until 100 0.05 grep -q 'ready: host' "$tmp/b2.err"
+    ms=$(gone_after_log "$b2" "$tmp/b2.err" 'shutting down')
+    if [ "$ms" != never ] && [ "$ms" -le 100 ]; then
+        pass "mp-broker: gone $ms ms after logging that it stops"
+    else
+        fail "mp-broker: gone within 100 ms of logging that it stops" "after: $ms ms" "$(cat "$tmp/b2.err")"
+    fi
+    # its broker gone, the worker must not wait to say goodbye to it
+    tl_until 100 0.02 grep -q 'broker says: broker shutting down' "$tmp/w2.err"
+    ms=$(gone_after_log "$w2" "$tmp/w2.err" 'and stopping')
+    if [ "$ms" != never ] && [ "$ms" -le 100 ] && grep -q 'INFO mp-worker.*: stopped' "$tmp/w2.err"; then
+        pass "mp-worker whose broker has gone: gone $ms ms after logging that it stops"
+    else
+        fail "mp-worker whose broker has gone: gone within 100 ms of logging that it stops" \
+            "after: $ms ms" "$(cat "$tmp/w2.err")"
+    fi
 fi
 
 tl_finish "$tmp/broker.err" "$tmp/worker.err"

@@ -96,9 +96,21 @@ typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
 /* ---- the pool ------------------------------------------------------------- */
 
 /* options may be NULL. On success *pool_p is a new pool the caller owns.
-   Fails with MP_EBROKERLOST (no broker answered within the timeout),
-   -errno of a failed bind/fork, MP_EINVAL or MP_ENOMEM. */
+   With a broker address, fails at once with MP_EINVAL (not a broker
+   address) or MP_EHOSTUNKNOWN (its host does not resolve), after
+   connect_timeout_ms with MP_EBROKERUNREACHABLE (nothing answered there),
+   or MP_EBROKERLOST (it answered, then went away); the reason is also
+   logged (WARN). Embedded: MP_EBROKERLOST (its worker did not start in
+   time), -errno of a failed bind/fork. MP_EINVAL, MP_ENOMEM. */
 MP_EXPORT int mp_pool_new(const mp_pool_options_t *options, mp_pool_t **pool_p);
+
+/* Checks a broker address before connecting: its form (tcp://HOST:PORT,
+   with HOST a name, an IPv4 address or [an IPv6 one], or ipc://PATH) and,
+   for tcp, that HOST resolves. 0, MP_EINVAL (malformed: why shows the
+   expected forms) or MP_EHOSTUNKNOWN (why names the host and the
+   resolver's message). why may be NULL; it is always NUL-terminated.
+   mp_pool_new, mp-worker and mp-client all check with this. */
+MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t size);
 /* Terminates (outstanding calls end with MP_ECANCELLED), stops the embedded
    broker and workers, frees everything. Destroy the pool's AsyncResults and
    iterators first. Safe on NULL and twice. */
@@ -161,6 +173,11 @@ MP_EXPORT int mp_imap_next(mp_imap_t *it, int timeout_ms, mp_obj_t **value_p);
 MP_EXPORT int mp_imap_next_int(mp_imap_t *it, int timeout_ms, int64_t *value);
 /* The error of the item mp_imap_next last reported failed, or NULL. */
 MP_EXPORT const mp_task_error_t *mp_imap_error(const mp_imap_t *it);
+/* The input index (0-based, in the generator's order) of the item
+   mp_imap_next last returned, with its value or its error: how
+   imap_unordered's results are paired with their inputs. SIZE_MAX before
+   the first. */
+MP_EXPORT size_t mp_imap_index(const mp_imap_t *it);
 /* Items produced so far and results returned so far. */
 MP_EXPORT void mp_imap_progress(const mp_imap_t *it, size_t *returned, size_t *submitted);
 /* Stops pulling input, drops what is not read. Safe on NULL and twice. */
