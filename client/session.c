@@ -10,22 +10,14 @@
     caller handles, never a block); headers are built in a stack buffer
     (grown only for names past MPP_MAX_NAME, which callers reject); no
     state, no locks: the socket's owner serialises its use.
-
-    mp_broker_address_check (mp/pool.h) is here too: what a session is
-    opened to, checked before it is (its form, and that the host resolves),
-    so a typo fails at once with a message instead of a silent wait.
 */
 #include <errno.h>
-#include <netdb.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "codec/wire.h"
 #include "mp/error.h"
-#include "mp/pool.h"
 #include "session.h"
 
 int mp__session_open(void *ctx, const char *endpoint, void **sock_p)
@@ -100,54 +92,4 @@ bool mp__session_valid(mpp_msg_t *m)
 {
     return !(m->too_many || m->n < 3 || mpp_size(m, 0) != MPP_SIG_SIZE ||
              memcmp(mpp_data(m, 0), MPP_SIG_CLIENT, MPP_SIG_SIZE) || mpp_size(m, 1) != 1);
-}
-
-int mp_broker_address_check(const char *address, char *why, size_t size)
-{
-    char dummy[1];
-    if (!why || size == 0) {
-        why = dummy;
-        size = sizeof dummy;
-    }
-    why[0] = '\0';
-    if (!address || !*address) {
-        snprintf(why, size, "no broker address: use tcp://HOST:PORT or ipc://PATH");
-        return MP_EINVAL;
-    }
-    const char *ep = address;
-    if (strncmp(ep, "ipc://", 6) == 0 && ep[6])
-        return 0;
-    const char *colon = strrchr(ep, ':');
-    bool form = strncmp(ep, "tcp://", 6) == 0 && colon && colon > ep + 6 && colon[1];
-    for (const char *d = form ? colon + 1 : ""; *d && form; d++)
-        form = *d >= '0' && *d <= '9';
-    if (!form) {
-        snprintf(why, size,
-                 "'%s' is not a broker address: use tcp://HOST:PORT (tcp://127.0.0.1:5555, "
-                 "tcp://[::1]:5555, tcp://broker.example:5555) or ipc://PATH",
-                 ep);
-        return MP_EINVAL;
-    }
-    char host[256];
-    const char *h = ep + 6;
-    size_t n = (size_t)(colon - h);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* tcp://[::1]:5555 */
-        h++;
-        n -= 2;
-    }
-    if (n == 0 || n >= sizeof host) {
-        snprintf(why, size, "the host in '%s' is %s", ep, n ? "too long" : "empty");
-        return MP_EINVAL;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int err = getaddrinfo(host, colon + 1, &hints, &res);
-    if (err) {
-        snprintf(why, size, "cannot resolve host '%s' of %s: %s", host, ep,
-                 err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
-        return err == EAI_SERVICE ? MP_EINVAL : MP_EHOSTUNKNOWN;
-    }
-    freeaddrinfo(res);
-    return 0;
 }

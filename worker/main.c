@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mp/broker.h"
 #include "mp/error.h"
 #include "mp/log.h"
-#include "mp/pool.h"
 #include "mp/worker.h"
 #include "pool/progopt.h"
 

@@ -4,11 +4,22 @@
     are read and dropped (libzmq delivers multipart messages atomically, so
     the rest is already here), which keeps a peer sending 10^6 frames from
     making us hold them.
+
+    mp_broker_address_check (mp/broker.h) is here too: the address an MPP/1
+    socket is connected to, checked before it is (its form, and that the
+    host resolves), so a typo fails at once with a message instead of a
+    silent wait. Clients and workers both use it.
 */
 #include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "codec/mpp.h"
+#include "mp/broker.h"
+#include "mp/error.h"
 
 int mpp_recv(void *sock, mpp_msg_t *m, int flags)
 {
@@ -91,4 +102,54 @@ void mpp_id_hex(const void *id, size_t n, char *out, size_t outsize)
         k += (size_t)snprintf(out + k, outsize - k, "%02x", p[i]);
     if (outsize)
         out[k < outsize ? k : outsize - 1] = '\0';
+}
+
+int mp_broker_address_check(const char *address, char *why, size_t size)
+{
+    char dummy[1];
+    if (!why || size == 0) {
+        why = dummy;
+        size = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (!address || !*address) {
+        snprintf(why, size, "no broker address: use tcp://HOST:PORT or ipc://PATH");
+        return MP_EINVAL;
+    }
+    const char *ep = address;
+    if (strncmp(ep, "ipc://", 6) == 0 && ep[6])
+        return 0;
+    const char *colon = strrchr(ep, ':');
+    bool form = strncmp(ep, "tcp://", 6) == 0 && colon && colon > ep + 6 && colon[1];
+    for (const char *d = form ? colon + 1 : ""; *d && form; d++)
+        form = *d >= '0' && *d <= '9';
+    if (!form) {
+        snprintf(why, size,
+                 "'%s' is not a broker address: use tcp://HOST:PORT (tcp://127.0.0.1:5555, "
+                 "tcp://[::1]:5555, tcp://broker.example:5555) or ipc://PATH",
+                 ep);
+        return MP_EINVAL;
+    }
+    char host[256];
+    const char *h = ep + 6;
+    size_t n = (size_t)(colon - h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* tcp://[::1]:5555 */
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof host) {
+        snprintf(why, size, "the host in '%s' is %s", ep, n ? "too long" : "empty");
+        return MP_EINVAL;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int err = getaddrinfo(host, colon + 1, &hints, &res);
+    if (err) {
+        snprintf(why, size, "cannot resolve host '%s' of %s: %s", host, ep,
+                 err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+        return err == EAI_SERVICE ? MP_EINVAL : MP_EHOSTUNKNOWN;
+    }
+    freeaddrinfo(res);
+    return 0;
 }

@@ -48,6 +48,14 @@ MP_EXPORT int mp_broker_new(const mp_broker_options_t *options, mp_broker_t **br
    and removes its ipc files. Safe on NULL and twice. */
 MP_EXPORT void mp_broker_destroy(mp_broker_t **broker_p);
 
+/* Checks a broker address before connecting to it: its form
+   (tcp://HOST:PORT, with HOST a name, an IPv4 address or [an IPv6 one], or
+   ipc://PATH) and, for tcp, that HOST resolves. 0, MP_EINVAL (malformed:
+   why shows the expected forms) or MP_EHOSTUNKNOWN (why names the host and
+   the resolver's message). why may be NULL; it is always NUL-terminated.
+   mp_pool_new, mp-worker and mp-client all check with this. */
+MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t size);
+
 /* The endpoints actually bound, in the order given. */
 MP_EXPORT size_t mp_broker_endpoint_count(const mp_broker_t *broker);
 MP_EXPORT const char *mp_broker_endpoint(const mp_broker_t *broker, size_t i);

@@ -100,17 +100,11 @@ typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
    address) or MP_EHOSTUNKNOWN (its host does not resolve), after
    connect_timeout_ms with MP_EBROKERUNREACHABLE (nothing answered there),
    or MP_EBROKERLOST (it answered, then went away); the reason is also
-   logged (WARN). Embedded: MP_EBROKERLOST (its worker did not start in
+   logged (WARN); mp_broker_address_check (mp/broker.h) is the check.
+   Embedded: MP_EBROKERLOST (its worker did not start in
    time), -errno of a failed bind/fork. MP_EINVAL, MP_ENOMEM. */
 MP_EXPORT int mp_pool_new(const mp_pool_options_t *options, mp_pool_t **pool_p);
 
-/* Checks a broker address before connecting: its form (tcp://HOST:PORT,
-   with HOST a name, an IPv4 address or [an IPv6 one], or ipc://PATH) and,
-   for tcp, that HOST resolves. 0, MP_EINVAL (malformed: why shows the
-   expected forms) or MP_EHOSTUNKNOWN (why names the host and the
-   resolver's message). why may be NULL; it is always NUL-terminated.
-   mp_pool_new, mp-worker and mp-client all check with this. */
-MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t size);
 /* Terminates (outstanding calls end with MP_ECANCELLED), stops the embedded
    broker and workers, frees everything. Destroy the pool's AsyncResults and
    iterators first. Safe on NULL and twice. */
