@@ -34,14 +34,24 @@ static void client_hello(mp_broker_t *b, peer_t *c, mp__rd_t *r)
     char hs[128];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 4);
+    mp__w_array(&h, 6);
     mp__w_str(&h, MP_BROKER_VERSION);
     mp__w_uint(&h, (uint64_t)b->heartbeat_ms);
     mp__w_uint(&h, bk_total_processes(b));
     mp__w_uint(&h, b->max_message);
+    mp__w_uint(&h, MPP_MAX_COUNT);
+    mp__w_uint(&h, b->max_queued);
     bk_send_to(b, c, MPP_B_WELCOME, &h, NULL, 0);
     mp__log(MP_LOG_INFO, WHO, "client %s hello: %.*s", c->hex, (int)(namelen > 64 ? 64 : namelen),
             name);
+}
+
+/* Why a SUBMIT of count items is refused, naming the limit (WELCOME's). */
+static const char *over_limit(char *buf, size_t size, uint64_t count)
+{
+    snprintf(buf, size, "count %llu over the limit of %u items per chunk (WELCOME max-count)",
+             (unsigned long long)count, MPP_MAX_COUNT);
+    return buf;
 }
 
 static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
@@ -54,12 +64,15 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         return;
     }
     const char *why = NULL;
+    char over[96];
     if (mp__rd_str(r, &name, &namelen) || namelen == 0 || namelen > MPP_MAX_NAME)
         why = "bad task name";
     else if (mp__rd_uint(r, &mode) || mode > MPP_MODE_STAR)
         why = "bad mode";
-    else if (mp__rd_uint(r, &count) || count == 0 || count > MPP_MAX_COUNT)
+    else if (mp__rd_uint(r, &count) || count == 0)
         why = "bad count";
+    else if (count > MPP_MAX_COUNT)
+        why = over_limit(over, sizeof over, count);
     else if (m->n != 5 && m->n != 6)
         why = "wrong number of frames";
     size_t k;

@@ -231,7 +231,7 @@ int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_
     b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;
-    b->max_queued = o->max_queued ? o->max_queued : 4096;
+    b->max_queued = o->max_queued ? o->max_queued : MPP_DEFAULT_MAX_QUEUED;
     b->started_ns = mp__now_ns();
     if (o->verbose > 0)
         mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);

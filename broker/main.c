@@ -25,6 +25,8 @@ static void usage(FILE *out)
                  "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
                  "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
                  "      --max-message BYTES largest accepted message (default 64 MiB)\n"
+                 "      --max-queued N      chunks one client may have queued (default 4096;\n"
+                 "                          clients keep within it: docs/PROTOCOL.md 4.1)\n"
                  "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
                  "  -v, --verbose           the same as --log-level debug\n"
                  "  -q, --quiet             the same as --log-level warn\n"
@@ -32,6 +34,7 @@ static void usage(FILE *out)
                  "  -V, --version           print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
                  "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
+                 "MP_MAX_QUEUED,\n"
                  "MP_LOG_LEVEL.\n"
                  "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
                  "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
@@ -49,6 +52,7 @@ int main(int argc, char **argv)
                                          {"heartbeat", required_argument, 0, 'H'},
                                          {"max-attempts", required_argument, 0, 'A'},
                                          {"max-message", required_argument, 0, 'M'},
+                                         {"max-queued", required_argument, 0, 'Q'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -57,7 +61,7 @@ int main(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *binds[64];
     size_t nbinds = 0;
-    long heartbeat = 0, attempts = 0, maxmsg = 0;
+    long heartbeat = 0, attempts = 0, maxmsg = 0, maxqueued = 0;
     const char *level_name = NULL;
     int c;
     opterr = 0;
@@ -82,6 +86,10 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--max-message", 4096, 1L << 31, &maxmsg))
                 return 2;
             break;
+        case 'Q':
+            if (parse_int(optarg, "--max-queued", 1, 1L << 20, &maxqueued))
+                return 2;
+            break;
         default: {
             int rc = mp_prog_common_option("mp-broker", c, argv, usage, &level_name);
             if (rc >= 0)
@@ -104,7 +112,8 @@ int main(int argc, char **argv)
     int level = mp_prog_log_level("mp-broker", level_name);
     if (level < 0 || mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
         mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &attempts) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &maxmsg)) {
+        mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &maxmsg) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &maxqueued)) {
         free(envbinds);
         return 2;
     }
@@ -123,6 +132,7 @@ int main(int argc, char **argv)
                              .heartbeat_ms = (int)heartbeat,
                              .max_attempts = (int)attempts,
                              .max_message = (size_t)maxmsg,
+                             .max_queued = (size_t)maxqueued,
                              .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
     int rc = mp_broker_new(&o, &broker);

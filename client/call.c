@@ -100,6 +100,9 @@ static int map_async(mp_pool_t *pool, const char *name, const mp_items_t *items,
     if (!rc) {
         job->total = job->input->len;
         job->chunksize = o && o->chunksize ? o->chunksize : auto_chunksize(pool, job->total);
+        pthread_mutex_lock(&pool->mutex);
+        job->chunksize = mp__pool_chunk_limit(pool, job->chunksize);
+        pthread_mutex_unlock(&pool->mutex);
     }
     if (!rc)
         rc = mp__pool_submit(pool, job);

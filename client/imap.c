@@ -53,7 +53,9 @@ static int imap_new(mp_pool_t *pool, const char *name, mp_generator_fn gen, void
     job->unordered = unordered;
     job->gen = gen;
     job->gen_arg = arg;
-    job->chunksize = chunksize ? chunksize : 1;
+    pthread_mutex_lock(&pool->mutex);
+    job->chunksize = mp__pool_chunk_limit(pool, chunksize ? chunksize : 1);
+    pthread_mutex_unlock(&pool->mutex);
     it->job = job;
     it->last_index = SIZE_MAX;
     job->refs++; /* the feeder's */

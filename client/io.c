@@ -84,6 +84,10 @@ void *mp__pool_io_thread(void *arg)
                 pool->ever_heard = true;
                 mp__pool_on_message(pool, &m, &ready);
                 mpp_close(&m);
+                /* a heavy message (a million results to place, or to fail)
+                   must not hold the heartbeat back: it goes first */
+                if (mp__now_ns() >= next_hb)
+                    break;
             }
         }
         now = mp__now_ns();

@@ -214,6 +214,10 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     int wanted = pool->embedded ? pool->processes_wanted : 2;
     pool->window = o && o->window > 0 ? o->window : (wanted * 4 > 8 ? wanted * 4 : 8);
     pool->window_set = o && o->window > 0;
+    pool->max_message = MPP_DEFAULT_MAX_MSG;
+    pool->max_count = MPP_MAX_COUNT;
+    pool->max_queued = MPP_DEFAULT_MAX_QUEUED;
+    mp__pool_set_window(pool, pool->window);
     return pool;
 }
 

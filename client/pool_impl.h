@@ -63,6 +63,9 @@ struct mp_pool {
     int processes_wanted;
     int window;
     bool window_set; /* given in the options: not resized to the cluster */
+    /* the broker's limits (WELCOME; PROTOCOL.md 4.1): every chunk and the
+       window keep within them */
+    size_t max_message, max_count, max_queued;
     int heartbeat_ms;
     int timeout_ms;
     zmq_msg_t init; /* the init frame, when an initializer is set */
@@ -126,6 +129,18 @@ static inline void mp__pool_wake(mp_pool_t *pool)
     uint64_t one = 1;
     ssize_t r = write(pool->wake_fd, &one, sizeof one);
     (void)r;
+}
+
+/* The window (chunks in flight): w, within the broker's max_queued. */
+static inline void mp__pool_set_window(mp_pool_t *pool, int w)
+{
+    pool->window = (size_t)w > pool->max_queued ? (int)pool->max_queued : w;
+}
+
+/* A chunk size within the broker's max_count (a larger one is split). */
+static inline size_t mp__pool_chunk_limit(mp_pool_t *pool, size_t chunksize)
+{
+    return chunksize > pool->max_count ? pool->max_count : chunksize;
 }
 
 #endif

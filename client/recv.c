@@ -173,6 +173,19 @@ void mp__pool_fail_all(mp_pool_t *pool, int code, const char *msg, ready_t *read
     }
 }
 
+/* WELCOME's limits after its first three items (r is past them); a broker
+   that sends fewer keeps the defaults, a value out of range is ignored. */
+static void welcome_limits(mp_pool_t *pool, mp__rd_t *r, size_t n)
+{
+    uint64_t v;
+    if (n >= 4 && mp__rd_uint(r, &v) == 0 && v >= 4096)
+        pool->max_message = v;
+    if (n >= 5 && mp__rd_uint(r, &v) == 0 && v >= 1 && v <= MPP_MAX_COUNT)
+        pool->max_count = v;
+    if (n >= 6 && mp__rd_uint(r, &v) == 0 && v >= 1 && v <= INT32_MAX)
+        pool->max_queued = v;
+}
+
 void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
 {
     if (!mp__session_valid(m)) {
@@ -196,8 +209,11 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
         if (mp__rd_array(&r, &n) == 0 && n >= 3 && mp__rd_str(&r, &ver, &len) == 0 &&
             mp__rd_uint(&r, &v) == 0 && mp__rd_uint(&r, &v) == 0) {
             pool->processes = (int)v;
+            welcome_limits(pool, &r, n);
             if (!pool->window_set && v > 0)
-                pool->window = v * 4 > 8 ? (int)v * 4 : 8;
+                mp__pool_set_window(pool, v * 4 > 8 ? (int)v * 4 : 8);
+            else
+                mp__pool_set_window(pool, pool->window);
             pool->connected = true;
             pthread_cond_broadcast(&pool->cond);
         }

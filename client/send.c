@@ -102,8 +102,10 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     }
     char *at;
     sendbuf_t *sb = c->job ? sendbuf_of(c->job) : NULL;
-    if (sb ? mp__pool_frame_in(sb, &frame, b - a, size, &at)
-           : mp__pool_frame_init(&frame, b - a, size, &at))
+    /* the buffer was sized for chunks of chunksize items: chunks cut short
+       by their bytes may not all fit it, and get a frame of their own */
+    if ((!sb || mp__pool_frame_in(sb, &frame, b - a, size, &at)) &&
+        mp__pool_frame_init(&frame, b - a, size, &at))
         return MP_ENOMEM;
     memcpy(at, data, size);
     return send_frame(pool, c, name, mode, &frame);
@@ -205,8 +207,11 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
     }
     chunk_t *c = calloc(1, sizeof *c);
     zmq_msg_t frame;
-    char *at;
-    if (!c || mp__pool_frame_init(&frame, count, bytes, &at)) {
+    char *at = NULL;
+    /* one chunk of the generator's larger than the broker takes: its
+       items fail (MP_E2BIG) rather than the whole session */
+    bool too_big = bytes > pool->max_message - 16;
+    if (!c || (!too_big && mp__pool_frame_init(&frame, count, bytes, &at))) {
         free(c);
         return false;
     }
@@ -215,8 +220,10 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
         const char *data;
         size_t size;
         mp__items_span(r->items, 0, r->items->len, &data, &size);
-        memcpy(at, data, size);
-        at += size;
+        if (!too_big) {
+            memcpy(at, data, size);
+            at += size;
+        }
         job->in->head = r->next;
         job->in->count--;
         job->in->bytes -= r->items->buf.size;
@@ -232,7 +239,15 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
     c->first = job->total;
     job->total += c->count;
     job->outstanding++;
-    if (send_frame(pool, c, job->name, job->mode, &frame)) {
+    if (too_big) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "chunk of %zu bytes is larger than the broker's largest message (%zu)", bytes,
+                 pool->max_message);
+        mp__pool_chunk_done(pool, c, mp__pool_failed_items(job->name, c->count, 0, MP_E2BIG, msg),
+                            ready);
+        mp__pool_chunk_free(c);
+    } else if (send_frame(pool, c, job->name, job->mode, &frame)) {
         mp__pool_chunk_done(pool, c,
                             mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
                                                   "cannot send to the broker"),
@@ -243,6 +258,77 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
     }
     pthread_cond_broadcast(&pool->cond); /* the feeder may pull more */
     return true;
+}
+
+/* The end of a map chunk that starts at item a and would end at b: the
+   largest end whose items frame fits the broker's largest message; a
+   when item a alone does not. */
+static size_t fit_bytes(const mp_pool_t *pool, const mp_items_t *src, size_t a, size_t b)
+{
+    size_t limit = pool->max_message - 16, size; /* 16: the array header, and margin */
+    const char *data;
+    mp__items_span(src, a, b, &data, &size);
+    if (size <= limit)
+        return b;
+    size_t lo = a, hi = b; /* [a, lo) fits, [a, hi) does not */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        mp__items_span(src, a, mid, &data, &size);
+        if (size <= limit)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Cuts and sends the next chunk of a map: job->chunksize items (within the
+   broker's max-count since the call), fewer when their bytes would not fit
+   one message; an item that alone does not fit fails with MP_E2BIG. */
+static void pump_map(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
+{
+    size_t a = job->next_item, b = a + job->chunksize;
+    if (b > job->total)
+        b = job->total;
+    size_t end = fit_bytes(pool, job->input, a, b);
+    bool too_big = end == a;
+    b = too_big ? a + 1 : end;
+    chunk_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->id = ++pool->next_chunk_id;
+    c->job = job;
+    c->count = b - a;
+    c->seq = job->next_seq++;
+    c->first = a;
+    job->outstanding++;
+    if (b >= job->total)
+        mp__pool_send_queue_remove(pool, job);
+    int rc = 0;
+    char msg[160];
+    if (too_big) {
+        const char *data;
+        size_t size;
+        mp__items_span(job->input, a, b, &data, &size);
+        snprintf(msg, sizeof msg,
+                 "item of %zu bytes is larger than the broker's largest message (%zu)", size,
+                 pool->max_message);
+        rc = MP_E2BIG;
+    } else {
+        rc = send_chunk(pool, c, job->name, job->mode, job->input, a, b);
+        if (rc)
+            snprintf(msg, sizeof msg, "cannot send to the broker");
+    }
+    job->next_item = b;
+    if (b >= job->total)
+        sendbuf_release(job);
+    if (rc) {
+        mp__pool_chunk_done(pool, c,
+                            mp__pool_failed_items(job->name, c->count, 0,
+                                                  rc == MP_E2BIG ? MP_E2BIG : MP_EBROKERLOST, msg),
+                            ready);
+        mp__pool_chunk_free(c);
+    }
 }
 
 /* Sends what the window allows. Mutex held. */
@@ -256,31 +342,10 @@ void mp__pool_pump(mp_pool_t *pool, ready_t *ready)
         if (job->kind == JOB_APPLY) {
             pump_applies(pool, ready);
         } else if (job->kind == JOB_MAP) {
-            size_t a = job->next_item, b = a + job->chunksize;
-            if (b > job->total)
-                b = job->total;
-            chunk_t *c = calloc(1, sizeof *c);
-            if (!c)
-                break;
-            c->id = ++pool->next_chunk_id;
-            c->job = job;
-            c->count = b - a;
-            c->seq = job->next_seq++;
-            c->first = a;
-            job->outstanding++;
-            if (b >= job->total)
-                mp__pool_send_queue_remove(pool, job);
-            int rc = send_chunk(pool, c, job->name, job->mode, job->input, a, b);
-            job->next_item = b;
-            if (b >= job->total)
-                sendbuf_release(job);
-            if (rc) {
-                mp__pool_chunk_done(pool, c,
-                                    mp__pool_failed_items(job->name, c->count, 0, MP_EBROKERLOST,
-                                                          "cannot send to the broker"),
-                                    ready);
-                mp__pool_chunk_free(c);
-            }
+            size_t before = pool->next_chunk_id;
+            pump_map(pool, job, ready);
+            if (pool->next_chunk_id == before)
+                break; /* out of memory: try again on the next wake */
         } else if (!pump_imap(pool, job, ready)) {
             /* this imap has nothing to send now: let the jobs behind it go */
             if (!job->send_next || rotations++ > jobs)
