@@ -42,6 +42,18 @@ static int open_socket(mp_pool_t *pool)
     return 0;
 }
 
+/* Messages wait on the socket: the broker spoke while this thread was busy
+   (placing or failing a million items), so it is not silent. */
+static bool pending_input(mp_pool_t *pool)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt(pool->sock, ZMQ_EVENTS, &events, &len) || !(events & ZMQ_POLLIN))
+        return false;
+    pool->last_heard = mp__now_ns();
+    return true;
+}
+
 void *mp__pool_io_thread(void *arg)
 {
     mp_pool_t *pool = arg;
@@ -100,7 +112,7 @@ void *mp__pool_io_thread(void *arg)
                 pool->worker_dead = true;
                 mp__pool_fail_all(pool, MP_EWORKERLOST, "the pool's worker process exited", &ready);
             }
-            if (now - pool->last_heard > interval * MPP_LIVENESS) {
+            if (now - pool->last_heard > interval * MPP_LIVENESS && !pending_input(pool)) {
                 /* before its first answer the broker is not "silent": it
                    was never reached (mp_pool_new says so at its timeout) */
                 mp__log(pool->ever_heard ? MP_LOG_WARN : MP_LOG_DEBUG, WHO,

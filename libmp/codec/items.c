@@ -159,9 +159,7 @@ mp_items_t *mp_items_new(void)
 
 void mp__task_error_free(mp_task_error_t *e)
 {
-    free((char *)e->message);
-    free((char *)e->task);
-    free((char *)e->host);
+    free((char *)e->message); /* task and host live in the same block */
     memset(e, 0, sizeof *e);
 }
 
@@ -594,14 +592,20 @@ void mp__items_span(const mp_items_t *l, size_t a, size_t b, const char **p, siz
 
 int mp__task_error_copy(mp_task_error_t *dst, const mp_task_error_t *src)
 {
-    *dst = *src;
-    dst->message = strdup(src->message ? src->message : "");
-    dst->task = strdup(src->task ? src->task : "");
-    dst->host = strdup(src->host ? src->host : "");
-    if (!dst->message || !dst->task || !dst->host) {
-        mp__task_error_free(dst);
+    /* one block for the three strings: a map that fails a million items
+       makes a million of these (one malloc each, not three) */
+    const char *m = src->message ? src->message : "", *t = src->task ? src->task : "",
+               *h = src->host ? src->host : "";
+    size_t lm = strlen(m) + 1, lt = strlen(t) + 1, lh = strlen(h) + 1;
+    char *block = malloc(lm + lt + lh);
+    if (!block) {
+        memset(dst, 0, sizeof *dst);
         return MP_ENOMEM;
     }
+    *dst = *src;
+    dst->message = memcpy(block, m, lm);
+    dst->task = memcpy(block + lm, t, lt);
+    dst->host = memcpy(block + lm + lt, h, lh);
     return 0;
 }
 
