@@ -41,6 +41,14 @@ def map_rate(pool):
     return rate
 
 
+def map_1e7_rate(pool, n=10**7):
+    t0 = time.perf_counter()
+    out = pool.map(square, range(n))  # chunksize: automatic, as libmp's
+    rate = n / (time.perf_counter() - t0)
+    assert len(out) == n and out[-1] == (n - 1)**2
+    return rate
+
+
 def starmap_rate(pool):
     t0 = time.perf_counter()
     out = pool.starmap(add, [(i, i) for i in range(MAP_ITEMS)])
@@ -110,6 +118,7 @@ def main():
     with mp.Pool(2) as pool:
         for name, unit, fn in [
             ('map_1e6_ints', 'items/s', map_rate),
+            ('map_1e7_ints', 'items/s', map_1e7_rate),
             ('starmap_1e6_pairs', 'items/s', starmap_rate),
             ('apply_async_1e5', 'tasks/s', apply_async_rate),
             ('apply_sync_1e4', 'us', apply_sync_us),
