@@ -12,6 +12,12 @@
               worker under a dispatch id. A chunk starts as one unit; an
               executor death splits one (PROTOCOL.md section 7).
 
+    Invariants: every unit is in exactly one place (a queue or a worker's
+    running list); a chunk is freed when its last unit is answered; a result
+    is forwarded only for a unit that is running on the worker that sent it
+    (so each item is answered once); an orphaned chunk (its client left) is
+    still tracked until its running units come back, then dropped.
+
     The files, bottom up; each calls only the files above it in this list:
     peers.c, units.c, sched.c, then clients.c and workers.c (the commands),
     then engine.c (the loop and the public calls).
@@ -63,7 +69,7 @@ struct unit {
     zmq_msg_t items; /* this range's items frame (shares the chunk's data) */
     uint64_t dispatch_id;
     peer_t *worker;  /* running on, or NULL when queued */
-    char cause[160]; /* why the last attempt was lost */
+    char cause[200]; /* why the last attempt was lost (what a loss says fits) */
     unit_t *next, *prev;
 };
 

@@ -2,24 +2,8 @@
     its loop, and the public calls (mp/broker.h).
 
     One thread, one ROUTER socket bound to every endpoint, one control PAIR
-    for stop. State:
-
-      peer    a client or a worker, by routing id (a short array: a broker
-              serves tens of peers, and a scan of 5-byte ids is cheaper than
-              hashing at that size)
-      chunk   what a client submitted: its items frame (a zmq_msg_t moved
-              from the SUBMIT, never copied), task name, mode, init frame,
-              and how many of its items are not answered yet
-      unit    a dispatchable range [base, base+count) of a chunk with an
-              attempt number; queued in its name's FIFO or running on one
-              worker under a dispatch id. A chunk starts as one unit; an
-              executor death splits one (PROTOCOL.md section 7).
-
-    Invariants: every unit is in exactly one place (a queue or a worker's
-    running list); a chunk is freed when its last unit is answered; a result
-    is forwarded only for a unit that is running on the worker that sent it
-    (so each item is answered once); an orphaned chunk (its client left) is
-    still tracked until its running units come back, then dropped.
+    for stop. The state (peers, chunks, units) and its invariants are
+    described in broker_impl.h.
 
     The items and values frames travel through the broker without being
     decoded: the broker reads headers only (validated), so a map of ints

@@ -203,12 +203,6 @@ static void test_bigmap_map_through_a_full_broker_completes(void **state)
 
 /* ---- a raw peer over the limits ------------------------------------------------------- */
 
-static void send_frames(void *s, int n, const void *const *d, const size_t *z)
-{
-    for (int i = 0; i < n; i++)
-        assert_true(zmq_send(s, d[i], z[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
-}
-
 /* Receives one message; frame k (0-based) into buf. Its frame count. */
 static int recv_frames(void *s, int k, void *buf, size_t size, int *len)
 {
@@ -238,7 +232,7 @@ static void test_bigmap_raw_chunk_over_the_limit_is_refused(void **state)
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     const uint8_t hello = 0x01, submit = 0x02;
     const uint8_t hello_hdr[] = {0x93, 0xa1, 'x', 0xcd, 0x03, 0xe8, 0x01};
-    send_frames(s, 3, (const void *[]){"MPC01", &hello, hello_hdr}, (size_t[]){5, 1, 7});
+    tu_send_frames(s, 3, (const void *[]){"MPC01", &hello, hello_hdr}, (size_t[]){5, 1, 7});
     uint8_t hdr[512];
     int len = 0;
     assert_int_equal(recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
@@ -254,8 +248,8 @@ static void test_bigmap_raw_chunk_over_the_limit_is_refused(void **state)
     const uint8_t sub_hdr[] = {0x94, 0x09, 0xa6, 's',  'q',  'u',  'a', 'r',
                                'e',  0x00, 0xce, 0x00, 0x10, 0x00, 0x01};
     const uint8_t items[] = {0xdd, 0x00, 0x10, 0x00, 0x01};
-    send_frames(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items},
-                (size_t[]){5, 1, sizeof sub_hdr, sizeof items});
+    tu_send_frames(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items},
+                   (size_t[]){5, 1, sizeof sub_hdr, sizeof items});
     assert_int_equal(recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
     /* FAILED [9 -4107 "count 1048577 over the limit of 1048576 items ..."] */
     assert_int_equal(hdr[0], 0x93);

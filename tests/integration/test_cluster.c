@@ -238,13 +238,6 @@ static void test_cluster_broker_killed_mid_map_fails_within_bound(void **state)
     mp_pool_destroy(&pool);
 }
 
-/* Sends frames (NULL-terminated list of (data, size) pairs) on sock. */
-static void send_raw(void *sock, int n, const void *const *data, const size_t *size)
-{
-    for (int i = 0; i < n; i++)
-        assert_true(zmq_send(sock, data[i], size[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
-}
-
 static void test_cluster_bad_input_never_kills_the_broker(void **state)
 {
     (void)state;
@@ -267,15 +260,15 @@ static void test_cluster_bad_input_never_kills_the_broker(void **state)
         z[i] = 1;
         many[i][0] = 'x';
     }
-    send_raw(s, 1, d, z);  /* one garbage frame */
-    send_raw(s, 12, d, z); /* too many frames */
-    send_raw(s, 4, (const void *[]){"XXXXX", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
-    send_raw(s, 4, (const void *[]){"MPC01", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
-    send_raw(s, 3, (const void *[]){"MPW01", &ready, lying_ready}, (size_t[]){5, 1, 6});
-    send_raw(s, 3, (const void *[]){"MPC01", &hello_cmd, hello_hdr},
-             (size_t[]){5, 1, sizeof hello_hdr});
-    send_raw(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items3},
-             (size_t[]){5, 1, sizeof sub_hdr, sizeof items3});
+    tu_send_frames(s, 1, d, z);  /* one garbage frame */
+    tu_send_frames(s, 12, d, z); /* too many frames */
+    tu_send_frames(s, 4, (const void *[]){"XXXXX", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
+    tu_send_frames(s, 4, (const void *[]){"MPC01", &submit, bomb, "y"}, (size_t[]){5, 1, 5, 1});
+    tu_send_frames(s, 3, (const void *[]){"MPW01", &ready, lying_ready}, (size_t[]){5, 1, 6});
+    tu_send_frames(s, 3, (const void *[]){"MPC01", &hello_cmd, hello_hdr},
+                   (size_t[]){5, 1, sizeof hello_hdr});
+    tu_send_frames(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items3},
+                   (size_t[]){5, 1, sizeof sub_hdr, sizeof items3});
     /* the broker answers that SUBMIT with FAILED BAD_REQUEST for chunk 7 */
     zmq_pollitem_t pi = {s, 0, ZMQ_POLLIN, 0};
     bool got_failed = false;

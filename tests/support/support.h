@@ -163,4 +163,7 @@ void tu_assert_indexes(const mp_items_t *r, int n, int skip);
 /* A DEALER socket of ctx, linger 0, connected to endpoint. */
 void *tu_dealer(void *ctx, const char *endpoint);
 
+/* Sends the n frames (data[i], size[i]) as one message. */
+void tu_send_frames(void *sock, int n, const void *const *data, const size_t *size);
+
 #endif

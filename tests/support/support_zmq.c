@@ -14,3 +14,9 @@ void *tu_dealer(void *ctx, const char *endpoint)
     assert_int_equal(zmq_connect(s, endpoint), 0);
     return s;
 }
+
+void tu_send_frames(void *sock, int n, const void *const *data, const size_t *size)
+{
+    for (int i = 0; i < n; i++)
+        assert_true(zmq_send(sock, data[i], size[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+}
