@@ -54,7 +54,7 @@ const char *mp_strerror(int rc)
     case MP_EBADREQUEST:
         return "malformed request";
     case MP_EOVERLOADED:
-        return "broker queue full";
+        return "broker overloaded: retry later, with fewer calls in flight";
     case MP_ECANCELLED:
         return "cancelled";
     case MP_ESHUTDOWN:

@@ -53,7 +53,9 @@ extern "C" {
 #define MP_EBROKERLOST (-4104)        /* the broker went away (silent, or disconnected) */
 #define MP_EBADARGS (-4105)           /* the task got arguments of the wrong type or number */
 #define MP_EBADREQUEST (-4107)        /* malformed protocol message */
-#define MP_EOVERLOADED (-4108)        /* the broker's per-client queue is full */
+/* the broker is out of memory (libmp keeps within its queue limit, WELCOME
+   max-queued): retry later, with fewer calls in flight */
+#define MP_EOVERLOADED (-4108)
 #define MP_ECANCELLED (-4109)         /* withdrawn (pool terminated, call cancelled) */
 #define MP_ESHUTDOWN (-4110)          /* the broker is stopping */
 #define MP_EMANAGERLOST (-4111)       /* a remote manager did not answer in time */
