@@ -24,4 +24,6 @@ ENV MP_TASKS=/usr/local/lib/libmp/tasks/libexample_tasks.so \
     MP_LOG_LEVEL=info
 EXPOSE 5555
 # mp-broker by default; the compose file runs mp-worker and the job from the same image
+# a broker other hosts can reach needs CURVE keys (MP_CURVE_KEY,
+# MP_CURVE_ALLOW_DIR) or MP_INSECURE=1: docs/CLUSTER.md, Security
 CMD ["mp-broker", "--bind", "tcp://*:5555"]

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "codec/curve.h"
 #include "codec/mpp.h"
 #include "codec/wire.h"
 #include "mp/broker.h"
@@ -121,6 +122,11 @@ struct mp_broker {
     size_t max_message;
     size_t max_queued;
     mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
+    /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
+       list; the broker thread tells a worker's key from a client's */
+    mp__curve_t curve;
+    struct _zactor_t *auth;                        /* zauth */
+    struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */
     /* thread state */
     peer_t **peers;
     size_t npeers, peercap;
@@ -130,6 +136,7 @@ struct mp_broker {
     uint64_t peer_serial;
     uint64_t started_ns;
     uint64_t done, failed, lost, malformed;
+    uint64_t refused; /* peers whose key the allow-list of their role lacks */
 };
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
@@ -153,6 +160,10 @@ void bk_send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, cons
 /* The message of an MP_EUNKNOWNTASK for name: the served names closest
    to it first, five at most. */
 void bk_unknown_task(mp_broker_t *b, const char *name, char *msg, size_t size);
+/* With CURVE: true when the key of message m (its User-Id) is in the
+   allow-list of role (PEER_CLIENT or PEER_WORKER); else refuses the peer
+   (DISCONNECT, logged, counted) and returns false. True without CURVE. */
+bool bk_admitted(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int role);
 /* Counts and logs a malformed message (p, or hex when no peer). */
 void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why);
 

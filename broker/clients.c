@@ -175,7 +175,7 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
     size_t nw = bk_worker_count(b), nq = 0;
     for (queue_t *q = b->queues; q; q = q->next)
         nq += q->depth > 0;
-    mp__w_map(s, 8);
+    mp__w_map(s, 9);
     mp__w_str(s, "version");
     mp__w_str(s, MP_BROKER_VERSION);
     mp__w_str(s, "uptime_ms");
@@ -195,6 +195,8 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
     mp__w_uint(s, b->failed);
     mp__w_str(s, "lost");
     mp__w_uint(s, b->lost);
+    mp__w_str(s, "refused");
+    mp__w_uint(s, b->refused);
     mp__w_str(s, "workers");
     mp__w_array(s, nw);
     for (size_t i = 0; i < b->npeers; i++) {
@@ -269,6 +271,8 @@ void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
                              "unknown client: HELLO first");
             return;
         }
+        if (!bk_admitted(b, m, id, idlen, PEER_CLIENT))
+            return;
         c = bk_peer_add(b, id, idlen, PEER_CLIENT);
         if (!c)
             return;

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <czmq.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "broker_impl.h"
@@ -193,6 +195,10 @@ void mp_broker_destroy(mp_broker_t **b_p)
         zmq_close(b->ctl_thread);
     free_endpoints(b);
     free(b->peers);
+    if (b->auth)
+        zactor_destroy(&b->auth);
+    zcertstore_destroy(&b->workers_ok);
+    zcertstore_destroy(&b->clients_ok);
     if (b->own_ctx && b->ctx)
         zmq_ctx_term(b->ctx);
     free(b);
@@ -204,10 +210,116 @@ int mp_broker_new(const mp_broker_options_t *o, mp_broker_t **b_p)
     return mp__broker_new_shm(o, NULL, b_p);
 }
 
+/* The security policy, before anything starts: CURVE keys both or
+   neither; an endpoint that other hosts can reach needs them, or insecure
+   (then a warning says what that means). */
+static int check_security(const mp_broker_options_t *o)
+{
+    bool keys = o->curve_key || o->allow_dir;
+    if (keys && !(o->curve_key && o->allow_dir)) {
+        mp__log(MP_LOG_ERROR, WHO,
+                "CURVE needs both the broker's key (--curve-key) and the "
+                "allow-list directory (--allow-dir)");
+        return MP_EINVAL;
+    }
+    if (keys && o->zmq_context) {
+        mp__log(MP_LOG_ERROR, WHO, "a CURVE broker cannot run on the caller's ZeroMQ context");
+        return MP_EINVAL;
+    }
+    for (size_t i = 0; i < o->nbinds && !keys; i++) {
+        if (mp__endpoint_is_local(o->binds[i]))
+            continue;
+        if (!o->insecure) {
+            mp__log(MP_LOG_ERROR, WHO,
+                    "refusing to listen on %s without CURVE keys: other hosts can reach it; "
+                    "pass --curve-key FILE --allow-dir DIR (keys: mp-client keygen NAME), or "
+                    "--insecure on a network you trust",
+                    o->binds[i]);
+            return MP_EINSECURE;
+        }
+        mp__log(MP_LOG_WARN, WHO,
+                "listening on %s with no encryption and no authentication (--insecure): "
+                "whoever reaches it can run tasks on every worker",
+                o->binds[i]);
+    }
+    return 0;
+}
+
+/* CURVE on: the certificate, then the ZAP handler (czmq's zauth, on
+   czmq's context, which the ROUTER then shares) with the allow-list, and
+   the role lists, all before the first bind: a CURVE socket that
+   handshakes with no ZAP handler running admits any key. */
+static int start_curve(mp_broker_t *b, const mp_broker_options_t *o)
+{
+    char why[256], path[4096];
+    int rc = mp__curve_load(o->curve_key, NULL, &b->curve, why, sizeof why);
+    if (rc) {
+        mp__log(MP_LOG_ERROR, WHO, "%s", why);
+        return rc;
+    }
+    struct stat st;
+    if (stat(o->allow_dir, &st) || !S_ISDIR(st.st_mode)) {
+        mp__log(MP_LOG_ERROR, WHO,
+                "the allow-list directory %s does not exist (it holds workers/ and clients/: "
+                "the public NAME.key files of the peers admitted)",
+                o->allow_dir);
+        return MP_ENOENT;
+    }
+    zsys_handler_set(NULL); /* signals stay the program's */
+    if (!(b->ctx = zsys_init()) || !(b->auth = zactor_new(zauth, NULL)))
+        return MP_ENOMEM;
+    zstr_sendx(b->auth, "CURVE", o->allow_dir, NULL);
+    zsock_wait(b->auth);
+    snprintf(path, sizeof path, "%s/workers", o->allow_dir);
+    b->workers_ok = zcertstore_new(path);
+    snprintf(path, sizeof path, "%s/clients", o->allow_dir);
+    b->clients_ok = zcertstore_new(path);
+    if (!b->workers_ok || !b->clients_ok)
+        return MP_ENOMEM;
+    mp__log(MP_LOG_INFO, WHO, "CURVE on: server key %s, allow-list %s", b->curve.public_txt,
+            o->allow_dir);
+    return 0;
+}
+
+/* The ROUTER, bound to every endpoint; b->endpoints what was bound. */
+static int bind_all(mp_broker_t *b, const mp_broker_options_t *o)
+{
+    b->router = zmq_socket(b->ctx, ZMQ_ROUTER);
+    int one = 1;
+    if (!b->router || mpp_socket_setup(b->router, b->max_message) ||
+        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
+        (b->curve.on && mp__curve_server(b->router, &b->curve)))
+        return -errno;
+    b->endpoints = calloc(o->nbinds, sizeof *b->endpoints);
+    if (!b->endpoints)
+        return MP_ENOMEM;
+    for (size_t i = 0; i < o->nbinds; i++) {
+        if (zmq_bind(b->router, o->binds[i]) < 0) {
+            int err = errno;
+            mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->binds[i], zmq_strerror(err));
+            return -err;
+        }
+        char ep[MAX_ENDPOINT];
+        size_t len = sizeof ep;
+        if (strncmp(o->binds[i], "inproc://", 9) == 0 ||
+            zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, ep, &len) < 0)
+            snprintf(ep, sizeof ep, "%s", o->binds[i]);
+        if (!(b->endpoints[b->nendpoints] = strdup(ep)))
+            return MP_ENOMEM;
+        b->nendpoints++;
+    }
+    return 0;
+}
+
 int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p)
 {
     if (!o || !b_p || !o->binds || o->nbinds == 0)
         return MP_EINVAL;
+    if (o->verbose > 0)
+        mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
+    int rc = check_security(o);
+    if (rc)
+        return rc;
     mp_broker_t *b = calloc(1, sizeof *b);
     if (!b)
         return MP_ENOMEM;
@@ -217,42 +329,15 @@ int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;
     b->max_queued = o->max_queued ? o->max_queued : MPP_DEFAULT_MAX_QUEUED;
     b->started_ns = mp__now_ns();
-    if (o->verbose > 0)
-        mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
-    b->ctx = o->zmq_context;
-    if (!b->ctx) {
+    if (o->curve_key) {
+        rc = start_curve(b, o);
+    } else if ((b->ctx = o->zmq_context) == NULL) {
         b->ctx = zmq_ctx_new();
         b->own_ctx = true;
-        if (!b->ctx) {
-            free(b);
-            return MP_ENOMEM;
-        }
+        rc = b->ctx ? 0 : MP_ENOMEM;
     }
-    int rc = 0;
-    b->router = zmq_socket(b->ctx, ZMQ_ROUTER);
-    int one = 1;
-    if (!b->router || mpp_socket_setup(b->router, b->max_message) ||
-        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one))
-        rc = -errno;
-    b->endpoints = calloc(o->nbinds, sizeof *b->endpoints);
-    if (!rc && !b->endpoints)
-        rc = MP_ENOMEM;
-    for (size_t i = 0; i < o->nbinds && !rc; i++) {
-        if (zmq_bind(b->router, o->binds[i]) < 0) {
-            rc = -errno;
-            mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->binds[i], zmq_strerror(errno));
-            break;
-        }
-        char ep[MAX_ENDPOINT];
-        size_t len = sizeof ep;
-        if (strncmp(o->binds[i], "inproc://", 9) == 0 ||
-            zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, ep, &len) < 0)
-            snprintf(ep, sizeof ep, "%s", o->binds[i]);
-        if (!(b->endpoints[b->nendpoints] = strdup(ep)))
-            rc = MP_ENOMEM;
-        else
-            b->nendpoints++;
-    }
+    if (!rc)
+        rc = bind_all(b, o);
     char ctl[64];
     snprintf(ctl, sizeof ctl, "inproc://mp-broker-ctl-%p", (void *)b);
     if (!rc) {

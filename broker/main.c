@@ -6,6 +6,7 @@
     bound endpoints on stdout, wait for SIGTERM or SIGINT, stop cleanly.
 */
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ static void usage(FILE *out)
                  "      --max-message BYTES largest accepted message (default 64 MiB)\n"
                  "      --max-queued N      chunks one client may have queued (default 4096;\n"
                  "                          clients keep within it: docs/PROTOCOL.md 4.1)\n"
+                 "      --curve-key FILE    CURVE: this broker's certificate (NAME.key_secret,\n"
+                 "                          from mp-client keygen NAME)\n"
+                 "      --allow-dir DIR     CURVE: DIR/workers/ and DIR/clients/ hold the public\n"
+                 "                          certificates (NAME.key) of the peers admitted\n"
+                 "      --insecure          listen off loopback without CURVE (warned at start)\n"
                  "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
                  "  -v, --verbose           the same as --log-level debug\n"
                  "  -q, --quiet             the same as --log-level warn\n"
@@ -34,7 +40,7 @@ static void usage(FILE *out)
                  "  -V, --version           print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
                  "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
-                 "MP_MAX_QUEUED,\n"
+                 "MP_MAX_QUEUED, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR, MP_INSECURE=1,\n"
                  "MP_LOG_LEVEL.\n"
                  "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
                  "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
@@ -46,79 +52,120 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
     return mp_prog_parse_long("mp-broker", s, what, min, max, out);
 }
 
-int main(int argc, char **argv)
+/* The settings: the command line, then the environment for what it did
+   not set (section 2 of docs/CLUSTER.md). */
+typedef struct {
+    const char *binds[64];
+    size_t nbinds;
+    long heartbeat, attempts, maxmsg, maxqueued;
+    const char *curve_key, *allow_dir, *level_name;
+    bool insecure;
+    char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
+} settings_t;
+
+/* -1: go on; else the exit status (help, version, bad usage). */
+static int parse_args(int argc, char **argv, settings_t *s)
 {
     static const struct option opts[] = {{"bind", required_argument, 0, 'b'},
                                          {"heartbeat", required_argument, 0, 'H'},
                                          {"max-attempts", required_argument, 0, 'A'},
                                          {"max-message", required_argument, 0, 'M'},
                                          {"max-queued", required_argument, 0, 'Q'},
+                                         {"curve-key", required_argument, 0, 'K'},
+                                         {"allow-dir", required_argument, 0, 'D'},
+                                         {"insecure", no_argument, 0, 'I'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
-    const char *binds[64];
-    size_t nbinds = 0;
-    long heartbeat = 0, attempts = 0, maxmsg = 0, maxqueued = 0;
-    const char *level_name = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":b:l:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
-            if (nbinds == 64) {
+            if (s->nbinds == 64) {
                 fprintf(stderr, "mp-broker: too many --bind options (64 at most)\n");
                 return 2;
             }
-            binds[nbinds++] = optarg;
+            s->binds[s->nbinds++] = optarg;
             break;
         case 'H':
-            if (parse_int(optarg, "--heartbeat", 10, 60000, &heartbeat))
+            if (parse_int(optarg, "--heartbeat", 10, 60000, &s->heartbeat))
                 return 2;
             break;
         case 'A':
-            if (parse_int(optarg, "--max-attempts", 1, 100, &attempts))
+            if (parse_int(optarg, "--max-attempts", 1, 100, &s->attempts))
                 return 2;
             break;
         case 'M':
-            if (parse_int(optarg, "--max-message", 4096, 1L << 31, &maxmsg))
+            if (parse_int(optarg, "--max-message", 4096, 1L << 31, &s->maxmsg))
                 return 2;
             break;
         case 'Q':
-            if (parse_int(optarg, "--max-queued", 1, 1L << 20, &maxqueued))
+            if (parse_int(optarg, "--max-queued", 1, 1L << 20, &s->maxqueued))
                 return 2;
             break;
+        case 'K':
+            s->curve_key = optarg;
+            break;
+        case 'D':
+            s->allow_dir = optarg;
+            break;
+        case 'I':
+            s->insecure = true;
+            break;
         default: {
-            int rc = mp_prog_common_option("mp-broker", c, argv, usage, &level_name);
+            int rc = mp_prog_common_option("mp-broker", c, argv, usage, &s->level_name);
             if (rc >= 0)
                 return rc;
         }
         }
     }
-    if (mp_prog_no_operands("mp-broker", argc, argv) >= 0)
-        return 2;
-    char *envbinds = NULL;
-    const char *env;
-    if (nbinds == 0 && (env = getenv("MP_BROKER_BIND")) && *env) {
-        envbinds = strdup(env);
-        for (char *save = NULL, *t = strtok_r(envbinds, ", ", &save); t && nbinds < 64;
-             t = strtok_r(NULL, ", ", &save))
-            binds[nbinds++] = t;
-    }
-    if (nbinds == 0)
-        binds[nbinds++] = "tcp://*:5555";
-    int level = mp_prog_log_level("mp-broker", level_name);
-    if (level < 0 || mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &attempts) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &maxmsg) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &maxqueued)) {
-        free(envbinds);
-        return 2;
-    }
-    mp_log_set_level(level);
+    return mp_prog_no_operands("mp-broker", argc, argv) >= 0 ? 2 : -1;
+}
 
+/* The environment for what the command line did not set. 0, or 2 with a
+   message for a bad value. */
+static int apply_env(settings_t *s)
+{
+    const char *env;
+    if (s->nbinds == 0 && (env = getenv("MP_BROKER_BIND")) && *env) {
+        s->envbinds = strdup(env);
+        for (char *save = NULL, *t = strtok_r(s->envbinds, ", ", &save); t && s->nbinds < 64;
+             t = strtok_r(NULL, ", ", &save))
+            s->binds[s->nbinds++] = t;
+    }
+    if (s->nbinds == 0)
+        s->binds[s->nbinds++] = "tcp://*:5555";
+    if (!s->curve_key && (env = getenv("MP_CURVE_KEY")) && *env)
+        s->curve_key = env;
+    if (!s->allow_dir && (env = getenv("MP_CURVE_ALLOW_DIR")) && *env)
+        s->allow_dir = env;
+    if (!s->insecure && (env = getenv("MP_INSECURE")) && !strcmp(env, "1"))
+        s->insecure = true;
+    int level = mp_prog_log_level("mp-broker", s->level_name);
+    if (level < 0 ||
+        mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &s->heartbeat) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &s->attempts) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &s->maxmsg) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &s->maxqueued))
+        return 2;
+    mp_log_set_level(level);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    settings_t s = {0};
+    int rc = parse_args(argc, argv, &s);
+    if (rc >= 0)
+        return rc;
+    if ((rc = apply_env(&s))) {
+        free(s.envbinds);
+        return rc;
+    }
     /* block the stop signals before any thread exists; sigwait takes them */
     sigset_t stop;
     sigemptyset(&stop);
@@ -127,19 +174,22 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    mp_broker_options_t o = {.binds = binds,
-                             .nbinds = nbinds,
-                             .heartbeat_ms = (int)heartbeat,
-                             .max_attempts = (int)attempts,
-                             .max_message = (size_t)maxmsg,
-                             .max_queued = (size_t)maxqueued,
+    mp_broker_options_t o = {.binds = s.binds,
+                             .nbinds = s.nbinds,
+                             .heartbeat_ms = (int)s.heartbeat,
+                             .max_attempts = (int)s.attempts,
+                             .max_message = (size_t)s.maxmsg,
+                             .max_queued = (size_t)s.maxqueued,
+                             .curve_key = s.curve_key,
+                             .allow_dir = s.allow_dir,
+                             .insecure = s.insecure,
                              .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
-    int rc = mp_broker_new(&o, &broker);
+    rc = mp_broker_new(&o, &broker);
     if (rc) {
         fprintf(stderr, "mp-broker: cannot start: %s\n", mp_strerror(rc));
-        free(envbinds);
-        return 1;
+        free(s.envbinds);
+        return rc == MP_EINSECURE ? 2 : 1;
     }
     for (size_t i = 0; i < mp_broker_endpoint_count(broker); i++)
         printf("%s\n", mp_broker_endpoint(broker, i));
@@ -148,6 +198,6 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     mp_log(MP_LOG_INFO, "mp-broker", "signal %d: shutting down", sig);
     mp_broker_destroy(&broker);
-    free(envbinds);
+    free(s.envbinds);
     return 0;
 }

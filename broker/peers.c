@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <czmq.h>
 #include <zmq.h>
 
 #include "broker_impl.h"
@@ -204,4 +205,24 @@ void bk_unknown_task(mp_broker_t *b, const char *name, char *msg, size_t size)
         len += snprintf(msg + len, size - (size_t)len, "%s'%s'", j ? ", " : "; served: ", best[j]);
     if (nbest == 0 && len >= 0 && (size_t)len < size)
         snprintf(msg + len, size - (size_t)len, "; no worker is connected");
+}
+
+bool bk_admitted(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int role)
+{
+    if (!b->curve.on)
+        return true;
+    const char *key = m->n >= 2 ? zmq_msg_gets(&m->f[1], "User-Id") : NULL;
+    zcertstore_t *ok = role == PEER_WORKER ? b->workers_ok : b->clients_ok;
+    if (key && zcertstore_lookup(ok, key))
+        return true;
+    const char *what = role == PEER_WORKER ? "worker" : "client";
+    char hex[16] = "?", why[96];
+    mpp_id_hex(id, idlen < 6 ? idlen : 6, hex, sizeof hex);
+    b->refused++;
+    mp__log(MP_LOG_WARN, WHO, "refused %s %s: key %s is not in %s/ of the allow-list", what, hex,
+            key ? key : "(none)", role == PEER_WORKER ? "workers" : "clients");
+    snprintf(why, sizeof why, "refused: this key is not allowed as a %s", what);
+    bk_disconnect_id(b, id, idlen, role == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT,
+                     role == PEER_WORKER ? MPP_B_WDISCONNECT : MPP_B_DISCONNECT, why);
+    return false;
 }

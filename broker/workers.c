@@ -215,6 +215,8 @@ void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
                              "unknown worker: READY first");
             return;
         }
+        if (!bk_admitted(b, m, id, idlen, PEER_WORKER))
+            return; /* no TASK ever reaches it */
         w = bk_peer_add(b, id, idlen, PEER_WORKER);
         if (!w)
             return;

@@ -46,6 +46,7 @@
 
 #include "cli_format.h"
 #include "cli_input.h"
+#include "cli_keygen.h"
 #include "mp.h"
 #include "pool/progopt.h"
 
@@ -69,9 +70,10 @@ typedef struct {
     int timeout_ms; /* 0: the pool's default */
     size_t chunksize;
     bool unordered, json, with_input;
-    const char *input; /* NULL or "-": stdin */
-    const char *host;  /* status --host: a worker on it must be connected */
-    unsigned given;    /* OPT_* */
+    const char *input;                        /* NULL or "-": stdin */
+    const char *host;                         /* status --host: a worker on it must be connected */
+    const char *curve_key, *curve_server_key; /* NULL: MP_CURVE_KEY, MP_CURVE_SERVER_KEY */
+    unsigned given;                           /* OPT_* */
     int command;
     const char *task;
     char **args; /* apply's arguments */
@@ -106,16 +108,22 @@ static void usage(FILE *out)
             "       mp-client [options] starmap NAME [--input FILE] [--unordered] [--chunksize N]\n"
             "                                        [--with-input]\n"
             "       mp-client [options] status [--json] [--host HOST]\n"
+            "       mp-client keygen NAME\n"
             "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
             "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
             "                      it is not valid JSON (\"7\" is an int, '\"7\"' a string);\n"
             "                      options go before NAME\n"
             "  map NAME            call NAME on each input line (one JSON value per line)\n"
             "  starmap NAME        same, each line a JSON array of arguments\n"
-            "  status              the broker's workers, queues and counters\n\n"
+            "  status              the broker's workers, queues and counters\n"
+            "  keygen NAME         write a CURVE key pair: NAME.key (public) and\n"
+            "                      NAME.key_secret (docs/CLUSTER.md, Security)\n\n"
             "  -b, --broker EP     tcp://HOST:PORT or ipc://PATH of mp-broker\n"
             "                      (default: $MP_BROKER; one of them is required)\n"
             "      --timeout MS    wait this long for the broker (default 10000)\n"
+            "      --curve-key FILE       CURVE: this client's NAME.key_secret\n"
+            "      --curve-server-key KEY CURVE: the broker's NAME.key, or its 40 Z85\n"
+            "                      characters ($MP_CURVE_KEY, $MP_CURVE_SERVER_KEY)\n"
             "  -i, --input FILE    read FILE instead of stdin\n"
             "  -u, --unordered     print results as they complete\n"
             "  -w, --with-input    print each input line, a tab, then its result\n"
@@ -423,6 +431,8 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
                                          {"json", no_argument, 0, 'j'},
                                          {"host", required_argument, 0, 'H'},
                                          {"with-input", no_argument, 0, 'w'},
+                                         {"curve-key", required_argument, 0, 'K'},
+                                         {"curve-server-key", required_argument, 0, 'S'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
@@ -454,6 +464,12 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
         case 'i':
             cli->input = optarg;
             cli->given |= OPT_INPUT;
+            break;
+        case 'K':
+            cli->curve_key = optarg;
+            break;
+        case 'S':
+            cli->curve_server_key = optarg;
             break;
         case 'w':
             cli->with_input = true;
@@ -595,7 +611,10 @@ static void close_input(reader_t *r)
 
 static int connect_pool(const cli_t *cli, mp_pool_t **pool)
 {
-    mp_pool_options_t o = {.broker = cli->broker, .connect_timeout_ms = cli->timeout_ms};
+    mp_pool_options_t o = {.broker = cli->broker,
+                           .connect_timeout_ms = cli->timeout_ms,
+                           .curve_key = cli->curve_key,
+                           .curve_server_key = cli->curve_server_key};
     if (!getenv("MP_LOG_LEVEL")) /* the pool's warnings: say() words them for here */
         mp_log_set_level(MP_LOG_ERROR);
     int rc = mp_pool_new(&o, pool);
@@ -613,6 +632,8 @@ static int connect_pool(const cli_t *cli, mp_pool_t **pool)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+        return cli_keygen(argc - 1, argv + 1);
     cli_t cli = {0};
     int rc = parse_cli(argc, argv, &cli);
     if (rc)

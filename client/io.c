@@ -34,7 +34,7 @@
 
 static int open_socket(mp_pool_t *pool)
 {
-    int rc = mp__session_open(pool->ctx, pool->endpoint, &pool->sock);
+    int rc = mp__session_open(pool->ctx, pool->endpoint, &pool->curve, &pool->sock);
     if (rc)
         return rc;
     pool->last_heard = mp__now_ns();

@@ -191,6 +191,31 @@ static int wait_connected(mp_pool_t *pool)
     return rc;
 }
 
+/* CURVE keys from the options or the environment, both or neither: a
+   half-given pair fails (a typo must not become a plaintext session). */
+static int load_keys(mp_pool_t *pool, const mp_pool_options_t *o)
+{
+    const char *key = o && o->curve_key ? o->curve_key : getenv("MP_CURVE_KEY");
+    const char *server =
+        o && o->curve_server_key ? o->curve_server_key : getenv("MP_CURVE_SERVER_KEY");
+    key = key && *key ? key : NULL;
+    server = server && *server ? server : NULL;
+    if (!key && !server)
+        return 0;
+    char why[256];
+    int rc = key && server ? 0 : MP_EINVAL;
+    if (rc)
+        snprintf(why, sizeof why,
+                 "CURVE needs both this client's key (curve_key, "
+                 "MP_CURVE_KEY) and the broker's (curve_server_key, "
+                 "MP_CURVE_SERVER_KEY)");
+    else
+        rc = mp__curve_load(key, server, &pool->curve, why, sizeof why);
+    if (rc)
+        mp__log(MP_LOG_WARN, WHO, "%s", why);
+    return rc;
+}
+
 /* A pool with its options applied, nothing started. */
 static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
 {
@@ -239,6 +264,11 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     mp_pool_t *pool = pool_alloc(o, broker);
     if (!pool)
         return MP_ENOMEM;
+    int keys = pool->embedded ? 0 : load_keys(pool, o);
+    if (keys) {
+        mp_pool_destroy(&pool);
+        return keys;
+    }
     int rc = pack_init(pool, o);
     /* 1. the worker process, before any ZeroMQ state exists here */
     if (!rc && pool->embedded)

@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "codec/curve.h"
 #include "mp/broker.h"
 #include "mp/pool.h"
 #include "mp/process.h"
@@ -66,6 +67,7 @@ struct mp_pool {
     /* the broker's limits (WELCOME; PROTOCOL.md 4.1): every chunk and the
        window keep within them */
     size_t max_message, max_count, max_queued;
+    mp__curve_t curve; /* keys, for a broker that speaks CURVE */
     int heartbeat_ms;
     int timeout_ms;
     zmq_msg_t init; /* the init frame, when an initializer is set */

@@ -20,7 +20,7 @@
 #include "mp/error.h"
 #include "session.h"
 
-int mp__session_open(void *ctx, const char *endpoint, void **sock_p)
+int mp__session_open(void *ctx, const char *endpoint, const mp__curve_t *curve, void **sock_p)
 {
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     *sock_p = sock;
@@ -28,7 +28,7 @@ int mp__session_open(void *ctx, const char *endpoint, void **sock_p)
     if (!sock || mpp_socket_setup(sock, MPP_DEFAULT_MAX_MSG) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
-        zmq_connect(sock, endpoint) < 0)
+        (curve && curve->on && mp__curve_client(sock, curve)) || zmq_connect(sock, endpoint) < 0)
         return -errno;
     return 0;
 }

@@ -10,13 +10,14 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "codec/curve.h"
 #include "codec/mpp.h"
 #include "pool/poolshm.h"
 
 /* A DEALER connected to endpoint with every client session's options.
    *sock_p is set whenever a socket was made, even when its setup failed
    (the caller closes it). 0 or -errno. */
-int mp__session_open(void *ctx, const char *endpoint, void **sock_p);
+int mp__session_open(void *ctx, const char *endpoint, const mp__curve_t *curve, void **sock_p);
 /* HELLO, named "pool pid N" (the I/O thread's session) or "pool pid N
    (blocking applies)". 0 or -errno. */
 int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window);

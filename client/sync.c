@@ -35,7 +35,7 @@
 static int sync_open(mp_pool_t *pool)
 {
     void *sock;
-    int rc = mp__session_open(pool->ctx, pool->endpoint, &sock);
+    int rc = mp__session_open(pool->ctx, pool->endpoint, &pool->curve, &sock);
     if (rc) {
         if (sock)
             zmq_close(sock);

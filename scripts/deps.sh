@@ -11,7 +11,7 @@ build=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-c
 case "${1:-}" in
 "") pkgs=("${build[@]}") ;;
 --test) pkgs=("${build[@]}" iproute2 docker-compose) ;;
---runtime) pkgs=(libzmq5 libmsgpackc2 libjansson4) ;;
+--runtime) pkgs=(libzmq5 libczmq4 libmsgpackc2 libjansson4) ;;
 *) echo "usage: scripts/deps.sh [--test | --runtime]" >&2; exit 2 ;;
 esac
 missing=()

@@ -27,6 +27,9 @@ static void usage(FILE *out)
                  "      --heartbeat MS         heartbeat interval (default 1000)\n"
                  "      --connect-timeout MS   exit 1 when no broker answers this long after\n"
                  "                             the start (default 0: wait for it forever)\n"
+                 "      --curve-key FILE       CURVE: this worker's certificate (NAME.key_secret)\n"
+                 "      --curve-server-key KEY CURVE: the broker's public key (its NAME.key file,\n"
+                 "                             or 40 Z85 characters)\n"
                  "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
                  "  -v, --verbose              the same as --log-level debug\n"
                  "  -q, --quiet                the same as --log-level warn\n"
@@ -34,17 +37,13 @@ static void usage(FILE *out)
                  "  -V, --version              print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
                  "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
-                 "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_LOG_LEVEL.\n"
+                 "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_CURVE_KEY, MP_CURVE_SERVER_KEY,\n"
+                 "MP_LOG_LEVEL.\n"
                  "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
                  "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
                  "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");
 }
 
-/* A broker endpoint the worker can use: tcp://HOST:PORT with a host that
-   resolves (ZeroMQ would retry an unresolvable name silently forever), or
-   ipc://PATH (the broker may create it later). Returns 0, or the exit
-   status after a one-line message: 2 for a malformed endpoint, 1 for a
-   host that does not resolve. */
 /* The broker address, checked at once (mp_broker_address_check): 0, 2 for
    a malformed one, 1 for a host that does not resolve. */
 static int check_endpoint(const char *ep)
@@ -54,6 +53,12 @@ static int check_endpoint(const char *ep)
     if (rc)
         fprintf(stderr, "mp-worker: %s\n", why);
     return rc == MP_EINVAL ? 2 : rc ? 1 : 0;
+}
+
+static const char *env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -70,12 +75,14 @@ int main(int argc, char **argv)
                                          {"heartbeat", required_argument, 0, 'H'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"connect-timeout", required_argument, 0, 'C'},
+                                         {"curve-key", required_argument, 0, 'K'},
+                                         {"curve-server-key", required_argument, 0, 'S'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
-    const char *broker = NULL;
+    const char *broker = NULL, *curve_key = NULL, *server_key = NULL;
     const char *libs[64];
     size_t nlibs = 0;
     long processes = -1, maxtasks = -1, heartbeat = 0, connect_timeout = -1;
@@ -86,6 +93,12 @@ int main(int argc, char **argv)
         switch (c) {
         case 'b':
             broker = optarg;
+            break;
+        case 'K':
+            curve_key = optarg;
+            break;
+        case 'S':
+            server_key = optarg;
             break;
         case 't':
             if (nlibs == 64) {
@@ -154,7 +167,10 @@ int main(int argc, char **argv)
                              .ntask_libs = nlibs,
                              .verbose = 0 /* the level set above */,
                              .stop_fd = -1,
-                             .connect_timeout_ms = connect_timeout > 0 ? (int)connect_timeout : 0};
+                             .connect_timeout_ms = connect_timeout > 0 ? (int)connect_timeout : 0,
+                             .curve_key = curve_key ? curve_key : env_or_null("MP_CURVE_KEY"),
+                             .curve_server_key =
+                                 server_key ? server_key : env_or_null("MP_CURVE_SERVER_KEY")};
     rc = mp_worker_run(&o);
     free(envlibs);
     if (rc == MP_EBROKERUNREACHABLE)

@@ -81,7 +81,8 @@ int wk_open_socket(worker_t *w)
     int ivl = strncmp(w->o.broker, "ipc://", 6) == 0 ? 10 : 100, ivl_max = 5000;
     if (!w->sock || mpp_socket_setup(w->sock, MPP_DEFAULT_MAX_MSG) ||
         zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
-        zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max))
+        zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
+        (w->curve.on && mp__curve_client(w->sock, &w->curve)))
         return -errno;
     if (zmq_connect(w->sock, w->o.broker) < 0) {
         int err = errno;

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <zmq.h>
 
+#include "codec/curve.h"
 #include "codec/mpp.h"
 #include "codec/wire.h"
 #include "mp/worker.h"
@@ -73,6 +74,7 @@ typedef struct {
     bool stopping;
     int sfd;
     sigset_t old_mask; /* restored when mp_worker_run returns */
+    mp__curve_t curve; /* keys, when the broker speaks CURVE */
     uint64_t done, lost;
 } worker_t;
 

@@ -78,6 +78,23 @@ static int load_libraries(const mp_worker_options_t *o)
     return 0;
 }
 
+/* CURVE: both keys, or the worker does not start (a typo in a path must
+   not become a plaintext connection). */
+static int load_keys(worker_t *w)
+{
+    char why[256];
+    int rc = w->o.curve_key && w->o.curve_server_key ? 0 : MP_EINVAL;
+    if (rc)
+        snprintf(why, sizeof why,
+                 "CURVE needs both this worker's key (--curve-key) and the "
+                 "broker's public key (--curve-server-key)");
+    else
+        rc = mp__curve_load(w->o.curve_key, w->o.curve_server_key, &w->curve, why, sizeof why);
+    if (rc)
+        mp__log(MP_LOG_ERROR, WHO, "%s", why);
+    return rc;
+}
+
 static void teardown(worker_t *w)
 {
     if (w->sock && !w->broker_gone && w->heard) {
@@ -288,6 +305,8 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
     if (gethostname(w.host, sizeof w.host - 1))
         snprintf(w.host, sizeof w.host, "unknown");
     int rc = load_libraries(o);
+    if (!rc && (o->curve_key || o->curve_server_key))
+        rc = load_keys(&w);
     if (rc)
         return rc;
     pthread_sigmask(SIG_SETMASK, NULL, &w.old_mask);

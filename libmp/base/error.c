@@ -47,6 +47,8 @@ const char *mp_strerror(int rc)
         return "broker lost: it went away after answering";
     case MP_EHOSTUNKNOWN:
         return "the broker's host name does not resolve";
+    case MP_EINSECURE:
+        return "refused: a port other hosts can reach needs CURVE keys (or insecure)";
     case MP_EBROKERUNREACHABLE:
         return "broker not reached: nothing answered at its address";
     case MP_EBADARGS:

@@ -38,7 +38,8 @@ import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
 s = c.get("services", {})
 known = {"MP_BROKER", "MP_BROKER_BIND", "MP_TASKS", "MP_PROCESSES", "MP_MAXTASKSPERCHILD",
-         "MP_HEARTBEAT_MS", "MP_MAX_ATTEMPTS", "MP_MAX_MESSAGE", "MP_LOG_LEVEL"}
+         "MP_HEARTBEAT_MS", "MP_MAX_ATTEMPTS", "MP_MAX_MESSAGE", "MP_LOG_LEVEL", "MP_INSECURE",
+         "MP_MAX_QUEUED", "MP_CURVE_KEY", "MP_CURVE_SERVER_KEY", "MP_CURVE_ALLOW_DIR"}
 for name in ("broker", "worker", "job"):
     if name not in s:
         print("no service", name)

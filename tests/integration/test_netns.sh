@@ -2,7 +2,7 @@
 # test_netns.sh BUILD_DIR - a cluster across hosts, for real, without Docker
 # (docs/CLUSTER.md section 7). Four network namespaces joined by a bridge:
 #
-#   broker 10.77.0.1   mp-broker --bind tcp://10.77.0.1:5555
+#   broker 10.77.0.1   mp-broker --bind tcp://10.77.0.1:5555, CURVE on
 #   w1     10.77.0.2   mp-worker, configured by environment as in docker-compose.yml
 #   w2     10.77.0.3   mp-worker, the same
 #   client 10.77.0.4   mp-client
@@ -11,7 +11,9 @@
 # the hosts. Checks: a map across hosts is complete, in order, and both
 # worker hosts worked; w2's link goes down in the middle of a map and the
 # map still completes with every result exactly once; the link comes back
-# and w2 rejoins and works again.
+# and w2 rejoins and works again. Every peer speaks CURVE (docs/PROTOCOL.md
+# 10): the broker admits the workers' keys as workers and the client's as a
+# client, and a worker key offered as a client's is refused.
 #
 # Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN). Exits 77 (skipped), saying why,
 # only where namespaces cannot be created. Every namespace and process is
@@ -86,8 +88,17 @@ on_bg() {
 
 # ---- the cluster ---------------------------------------------------------------------------
 
+# keys: one pair per host, the public halves in the broker's allow-list
+mkdir -p "$tmp/allow/workers" "$tmp/allow/clients"
+for h in broker w1 w2 client; do
+    "$client_bin" keygen "$tmp/$h" >/dev/null 2>&1
+done
+cp "$tmp/w1.key" "$tmp/w2.key" "$tmp/allow/workers/"
+cp "$tmp/client.key" "$tmp/allow/clients/"
+
 ep=tcp://${addr[broker]}:5555
 on_bg broker timeout 120 "$broker_bin" --bind "$ep" --heartbeat $HB \
+    --curve-key "$tmp/broker.key_secret" --allow-dir "$tmp/allow" \
     >"$tmp/broker.out" 2>"$tmp/broker.err"
 if ! tl_endpoint "$tmp/broker.out"; then
     fail "mp-broker started on host broker" "$(cat "$tmp/broker.err")"
@@ -95,10 +106,14 @@ if ! tl_endpoint "$tmp/broker.out"; then
 fi
 for h in w1 w2; do
     on_bg "$h" env MP_BROKER="$ep" MP_TASKS="$tasks" MP_PROCESSES=1 MP_HEARTBEAT_MS=$HB \
+        MP_CURVE_KEY="$tmp/$h.key_secret" MP_CURVE_SERVER_KEY="$tmp/broker.key" \
         timeout 120 "$worker_bin" 2>"$tmp/$h.err"
 done
 
-client() { on client timeout 60 "$client_bin" --broker "$ep" "$@"; }
+client() {
+    on client timeout 60 "$client_bin" --broker "$ep" --curve-key "$tmp/client.key_secret" \
+        --curve-server-key "$tmp/broker.key" "$@"
+}
 
 # status_hosts: "w1:DONE w2:DONE" for the connected workers, sorted
 status_hosts() {
@@ -157,7 +172,8 @@ fi
 # progress from the broker's done counts (starmap prints only at the end)
 done_total() { status_hosts | tr ' ' '\n' | awk -F: '{ s += $2 } END { print s + 0 }'; }
 base=$(done_total)
-on_bg client timeout 60 "$client_bin" --broker "$ep" starmap count_primes --chunksize 4 \
+on_bg client timeout 60 "$client_bin" --broker "$ep" --curve-key "$tmp/client.key_secret" \
+    --curve-server-key "$tmp/broker.key" starmap count_primes --chunksize 4 \
     --input "$tmp/ranges" >"$tmp/out2" 2>"$tmp/err2"
 client_pid=${pids[-1]}
 for _ in $(seq 300); do
@@ -200,6 +216,26 @@ if [ $rc -eq 0 ] && cmp -s "$tmp/out3" "$tmp/expected" && [[ $hosts_now =~ w2:[1
     pass "the next map is complete and w2 worked in it ($hosts_now)"
 else
     fail "the next map uses w2 again" "rc=$rc status: $hosts_now" "$(cat "$tmp/err3")"
+fi
+
+# ---- 4. keys in the wrong role, and no keys: refused ------------------------------------
+
+# w1's key is a worker's: as a client's it is refused (the broker says so)
+on client timeout 20 "$client_bin" --broker "$ep" --timeout 2000 --curve-key "$tmp/w1.key_secret" \
+    --curve-server-key "$tmp/broker.key" apply count_primes 0 100 >/dev/null 2>"$tmp/err4"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "refused client .*is not in clients/ of the allow-list" "$tmp/broker.err"; then
+    pass "a worker's key offered as a client's is refused"
+else
+    fail "a worker's key offered as a client's is refused" "rc=$rc" "$(cat "$tmp/err4")"
+fi
+on client timeout 20 "$client_bin" --broker "$ep" --timeout 1000 apply count_primes 0 100 \
+    >/dev/null 2>"$tmp/err5"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "no broker answered" "$tmp/err5"; then
+    pass "a client without keys gets no answer from a CURVE broker"
+else
+    fail "a client without keys gets no answer from a CURVE broker" "rc=$rc" "$(cat "$tmp/err5")"
 fi
 
 tl_finish "$tmp/broker.err" "$tmp/w1.err" "$tmp/w2.err"

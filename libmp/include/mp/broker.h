@@ -16,6 +16,7 @@
 #ifndef MP_BROKER_H_INCLUDED
 #define MP_BROKER_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,11 +38,23 @@ typedef struct {
     size_t max_queued;  /* chunks per client; 0: 4096 */
     int verbose;        /* 0: warnings only; 1: lifecycle too; 2: every event
                            (sets the process's log level when > 0) */
+    /* CURVE (docs/PROTOCOL.md 10), both or neither: this broker's
+       certificate (a NAME.key_secret file: mp-client keygen NAME), and the
+       allow-list directory: allow_dir/workers/ and allow_dir/clients/ hold
+       the public certificates (NAME.key) of the workers and of the clients
+       admitted, read again when they change. Not with zmq_context (the ZAP
+       handler needs czmq's). */
+    const char *curve_key;
+    const char *allow_dir;
+    bool insecure; /* allow a tcp endpoint off loopback without CURVE */
 } mp_broker_options_t;
 
 /* Binds and starts the broker thread. On success *broker_p is a new broker
    the caller owns. Fails with the libzmq error of a bind as -errno (for
-   example -EADDRINUSE), MP_EINVAL, or MP_ENOMEM; nothing is left running. */
+   example -EADDRINUSE), MP_EINSECURE (a tcp endpoint other hosts can reach,
+   without CURVE keys or insecure), MP_ENOENT (a key file or the allow-list
+   directory is missing), MP_EINVAL, or MP_ENOMEM; nothing is left running.
+   Each refusal is also logged with what to pass. */
 MP_EXPORT int mp_broker_new(const mp_broker_options_t *options, mp_broker_t **broker_p);
 
 /* Stops the broker (peers are sent DISCONNECT), joins its thread, unbinds

@@ -47,12 +47,12 @@ extern "C" {
 #define MP_EREPAIRED (-4010)   /* a process died inside a manager operation: repaired, retry */
 
 /* Pool and task outcomes (docs/PROTOCOL.md uses the same numbers on the wire). */
-#define MP_EUNKNOWNTASK (-4101)       /* no worker serves this task name */
-#define MP_EWORKERLOST (-4102)        /* the process running the task died, retries exhausted */
-#define MP_ETASK (-4103)              /* the task failed with its own code and message */
-#define MP_EBROKERLOST (-4104)        /* the broker went away (silent, or disconnected) */
-#define MP_EBADARGS (-4105)           /* the task got arguments of the wrong type or number */
-#define MP_EBADREQUEST (-4107)        /* malformed protocol message */
+#define MP_EUNKNOWNTASK (-4101) /* no worker serves this task name */
+#define MP_EWORKERLOST (-4102)  /* the process running the task died, retries exhausted */
+#define MP_ETASK (-4103)        /* the task failed with its own code and message */
+#define MP_EBROKERLOST (-4104)  /* the broker went away (silent, or disconnected) */
+#define MP_EBADARGS (-4105)     /* the task got arguments of the wrong type or number */
+#define MP_EBADREQUEST (-4107)  /* malformed protocol message */
 /* the broker is out of memory (libmp keeps within its queue limit, WELCOME
    max-queued): retry later, with fewer calls in flight */
 #define MP_EOVERLOADED (-4108)
@@ -62,6 +62,7 @@ extern "C" {
 #define MP_EAUTH (-4112)              /* refused: wrong authentication key */
 #define MP_EHOSTUNKNOWN (-4113)       /* the broker's host name does not resolve */
 #define MP_EBROKERUNREACHABLE (-4114) /* no broker ever answered at the address */
+#define MP_EINSECURE (-4115)          /* would listen off loopback without CURVE keys */
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).
     Never returns NULL. */

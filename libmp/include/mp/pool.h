@@ -65,6 +65,12 @@ typedef struct {
     int window;               /* chunks in flight (0: max(8, 4 * executors)) */
     int heartbeat_ms;         /* 0: 1000 */
     int connect_timeout_ms;   /* broker handshake / embedded start-up (0: 10000) */
+    /* CURVE (docs/PROTOCOL.md 10), for a broker that speaks it, both or
+       neither: this client's certificate (a NAME.key_secret file) and the
+       broker's public key (40 Z85 characters, or its NAME.key file). NULL:
+       $MP_CURVE_KEY and $MP_CURVE_SERVER_KEY when set. Embedded: unused. */
+    const char *curve_key;
+    const char *curve_server_key;
 } mp_pool_options_t;
 
 /* Called when a call completes, on the pool's callback thread (one per

@@ -41,14 +41,20 @@ typedef struct {
     bool exit_on_broker_loss; /* embedded pools: no reconnecting */
     int verbose;              /* as mp_broker_options_t.verbose */
     int stop_fd;              /* >= 0: readable/closed means stop */
-    int connect_timeout_ms;   /* > 0: give up (MP_EBROKERLOST) when no broker
-                                 has answered this long after the start;
-                                 0: wait for it forever */
+    int connect_timeout_ms;   /* > 0: give up (MP_EBROKERUNREACHABLE) when no
+                                 broker has answered this long after the
+                                 start; 0: wait for it forever */
+    /* CURVE (docs/PROTOCOL.md 10), both or neither: this worker's
+       certificate (a NAME.key_secret file) and the broker's public key (40
+       Z85 characters, or its NAME.key file) */
+    const char *curve_key;
+    const char *curve_server_key;
 } mp_worker_options_t;
 
 /* Runs until stopped. Returns 0 after a clean stop, or a negative MP_E*
    code when it could not start (bad options, a task library that does not
-   load, MP_EBROKERLOST after connect_timeout_ms: the message is logged). */
+   load, a key file that cannot be read, MP_EBROKERUNREACHABLE after
+   connect_timeout_ms: the message is logged). */
 MP_EXPORT int mp_worker_run(const mp_worker_options_t *options);
 
 #ifdef __cplusplus
