@@ -71,7 +71,14 @@ static double lifecycle_max;    /* ms, the slowest pool_lifecycle cycle */
 
 static void emit(const char *name, const char *unit, double value)
 {
-    printf("%s%s\t%s\t%.3f\n", name, broker ? "_tcp" : "", unit, value);
+    /* through a broker: _tcp, and _tcp_curve when the pool speaks CURVE
+       (MP_CURVE_KEY set: the pool reads its keys from the environment) */
+    const char *curve = getenv("MP_CURVE_KEY");
+    printf("%s%s\t%s\t%.3f\n", name,
+           !broker                ? ""
+           : curve && *curve ? "_tcp_curve"
+                                  : "_tcp",
+           unit, value);
     fflush(stdout);
 }
 
