@@ -7,11 +7,11 @@
 #   scripts/deps.sh --runtime  to run mp-broker, mp-worker, mp-client (the
 #                              Docker image's runtime stage)
 set -euo pipefail
-build=(libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
+build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
 case "${1:-}" in
 "") pkgs=("${build[@]}") ;;
 --test) pkgs=("${build[@]}" iproute2 docker-compose) ;;
---runtime) pkgs=(libzmq5 libczmq4 libmsgpackc2 libjansson4) ;;
+--runtime) pkgs=(libzmq5 libczmq4 libsodium23 libmsgpackc2 libjansson4) ;;
 *) echo "usage: scripts/deps.sh [--test | --runtime]" >&2; exit 2 ;;
 esac
 missing=()

@@ -1,5 +1,6 @@
 /*  hmac.h - SHA-256 and HMAC-SHA256 (FIPS 180-4, RFC 2104), for the
-    Manager's challenge-response authentication. Not installed. */
+    Manager's challenge-response authentication: libsodium's (hmac.c).
+    Not installed. */
 #ifndef MP_HMAC_H_INCLUDED
 #define MP_HMAC_H_INCLUDED
 

@@ -45,6 +45,6 @@ else
     echo "pkg-config libmp without the flag: does not start, as documented"
 fi
 cc -std=c11 -static-libgcc -o "$tmp/static-consumer" "$src/main.c" \
-    $(pkg-config --cflags libmp) "$libdir/libmp.a" $(pkg-config --libs msgpack libzmq libczmq) -lpthread -ldl ${MP_CONSUMER_FLAGS:-}
+    $(pkg-config --cflags libmp) "$libdir/libmp.a" $(pkg-config --libs msgpack libzmq libczmq libsodium) -lpthread -ldl ${MP_CONSUMER_FLAGS:-}
 "$tmp/static-consumer"
 echo "static libmp.a: ok"
