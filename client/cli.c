@@ -621,8 +621,12 @@ static int connect_pool(const cli_t *cli, mp_pool_t **pool)
     if (rc == MP_EBROKERUNREACHABLE)
         say(NULL,
             "no broker answered at %s within %d ms: is mp-broker running there, and its "
-            "port reachable from here?",
-            cli->broker, cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS);
+            "port reachable from here? %s",
+            cli->broker, cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS,
+            o.curve_key || getenv("MP_CURVE_KEY")
+                ? "(a CURVE broker does not answer a key it refuses, nor the wrong server "
+                  "key: check both)"
+                : "(a CURVE broker does not answer a client without keys: --curve-key)");
     else if (rc == MP_EBROKERLOST)
         say(NULL, "the broker at %s answered, then went away", cli->broker);
     else if (rc)

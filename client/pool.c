@@ -180,8 +180,11 @@ static int wait_connected(mp_pool_t *pool)
     if (rc == MP_EBROKERUNREACHABLE)
         mp__log(MP_LOG_WARN, WHO,
                 "no broker answered at %s within %d ms: is mp-broker running there, "
-                "and its port reachable from here?",
-                pool->endpoint, pool->timeout_ms);
+                "and its port reachable from here?%s",
+                pool->endpoint, pool->timeout_ms,
+                pool->curve.on ? " (a CURVE broker does not answer a key it refuses, nor "
+                                 "the wrong server key: check both)"
+                               : " (a CURVE broker does not answer a client without keys)");
     else if (rc && pool->embedded)
         mp__log(MP_LOG_WARN, WHO, "the embedded pool's worker did not start within %d ms",
                 pool->timeout_ms);
