@@ -203,25 +203,6 @@ static void test_bigmap_map_through_a_full_broker_completes(void **state)
 
 /* ---- a raw peer over the limits ------------------------------------------------------- */
 
-/* Receives one message; frame k (0-based) into buf. Its frame count. */
-static int recv_frames(void *s, int k, void *buf, size_t size, int *len)
-{
-    int n = 0, more = 1;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        assert_true(zmq_msg_recv(&m, s, 0) >= 0);
-        if (n == k) {
-            *len = (int)zmq_msg_size(&m);
-            memcpy(buf, zmq_msg_data(&m), (size_t)*len < size ? (size_t)*len : size);
-        }
-        more = zmq_msg_more(&m);
-        zmq_msg_close(&m);
-        n++;
-    }
-    return n;
-}
-
 static void test_bigmap_raw_chunk_over_the_limit_is_refused(void **state)
 {
     (void)state;
@@ -234,8 +215,8 @@ static void test_bigmap_raw_chunk_over_the_limit_is_refused(void **state)
     const uint8_t hello_hdr[] = {0x93, 0xa1, 'x', 0xcd, 0x03, 0xe8, 0x01};
     tu_send_frames(s, 3, (const void *[]){"MPC01", &hello, hello_hdr}, (size_t[]){5, 1, 7});
     uint8_t hdr[512];
-    int len = 0;
-    assert_int_equal(recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
+    size_t len = 0;
+    assert_int_equal(tu_recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
     /* WELCOME [version heartbeat processes max-message max-count max-queued] */
     assert_int_equal(hdr[0], 0x96);
     assert_true(len > 10);
@@ -250,24 +231,20 @@ static void test_bigmap_raw_chunk_over_the_limit_is_refused(void **state)
     const uint8_t items[] = {0xdd, 0x00, 0x10, 0x00, 0x01};
     tu_send_frames(s, 4, (const void *[]){"MPC01", &submit, sub_hdr, items},
                    (size_t[]){5, 1, sizeof sub_hdr, sizeof items});
-    assert_int_equal(recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
+    assert_int_equal(tu_recv_frames(s, 2, hdr, sizeof hdr, &len), 3);
     /* FAILED [9 -4107 "count 1048577 over the limit of 1048576 items ..."] */
     assert_int_equal(hdr[0], 0x93);
     assert_int_equal(hdr[1], 0x09);
     const uint8_t bad_request[] = {0xd1, 0xef, 0xf5}; /* int16 -4107 */
     assert_memory_equal(hdr + 2, bad_request, 3);
-    hdr[len < (int)sizeof hdr ? len : (int)sizeof hdr - 1] = 0;
+    hdr[len < sizeof hdr ? len : sizeof hdr - 1] = 0;
     assert_non_null(strstr((char *)hdr, "count 1048577 over the limit of 1048576 items per chunk"));
     zmq_close(s);
     zmq_ctx_term(ctx);
 
     /* and the broker serves on */
     mp_pool_t *pool = cluster_pool();
-    mp_items_t *in = tu_range(1000), *out = NULL;
-    assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
-    tu_assert_squares(out, 1000);
-    mp_items_destroy(&out);
-    mp_items_destroy(&in);
+    tu_assert_map_squares(pool, 1000);
     mp_pool_destroy(&pool);
 }
 

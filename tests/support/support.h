@@ -155,6 +155,9 @@ mp_items_t *tu_pairs_with(int n, int64_t second);
 /* Asserts that r holds the n squares 0, 1, 4, ... and no error. */
 void tu_assert_squares(const mp_items_t *r, int n);
 
+/* Maps "square" over 0 .. n-1 on pool and checks every result. */
+void tu_assert_map_squares(mp_pool_t *pool, int n);
+
 /* Asserts that item i of r is the int i, for i in 0 .. n-1 but skip. */
 void tu_assert_indexes(const mp_items_t *r, int n, int skip);
 
@@ -165,5 +168,10 @@ void *tu_dealer(void *ctx, const char *endpoint);
 
 /* Sends the n frames (data[i], size[i]) as one message. */
 void tu_send_frames(void *sock, int n, const void *const *data, const size_t *size);
+
+/* Receives one whole message; frame k (0-based) is copied to buf (at most
+   size bytes, *len its whole size, 0 when there is no frame k). Its frame
+   count, or -1 (nothing to receive: a timeout, a closed socket). */
+int tu_recv_frames(void *sock, int k, void *buf, size_t size, size_t *len);
 
 #endif

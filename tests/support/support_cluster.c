@@ -128,6 +128,15 @@ void tu_assert_squares(const mp_items_t *r, int n)
     }
 }
 
+void tu_assert_map_squares(mp_pool_t *pool, int n)
+{
+    mp_items_t *in = tu_range(n), *out = NULL;
+    assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
+    tu_assert_squares(out, n);
+    mp_items_destroy(&out);
+    mp_items_destroy(&in);
+}
+
 void tu_assert_indexes(const mp_items_t *r, int n, int skip)
 {
     for (int i = 0; i < n; i++) {
