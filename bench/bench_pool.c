@@ -75,9 +75,9 @@ static void emit(const char *name, const char *unit, double value)
        (MP_CURVE_KEY set: the pool reads its keys from the environment) */
     const char *curve = getenv("MP_CURVE_KEY");
     printf("%s%s\t%s\t%.3f\n", name,
-           !broker                ? ""
+           !broker           ? ""
            : curve && *curve ? "_tcp_curve"
-                                  : "_tcp",
+                             : "_tcp",
            unit, value);
     fflush(stdout);
 }

@@ -185,15 +185,11 @@ int bk_values_span(mp__rd_t *r, size_t from, size_t to, const uint8_t **start, s
 /* An items frame of count values: their array header, then bytes at p. */
 int bk_items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes)
 {
-    char ah[8];
-    mp__buf_t arr;
-    mp__buf_init(&arr, ah, sizeof ah);
-    mp__w_array(&arr, count);
-    if (zmq_msg_init_size(dst, arr.size + bytes))
-        return MP_ENOMEM;
-    memcpy(zmq_msg_data(dst), arr.data, arr.size);
-    memcpy((char *)zmq_msg_data(dst) + arr.size, p, bytes);
-    return 0;
+    char *at;
+    int rc = mpp_items_frame(dst, count, bytes, &at);
+    if (rc == 0)
+        memcpy(at, p, bytes);
+    return rc;
 }
 
 /* Builds the items frame of units [from, to) of chunk items in src. */

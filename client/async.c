@@ -11,24 +11,11 @@
 #include <errno.h>
 #include <time.h>
 
+#include "base/base.h"
 #include "async.h"
 #include "job.h"
 #include "mp/error.h"
 #include "pool_impl.h"
-
-struct timespec *mp__pool_deadline(int timeout_ms, struct timespec *ts)
-{
-    if (timeout_ms < 0)
-        return NULL;
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
 
 /* Waits on the pool's condition until pred(arg) or the deadline. Mutex held. */
 int mp__pool_wait_until(mp_pool_t *pool, const struct timespec *deadline, bool (*pred)(void *),
@@ -55,7 +42,7 @@ int mp_async_wait(mp_async_t *job, int timeout_ms)
         return MP_EINVAL;
     struct timespec ts;
     pthread_mutex_lock(&job->pool->mutex);
-    int rc = mp__pool_wait_until(job->pool, mp__pool_deadline(timeout_ms, &ts), job_ready, job);
+    int rc = mp__pool_wait_until(job->pool, mp__deadline(timeout_ms, &ts), job_ready, job);
     pthread_mutex_unlock(&job->pool->mutex);
     return rc;
 }

@@ -7,9 +7,6 @@
 
 #include "mp/pool.h"
 
-/* The CLOCK_MONOTONIC time timeout_ms from now, in *ts; NULL (no deadline)
-   when timeout_ms < 0. */
-struct timespec *mp__pool_deadline(int timeout_ms, struct timespec *ts);
 /* Waits on the pool's condition until pred(arg) or the deadline (NULL:
    none). 0 or MP_ETIMEDOUT. Mutex held. */
 int mp__pool_wait_until(mp_pool_t *pool, const struct timespec *deadline, bool (*pred)(void *),

@@ -28,19 +28,6 @@ struct sendbuf {
     size_t len, used;
 };
 
-int mp__pool_frame_init(zmq_msg_t *frame, size_t count, size_t bytes, char **at)
-{
-    char ah[8];
-    mp__buf_t arr;
-    mp__buf_init(&arr, ah, sizeof ah);
-    mp__w_array(&arr, count);
-    if (zmq_msg_init_size(frame, arr.size + bytes))
-        return MP_ENOMEM;
-    memcpy(zmq_msg_data(frame), arr.data, arr.size);
-    *at = (char *)zmq_msg_data(frame) + arr.size;
-    return 0;
-}
-
 void mp__pool_sendbuf_unref(void *data, void *hint)
 {
     (void)data;

@@ -10,13 +10,10 @@
 
 typedef struct sendbuf sendbuf_t;
 
-/* Starts an items frame of count items with room for bytes of them; *at is
-   where they go. 0 or MP_ENOMEM. */
-int mp__pool_frame_init(zmq_msg_t *frame, size_t count, size_t bytes, char **at);
 /* A buffer of at least size bytes, one reference (its job's). NULL when
    out of memory. */
 sendbuf_t *mp__pool_sendbuf_new(size_t size);
-/* Starts an items frame of count items in b, as mp__pool_frame_init does;
+/* Starts an items frame of count items in b, as mpp_items_frame does;
    the frame holds a reference to b. */
 int mp__pool_frame_in(sendbuf_t *b, zmq_msg_t *frame, size_t count, size_t bytes, char **at);
 /* Drops a reference to a sendbuf (any thread; ZeroMQ's free function of

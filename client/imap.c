@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "base/base.h"
 #include "async.h"
 #include "codec/items_impl.h"
 #include "feeder.h"
@@ -136,7 +137,7 @@ static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
         return MP_EINVAL;
     mp_pool_t *pool = it->job->pool;
     struct timespec ts;
-    const struct timespec *deadline = mp__pool_deadline(timeout_ms, &ts);
+    const struct timespec *deadline = mp__deadline(timeout_ms, &ts);
     pthread_mutex_lock(&pool->mutex);
     int rc;
     for (;;) {

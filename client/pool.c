@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "base/log.h"
 #include "callbacks.h"
 #include "codec/mpp.h"
@@ -160,13 +161,7 @@ static int wait_connected(mp_pool_t *pool)
 {
     int rc = 0;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += pool->timeout_ms / 1000;
-    ts.tv_nsec += (long)(pool->timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    mp__deadline(pool->timeout_ms, &ts);
     pthread_mutex_lock(&pool->mutex);
     while (!connected_enough(pool))
         if (pthread_cond_timedwait(&pool->cond, &pool->mutex, &ts) == ETIMEDOUT)

@@ -105,7 +105,7 @@ static int send_chunk(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
     /* the buffer was sized for chunks of chunksize items: chunks cut short
        by their bytes may not all fit it, and get a frame of their own */
     if ((!sb || mp__pool_frame_in(sb, &frame, b - a, size, &at)) &&
-        mp__pool_frame_init(&frame, b - a, size, &at))
+        mpp_items_frame(&frame, b - a, size, &at))
         return MP_ENOMEM;
     memcpy(at, data, size);
     return send_frame(pool, c, name, mode, &frame);
@@ -211,7 +211,7 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
     /* one chunk of the generator's larger than the broker takes: its
        items fail (MP_E2BIG) rather than the whole session */
     bool too_big = bytes > pool->max_message - 16;
-    if (!c || (!too_big && mp__pool_frame_init(&frame, count, bytes, &at))) {
+    if (!c || (!too_big && mpp_items_frame(&frame, count, bytes, &at))) {
         free(c);
         return false;
     }

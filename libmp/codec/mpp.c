@@ -104,6 +104,19 @@ void mpp_id_hex(const void *id, size_t n, char *out, size_t outsize)
         out[k < outsize ? k : outsize - 1] = '\0';
 }
 
+int mpp_items_frame(zmq_msg_t *frame, size_t count, size_t bytes, char **at)
+{
+    char ah[8];
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    mp__w_array(&arr, count);
+    if (zmq_msg_init_size(frame, arr.size + bytes))
+        return MP_ENOMEM;
+    memcpy(zmq_msg_data(frame), arr.data, arr.size);
+    *at = (char *)zmq_msg_data(frame) + arr.size;
+    return 0;
+}
+
 int mp_broker_address_check(const char *address, char *why, size_t size)
 {
     char dummy[1];

@@ -39,6 +39,10 @@ int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t 
    heartbeat-free TCP keepalive off, handshake interval. */
 int mpp_socket_setup(void *sock, size_t max_message);
 
+/* An items (or values) frame of count values: their array header, then
+   room for bytes more, at *at. 0 or MP_ENOMEM. */
+int mpp_items_frame(zmq_msg_t *frame, size_t count, size_t bytes, char **at);
+
 /* Hex of a routing id, for logs ("00a1b2c3d4"). */
 void mpp_id_hex(const void *id, size_t n, char *out, size_t outsize);
 
