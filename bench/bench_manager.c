@@ -5,12 +5,14 @@
     Remote: a child process serves a manager on tcp loopback; this process
     times a dict get through a proxy, and a raw ZeroMQ DEALER -> ROUTER echo
     round trip to the same child (the floor a remote call stands on). */
+#include <czmq.h>
 #include <mp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -93,7 +95,41 @@ static void *echo_thread(void *sock)
 
 /* The serving child: a manager with d[0..KEYS) and a raw echo ROUTER; the
    two endpoints go to out, one per line; exits when ctl closes. */
-static void serve(int ctl, int out)
+static char keydir[64]; /* CURVE keys for the _curve row (keygen) */
+
+static void keygen(void)
+{
+    char path[128];
+    snprintf(keydir, sizeof keydir, "/tmp/mp-bench-keys-XXXXXX");
+    if (!mkdtemp(keydir))
+        exit(1);
+    snprintf(path, sizeof path, "%s/allow", keydir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/allow/managers", keydir);
+    mkdir(path, 0700);
+    const char *names[] = {"server", "client"};
+    for (int i = 0; i < 2; i++) {
+        zcert_t *c = zcert_new();
+        snprintf(path, sizeof path, "%s/%s.key", keydir, names[i]);
+        if (!c || zcert_save(c, path))
+            exit(1);
+        snprintf(path, sizeof path, "%s/allow/managers/%s.key", keydir, names[i]);
+        if (i == 1 && zcert_save_public(c, path))
+            exit(1);
+        zcert_destroy(&c);
+    }
+}
+
+static const char *key(const char *name)
+{
+    static char path[2][128];
+    static int k;
+    k ^= 1;
+    snprintf(path[k], sizeof path[k], "%s/%s", keydir, name);
+    return path[k];
+}
+
+static void serve(int ctl, int out, bool curve)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     mp_manager_t *m;
@@ -106,7 +142,12 @@ static void serve(int ctl, int out)
         mp_mdict_set(d, k, k);
         mp_obj_destroy(&k);
     }
-    if (mp_manager_serve(m, "tcp://127.0.0.1:0", "key", 3, &s))
+    mp_manager_serve_options_t o = {.endpoint = "tcp://127.0.0.1:0",
+                                    .authkey = "key",
+                                    .keylen = 3,
+                                    .curve_key = curve ? key("server.key_secret") : NULL,
+                                    .allow_dir = curve ? key("allow") : NULL};
+    if (mp_manager_serve_with(m, &o, &s))
         _exit(2);
     void *ctx = zmq_ctx_new(), *echo = zmq_socket(ctx, ZMQ_ROUTER);
     char ep[256];
@@ -123,7 +164,7 @@ static void serve(int ctl, int out)
     _exit(0);
 }
 
-static void remote_figures(double *get_us, double *raw_us)
+static void remote_figures(bool curve, double *get_us, double *raw_us)
 {
     int ctl[2], out[2];
     if (pipe(ctl) || pipe(out))
@@ -132,7 +173,7 @@ static void remote_figures(double *get_us, double *raw_us)
     if (pid == 0) {
         close(ctl[1]);
         close(out[0]);
-        serve(ctl[0], out[1]);
+        serve(ctl[0], out[1], curve);
     }
     close(ctl[0]);
     close(out[1]);
@@ -145,7 +186,9 @@ static void remote_figures(double *get_us, double *raw_us)
         exit(1);
     mp_remote_t *rm;
     mp_mdict_t *d;
-    if (mp_manager_connect(mgr, "key", 3, NULL, &rm) || mp_remote_dict(rm, "d", &d))
+    mp_remote_options_t ro = {.curve_key = curve ? key("client.key_secret") : NULL,
+                              .curve_server_key = curve ? key("server.key") : NULL};
+    if (mp_manager_connect(mgr, "key", 3, &ro, &rm) || mp_remote_dict(rm, "d", &d))
         exit(1);
     double g[RUNS], w[RUNS];
     void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
@@ -181,8 +224,15 @@ static void remote_figures(double *get_us, double *raw_us)
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
-    double remote_get, raw_rtt; /* first: forks before this process has ZeroMQ threads */
-    remote_figures(&remote_get, &raw_rtt);
+    /* first: forks before this process has ZeroMQ threads */
+    double remote_get, raw_rtt, remote_curve, raw_curve;
+    keygen();
+    remote_figures(false, &remote_get, &raw_rtt);
+    remote_figures(true, &remote_curve, &raw_curve);
+    char rm[160];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", keydir);
+    if (system(rm) != 0)
+        return 1;
     double set[RUNS], get[RUNS], incr[RUNS], append[RUNS];
     for (int r = 0; r < RUNS; r++) {
         mp_manager_t *m;
@@ -201,6 +251,7 @@ int main(int argc, char **argv)
     printf("dict_incr_atomic\tus/op\t%.4f\n", median(incr, RUNS));
     printf("list_append\tus/op\t%.4f\n", median(append, RUNS));
     printf("remote_dict_get_tcp\tus/op\t%.4f\n", remote_get);
+    printf("remote_dict_get_tcp_curve\tus/op\t%.4f\n", remote_curve);
     printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", raw_rtt);
     return 0;
 }

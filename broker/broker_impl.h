@@ -125,7 +125,7 @@ struct mp_broker {
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
     mp__curve_t curve;
-    struct _zactor_t *auth;                        /* zauth */
+    bool auth;                                     /* holds the process's ZAP handler */
     struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */
     /* thread state */
     peer_t **peers;

@@ -196,7 +196,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
     free_endpoints(b);
     free(b->peers);
     if (b->auth)
-        zactor_destroy(&b->auth);
+        mp__curve_auth_release();
     zcertstore_destroy(&b->workers_ok);
     zcertstore_destroy(&b->clients_ok);
     if (b->own_ctx && b->ctx)
@@ -226,21 +226,11 @@ static int check_security(const mp_broker_options_t *o)
         mp__log(MP_LOG_ERROR, WHO, "a CURVE broker cannot run on the caller's ZeroMQ context");
         return MP_EINVAL;
     }
-    for (size_t i = 0; i < o->nbinds && !keys; i++) {
-        if (mp__endpoint_is_local(o->binds[i]))
-            continue;
-        if (!o->insecure) {
-            mp__log(MP_LOG_ERROR, WHO,
-                    "refusing to listen on %s without CURVE keys: other hosts can reach it; "
-                    "pass --curve-key FILE --allow-dir DIR (keys: mp-client keygen NAME), or "
-                    "--insecure on a network you trust",
-                    o->binds[i]);
-            return MP_EINSECURE;
-        }
-        mp__log(MP_LOG_WARN, WHO,
-                "listening on %s with no encryption and no authentication (--insecure): "
-                "whoever reaches it can run tasks on every worker",
-                o->binds[i]);
+    for (size_t i = 0; i < o->nbinds; i++) {
+        int rc = mp__curve_policy(WHO, o->binds[i], keys, o->insecure,
+                                  "--curve-key FILE --allow-dir DIR");
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -251,25 +241,20 @@ static int check_security(const mp_broker_options_t *o)
    handshakes with no ZAP handler running admits any key. */
 static int start_curve(mp_broker_t *b, const mp_broker_options_t *o)
 {
-    char why[256], path[4096];
+    char why[1024], path[4096];
     int rc = mp__curve_load(o->curve_key, NULL, &b->curve, why, sizeof why);
     if (rc) {
         mp__log(MP_LOG_ERROR, WHO, "%s", why);
         return rc;
     }
-    struct stat st;
-    if (stat(o->allow_dir, &st) || !S_ISDIR(st.st_mode)) {
+    if ((rc = mp__curve_auth_acquire(o->allow_dir, &b->ctx, why, sizeof why))) {
         mp__log(MP_LOG_ERROR, WHO,
-                "the allow-list directory %s does not exist (it holds workers/ and clients/: "
-                "the public NAME.key files of the peers admitted)",
-                o->allow_dir);
-        return MP_ENOENT;
+                "%s (it holds workers/ and clients/: the public NAME.key "
+                "files of the peers admitted)",
+                why);
+        return rc;
     }
-    zsys_handler_set(NULL); /* signals stay the program's */
-    if (!(b->ctx = zsys_init()) || !(b->auth = zactor_new(zauth, NULL)))
-        return MP_ENOMEM;
-    zstr_sendx(b->auth, "CURVE", o->allow_dir, NULL);
-    zsock_wait(b->auth);
+    b->auth = true;
     snprintf(path, sizeof path, "%s/workers", o->allow_dir);
     b->workers_ok = zcertstore_new(path);
     snprintf(path, sizeof path, "%s/clients", o->allow_dir);

@@ -173,6 +173,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    mp_prog_tune_heap();
 
     mp_broker_options_t o = {.binds = s.binds,
                              .nbinds = s.nbinds,

@@ -621,12 +621,15 @@ static int connect_pool(const cli_t *cli, mp_pool_t **pool)
     if (rc == MP_EBROKERUNREACHABLE)
         say(NULL,
             "no broker answered at %s within %d ms: is mp-broker running there, and its "
-            "port reachable from here? %s",
-            cli->broker, cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS,
+            "port reachable from here?",
+            cli->broker, cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS);
+    else if (rc == MP_EAUTH)
+        say(NULL, "the broker at %s refused this client: %s", cli->broker,
             o.curve_key || getenv("MP_CURVE_KEY")
-                ? "(a CURVE broker does not answer a key it refuses, nor the wrong server "
-                  "key: check both)"
-                : "(a CURVE broker does not answer a client without keys: --curve-key)");
+                ? "check that the public key of --curve-key is in its allow-list's clients/ "
+                  "and that --curve-server-key is the broker's key"
+                : "it speaks CURVE: give --curve-key and --curve-server-key (keys: mp-client "
+                  "keygen NAME)");
     else if (rc == MP_EBROKERLOST)
         say(NULL, "the broker at %s answered, then went away", cli->broker);
     else if (rc)
@@ -643,6 +646,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     signal(SIGPIPE, SIG_IGN); /* a closed stdout is a write error, handled */
+    mp_prog_tune_heap();
 
     reader_t reader = {0};
     bool stream = cli.command == CMD_MAP || cli.command == CMD_STARMAP;

@@ -35,11 +35,34 @@
 static int open_socket(mp_pool_t *pool)
 {
     int rc = mp__session_open(pool->ctx, pool->endpoint, &pool->curve, &pool->sock);
+    if (!rc && !pool->embedded)
+        rc = mp__curve_watch(pool->ctx, pool->sock, &pool->watch);
     if (rc)
         return rc;
     pool->last_heard = mp__now_ns();
     mp__session_hello(pool->sock, false, pool->heartbeat_ms, pool->window);
     return 0;
+}
+
+static void close_socket(mp_pool_t *pool)
+{
+    mp__curve_unwatch(&pool->watch);
+    zmq_close(pool->sock);
+    pool->sock = NULL;
+}
+
+/* A handshake failed before the broker ever answered: a CURVE broker
+   refused this client's key (or it has none, or it speaks CURVE and the
+   broker does not). mp_pool_new fails at once with MP_EAUTH. */
+static void check_refused(mp_pool_t *pool)
+{
+    if (!mp__curve_refused(&pool->watch) || pool->ever_heard || pool->connect_error)
+        return;
+    mp__log(MP_LOG_WARN, WHO, "broker %s refused the handshake: it %s", pool->endpoint,
+            pool->watch.why);
+    pool->connect_error = MP_EAUTH;
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->cond);
 }
 
 /* Messages wait on the socket: the broker spoke while this thread was busy
@@ -76,17 +99,20 @@ void *mp__pool_io_thread(void *arg)
             mp__pool_run_callbacks(pool, ready.v, ready.n);
             ready.n = 0;
         }
-        zmq_pollitem_t items[2] = {{pool->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, pool->wake_fd, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{pool->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, pool->wake_fd, ZMQ_POLLIN, 0},
+                                   {pool->watch.pair, 0, ZMQ_POLLIN, 0}};
         uint64_t now = mp__now_ns();
         long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
-        zmq_poll(items, 2, timeout);
+        zmq_poll(items, pool->watch.pair ? 3 : 2, timeout);
         if (items[1].revents & ZMQ_POLLIN) {
             uint64_t v;
             ssize_t r = read(pool->wake_fd, &v, sizeof v);
             (void)r;
         }
         pthread_mutex_lock(&pool->mutex);
+        if (items[2].revents & ZMQ_POLLIN)
+            check_refused(pool);
         if (items[0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < 256; k++) {
                 mpp_msg_t m;
@@ -121,7 +147,7 @@ void *mp__pool_io_thread(void *arg)
                         pool->ever_heard ? "" : " (never answered yet); reconnecting");
                 pool->connected = false;
                 mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker is silent (lost)", &ready);
-                zmq_close(pool->sock);
+                close_socket(pool);
                 if (open_socket(pool))
                     break;
             } else {
@@ -138,8 +164,7 @@ void *mp__pool_io_thread(void *arg)
     free(ready.v);
     if (pool->sock) {
         mp__session_command(pool->sock, MPP_C_DISCONNECT);
-        zmq_close(pool->sock);
-        pool->sock = NULL;
+        close_socket(pool);
     }
     return NULL;
 }

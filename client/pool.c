@@ -163,7 +163,7 @@ static int wait_connected(mp_pool_t *pool)
     struct timespec ts;
     mp__deadline(pool->timeout_ms, &ts);
     pthread_mutex_lock(&pool->mutex);
-    while (!connected_enough(pool))
+    while (!connected_enough(pool) && !pool->connect_error)
         if (pthread_cond_timedwait(&pool->cond, &pool->mutex, &ts) == ETIMEDOUT)
             break;
     bool heard = pool->ever_heard;
@@ -175,15 +175,12 @@ static int wait_connected(mp_pool_t *pool)
     if (rc == MP_EBROKERUNREACHABLE)
         mp__log(MP_LOG_WARN, WHO,
                 "no broker answered at %s within %d ms: is mp-broker running there, "
-                "and its port reachable from here?%s",
-                pool->endpoint, pool->timeout_ms,
-                pool->curve.on ? " (a CURVE broker does not answer a key it refuses, nor "
-                                 "the wrong server key: check both)"
-                               : " (a CURVE broker does not answer a client without keys)");
+                "and its port reachable from here?",
+                pool->endpoint, pool->timeout_ms);
     else if (rc && pool->embedded)
         mp__log(MP_LOG_WARN, WHO, "the embedded pool's worker did not start within %d ms",
                 pool->timeout_ms);
-    else if (rc)
+    else if (rc && rc != MP_EAUTH) /* a refusal was logged where it was seen */
         mp__log(MP_LOG_WARN, WHO, "broker %s answered, then went away during the handshake: %s",
                 pool->endpoint, mp_strerror(rc));
     return rc;

@@ -81,8 +81,9 @@ struct mp_pool {
     /* I/O thread */
     pthread_t thread;
     bool thread_started;
-    int wake_fd; /* eventfd */
-    void *sock;  /* DEALER, owned by the I/O thread */
+    int wake_fd;             /* eventfd */
+    void *sock;              /* DEALER, owned by the I/O thread */
+    mp__curve_watch_t watch; /* its handshakes (remote pools): a refusal is MP_EAUTH */
     uint64_t last_heard;
     /* shared state (mutex) */
     bool connected;

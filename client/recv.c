@@ -186,6 +186,27 @@ static void welcome_limits(mp_pool_t *pool, mp__rd_t *r, size_t n)
         pool->max_queued = v;
 }
 
+/* A DISCONNECT before WELCOME whose reason begins "refused:" (a CURVE key
+   admitted in another role, docs/PROTOCOL.md 10): mp_pool_new fails at
+   once with MP_EAUTH instead of saying HELLO again until its timeout. */
+static bool refused(mp_pool_t *pool, mpp_msg_t *m)
+{
+    mp_obj_t *body = NULL, *why;
+    if (m->n < 3 || mp_obj_unpack(mpp_data(m, 2), mpp_size(m, 2), &body))
+        return false;
+    why = mp_obj_type(body) == MP_OBJ_ARRAY ? mp_obj_array_at(body, 0) : NULL;
+    const char *s = why && mp_obj_type(why) == MP_OBJ_STR ? mp_obj_str(why, NULL) : NULL;
+    bool yes = s && strncmp(s, "refused:", 8) == 0;
+    if (yes) {
+        mp__log(MP_LOG_WARN, WHO, "broker %s: %s", pool->endpoint, s);
+        pool->connect_error = MP_EAUTH;
+        pool->stopping = true;
+        pthread_cond_broadcast(&pool->cond);
+    }
+    mp_obj_destroy(&body);
+    return yes;
+}
+
 void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
 {
     if (!mp__session_valid(m)) {
@@ -237,6 +258,8 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
         }
         break;
     case MPP_B_DISCONNECT:
+        if (!pool->connected && refused(pool, m))
+            break;
         mp__log(MP_LOG_WARN, WHO, "the broker disconnected this pool");
         pool->connected = false;
         mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker disconnected", ready);

@@ -158,6 +158,7 @@ int main(int argc, char **argv)
         return 2;
     }
     mp_log_set_level(level);
+    mp_prog_tune_heap();
 
     mp_worker_options_t o = {.broker = broker,
                              .processes = processes > 0 ? (int)processes : 0,

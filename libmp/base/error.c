@@ -64,7 +64,7 @@ const char *mp_strerror(int rc)
     case MP_EMANAGERLOST:
         return "manager lost: no answer in time";
     case MP_EAUTH:
-        return "authentication failed: wrong key";
+        return "refused: authentication failed (a key not admitted, or the wrong key)";
     case MP_EOWNERDEAD:
         return "acquired; the previous owner died holding it";
     default:

@@ -12,9 +12,14 @@
 */
 #include <czmq.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/log.h"
 #include "codec/curve.h"
 #include "mp/error.h"
 
@@ -86,6 +91,143 @@ int mp__curve_server(void *sock, const mp__curve_t *c)
         zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)))
         return -errno;
     return 0;
+}
+
+/* ---- the process's ZAP handler ---------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t lock;
+    zactor_t *zauth;
+    int users;
+    char root[PATH_MAX];
+} auth = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int mp__curve_auth_acquire(const char *allow_dir, void **ctx, char *why, size_t size)
+{
+    char root[PATH_MAX];
+    struct stat st;
+    if (!allow_dir || stat(allow_dir, &st) || !S_ISDIR(st.st_mode) || !realpath(allow_dir, root)) {
+        snprintf(why, size, "the allow-list directory '%s' does not exist",
+                 allow_dir ? allow_dir : "");
+        return MP_ENOENT;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&auth.lock);
+    if (auth.users && strcmp(auth.root, root) != 0) {
+        snprintf(why, size,
+                 "one allow-list directory per process: %s is in use, %s was asked for "
+                 "(the process's CURVE servers share one ZAP handler; give them one root "
+                 "with a subdirectory per role)",
+                 auth.root, root);
+        rc = MP_EINVAL;
+    } else if (!auth.users) {
+        zsys_handler_set(NULL); /* signals stay the program's */
+        if (!zsys_init() || !(auth.zauth = zactor_new(zauth, NULL))) {
+            snprintf(why, size, "cannot start the ZAP handler");
+            rc = MP_ENOMEM;
+        } else {
+            zstr_sendx(auth.zauth, "CURVE", root, NULL);
+            zsock_wait(auth.zauth);
+            snprintf(auth.root, sizeof auth.root, "%s", root);
+        }
+    }
+    if (!rc) {
+        auth.users++;
+        *ctx = zsys_init();
+    }
+    pthread_mutex_unlock(&auth.lock);
+    return rc;
+}
+
+void mp__curve_auth_release(void)
+{
+    pthread_mutex_lock(&auth.lock);
+    if (auth.users > 0 && --auth.users == 0)
+        zactor_destroy(&auth.zauth);
+    pthread_mutex_unlock(&auth.lock);
+}
+
+/* ---- policy and refusals ---------------------------------------------------------------- */
+
+int mp__curve_policy(const char *who, const char *endpoint, bool curve, bool insecure,
+                     const char *hint)
+{
+    if (curve || mp__endpoint_is_local(endpoint))
+        return 0;
+    if (!insecure) {
+        mp__log(MP_LOG_ERROR, who,
+                "refusing to listen on %s without CURVE keys: other hosts can reach it; "
+                "pass %s (keys: mp-client keygen NAME), or --insecure (MP_INSECURE=1) on a "
+                "network you trust",
+                endpoint, hint);
+        return MP_EINSECURE;
+    }
+    mp__log(MP_LOG_WARN, who,
+            "listening on %s with no encryption and no authentication (insecure): whoever "
+            "reaches it is served",
+            endpoint);
+    return 0;
+}
+
+int mp__curve_watch(void *ctx, void *sock, mp__curve_watch_t *w)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://mp-curve-watch-%p", sock);
+    *w = (mp__curve_watch_t){0};
+    if (zmq_socket_monitor(sock, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED) ||
+        !(w->pair = zmq_socket(ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(w->pair, ZMQ_LINGER, &(int){0}, sizeof(int)) || zmq_connect(w->pair, ep)) {
+        int err = errno;
+        mp__curve_unwatch(w);
+        return -err;
+    }
+    return 0;
+}
+
+int mp__curve_refused(mp__curve_watch_t *w)
+{
+    int refused = 0;
+    while (w->pair) { /* an event is [event:u16 value:u32] [endpoint] */
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, w->pair, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2)
+            memcpy(&event, zmq_msg_data(&ev), 2);
+        const char *why = NULL;
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            w->failures = 0;
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            why = "refused this end's key (not in its allow-list)";
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            why = "does not speak the same security (one end CURVE, the other plaintext)";
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+                 ++w->failures >= MP_CURVE_WATCH_FAILURES)
+            why = "closed every handshake (the server key given here is not its key, or it "
+                  "speaks CURVE and this end does not)";
+        if (why) {
+            w->why = why;
+            refused = MP_EAUTH;
+        }
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, w->pair, 0) >= 0)
+            ;
+        zmq_msg_close(&ev);
+    }
+    return refused;
+}
+
+void mp__curve_unwatch(mp__curve_watch_t *w)
+{
+    if (w->pair) {
+        zmq_close(w->pair);
+        w->pair = NULL;
+    }
 }
 
 bool mp__endpoint_is_local(const char *ep)

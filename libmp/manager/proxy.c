@@ -15,6 +15,8 @@
 #include <zmq.h>
 
 #include "base/hmac.h"
+#include "base/log.h"
+#include "codec/curve.h"
 #include "manager/proxy.h"
 #include "mp/error.h"
 
@@ -36,34 +38,44 @@ struct mp_remote {
     uint64_t next_id;
     proxy_t **proxies;
     size_t nproxies, cap;
+    mp__curve_t curve;
+    mp__curve_watch_t watch; /* a refused handshake: MP_EAUTH at once, not a timeout */
 };
 
 /* ---- connection and calls -------------------------------------------------------- */
 
 static int open_socket(mp_remote_t *r)
 {
+    mp__curve_unwatch(&r->watch);
     if (r->sock)
         zmq_close(r->sock); /* linger 0: what it still queued is dropped */
     r->authed = false;
     r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
-    if (!r->sock || mpp_socket_setup(r->sock, MPP_DEFAULT_MAX_MSG))
+    if (!r->sock || mpp_socket_setup(r->sock, MPP_DEFAULT_MAX_MSG) ||
+        (r->curve.on && mp__curve_client(r->sock, &r->curve)) ||
+        mp__curve_watch(r->ctx, r->sock, &r->watch))
         return MP_ENOMEM;
     return zmq_connect(r->sock, r->endpoint) < 0 ? -errno : 0;
 }
 
-/* Waits until deadline for a message; 0 with cmd and body, or
-   MP_EMANAGERLOST. */
+/* Waits until deadline for a message; 0 with cmd and body, MP_EAUTH (the
+   server refused the handshake), or MP_EMANAGERLOST. */
 static int wait_message(mp_remote_t *r, uint64_t deadline, uint8_t *cmd, mp_obj_t **body)
 {
     for (;;) {
         uint64_t now = mp__now_ns();
         if (now >= deadline)
             return MP_EMANAGERLOST;
-        zmq_pollitem_t item = {r->sock, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t items[2] = {{r->sock, 0, ZMQ_POLLIN, 0}, {r->watch.pair, 0, ZMQ_POLLIN, 0}};
         long ms = (long)((deadline - now + 999999) / 1000000);
-        if (zmq_poll(&item, 1, ms) < 0 && errno != EINTR)
+        if (zmq_poll(items, 2, ms) < 0 && errno != EINTR)
             return MP_EMANAGERLOST;
-        if (!(item.revents & ZMQ_POLLIN))
+        if ((items[1].revents & ZMQ_POLLIN) && mp__curve_refused(&r->watch)) {
+            mp__log(MP_LOG_WARN, "mp-remote", "%s refused the handshake: it %s", r->endpoint,
+                    r->watch.why);
+            return MP_EAUTH;
+        }
+        if (!(items[0].revents & ZMQ_POLLIN))
             continue;
         mpp_msg_t m;
         if (mpp_recv(r->sock, &m, ZMQ_DONTWAIT))
@@ -81,8 +93,13 @@ static int handshake(mp_remote_t *r, uint64_t deadline)
     uint8_t cmd = 0;
     int rc = b ? mpm_send(r->sock, NULL, 0, MPM_HELLO, b) : MP_ENOMEM;
     mp_obj_destroy(&b);
-    while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_CHALLENGE)
-        mp_obj_destroy(&reply); /* a late answer to an earlier call */
+    while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_CHALLENGE &&
+           cmd != MPM_DENIED)
+        mp_obj_destroy(&reply);     /* a late answer to an earlier call */
+    if (!rc && cmd == MPM_DENIED) { /* e.g. a CURVE key this server does not serve */
+        mp_obj_destroy(&reply);
+        return MP_EAUTH;
+    }
     if (rc)
         return rc;
     mp_obj_t *nonce = mpm_arg(reply, 0);
@@ -181,6 +198,19 @@ int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, c
     return call(p->remote, op, p->head.slot, args, n, result, extra);
 }
 
+static int load_curve(mp_remote_t *r, const mp_remote_options_t *o)
+{
+    char why[1024];
+    int rc = o->curve_key && o->curve_server_key
+                 ? mp__curve_load(o->curve_key, o->curve_server_key, &r->curve, why, sizeof why)
+                 : MP_EINVAL;
+    if (rc == MP_EINVAL && !(o->curve_key && o->curve_server_key))
+        snprintf(why, sizeof why, "CURVE needs both curve_key and curve_server_key");
+    if (rc)
+        mp__log(MP_LOG_ERROR, "mp-remote", "%s", why);
+    return rc;
+}
+
 int mp_manager_connect(const char *endpoint, const void *key, size_t keylen,
                        const mp_remote_options_t *o, mp_remote_t **remote_p)
 {
@@ -198,6 +228,8 @@ int mp_manager_connect(const char *endpoint, const void *key, size_t keylen,
     int rc = r->key ? 0 : MP_ENOMEM;
     if (!rc && keylen)
         memcpy(r->key, key, keylen);
+    if (!rc && o && (o->curve_key || o->curve_server_key))
+        rc = load_curve(r, o);
     if (!rc)
         rc = (r->ctx = zmq_ctx_new()) ? open_socket(r) : MP_ENOMEM;
     if (!rc) {
@@ -221,10 +253,12 @@ void mp_remote_disconnect(mp_remote_t **remote_p)
     for (size_t i = 0; i < r->nproxies; i++)
         free(r->proxies[i]);
     free(r->proxies);
+    mp__curve_unwatch(&r->watch);
     if (r->sock)
         zmq_close(r->sock);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
+    memset(&r->curve, 0, sizeof r->curve);
     if (r->key)
         memset(r->key, 0, r->keylen);
     free(r->key);

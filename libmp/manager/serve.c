@@ -15,10 +15,12 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include <czmq.h>
 #include <zmq.h>
 
 #include "base/hmac.h"
 #include "base/log.h"
+#include "codec/curve.h"
 #include "manager/mpm.h"
 #include "manager/owned.h"
 #include "mp/error.h"
@@ -47,6 +49,10 @@ struct mp_manager_server {
     peer_t *peers;
     size_t npeers;
     uint64_t clock;
+    mp__curve_t curve;
+    bool auth;           /* holds the process's ZAP handler (curve.h) */
+    zcertstore_t *admit; /* with CURVE: allow_dir/managers */
+    uint64_t calls, refused;
 };
 
 static peer_t *peer_get(mp_manager_server_t *s, const void *id, size_t idlen, bool add)
@@ -296,6 +302,21 @@ static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, in
 
 /* ---- messages and the thread ------------------------------------------------------- */
 
+/* With CURVE, zauth admitted every key under the allow-list root; this
+   server serves only the keys in its managers/ subdirectory (a worker's
+   or a broker client's key is not a manager client's). */
+static bool admitted(mp_manager_server_t *s, mpp_msg_t *m)
+{
+    const char *key = m->n >= 2 ? zmq_msg_gets(&m->f[1], "User-Id") : NULL;
+    if (key && zcertstore_lookup(s->admit, key))
+        return true;
+    if (__atomic_fetch_add(&s->refused, 1, __ATOMIC_RELAXED) % 1000 == 0)
+        mp__log(MP_LOG_WARN, WHO,
+                "refused a message from key %s: not in the allow-list's managers/",
+                key ? key : "(none)");
+    return false;
+}
+
 static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
 {
     uint8_t cmd;
@@ -306,6 +327,12 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
     }
     const void *id = mpp_data(m, 0);
     size_t idlen = mpp_size(m, 0);
+    if (s->admit && !admitted(s, m)) {
+        if (cmd == MPM_HELLO)
+            deny(s, id, idlen, "refused: this CURVE key is not in the manager's allow-list");
+        mp_obj_destroy(&b);
+        return;
+    }
     peer_t *p = peer_get(s, id, idlen, cmd == MPM_HELLO);
     if (cmd == MPM_HELLO && p) {
         p->authed = false;
@@ -335,6 +362,7 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
         int64_t extra = 0;
         mp_obj_t *res = NULL, *r = mp_obj_new_array();
         int rc = execute(s, b, &res, &extra);
+        __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
         mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
         mp_obj_array_add(r, mp_obj_new_int(rc));
         mp_obj_array_add(r, res ? res : mp_obj_new_nil());
@@ -370,28 +398,80 @@ static void *server_thread(void *arg)
 int mp_manager_serve(mp_manager_t *m, const char *endpoint, const void *key, size_t keylen,
                      mp_manager_server_t **server_p)
 {
-    if (!m || !endpoint || !server_p || (!key && keylen))
+    const char *env = getenv("MP_INSECURE");
+    mp_manager_serve_options_t o = {.endpoint = endpoint,
+                                    .authkey = key,
+                                    .keylen = keylen,
+                                    .insecure = env && strcmp(env, "1") == 0};
+    return mp_manager_serve_with(m, &o, server_p);
+}
+
+/* CURVE on: the certificate, the process's ZAP handler (whose context the
+   socket then uses) and the managers/ list, before the bind. */
+static int start_curve(mp_manager_server_t *s, const mp_manager_serve_options_t *o)
+{
+    char why[1024], path[4096];
+    int rc = mp__curve_load(o->curve_key, NULL, &s->curve, why, sizeof why);
+    if (!rc && !(rc = mp__curve_auth_acquire(o->allow_dir, &s->ctx, why, sizeof why)))
+        s->auth = true;
+    if (rc) {
+        mp__log(MP_LOG_ERROR, WHO, "%s", why);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/managers", o->allow_dir);
+    if (!(s->admit = zcertstore_new(path)))
+        return MP_ENOMEM;
+    mp__log(MP_LOG_INFO, WHO, "CURVE on: server key %s, allow-list %s", s->curve.public_txt, path);
+    return 0;
+}
+
+static int check_options(const mp_manager_serve_options_t *o)
+{
+    if (!o->endpoint || (!o->authkey && o->keylen))
+        return MP_EINVAL;
+    if (!o->curve_key != !o->allow_dir) {
+        mp__log(MP_LOG_ERROR, WHO,
+                "CURVE needs both the server's key (curve_key) and the allow-list directory "
+                "(allow_dir)");
+        return MP_EINVAL;
+    }
+    return mp__curve_policy(WHO, o->endpoint, o->curve_key != NULL, o->insecure,
+                            "curve_key and allow_dir");
+}
+
+int mp_manager_serve_with(mp_manager_t *m, const mp_manager_serve_options_t *o,
+                          mp_manager_server_t **server_p)
+{
+    if (!m || !o || !server_p)
         return MP_EINVAL;
     *server_p = NULL;
+    int rc = check_options(o);
+    if (rc)
+        return rc;
     mp_manager_server_t *s = calloc(1, sizeof *s);
     if (!s)
         return MP_ENOMEM;
     s->m = m;
     s->stop_fd = -1;
-    s->keylen = keylen;
-    s->key = malloc(keylen + 1);
+    s->keylen = o->keylen;
+    s->key = malloc(o->keylen + 1);
     s->peers = calloc(MAX_PEERS, sizeof *s->peers);
-    int rc = s->key && s->peers ? 0 : MP_ENOMEM;
-    if (!rc && keylen)
-        memcpy(s->key, key, keylen);
+    rc = s->key && s->peers ? 0 : MP_ENOMEM;
+    if (!rc && o->keylen)
+        memcpy(s->key, o->authkey, o->keylen);
     if (!rc && (s->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
         rc = -errno;
-    if (!rc && (!(s->ctx = zmq_ctx_new()) || !(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
-                mpp_socket_setup(s->sock, MPP_DEFAULT_MAX_MSG)))
+    if (!rc && o->curve_key)
+        rc = start_curve(s, o);
+    else if (!rc && !(s->ctx = zmq_ctx_new()))
         rc = MP_ENOMEM;
-    if (!rc && zmq_bind(s->sock, endpoint) < 0) {
+    if (!rc && (!(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
+                mpp_socket_setup(s->sock, MPP_DEFAULT_MAX_MSG) ||
+                (s->curve.on && mp__curve_server(s->sock, &s->curve))))
+        rc = MP_ENOMEM;
+    if (!rc && zmq_bind(s->sock, o->endpoint) < 0) {
         rc = -errno;
-        mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
     }
     size_t len = sizeof s->endpoint;
     if (!rc && zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) < 0)
@@ -403,6 +483,17 @@ int mp_manager_serve(mp_manager_t *m, const char *endpoint, const void *key, siz
     s->thread = 0;
     mp_manager_server_stop(&s);
     return rc;
+}
+
+int mp_manager_server_stats(const mp_manager_server_t *s, uint64_t *calls, uint64_t *refused)
+{
+    if (!s)
+        return MP_EINVAL;
+    if (calls)
+        *calls = __atomic_load_n(&s->calls, __ATOMIC_RELAXED);
+    if (refused)
+        *refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+    return 0;
 }
 
 const char *mp_manager_server_endpoint(const mp_manager_server_t *s)
@@ -423,8 +514,12 @@ void mp_manager_server_stop(mp_manager_server_t **s_p)
     }
     if (s->sock)
         zmq_close(s->sock);
-    if (s->ctx)
+    if (s->auth)
+        mp__curve_auth_release(); /* the context is czmq's */
+    else if (s->ctx)
         zmq_ctx_term(s->ctx);
+    zcertstore_destroy(&s->admit);
+    memset(&s->curve, 0, sizeof s->curve);
     if (strncmp(s->endpoint, "ipc://", 6) == 0 && s->endpoint[6] != '@')
         unlink(s->endpoint + 6); /* libzmq does not always remove it */
     if (s->stop_fd >= 0)

@@ -238,4 +238,41 @@ else
     fail "unknown option: exit 2" "rc=$rc" "$(cat "$tmp/err")"
 fi
 
+# ---- CURVE: keygen, an admitted key, a refused one ----------------------------------------
+
+mkdir -p "$tmp/allow/workers" "$tmp/allow/clients"
+for k in cbroker cworker cclient stranger; do
+    timeout 10 "$client_bin" keygen "$tmp/$k" >/dev/null 2>&1 || fail "keygen $k"
+done
+cp "$tmp/cworker.key" "$tmp/allow/workers/" && cp "$tmp/cclient.key" "$tmp/allow/clients/"
+tl_broker cbroker 60 --bind tcp://127.0.0.1:0 --curve-key "$tmp/cbroker.key_secret" \
+    --allow-dir "$tmp/allow" || exit 1
+cep=$ep
+tl_bg timeout 60 "$worker_bin" --broker "$cep" --tasks "$tasks" -p 1 --curve-key \
+    "$tmp/cworker.key_secret" --curve-server-key "$tmp/cbroker.key" >"$tmp/cworker.log" 2>&1
+run --broker "$cep" --curve-key "$tmp/cclient.key_secret" --curve-server-key "$tmp/cbroker.key" \
+    apply square 9
+if [ $rc -eq 0 ] && [ "$(cat "$tmp/out")" = 81 ]; then
+    pass "CURVE: an admitted client key runs apply square 9"
+else
+    fail "CURVE: an admitted client key runs apply square 9" "rc=$rc out=$(cat "$tmp/out")" \
+        "$(cat "$tmp/err" "$tmp/cworker.log")"
+fi
+for who in stranger none wrong-server-key; do
+    case $who in
+    stranger) keys=(--curve-key "$tmp/stranger.key_secret" --curve-server-key "$tmp/cbroker.key") ;;
+    none) keys=() ;;
+    *) keys=(--curve-key "$tmp/cclient.key_secret" --curve-server-key "$tmp/stranger.key") ;;
+    esac
+    start=$(date +%s%N)
+    run --broker "$cep" --timeout 10000 "${keys[@]}" apply square 9
+    took=$((($(date +%s%N) - start) / 1000000))
+    if [ $rc -eq 1 ] && [ $took -lt 5000 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -q "^mp-client: the broker at $cep refused this client" "$tmp/err"; then
+        pass "CURVE: key $who refused after $took ms: $(cat "$tmp/err")"
+    else
+        fail "CURVE: key $who refused at once, one line" "rc=$rc took=${took}ms" "$(cat "$tmp/err")"
+    fi
+done
+
 tl_finish "$tmp/broker.err" "$tmp/worker.log"

@@ -59,7 +59,7 @@ extern "C" {
 #define MP_ECANCELLED (-4109)         /* withdrawn (pool terminated, call cancelled) */
 #define MP_ESHUTDOWN (-4110)          /* the broker is stopping */
 #define MP_EMANAGERLOST (-4111)       /* a remote manager did not answer in time */
-#define MP_EAUTH (-4112)              /* refused: wrong authentication key */
+#define MP_EAUTH (-4112)              /* refused: a key not admitted, or the wrong key */
 #define MP_EHOSTUNKNOWN (-4113)       /* the broker's host name does not resolve */
 #define MP_EBROKERUNREACHABLE (-4114) /* no broker ever answered at the address */
 #define MP_EINSECURE (-4115)          /* would listen off loopback without CURVE keys */

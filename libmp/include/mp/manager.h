@@ -117,19 +117,50 @@ typedef struct mp_remote mp_remote_t;
    for a free one; ipc://PATH) from a thread of this process, to clients
    that know authkey (keylen bytes; the key never crosses the wire).
    Fork rule (mp/process.h): start serving after forking (a Pool, Process
-   objects with fork), not before. */
+   objects with fork), not before. An endpoint other hosts can reach
+   needs CURVE: use mp_manager_serve_with (MP_EINSECURE here unless
+   MP_INSECURE=1). */
 MP_EXPORT int mp_manager_serve(mp_manager_t *manager, const char *endpoint, const void *authkey,
                                size_t keylen, mp_manager_server_t **server_p);
+
+/* The server's options (docs/MANAGER.md section 6.2). With curve_key and
+   allow_dir, MPM/1 runs over CurveZMQ: encrypted, and only the public keys
+   in allow_dir/managers/ are admitted (allow_dir is the process's one
+   allow-list root, shared with a CURVE broker in the same process: its
+   workers/ and clients/ keys are not admitted here). The authkey
+   challenge still runs when keylen > 0. */
+typedef struct {
+    const char *endpoint;
+    const void *authkey;
+    size_t keylen;
+    const char *curve_key; /* the server's NAME.key_secret (mp-client keygen NAME) */
+    const char *allow_dir; /* admits allow_dir/managers/ NAME.key files, reread on change */
+    bool insecure;         /* allow an endpoint off loopback without CURVE (warned) */
+} mp_manager_serve_options_t;
+
+/* As mp_manager_serve; also MP_EINSECURE (off loopback without CURVE, not
+   insecure), MP_ENOENT / MP_EINVAL (a key file or the directory; logged). */
+MP_EXPORT int mp_manager_serve_with(mp_manager_t *manager,
+                                    const mp_manager_serve_options_t *options,
+                                    mp_manager_server_t **server_p);
 /* The bound endpoint (with the port chosen). */
 MP_EXPORT const char *mp_manager_server_endpoint(const mp_manager_server_t *server);
 MP_EXPORT void mp_manager_server_stop(mp_manager_server_t **server_p);
+/* Calls the server has run, and messages it refused (a CURVE key not in
+   allow_dir/managers/), since it started. */
+MP_EXPORT int mp_manager_server_stats(const mp_manager_server_t *server, uint64_t *calls,
+                                      uint64_t *refused);
 
 typedef struct {
-    int timeout_ms; /* per call; 0: 5000. A call not answered in time is MP_EMANAGERLOST */
+    int timeout_ms;        /* per call; 0: 5000. A call not answered in time is MP_EMANAGERLOST */
+    const char *curve_key; /* this client's NAME.key_secret: CURVE on */
+    const char *curve_server_key; /* the server's public key: 40 Z85 characters or its NAME.key */
 } mp_remote_options_t;
 
-/* Connects and authenticates: 0, MP_EAUTH (wrong key: refused before any
-   operation), MP_EMANAGERLOST (no answer within the timeout). */
+/* Connects and authenticates: 0, MP_EAUTH (wrong authkey, or a CURVE
+   server that refused this client's key: refused before any operation),
+   MP_EMANAGERLOST (no answer within the timeout: also what a wrong
+   curve_server_key or a CURVE server met without keys look like). */
 MP_EXPORT int mp_manager_connect(const char *endpoint, const void *authkey, size_t keylen,
                                  const mp_remote_options_t *options, mp_remote_t **remote_p);
 /* Closes the connection and frees every proxy it handed out. */

@@ -105,7 +105,10 @@ typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
    With a broker address, fails at once with MP_EINVAL (not a broker
    address) or MP_EHOSTUNKNOWN (its host does not resolve), after
    connect_timeout_ms with MP_EBROKERUNREACHABLE (nothing answered there),
-   or MP_EBROKERLOST (it answered, then went away); the reason is also
+   MP_EAUTH as soon as the broker refuses the handshake (a CURVE key it
+   does not admit as a client, no keys for a CURVE broker, the wrong
+   server key: docs/PROTOCOL.md 10), or MP_EBROKERLOST (it answered, then
+   went away); the reason is also
    logged (WARN); mp_broker_address_check (mp/broker.h) is the check.
    Embedded: MP_EBROKERLOST (its worker did not start in
    time), -errno of a failed bind/fork. MP_EINVAL, MP_ENOMEM. */
