@@ -59,6 +59,7 @@ struct chunk {
        values at arena offset shm_pos, shm_len bytes */
     bool shm;
     uint64_t shm_pos, shm_len;
+    uint32_t time_limit_ms; /* per task, passed on in TASK (0: none) */
     bool has_init;
     chunk_t *next, *prev; /* in the client's chunk list */
 };

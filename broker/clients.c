@@ -76,9 +76,11 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     else if (m->n != 5 && m->n != 6)
         why = "wrong number of frames";
     size_t k;
-    uint64_t shm[2] = {0, 0};
-    bool by_shm = !why && n >= 5;
-    if (by_shm) { /* [pos len]: the items are in the pool's ring */
+    uint64_t shm[2] = {0, 0}, limit = 0;
+    bool by_shm = !why && n >= 5 && mp__rd_peek(r) != MP_OBJ_NIL;
+    if (!why && n >= 5 && !by_shm)
+        mp__rd_nil(r); /* no in-shm, a time limit follows */
+    if (by_shm) {      /* [pos len]: the items are in the pool's ring */
         if (!b->shm)
             why = "items in shared memory, but this broker has none";
         else if (mp__rd_array(r, &k) || k < 2 || mp__rd_uint(r, &shm[0]) || mp__rd_uint(r, &shm[1]))
@@ -92,6 +94,8 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         if (mp__rd_array(&ir, &items) || items != count)
             why = "items frame does not hold count items";
     }
+    if (!why && n >= 6 && (mp__rd_uint(r, &limit) || limit > UINT32_MAX))
+        why = "bad time limit";
     if (why) {
         bk_malformed(b, c, NULL, MPP_C_SUBMIT, why);
         bk_send_failed(b, c, chunk_id, MP_EBADREQUEST, why);
@@ -128,6 +132,7 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     ch->shm = by_shm;
     ch->shm_pos = shm[0];
     ch->shm_len = shm[1];
+    ch->time_limit_ms = (uint32_t)limit;
     zmq_msg_init(&ch->items);
     zmq_msg_move(&ch->items, &m->f[4]);
     if (m->n == 6) {

@@ -143,7 +143,7 @@ void bk_dispatch(mp_broker_t *b)
             char hs[MPP_MAX_NAME + 64];
             mp__buf_t h;
             mp__buf_init(&h, hs, sizeof hs);
-            mp__w_array(&h, by_ref ? 6 : 5);
+            mp__w_array(&h, ch->time_limit_ms ? 7 : by_ref ? 6 : 5);
             mp__w_uint(&h, u->dispatch_id);
             mp__w_str(&h, ch->name);
             mp__w_uint(&h, ch->mode);
@@ -153,7 +153,11 @@ void bk_dispatch(mp_broker_t *b)
                 mp__w_array(&h, 2);
                 mp__w_uint(&h, pos);
                 mp__w_uint(&h, len);
+            } else if (ch->time_limit_ms) {
+                mp__w_nil(&h);
             }
+            if (ch->time_limit_ms)
+                mp__w_uint(&h, ch->time_limit_ms);
             int n = 1;
             if (!ch->shm) {
                 zmq_msg_init(&frames[0]);

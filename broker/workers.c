@@ -150,9 +150,10 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n, causelen;
     uint64_t dispatch_id, index;
+    int64_t code = 0;
     const char *cause;
     if (mp__rd_array(r, &n) || n < 3 || mp__rd_uint(r, &dispatch_id) || mp__rd_uint(r, &index) ||
-        mp__rd_str(r, &cause, &causelen)) {
+        mp__rd_str(r, &cause, &causelen) || (n >= 4 && mp__rd_int(r, &code))) {
         bk_malformed(b, w, NULL, MPP_W_LOST, "bad LOST header");
         return;
     }
@@ -191,7 +192,11 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     if (culprit) {
         zmq_msg_close(&u->items);
         free(u); /* replaced by its slices; the chunk lives on */
-        bk_requeue_or_lose(b, culprit, true, why);
+        u = culprit;
+    }
+    if (code == MP_ETIMELIMIT) { /* over its time limit: failed, never tried again */
+        bk_answer_with_errors(b, u, MPP_KIND_TIMED_OUT, MP_ETIMELIMIT, why);
+        bk_unit_free(b, u);
     } else {
         bk_requeue_or_lose(b, u, true, why);
     }

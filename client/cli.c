@@ -69,6 +69,7 @@ typedef struct {
     const char *broker;
     int timeout_ms; /* 0: the pool's default */
     size_t chunksize;
+    int time_limit_ms; /* --task-timeout */
     bool unordered, json, with_input;
     const char *input;                        /* NULL or "-": stdin */
     const char *host;                         /* status --host: a worker on it must be connected */
@@ -121,6 +122,8 @@ static void usage(FILE *out)
             "  -b, --broker EP     tcp://HOST:PORT or ipc://PATH of mp-broker\n"
             "                      (default: $MP_BROKER; one of them is required)\n"
             "      --timeout MS    wait this long for the broker (default 10000)\n"
+            "      --task-timeout MS  a task still running after MS is killed and its\n"
+            "                      item fails (MP_ETIMELIMIT); the others complete\n"
             "      --curve-key FILE       CURVE: this client's NAME.key_secret\n"
             "      --curve-server-key KEY CURVE: the broker's NAME.key, or its 40 Z85\n"
             "                      characters ($MP_CURVE_KEY, $MP_CURVE_SERVER_KEY)\n"
@@ -425,6 +428,7 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
 {
     static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
                                          {"timeout", required_argument, 0, 'T'},
+                                         {"task-timeout", required_argument, 0, 'L'},
                                          {"chunksize", required_argument, 0, 'c'},
                                          {"unordered", no_argument, 0, 'u'},
                                          {"input", required_argument, 0, 'i'},
@@ -450,6 +454,11 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
             if (parse_int(optarg, "--timeout", 1, 3600000, &v))
                 return EXIT_USAGE;
             cli->timeout_ms = (int)v;
+            break;
+        case 'L':
+            if (parse_int(optarg, "--task-timeout", 1, 86400000, &v))
+                return EXIT_USAGE;
+            cli->time_limit_ms = (int)v;
             break;
         case 'c':
             if (parse_int(optarg, "--chunksize", 1, 1048576, &v))
@@ -613,6 +622,7 @@ static int connect_pool(const cli_t *cli, mp_pool_t **pool)
 {
     mp_pool_options_t o = {.broker = cli->broker,
                            .connect_timeout_ms = cli->timeout_ms,
+                           .time_limit_ms = cli->time_limit_ms,
                            .curve_key = cli->curve_key,
                            .curve_server_key = cli->curve_server_key};
     if (!getenv("MP_LOG_LEVEL")) /* the pool's warnings: say() words them for here */

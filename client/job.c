@@ -70,6 +70,10 @@ mp_async_t *mp__pool_job_new(mp_pool_t *pool, int kind, const char *name, uint8_
     job->refs = 2;
     if (o)
         job->call = *o;
+    /* the time limit its chunks carry (0: none) */
+    job->time_limit_ms = job->call.time_limit_ms > 0   ? (uint32_t)job->call.time_limit_ms
+                         : job->call.time_limit_ms < 0 ? 0
+                                                       : pool->time_limit_ms;
     return job;
 }
 

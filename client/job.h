@@ -66,6 +66,7 @@ struct mp_async {
     bool ready;
     int first_code;
     mp_call_options_t call;
+    uint32_t time_limit_ms; /* per task, in every SUBMIT of its chunks (0: none) */
     /* imap */
     cres_t *cres_head, *cres_tail;
     size_t unread; /* finished chunks not fully read */

@@ -70,6 +70,7 @@ struct mp_pool {
     mp__curve_t curve; /* keys, for a broker that speaks CURVE */
     int heartbeat_ms;
     int timeout_ms;
+    uint32_t time_limit_ms; /* the default per task (options; 0: none) */
     zmq_msg_t init; /* the init frame, when an initializer is set */
     bool has_init;
     /* embedded parts */

@@ -36,8 +36,9 @@
    is consumed. Mutex held. */
 static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode, zmq_msg_t *items)
 {
+    mp_async_t *job = c->job ? c->job : c->targets[0];
     int rc = mp__session_submit(pool->sock, c->id, name, mode, c->count, c->shm_in ? &c->in : NULL,
-                                items, pool->has_init ? &pool->init : NULL);
+                                job->time_limit_ms, items, pool->has_init ? &pool->init : NULL);
     if (rc == 0)
         mp__pool_chunk_insert(pool, c);
     return rc;
@@ -134,7 +135,8 @@ static void pump_applies(mp_pool_t *pool, ready_t *ready)
     mp_async_t *first = pool->send_head;
     size_t n = 0;
     for (mp_async_t *j = first;
-         j && j->kind == JOB_APPLY && n < MAX_COALESCE && strcmp(j->name, first->name) == 0;
+         j && j->kind == JOB_APPLY && n < MAX_COALESCE && strcmp(j->name, first->name) == 0 &&
+         j->time_limit_ms == first->time_limit_ms;
          j = j->send_next)
         n++;
     chunk_t *c = calloc(1, sizeof *c);

@@ -58,12 +58,13 @@ int mp__session_command(void *sock, uint8_t cmd)
 }
 
 int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
-                       const mp__pshm_in_t *in, zmq_msg_t *items, zmq_msg_t *init)
+                       const mp__pshm_in_t *in, uint32_t time_limit_ms, zmq_msg_t *items,
+                       zmq_msg_t *init)
 {
     char hs[MPP_MAX_NAME + 96];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, in ? 5 : 4);
+    mp__w_array(&h, time_limit_ms ? 6 : in ? 5 : 4);
     mp__w_uint(&h, id);
     mp__w_str(&h, name);
     mp__w_uint(&h, mode);
@@ -72,7 +73,11 @@ int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, 
         mp__w_array(&h, 2);
         mp__w_uint(&h, in->pos);
         mp__w_uint(&h, in->len);
+    } else if (time_limit_ms) {
+        mp__w_nil(&h);
     }
+    if (time_limit_ms)
+        mp__w_uint(&h, time_limit_ms);
     zmq_msg_t frames[2];
     zmq_msg_init(&frames[0]);
     zmq_msg_move(&frames[0], items);

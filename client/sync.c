@@ -67,8 +67,8 @@ static int sync_submit(mp_pool_t *pool, uint64_t id, const char *name, zmq_msg_t
     zmq_msg_t copy;
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, items);
-    int rc = mp__session_submit(pool->sync_sock, id, name, MPP_MODE_STAR, 1, NULL, &copy,
-                                pool->has_init ? &pool->init : NULL);
+    int rc = mp__session_submit(pool->sync_sock, id, name, MPP_MODE_STAR, 1, NULL,
+                                pool->time_limit_ms, &copy, pool->has_init ? &pool->init : NULL);
     return rc ? MP_EBROKERLOST : 0;
 }
 

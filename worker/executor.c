@@ -129,7 +129,7 @@ static bool shm_input(mp__rd_t *r, size_t n, mp__pshm_t *shm, const char **items
 {
     size_t k;
     uint64_t pos, len;
-    if (n < 6 || !shm)
+    if (n < 6 || !shm || mp__rd_peek(r) == MP_OBJ_NIL) /* nil: none, a time limit follows */
         return false;
     *items = "";
     *size = 0;

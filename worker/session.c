@@ -139,6 +139,11 @@ static void on_task(worker_t *w, mpp_msg_t *m)
         mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker; dropped");
         return;
     }
+    uint64_t limit = 0; /* [task-shm-or-nil time-limit] */
+    if (n >= 7 && (mp__rd_skip(&r) || mp__rd_uint(&r, &limit) || limit > UINT32_MAX)) {
+        mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker (time limit); dropped");
+        return;
+    }
     job_t *j = calloc(1, sizeof *j);
     if (!j) {
         mp__log(MP_LOG_ERROR, WHO, "out of memory for dispatch %llu", (unsigned long long)dispatch);
@@ -148,6 +153,7 @@ static void on_task(worker_t *w, mpp_msg_t *m)
     j->session = w->session;
     memcpy(j->name, name, namelen);
     j->count = (size_t)count;
+    j->time_limit_ms = (uint32_t)limit;
     zmq_msg_init(&j->header);
     zmq_msg_init(&j->items);
     zmq_msg_move(&j->header, &m->f[2]);

@@ -59,6 +59,9 @@ void wk_assign(worker_t *w)
                               {&nl, 4},
                               {j->has_init ? zmq_msg_data(&j->init) : NULL, nl}};
         __atomic_store_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], 0, __ATOMIC_RELAXED);
+        e->seen_index = 0;
+        e->seen_ns = mp__now_ns();
+        e->timed_out = false;
         e->job = j;
         e->state = EX_BUSY;
         e->dispatches++;
@@ -67,15 +70,19 @@ void wk_assign(worker_t *w)
     }
 }
 
-static void send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause)
+/* LOST of job j's item index; code 0, or MP_ETIMELIMIT / MP_ECANCELLED:
+   the broker fails that item with it instead of trying it again. */
+static void send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause, int code)
 {
     char hs[256];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 3);
+    mp__w_array(&h, code ? 4 : 3);
     mp__w_uint(&h, j->dispatch);
     mp__w_uint(&h, index);
     mp__w_str(&h, cause);
+    if (code)
+        mp__w_int(&h, code);
     wk_send_cmd(w, MPP_W_LOST, &h, NULL, 0);
     mp__buf_release(&h);
 }
@@ -92,7 +99,7 @@ static void executor_hangup(worker_t *w, exec_t *e)
 
 static void executor_exited(worker_t *w, exec_t *e, int status)
 {
-    char cause[96];
+    char cause[160];
     mp__describe_status(status, cause, sizeof cause);
     if (e->fd >= 0)
         close(e->fd);
@@ -106,8 +113,13 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
         mp__log(MP_LOG_WARN, WHO,
                 "executor %d (pid %d) died running %s item %u of dispatch %llu: %s; restarting",
                 e->slot, (int)e->pid, j->name, index, (unsigned long long)j->dispatch, cause);
+        int code = 0;
+        if (e->timed_out) {
+            snprintf(cause, sizeof cause, "over its time limit of %u ms: killed", j->time_limit_ms);
+            code = MP_ETIMELIMIT;
+        }
         if (j->session == w->session)
-            send_lost(w, j, index, cause);
+            send_lost(w, j, index, cause, code);
         wk_job_free(j);
         e->job = NULL;
         w->held--;
@@ -119,6 +131,39 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
     e->state = EX_NONE;
     if (!w->stopping)
         wk_spawn_executor(w, e);
+}
+
+long wk_check_limits(worker_t *w, uint64_t now)
+{
+    long sleep_ms = -1;
+    for (int i = 0; i < w->nex; i++) {
+        exec_t *e = &w->ex[i];
+        if (e->state != EX_BUSY || !e->job || !e->job->time_limit_ms || e->timed_out)
+            continue;
+        uint32_t limit = e->job->time_limit_ms;
+        uint32_t index =
+            __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
+        if (index != e->seen_index) { /* a new item since the last look */
+            e->seen_index = index;
+            e->seen_ns = now;
+        } else if (now - e->seen_ns > (uint64_t)limit * 1000000ull) {
+            mp__log(MP_LOG_WARN, WHO,
+                    "executor %d (pid %d): %s item %u of dispatch %llu ran past its time limit of "
+                    "%u ms; killing it",
+                    e->slot, (int)e->pid, e->job->name, index, (unsigned long long)e->job->dispatch,
+                    limit);
+            e->timed_out = true;
+            if (e->pid > 0)
+                kill(e->pid, SIGKILL); /* its death reports the item (executor_exited) */
+            continue;
+        }
+        /* look again soon enough that an item overruns by at most ~1/8 */
+        long tick = (long)limit / 8;
+        tick = tick < 5 ? 5 : tick > 250 ? 250 : tick;
+        if (sleep_ms < 0 || tick < sleep_ms)
+            sleep_ms = tick;
+    }
+    return sleep_ms;
 }
 
 /* Reads what the executor wrote (never blocks: MSG_DONTWAIT); forwards a

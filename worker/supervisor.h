@@ -30,6 +30,7 @@ typedef struct job {
     uint64_t session;
     char name[MPP_MAX_NAME + 1];
     size_t count;
+    uint32_t time_limit_ms; /* per item (0: none): the executor is killed past it */
     zmq_msg_t header, items, init;
     bool has_init;
     struct job *next;
@@ -46,6 +47,10 @@ typedef struct {
     char *rbuf;
     size_t rlen, rcap;
     unsigned dispatches;
+    /* its job's time limit: the item it was last seen running, since when */
+    uint32_t seen_index;
+    uint64_t seen_ns;
+    bool timed_out; /* killed over the limit: its death is reported as such */
 } exec_t;
 
 typedef struct {
@@ -96,5 +101,9 @@ void wk_assign(worker_t *w);
    complete reply. Returns false when nothing could be read. */
 bool wk_executor_readable(worker_t *w, exec_t *e);
 void wk_on_zygote(worker_t *w);
+/* Kills every executor whose current item has run past its job's time
+   limit (seen through the progress slots). Returns how long the loop may
+   sleep before the next look, in ms (-1: no limit to watch). */
+long wk_check_limits(worker_t *w, uint64_t now);
 
 #endif

@@ -252,6 +252,9 @@ static int serve(worker_t *w)
         uint64_t now = mp__now_ns();
         long timeout =
             w->next_heartbeat > now ? (long)((w->next_heartbeat - now) / 1000000) + 1 : 0;
+        long watch = wk_check_limits(w, now); /* time limits: kill, and look again */
+        if (watch >= 0 && watch < timeout)
+            timeout = watch;
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             rc = -errno;
             break;

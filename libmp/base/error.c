@@ -49,6 +49,8 @@ const char *mp_strerror(int rc)
         return "the broker's host name does not resolve";
     case MP_EINSECURE:
         return "refused: a port other hosts can reach needs CURVE keys (or insecure)";
+    case MP_ETIMELIMIT:
+        return "a task ran past its time limit and was killed";
     case MP_EBROKERUNREACHABLE:
         return "broker not reached: nothing answered at its address";
     case MP_EBADARGS:

@@ -18,6 +18,10 @@ int mp__kind_code(unsigned kind)
         return MP_EUNKNOWNTASK;
     case MPP_KIND_BADARGS:
         return MP_EBADARGS;
+    case MPP_KIND_TIMED_OUT:
+        return MP_ETIMELIMIT;
+    case MPP_KIND_CANCELLED:
+        return MP_ECANCELLED;
     default:
         return MP_EBADREQUEST;
     }

@@ -61,10 +61,18 @@ enum {
     MPP_B_TASK = 0x81,
     MPP_B_WHEARTBEAT = 0x82,
     MPP_B_WDISCONNECT = 0x83,
+    MPP_B_WCANCEL = 0x84,
 };
 
 enum { MPP_MODE_MAP = 0, MPP_MODE_STAR = 1 };
-enum { MPP_KIND_TASK = 0, MPP_KIND_WORKER_LOST = 1, MPP_KIND_UNKNOWN = 2, MPP_KIND_BADARGS = 3 };
+enum {
+    MPP_KIND_TASK = 0,
+    MPP_KIND_WORKER_LOST = 1,
+    MPP_KIND_UNKNOWN = 2,
+    MPP_KIND_BADARGS = 3,
+    MPP_KIND_TIMED_OUT = 4, /* over its time limit: killed (PROTOCOL.md 4.5) */
+    MPP_KIND_CANCELLED = 5,
+};
 
 #define MPP_MAX_FRAMES 5
 #define MPP_MAX_HEADER 4096

@@ -238,6 +238,20 @@ else
     fail "unknown option: exit 2" "rc=$rc" "$(cat "$tmp/err")"
 fi
 
+# a task over --task-timeout is killed; its line says so, the others complete
+printf '[0, 100]\n[0, 100000000]\n[0, 1000]\n' >"$tmp/limits"
+start=$(date +%s%N)
+run --task-timeout 300 starmap count_primes --input "$tmp/limits"
+took=$((($(date +%s%N) - start) / 1000000))
+if [ $rc -eq 1 ] && [ $took -lt 5000 ] && [ "$(sed -n 1p "$tmp/out")" = 25 ] &&
+    sed -n 2p "$tmp/out" | grep -q '"code":-4116,"message":"over its time limit of 300 ms' &&
+    [ "$(sed -n 3p "$tmp/out")" = 168 ]; then
+    pass "--task-timeout 300: the endless item fails (-4116) after $took ms, the others complete"
+else
+    fail "--task-timeout 300: the endless item fails, the others complete" "rc=$rc took=${took}ms" \
+        "$(cat "$tmp/out" "$tmp/err")"
+fi
+
 # ---- CURVE: keygen, an admitted key, a refused one ----------------------------------------
 
 mkdir -p "$tmp/allow/workers" "$tmp/allow/clients"

@@ -117,3 +117,13 @@ MP_TASK(remote_hit)
     mp_obj_destroy(&k);
     return rc ? mp_task_fail(task, rc, "incr: %s", mp_strerror(rc)) : mp_task_return_int(task, v);
 }
+
+/* spin_if_negative(x): x*x, or a loop that never ends when x < 0 (what a
+   time limit is for) */
+MP_TASK(spin_if_negative)
+{
+    volatile int64_t x = mp_task_int(task, 0);
+    while (x < 0)
+        ;
+    return mp_task_return_int(task, x * x);
+}

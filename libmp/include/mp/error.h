@@ -63,6 +63,9 @@ extern "C" {
 #define MP_EHOSTUNKNOWN (-4113)       /* the broker's host name does not resolve */
 #define MP_EBROKERUNREACHABLE (-4114) /* no broker ever answered at the address */
 #define MP_EINSECURE (-4115)          /* would listen off loopback without CURVE keys */
+/* a task ran past its time limit and was killed (not MP_ETIMEDOUT, which is
+   a wait of the caller's that expired: mp_async_get tells the two apart) */
+#define MP_ETIMELIMIT (-4116)
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).
     Never returns NULL. */

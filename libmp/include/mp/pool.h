@@ -71,6 +71,11 @@ typedef struct {
        $MP_CURVE_KEY and $MP_CURVE_SERVER_KEY when set. Embedded: unused. */
     const char *curve_key;
     const char *curve_server_key;
+    /* The default time limit of one task (one item of a map), in ms: a task
+       still running after it is killed with its executor, which is
+       replaced, and its item fails with MP_ETIMELIMIT naming the limit; the
+       call's other items complete. 0: none. A call may set its own. */
+    int time_limit_ms;
 } mp_pool_options_t;
 
 /* Called when a call completes, on the pool's callback thread (one per
@@ -85,7 +90,8 @@ typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
 typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
 
 typedef struct {
-    size_t chunksize; /* 0: automatic (imap: 1, as Python) */
+    size_t chunksize;  /* 0: automatic (imap: 1, as Python) */
+    int time_limit_ms; /* per task, as mp_pool_options_t's: 0 the pool's, < 0 none */
     mp_callback_fn callback;
     mp_error_callback_fn error_callback;
     void *arg; /* passed to both */
