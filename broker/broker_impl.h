@@ -72,6 +72,9 @@ struct unit {
     uint64_t dispatch_id;
     peer_t *worker;  /* running on, or NULL when queued */
     char cause[200]; /* why the last attempt was lost (what a loss says fits) */
+    /* running, and withdrawn (CANCEL, or its client left): its worker was
+       told to kill it (B-WCANCEL); whatever it answers is dropped */
+    bool cancelled;
     unit_t *next, *prev;
 };
 
@@ -199,6 +202,10 @@ void bk_dispatch(mp_broker_t *b);
 void bk_announce_processes(mp_broker_t *b);
 void bk_worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts);
 void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why);
+/* Withdraws the running units of chunk ch (every chunk of client c when ch
+   is NULL): each worker is told to kill its dispatch (B-WCANCEL); with
+   answer, the client gets the items as CANCELLED at once. Returns how many. */
+size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer);
 
 /* ---- clients.c and workers.c: the commands ---------------------------------- */
 

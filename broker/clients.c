@@ -167,12 +167,17 @@ static void client_cancel(mp_broker_t *b, peer_t *c, mp__rd_t *r)
             unit_t *next = u->next;
             if (u->chunk->client == c && u->chunk->chunk_id == chunk_id) {
                 bk_queue_unlink(q, u);
-                bk_answer_with_errors(b, u, MPP_KIND_TASK, MP_ECANCELLED, "cancelled");
+                bk_answer_with_errors(b, u, MPP_KIND_CANCELLED, MP_ECANCELLED, "cancelled");
                 bk_unit_free(b, u);
             }
             u = next;
         }
     }
+    for (chunk_t *ch = c->chunks; ch; ch = ch->next)
+        if (ch->chunk_id == chunk_id) {
+            bk_cancel_running(b, c, ch, true);
+            break;
+        }
 }
 
 static void write_status(mp_broker_t *b, mp__buf_t *s)

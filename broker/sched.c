@@ -26,7 +26,7 @@
 void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const char *cause)
 {
     snprintf(u->cause, sizeof u->cause, "%s", cause);
-    if (!u->chunk->client) { /* nobody waits for it */
+    if (!u->chunk->client || u->cancelled) { /* nobody waits for it */
         u->chunk->pending -= u->count;
         bk_unit_free(b, u);
         return;
@@ -224,9 +224,38 @@ void bk_worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_att
     bk_announce_processes(b);
 }
 
+size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->npeers; i++) {
+        peer_t *w = b->peers[i];
+        if (w->kind != PEER_WORKER)
+            continue;
+        for (unit_t *u = w->running; u; u = u->next) {
+            if (u->cancelled || (ch ? u->chunk != ch : u->chunk->client != c))
+                continue;
+            u->cancelled = true;
+            if (answer) {
+                bk_answer_with_errors(b, u, MPP_KIND_CANCELLED, MP_ECANCELLED, "cancelled");
+                /* its items stay counted until the worker answers: the
+                   chunk outlives the unit that points at it */
+                u->chunk->pending += u->count;
+            }
+            char hs[32];
+            mp__buf_t h;
+            mp__buf_init(&h, hs, sizeof hs);
+            mp__w_array(&h, 1);
+            mp__w_uint(&h, u->dispatch_id);
+            bk_send_to(b, w, MPP_B_WCANCEL, &h, NULL, 0);
+            n++;
+        }
+    }
+    return n;
+}
+
 void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
 {
-    size_t dropped = 0;
+    size_t dropped = 0, killed = bk_cancel_running(b, c, NULL, false);
     for (queue_t *q = b->queues; q; q = q->next) {
         unit_t *u = q->head;
         while (u) {
@@ -249,7 +278,8 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
         ch = next;
     }
     c->chunks = NULL;
-    mp__log(MP_LOG_INFO, WHO, "client %s gone (%s); %zu queued dispatch%s dropped", c->hex, why,
-            dropped, dropped == 1 ? "" : "es");
+    mp__log(MP_LOG_INFO, WHO,
+            "client %s gone (%s); %zu queued dispatch%s dropped, %zu running cancelled", c->hex,
+            why, dropped, dropped == 1 ? "" : "es", killed);
     bk_peer_remove(b, c);
 }

@@ -78,6 +78,17 @@ static unit_t *find_running(peer_t *w, uint64_t dispatch_id)
     return NULL;
 }
 
+/* The answer (RESULT or LOST) to a withdrawn dispatch: its credit comes
+   back, its items were answered when it was withdrawn. */
+static void drop_cancelled(mp_broker_t *b, peer_t *w, unit_t *u)
+{
+    bk_running_unlink(w, u);
+    w->credit++;
+    u->chunk->pending -= u->count;
+    bk_unit_free(b, u);
+    bk_dispatch(b);
+}
+
 static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n;
@@ -91,6 +102,10 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     if (!u) {
         mp__log(MP_LOG_DEBUG, WHO, "late result for dispatch %llu from %s discarded",
                 (unsigned long long)dispatch_id, w->hex);
+        return;
+    }
+    if (u->cancelled) {
+        drop_cancelled(b, w, u);
         return;
     }
     /* [slot at vsize]: the values are in the executor's output ring, for
@@ -160,6 +175,10 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     unit_t *u = find_running(w, dispatch_id);
     if (!u)
         return;
+    if (u->cancelled) {
+        drop_cancelled(b, w, u);
+        return;
+    }
     bk_running_unlink(w, u);
     w->credit++;
     char why[200];

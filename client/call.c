@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "codec/items_impl.h"
 #include "job.h"
 #include "map_out.h"
@@ -184,4 +185,19 @@ int mp_pool_apply(mp_pool_t *pool, const char *name, const mp_obj_t *args, mp_ob
     rc = mp_async_get_obj(job, -1, result_p);
     mp_async_destroy(&job);
     return rc;
+}
+
+int mp_async_cancel(mp_async_t *job)
+{
+    if (!job)
+        return MP_EINVAL;
+    mp_pool_t *pool = job->pool;
+    ready_t ready = {0};
+    pthread_mutex_lock(&pool->mutex);
+    mp__pool_cancel(pool, job, &ready);
+    pthread_mutex_unlock(&pool->mutex);
+    if (ready.n)
+        mp__pool_run_callbacks(pool, ready.v, ready.n);
+    free(ready.v);
+    return 0;
 }

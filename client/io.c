@@ -91,6 +91,7 @@ void *mp__pool_io_thread(void *arg)
         pthread_cond_broadcast(&pool->cond);
     }
     while (!pool->stopping) {
+        mp__pool_send_cancels(pool);
         mp__pool_pump(pool, &ready);
         if (pool->status_wanted && !pool->status_sent && pool->connected)
             pool->status_sent = mp__session_command(pool->sock, MPP_C_STATUS) == 0;

@@ -99,6 +99,7 @@ struct chunk {
     size_t received;
     uint64_t sent_ns; /* imap: when it was sent (0: never) */
     bool shm_in;      /* its items are in the input ring (poolshm.h) */
+    bool cancel_sent; /* mp_async_cancel queued a CANCEL for it */
     mp__pshm_in_t in; /* ... there, given back when the chunk ends */
     piece_t *pieces;
     struct chunk *hnext;

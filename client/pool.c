@@ -404,6 +404,7 @@ void mp_pool_destroy(mp_pool_t **pool_p)
     if (pool->stop_pipe[1] >= 0)
         close(pool->stop_pipe[1]);
     mp_obj_destroy(&pool->status);
+    free(pool->cancels);
     pthread_mutex_destroy(&pool->mutex);
     pthread_mutex_destroy(&pool->sync_mutex);
     pthread_cond_destroy(&pool->cond);

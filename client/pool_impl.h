@@ -4,7 +4,7 @@
     only modules below it (the call graph of their objects has no circle):
 
       pool.c       lifecycle                  -> io recv feeder callbacks sync
-      call.c       apply, map, starmap        -> async send sync job
+      call.c       apply, map, starmap, cancel -> async callbacks send sync job
       imap.c       imap's reader              -> async send feeder job
       io.c         the I/O thread's loop      -> recv send callbacks sync session
       recv.c       broker messages, fail_all  -> send chunk job map_out session results
@@ -71,7 +71,7 @@ struct mp_pool {
     int heartbeat_ms;
     int timeout_ms;
     uint32_t time_limit_ms; /* the default per task (options; 0: none) */
-    zmq_msg_t init; /* the init frame, when an initializer is set */
+    zmq_msg_t init;         /* the init frame, when an initializer is set */
     bool has_init;
     /* embedded parts */
     void *ctx;
@@ -94,7 +94,9 @@ struct mp_pool {
     bool worker_dead; /* embedded: the worker process is gone */
     int connect_error;
     mp_async_t *send_head, *send_tail; /* jobs with input to send (send.c) */
-    size_t inflight;                   /* chunks sent, not finished */
+    uint64_t *cancels;                 /* chunk ids to CANCEL (send.c) */
+    size_t ncancels, cancelcap;
+    size_t inflight; /* chunks sent, not finished */
     uint64_t next_chunk_id;
     chunk_t *buckets[POOL_BUCKETS]; /* chunks in flight (chunk.c) */
     size_t active_jobs;             /* not ready yet */

@@ -387,3 +387,40 @@ int mp__pool_submit(mp_pool_t *pool, mp_async_t *job)
     mp__pool_wake(pool);
     return 0;
 }
+
+void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
+{
+    if (job->ready)
+        return;
+    if (job->in_send_queue) {
+        mp__pool_send_queue_remove(pool, job);
+        mp__pool_fail_unsent(pool, job, MP_ECANCELLED, "cancelled", ready);
+    }
+    /* a chunk shared with other applies (coalesced) is left to complete */
+    for (size_t b = 0; b < POOL_BUCKETS; b++)
+        for (chunk_t *c = pool->buckets[b]; c; c = c->hnext) {
+            bool mine = c->job == job || (c->targets && c->count == 1 && c->targets[0] == job);
+            if (!mine || c->cancel_sent)
+                continue;
+            if (pool->ncancels == pool->cancelcap) {
+                size_t cap = pool->cancelcap ? 2 * pool->cancelcap : 16;
+                uint64_t *grown = realloc(pool->cancels, cap * sizeof *grown);
+                if (!grown)
+                    return; /* out of memory: the chunk completes instead */
+                pool->cancels = grown;
+                pool->cancelcap = cap;
+            }
+            pool->cancels[pool->ncancels++] = c->id;
+            c->cancel_sent = true;
+        }
+    mp__pool_wake(pool);
+}
+
+void mp__pool_send_cancels(mp_pool_t *pool)
+{
+    if (!pool->connected)
+        return; /* after a reconnect the chunks failed (BROKER_LOST) anyway */
+    for (size_t i = 0; i < pool->ncancels; i++)
+        mp__session_cancel(pool->sock, pool->cancels[i]);
+    pool->ncancels = 0;
+}

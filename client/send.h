@@ -11,5 +11,11 @@ int mp__pool_submit(mp_pool_t *pool, mp_async_t *job);
 void mp__pool_pump(mp_pool_t *pool, ready_t *ready);
 /* Takes a job off the send queue, if it is there (mutex held). */
 void mp__pool_send_queue_remove(mp_pool_t *pool, mp_async_t *job);
+/* Withdraws a job (mutex held): what it has not sent fails now with
+   MP_ECANCELLED; each chunk in flight that is its alone gets a CANCEL,
+   which the I/O thread sends (mp__pool_send_cancels). */
+void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready);
+/* Sends the CANCELs queued by mp__pool_cancel (the I/O thread, mutex held). */
+void mp__pool_send_cancels(mp_pool_t *pool);
 
 #endif

@@ -93,6 +93,17 @@ int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, 
     return rc;
 }
 
+int mp__session_cancel(void *sock, uint64_t id)
+{
+    char hs[16];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_uint(&h, id);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_CANCEL, h.data, h.size, NULL, 0,
+                    ZMQ_DONTWAIT);
+}
+
 bool mp__session_valid(mpp_msg_t *m)
 {
     return !(m->too_many || m->n < 3 || mpp_size(m, 0) != MPP_SIG_SIZE ||

@@ -30,6 +30,8 @@ int mp__session_command(void *sock, uint8_t cmd);
 int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
                        const mp__pshm_in_t *in, uint32_t time_limit_ms, zmq_msg_t *items,
                        zmq_msg_t *init);
+/* CANCEL of chunk id. 0 or -errno. */
+int mp__session_cancel(void *sock, uint64_t id);
 /* Frames 0..2 of a message from the broker are a client's signature, a
    one-octet command and a header: anything else is dropped. */
 bool mp__session_valid(mpp_msg_t *m);

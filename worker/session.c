@@ -125,6 +125,64 @@ int wk_reconnect(worker_t *w, const char *why)
     return wk_open_socket(w);
 }
 
+/* LOST of job j's item index; code 0, or MP_ETIMELIMIT / MP_ECANCELLED:
+   the broker fails that item with it instead of trying it again. */
+void wk_send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause, int code)
+{
+    char hs[256];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, code ? 4 : 3);
+    mp__w_uint(&h, j->dispatch);
+    mp__w_uint(&h, index);
+    mp__w_str(&h, cause);
+    if (code)
+        mp__w_int(&h, code);
+    wk_send_cmd(w, MPP_W_LOST, &h, NULL, 0);
+    mp__buf_release(&h);
+}
+
+/* B-WCANCEL [dispatch-id]: a dispatch still queued here is dropped and
+   answered at once; a running one's executor is killed, and its death
+   answers (supervise.c). An unknown id was answered already. */
+static void on_cancel(worker_t *w, mpp_msg_t *m)
+{
+    mp__rd_t r;
+    size_t n;
+    uint64_t dispatch;
+    mp__rd_init(&r, mpp_data(m, 2), mpp_size(m, 2));
+    if (mp__rd_array(&r, &n) || n < 1 || mp__rd_uint(&r, &dispatch)) {
+        mp__log(MP_LOG_WARN, WHO, "malformed CANCEL from the broker; dropped");
+        return;
+    }
+    job_t *prev = NULL;
+    for (job_t *j = w->queue_head; j; prev = j, j = j->next) {
+        if (j->dispatch != dispatch)
+            continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            w->queue_head = j->next;
+        if (w->queue_tail == j)
+            w->queue_tail = prev;
+        wk_send_lost(w, j, 0, "cancelled before it ran", MP_ECANCELLED);
+        wk_job_free(j);
+        w->held--;
+        return;
+    }
+    for (int i = 0; i < w->nex; i++) {
+        exec_t *e = &w->ex[i];
+        if (e->state == EX_BUSY && e->job && e->job->dispatch == dispatch && !e->cancelled) {
+            mp__log(MP_LOG_INFO, WHO, "dispatch %llu cancelled: killing executor %d (pid %d)",
+                    (unsigned long long)dispatch, e->slot, (int)e->pid);
+            e->cancelled = true;
+            if (e->pid > 0)
+                kill(e->pid, SIGKILL);
+            return;
+        }
+    }
+}
+
 static void on_task(worker_t *w, mpp_msg_t *m)
 {
     mp__rd_t r;
@@ -194,6 +252,8 @@ void wk_on_broker(worker_t *w)
         uint8_t cmd = mpp_data(&m, 1)[0];
         if (cmd == MPP_B_TASK) {
             on_task(w, &m);
+        } else if (cmd == MPP_B_WCANCEL) {
+            on_cancel(w, &m);
         } else if (cmd == MPP_B_WDISCONNECT) {
             mp__rd_t r;
             size_t n, len = 0;

@@ -61,30 +61,13 @@ void wk_assign(worker_t *w)
         __atomic_store_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], 0, __ATOMIC_RELAXED);
         e->seen_index = 0;
         e->seen_ns = mp__now_ns();
-        e->timed_out = false;
+        e->timed_out = e->cancelled = false;
         e->job = j;
         e->state = EX_BUSY;
         e->dispatches++;
         /* a failed write means the executor is dying: its death reports the job */
         mp__write_all(e->fd, iov, (int)MP__ARRAY_SIZE(iov));
     }
-}
-
-/* LOST of job j's item index; code 0, or MP_ETIMELIMIT / MP_ECANCELLED:
-   the broker fails that item with it instead of trying it again. */
-static void send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause, int code)
-{
-    char hs[256];
-    mp__buf_t h;
-    mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, code ? 4 : 3);
-    mp__w_uint(&h, j->dispatch);
-    mp__w_uint(&h, index);
-    mp__w_str(&h, cause);
-    if (code)
-        mp__w_int(&h, code);
-    wk_send_cmd(w, MPP_W_LOST, &h, NULL, 0);
-    mp__buf_release(&h);
 }
 
 /* The executor's socket closed or broke: wait for its wait status. */
@@ -110,16 +93,19 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
             __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
         if (index >= j->count)
             index = 0;
-        mp__log(MP_LOG_WARN, WHO,
+        mp__log(e->cancelled ? MP_LOG_INFO : MP_LOG_WARN, WHO,
                 "executor %d (pid %d) died running %s item %u of dispatch %llu: %s; restarting",
                 e->slot, (int)e->pid, j->name, index, (unsigned long long)j->dispatch, cause);
         int code = 0;
         if (e->timed_out) {
             snprintf(cause, sizeof cause, "over its time limit of %u ms: killed", j->time_limit_ms);
             code = MP_ETIMELIMIT;
+        } else if (e->cancelled) {
+            snprintf(cause, sizeof cause, "cancelled: killed");
+            code = MP_ECANCELLED;
         }
         if (j->session == w->session)
-            send_lost(w, j, index, cause, code);
+            wk_send_lost(w, j, index, cause, code);
         wk_job_free(j);
         e->job = NULL;
         w->held--;
@@ -138,7 +124,8 @@ long wk_check_limits(worker_t *w, uint64_t now)
     long sleep_ms = -1;
     for (int i = 0; i < w->nex; i++) {
         exec_t *e = &w->ex[i];
-        if (e->state != EX_BUSY || !e->job || !e->job->time_limit_ms || e->timed_out)
+        if (e->state != EX_BUSY || !e->job || !e->job->time_limit_ms || e->timed_out ||
+            e->cancelled)
             continue;
         uint32_t limit = e->job->time_limit_ms;
         uint32_t index =

@@ -51,6 +51,7 @@ typedef struct {
     uint32_t seen_index;
     uint64_t seen_ns;
     bool timed_out; /* killed over the limit: its death is reported as such */
+    bool cancelled; /* killed because the broker withdrew its dispatch */
 } exec_t;
 
 typedef struct {
@@ -87,6 +88,9 @@ typedef struct {
 void wk_job_free(job_t *j);
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n);
 void wk_send_ready(worker_t *w);
+/* LOST of job j's item index; code 0, or MP_ETIMELIMIT / MP_ECANCELLED
+   (lost-code: the broker does not run the item again). */
+void wk_send_lost(worker_t *w, job_t *j, uint32_t index, const char *cause, int code);
 int wk_open_socket(worker_t *w);
 /* Forgets the broker's jobs that are still queued here: after a reconnect
    that broker has re-queued them (or is gone). */

@@ -1,13 +1,17 @@
-/*  test_limits.c - task time limits (docs/PROTOCOL.md 4.5): a task still
-    running past its limit is killed with its executor, which is replaced;
-    its item fails with MP_ETIMELIMIT naming the limit, and every other item
-    of the call completes.
+/*  test_limits.c - stopping running work: task time limits
+    (docs/PROTOCOL.md 7.1: a task still running past its limit is killed
+    with its executor, which is replaced; its item fails with MP_ETIMELIMIT
+    naming the limit, and every other item of the call completes) and
+    cancelling (mp_async_cancel, a terminated cluster pool: queued items
+    are dropped, running ones killed, each ends MP_ECANCELLED; the workers
+    serve on).
 
     The tasks are test_tasks.c's: compiled in here (an embedded pool
     serves this program's tasks) and, as libtest_tasks.so, served by
     mp-worker for the cluster cases.
 */
 #include <string.h>
+#include <unistd.h>
 
 #include "mp/pool.h"
 #include "support.h"
@@ -133,12 +137,105 @@ static void test_limits_map_cluster(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* n items of sleep_ms(ms), one per chunk */
+static mp_items_t *sleeps(int n, int ms)
+{
+    mp_items_t *l = mp_items_new();
+    for (int i = 0; i < n; i++)
+        assert_int_equal(mp_items_add_int(l, ms), 0);
+    return l;
+}
+
+/* Cancels, 300 ms in, a map of 40 five-second sleeps on 2 executors:
+   ready at once (the two running are killed, not waited for), every item
+   MP_ECANCELLED; the pool then serves a map as before. */
+static void assert_cancel_kills(mp_pool_t *pool)
+{
+    mp_items_t *in = sleeps(40, 5000);
+    mp_call_options_t o = {.chunksize = 1};
+    mp_async_t *r;
+    assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &o, &r), 0);
+    usleep(300 * 1000);
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_async_cancel(r), 0);
+    const mp_items_t *out;
+    assert_int_equal(mp_async_get(r, 3000, &out), MP_ECANCELLED);
+    assert_true(tu_now_ms() - t0 < 3000);
+    assert_int_equal(mp_items_nerrors(out), 40);
+    for (size_t i = 0; i < 40; i++)
+        assert_int_equal(mp_items_error(out, i)->code, MP_ECANCELLED);
+    assert_int_equal(mp_async_cancel(r), 0); /* ready: nothing more to do */
+    mp_async_destroy(&r);
+    mp_items_destroy(&in);
+    uint64_t t1 = tu_now_ms();
+    tu_assert_map_squares(pool, 1000); /* both executors free again, at once */
+    assert_true(tu_now_ms() - t1 < 3000);
+}
+
+static void test_cancel_embedded(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    assert_cancel_kills(pool);
+    /* a cancelled apply; results already in stay */
+    mp_obj_t *args = mp_obj_new_array();
+    mp_obj_array_add(args, mp_obj_new_int(10000));
+    mp_async_t *r;
+    assert_int_equal(mp_pool_apply_async(pool, "sleep_ms", args, NULL, &r), 0);
+    usleep(100 * 1000);
+    assert_int_equal(mp_async_cancel(r), 0);
+    mp_obj_t *v = NULL;
+    assert_int_equal(mp_async_get_obj(r, 3000, &v), MP_ECANCELLED);
+    mp_async_destroy(&r);
+    mp_obj_destroy(&args);
+    mp_items_t *in = tu_range(100);
+    assert_int_equal(mp_pool_map_async(pool, "square", in, NULL, &r), 0);
+    const mp_items_t *out;
+    assert_int_equal(mp_async_get(r, 5000, &out), 0);
+    assert_int_equal(mp_async_cancel(r), 0); /* after the fact: the results stand */
+    tu_assert_squares(out, 100);
+    mp_async_destroy(&r);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cancel_cluster_and_terminate(void **state)
+{
+    (void)state;
+    char ep[256];
+    tu_start_broker("tcp://127.0.0.1:0", "500", ep, sizeof ep);
+    tu_start_worker(ep, "2", "500");
+    mp_pool_options_t po = {.broker = ep};
+    mp_pool_t *pool;
+    assert_int_equal(mp_pool_new(&po, &pool), 0);
+    assert_int_equal(tu_wait_processes(pool, 2, 5000), 2);
+    assert_cancel_kills(pool);
+    /* a terminated pool's running items are killed too: another client
+       finds both executors free at once, not after the 10 s sleeps */
+    mp_items_t *in = sleeps(10, 10000);
+    mp_call_options_t o = {.chunksize = 1};
+    mp_async_t *r;
+    assert_int_equal(mp_pool_map_async(pool, "sleep_ms", in, &o, &r), 0);
+    usleep(300 * 1000);
+    assert_int_equal(mp_pool_terminate(pool), 0);
+    mp_async_destroy(&r);
+    mp_pool_destroy(&pool);
+    mp_items_destroy(&in);
+    assert_int_equal(mp_pool_new(&po, &pool), 0);
+    uint64_t t0 = tu_now_ms();
+    tu_assert_map_squares(pool, 1000);
+    assert_true(tu_now_ms() - t0 < 3000);
+    mp_pool_destroy(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_limits_map_embedded, tu_kill_teardown),
         cmocka_unit_test_teardown(test_limits_pool_default_and_per_call, tu_kill_teardown),
         cmocka_unit_test_teardown(test_limits_map_cluster, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cancel_embedded, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cancel_cluster_and_terminate, tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

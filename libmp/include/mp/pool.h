@@ -209,6 +209,13 @@ MP_EXPORT int mp_async_get_obj(mp_async_t *result, int timeout_ms, mp_obj_t **va
 MP_EXPORT const mp_task_error_t *mp_async_error(mp_async_t *result);
 /* Items finished and items in the call, while it runs. */
 MP_EXPORT void mp_async_progress(mp_async_t *result, size_t *done, size_t *total);
+/* Withdraws the call: items not sent yet fail at once, queued ones are
+   dropped by the broker, running ones are killed on their workers (the
+   executor is replaced); each of those items ends with MP_ECANCELLED,
+   items already done keep their results, and the call becomes ready.
+   An apply that left batched with other applies (under a backlog)
+   completes instead. 0 (also when the call was ready), MP_EINVAL. */
+MP_EXPORT int mp_async_cancel(mp_async_t *result);
 /* Releases the handle; a call still running completes unobserved. */
 MP_EXPORT void mp_async_destroy(mp_async_t **result_p);
 
