@@ -46,6 +46,10 @@ void mp__pool_chunk_free(chunk_t *c)
         mp_items_destroy(&p->items);
         free(p);
     }
+    if (c->has_frame)
+        zmq_msg_close(&c->frame);
+    if (c->parent)
+        c->parent->children--;
     free(c->targets);
     free(c);
 }
@@ -55,13 +59,52 @@ void mp__pool_chunk_insert(mp_pool_t *pool, chunk_t *c)
     chunk_t **bp = bucket(pool, c->id);
     c->hnext = *bp;
     *bp = c;
-    pool->inflight++;
+    if (!c->parent) /* a resent gap is its parent's, already counted */
+        pool->inflight++;
+}
+
+void mp__pool_chunk_drop_children(mp_pool_t *pool, chunk_t *parent)
+{
+    for (size_t b = 0; b < POOL_BUCKETS && parent->children; b++)
+        for (chunk_t **pp = &pool->buckets[b]; *pp;) {
+            chunk_t *c = *pp;
+            if (c->parent == parent) {
+                *pp = c->hnext;
+                mp__pool_chunk_free(c);
+            } else {
+                pp = &c->hnext;
+            }
+        }
+}
+
+size_t mp__pool_chunk_gap(const chunk_t *c, size_t at, size_t *end)
+{
+    for (;;) {
+        const piece_t *cover = NULL;
+        size_t next = c->count;
+        if (at >= c->count) {
+            *end = c->count;
+            return c->count;
+        }
+        for (const piece_t *p = c->pieces; p; p = p->next) {
+            if (p->base <= at && at < p->base + p->count)
+                cover = p;
+            if (p->base > at && p->base < next)
+                next = p->base;
+        }
+        if (!cover) {
+            *end = next;
+            return at;
+        }
+        at = cover->base + cover->count;
+    }
 }
 
 /* A chunk is whole: assemble its pieces in order and hand it over (a map's
    pieces are in its results already). */
 void mp__pool_chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
 {
+    mp__pool_chunk_drop_children(pool, c);
     mp__pool_chunk_take(pool, c->id, true);
     pool->inflight--;
     if (c->shm_in) /* no executor reads it for this chunk any more */
@@ -100,43 +143,44 @@ void mp__pool_chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
     mp__pool_chunk_free(c);
 }
 
-/* Ends a chunk with one error for every item not answered yet. */
-void mp__pool_chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, ready_t *ready)
+bool mp__pool_chunk_fail_range(mp_pool_t *pool, chunk_t *c, size_t from, size_t to, int code,
+                               const char *msg, ready_t *ready)
 {
-    size_t at = 0;
-    while (at < c->count) { /* fill every gap between pieces */
-        piece_t *p = c->pieces;
-        size_t next = c->count;
-        bool covered = false;
-        for (; p; p = p->next) {
-            if (p->base == at)
-                covered = true;
-            if (p->base > at && p->base < next)
-                next = p->base;
-        }
-        if (covered) {
-            for (p = c->pieces; p && p->base != at; p = p->next) {
-            }
-            at += p->count;
-            continue;
-        }
+    const char *task = c->job ? c->job->name : c->targets[0]->name;
+    size_t end;
+    for (size_t at = mp__pool_chunk_gap(c, from, &end); at < to;
+         at = mp__pool_chunk_gap(c, end, &end)) {
+        if (end > to)
+            end = to;
         piece_t *f = calloc(1, sizeof *f);
-        const char *task = c->job ? c->job->name : c->targets[0]->name;
         if (f)
-            f->items = mp__pool_failed_items(task, next - at, 0, code, msg);
+            f->items = mp__pool_failed_items(task, end - at, 0, code, msg);
         if (!f || !f->items) {
             free(f);
             break;
         }
         f->base = at;
-        f->count = next - at;
+        f->count = end - at;
         if (mp__chunk_is_map(c)) { /* to the results now: the record only marks them answered */
             mp__pool_map_result_items(c->job, c->first + at, f->items);
             f->items = NULL;
         }
         f->next = c->pieces;
         c->pieces = f;
-        at = next;
+        c->received += end - at;
     }
+    if (c->received < c->count)
+        return false;
     mp__pool_chunk_finish(pool, c, ready);
+    return true;
+}
+
+/* Ends a chunk with one error for every item not answered yet. */
+void mp__pool_chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, ready_t *ready)
+{
+    c->received = 0; /* recounted below: answered pieces, then the gaps */
+    for (const piece_t *p = c->pieces; p; p = p->next)
+        c->received += p->count;
+    if (!mp__pool_chunk_fail_range(pool, c, 0, c->count, code, msg, ready))
+        mp__pool_chunk_finish(pool, c, ready); /* out of memory left a gap: ends anyway */
 }

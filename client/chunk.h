@@ -18,6 +18,15 @@ void mp__pool_chunk_free(chunk_t *c);
 /* A chunk is whole: assemble its pieces in order and hand it over (a map's
    pieces are in its results already); it leaves the table and is freed. */
 void mp__pool_chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready);
+/* The first gap at or after `at` among c's answered pieces: its start
+   (c->count when none is left) and, in *end, where it stops. */
+size_t mp__pool_chunk_gap(const chunk_t *c, size_t at, size_t *end);
+/* Fails the unanswered items of c in [from, to); true when that made c
+   whole (it is then finished and freed). */
+bool mp__pool_chunk_fail_range(mp_pool_t *pool, chunk_t *c, size_t from, size_t to, int code,
+                               const char *msg, ready_t *ready);
+/* Takes every resent gap of parent out of the table and frees it. */
+void mp__pool_chunk_drop_children(mp_pool_t *pool, chunk_t *parent);
 /* Ends a chunk with one error for every item not answered yet. */
 void mp__pool_chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, ready_t *ready);
 

@@ -142,12 +142,15 @@ void *mp__pool_io_thread(void *arg)
             if (now - pool->last_heard > interval * MPP_LIVENESS && !pending_input(pool)) {
                 /* before its first answer the broker is not "silent": it
                    was never reached (mp_pool_new says so at its timeout) */
-                mp__log(pool->ever_heard ? MP_LOG_WARN : MP_LOG_DEBUG, WHO,
+                mp__log(pool->ever_heard && !pool->holding ? MP_LOG_WARN : MP_LOG_DEBUG, WHO,
                         "broker %s silent for %llu ms%s", pool->endpoint,
                         (unsigned long long)((now - pool->last_heard) / 1000000),
                         pool->ever_heard ? "" : " (never answered yet); reconnecting");
                 pool->connected = false;
-                mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker is silent (lost)", &ready);
+                if (pool->resend)
+                    mp__pool_hold_all(pool, &ready); /* sent again when it is back */
+                else
+                    mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker is silent (lost)", &ready);
                 close_socket(pool);
                 if (open_socket(pool))
                     break;
@@ -155,6 +158,14 @@ void *mp__pool_io_thread(void *arg)
                 mp__session_command(pool->sock, MPP_C_HEARTBEAT);
             }
             mp__pool_sync_keepalive(pool);
+            if (pool->holding &&
+                mp__now_ns() - pool->lost_ns > (uint64_t)pool->reconnect_timeout_ms * 1000000ull) {
+                char why[96];
+                snprintf(why, sizeof why, "the broker was lost and did not come back within %d ms",
+                         pool->reconnect_timeout_ms);
+                mp__log(MP_LOG_WARN, WHO, "%s", why);
+                mp__pool_fail_all(pool, MP_EBROKERLOST, why, &ready);
+            }
         }
     }
     /* stopping: whatever is left ends now */

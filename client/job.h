@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "codec/wire.h"
 #include "mp/pool.h"
@@ -100,6 +101,14 @@ struct chunk {
     uint64_t sent_ns; /* imap: when it was sent (0: never) */
     bool shm_in;      /* its items are in the input ring (poolshm.h) */
     bool cancel_sent; /* mp_async_cancel queued a CANCEL for it */
+    /* resending after a lost broker (send.c, mp__pool_resend): a remote
+       chunk keeps its items frame (a reference, not a copy) until whole; an
+       orphan was sent to a broker that is gone; a child is one gap of its
+       parent sent again, whose pieces land in the parent at offset */
+    zmq_msg_t frame;
+    bool has_frame, orphan;
+    struct chunk *parent;
+    size_t offset, children;
     mp__pshm_in_t in; /* ... there, given back when the chunk ends */
     piece_t *pieces;
     struct chunk *hnext;

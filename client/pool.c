@@ -230,7 +230,9 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     pool->heartbeat_ms = o && o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     pool->timeout_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     pool->time_limit_ms = o && o->time_limit_ms > 0 ? (uint32_t)o->time_limit_ms : 0;
+    pool->reconnect_timeout_ms = o && o->reconnect_timeout_ms > 0 ? o->reconnect_timeout_ms : 30000;
     pool->embedded = !broker || !*broker;
+    pool->resend = !pool->embedded && !(o && o->reconnect_timeout_ms < 0);
     pool->processes_wanted = o && o->processes > 0 ? o->processes : mp_cpu_count();
     int wanted = pool->embedded ? pool->processes_wanted : 2;
     pool->window = o && o->window > 0 ? o->window : (wanted * 4 > 8 ? wanted * 4 : 8);

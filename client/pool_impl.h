@@ -71,7 +71,9 @@ struct mp_pool {
     int heartbeat_ms;
     int timeout_ms;
     uint32_t time_limit_ms; /* the default per task (options; 0: none) */
-    zmq_msg_t init;         /* the init frame, when an initializer is set */
+    bool resend;            /* remote: chunks wait for a lost broker (send.c) */
+    int reconnect_timeout_ms;
+    zmq_msg_t init; /* the init frame, when an initializer is set */
     bool has_init;
     /* embedded parts */
     void *ctx;
@@ -93,6 +95,8 @@ struct mp_pool {
     bool closed, terminated, stopping;
     bool worker_dead; /* embedded: the worker process is gone */
     int connect_error;
+    bool holding;                      /* the broker was lost; orphans wait for the next one */
+    uint64_t lost_ns;                  /* when it was lost */
     mp_async_t *send_head, *send_tail; /* jobs with input to send (send.c) */
     uint64_t *cancels;                 /* chunk ids to CANCEL (send.c) */
     size_t ncancels, cancelcap;

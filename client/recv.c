@@ -45,6 +45,26 @@ static const char *ring_values(mp_pool_t *pool, const uint64_t ring[3])
     return mp__pshm_out_at(pool->shm, (int)ring[0], ring[1], mp__pshm_reply_len(ring[2]));
 }
 
+/* A chunk id's chunk, for count items at *base: a resent gap's answer
+   lands in its parent (base translated); the gap leaves the table once
+   all of it has answered. NULL when not ours (any more), or a duplicate. */
+static chunk_t *answered(mp_pool_t *pool, uint64_t id, uint64_t *base, uint64_t count)
+{
+    chunk_t *c = mp__pool_chunk_take(pool, id, false);
+    if (!c || !c->parent)
+        return c;
+    if (*base + count > c->count || c->received + count > c->count)
+        return NULL;
+    chunk_t *parent = c->parent;
+    *base += c->offset;
+    c->received += count;
+    if (c->received == c->count) {
+        mp__pool_chunk_take(pool, id, true);
+        mp__pool_chunk_free(c);
+    }
+    return parent;
+}
+
 static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready)
 {
     size_t n, k;
@@ -71,7 +91,7 @@ static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t
                             ready_t *ready)
 {
     bool in_ring = ring != NULL;
-    chunk_t *c = mp__pool_chunk_take(pool, id, false);
+    chunk_t *c = answered(pool, id, &base, count);
     if (!c || base + count > c->count || c->received + count > c->count)
         return; /* not ours (any more), or a duplicate */
     if (mp__chunk_is_map(c)) {
@@ -150,6 +170,14 @@ static void on_failed(mp_pool_t *pool, mp__rd_t *r, ready_t *ready)
         return;
     char text[512];
     snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1), msg);
+    if (c->parent) { /* a resent gap: that range of its parent */
+        chunk_t *parent = c->parent;
+        size_t from = c->offset, to = c->offset + c->count;
+        mp__pool_chunk_take(pool, id, true);
+        mp__pool_chunk_free(c);
+        mp__pool_chunk_fail_range(pool, parent, from, to, (int)code, text, ready);
+        return;
+    }
     mp__pool_chunk_fail(pool, c, (int)code, text, ready);
 }
 
@@ -163,6 +191,17 @@ void mp__pool_fail_all(mp_pool_t *pool, int code, const char *msg, ready_t *read
     uint64_t one = 1;
     ssize_t w = write(pool->sync_fd, &one, sizeof one);
     (void)w;
+    pool->holding = false;
+    for (size_t b = 0; b < POOL_BUCKETS; b++) /* resent gaps first: they point at parents */
+        for (chunk_t **pp = &pool->buckets[b]; *pp;) {
+            chunk_t *c = *pp;
+            if (c->parent) {
+                *pp = c->hnext;
+                mp__pool_chunk_free(c);
+            } else {
+                pp = &c->hnext;
+            }
+        }
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         while (pool->buckets[b])
             mp__pool_chunk_fail(pool, pool->buckets[b], code, msg, ready);
@@ -236,6 +275,7 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
             else
                 mp__pool_set_window(pool, pool->window);
             pool->connected = true;
+            mp__pool_resend(pool, ready); /* what a lost broker held, first */
             pthread_cond_broadcast(&pool->cond);
         }
         break;
@@ -262,7 +302,10 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
             break;
         mp__log(MP_LOG_WARN, WHO, "the broker disconnected this pool");
         pool->connected = false;
-        mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker disconnected", ready);
+        if (pool->resend) /* a broker stopping may be restarting: wait for it */
+            mp__pool_hold_all(pool, ready);
+        else
+            mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker disconnected", ready);
         mp__session_hello(pool->sock, false, pool->heartbeat_ms, pool->window);
         break;
     default:

@@ -19,8 +19,13 @@
 */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/base.h"
+#include "base/log.h"
 #include "chunk.h"
+#include "codec/mpp.h"
+#include "codec/wire.h"
 #include "codec/items_impl.h"
 #include "feeder.h"
 #include "frames.h"
@@ -31,12 +36,18 @@
 #include "send.h"
 #include "session.h"
 
+#define WHO "mp-pool"
+
 /* Sends one chunk whose items frame (an msgpack array of c->count items) is
    ready, or is empty when they are in the input ring (c->shm_in); the frame
    is consumed. Mutex held. */
 static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mode, zmq_msg_t *items)
 {
     mp_async_t *job = c->job ? c->job : c->targets[0];
+    if (pool->resend && !c->shm_in) { /* kept for a resend: a reference, not a copy */
+        zmq_msg_init(&c->frame);
+        c->has_frame = zmq_msg_copy(&c->frame, items) == 0;
+    }
     int rc = mp__session_submit(pool->sock, c->id, name, mode, c->count, c->shm_in ? &c->in : NULL,
                                 job->time_limit_ms, items, pool->has_init ? &pool->init : NULL);
     if (rc == 0)
@@ -396,10 +407,18 @@ void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
         mp__pool_send_queue_remove(pool, job);
         mp__pool_fail_unsent(pool, job, MP_ECANCELLED, "cancelled", ready);
     }
-    /* a chunk shared with other applies (coalesced) is left to complete */
+    /* a chunk shared with other applies (coalesced) is left to complete;
+       one waiting for a lost broker to come back ends here */
     for (size_t b = 0; b < POOL_BUCKETS; b++)
-        for (chunk_t *c = pool->buckets[b]; c; c = c->hnext) {
-            bool mine = c->job == job || (c->targets && c->count == 1 && c->targets[0] == job);
+        for (chunk_t *c = pool->buckets[b], *next; c; c = next) {
+            next = c->hnext;
+            const chunk_t *o = c->parent ? c->parent : c;
+            bool mine = o->job == job || (o->targets && o->count == 1 && o->targets[0] == job);
+            if (mine && c->orphan) {
+                mp__pool_chunk_fail(pool, c, MP_ECANCELLED, "cancelled", ready);
+                b = 0, next = pool->buckets[0]; /* the table changed: look again */
+                continue;
+            }
             if (!mine || c->cancel_sent)
                 continue;
             if (pool->ncancels == pool->cancelcap) {
@@ -423,4 +442,124 @@ void mp__pool_send_cancels(mp_pool_t *pool)
     for (size_t i = 0; i < pool->ncancels; i++)
         mp__session_cancel(pool->sock, pool->cancels[i]);
     pool->ncancels = 0;
+}
+
+/* ---- a lost broker, and the one that comes back (PROTOCOL.md 7.1) ---------- */
+
+void mp__pool_hold_all(mp_pool_t *pool, ready_t *ready)
+{
+    /* a blocking apply in flight goes the I/O thread's way (MP_EAGAIN) */
+    pool->fail_gen++;
+    pool->fail_code = MP_EAGAIN;
+    uint64_t one = 1;
+    ssize_t w = write(pool->sync_fd, &one, sizeof one);
+    (void)w;
+    for (size_t b = 0; b < POOL_BUCKETS; b++)
+        for (chunk_t **pp = &pool->buckets[b]; *pp;) {
+            chunk_t *c = *pp;
+            if (c->parent) { /* a gap sent again: sent again once more, from its parent */
+                *pp = c->hnext;
+                mp__pool_chunk_free(c);
+            } else {
+                c->orphan = true;
+                pp = &c->hnext;
+            }
+        }
+    /* what cannot be sent again ends now */
+    for (size_t b = 0; b < POOL_BUCKETS; b++)
+        for (chunk_t *c = pool->buckets[b], *next; c; c = next) {
+            next = c->hnext;
+            if (!c->has_frame) {
+                mp__pool_chunk_fail(pool, c, MP_EBROKERLOST, "the broker was lost", ready);
+                next = pool->buckets[b];
+            }
+        }
+    if (!pool->holding)
+        pool->lost_ns = mp__now_ns();
+    pool->holding = true;
+}
+
+/* Items [at, end) of c's frame as a frame of their own. */
+static int slice_frame(const chunk_t *c, size_t at, size_t end, zmq_msg_t *out)
+{
+    if (at == 0 && end == c->count) {
+        zmq_msg_init(out);
+        return zmq_msg_copy(out, (zmq_msg_t *)&c->frame) ? MP_ENOMEM : 0;
+    }
+    mp__rd_t r;
+    size_t n;
+    mp__rd_init(&r, zmq_msg_data((zmq_msg_t *)&c->frame), zmq_msg_size((zmq_msg_t *)&c->frame));
+    if (mp__rd_array(&r, &n) || n != c->count)
+        return MP_EBADMSG;
+    for (size_t i = 0; i < at; i++)
+        if (mp__rd_skip(&r))
+            return MP_EBADMSG;
+    const char *from = (const char *)r.p;
+    for (size_t i = at; i < end; i++)
+        if (mp__rd_skip(&r))
+            return MP_EBADMSG;
+    char *to;
+    size_t bytes = (size_t)((const char *)r.p - from);
+    if (mpp_items_frame(out, end - at, bytes, &to))
+        return MP_ENOMEM;
+    memcpy(to, from, bytes);
+    return 0;
+}
+
+/* One gap of an orphan, sent again as a child chunk. */
+static int resend_gap(mp_pool_t *pool, chunk_t *c, size_t at, size_t end)
+{
+    mp_async_t *job = c->job ? c->job : c->targets[0];
+    chunk_t *k = calloc(1, sizeof *k);
+    zmq_msg_t frame;
+    if (!k || slice_frame(c, at, end, &frame)) {
+        free(k);
+        return MP_ENOMEM;
+    }
+    k->id = ++pool->next_chunk_id;
+    k->parent = c;
+    k->offset = at;
+    k->count = end - at;
+    k->job = c->job;
+    int rc = mp__session_submit(pool->sock, k->id, job->name, c->job ? job->mode : MPP_MODE_STAR,
+                                k->count, NULL, job->time_limit_ms, &frame,
+                                pool->has_init ? &pool->init : NULL);
+    if (rc) {
+        zmq_msg_close(&frame);
+        free(k);
+        return rc;
+    }
+    c->children++;
+    mp__pool_chunk_insert(pool, k);
+    return 0;
+}
+
+void mp__pool_resend(mp_pool_t *pool, ready_t *ready)
+{
+    if (!pool->holding)
+        return;
+    pool->holding = false;
+    size_t sent = 0;
+    for (size_t b = 0; b < POOL_BUCKETS; b++)
+        for (chunk_t *c = pool->buckets[b], *next; c; c = next) {
+            next = c->hnext;
+            if (!c->orphan || c->parent)
+                continue;
+            c->orphan = false;
+            size_t end;
+            for (size_t at = mp__pool_chunk_gap(c, 0, &end); at < c->count;
+                 at = mp__pool_chunk_gap(c, end, &end)) {
+                if (resend_gap(pool, c, at, end) == 0) {
+                    sent++;
+                    continue;
+                }
+                /* cannot be sent again: this gap ends (and maybe the chunk) */
+                mp__pool_chunk_fail_range(pool, c, at, end, MP_EBROKERLOST,
+                                          "the broker was lost; could not send again", ready);
+                next = pool->buckets[b];
+                break;
+            }
+        }
+    mp__log(MP_LOG_INFO, WHO, "the broker is back: %zu chunk%s sent again", sent,
+            sent == 1 ? "" : "s");
 }

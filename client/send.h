@@ -17,5 +17,13 @@ void mp__pool_send_queue_remove(mp_pool_t *pool, mp_async_t *job);
 void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready);
 /* Sends the CANCELs queued by mp__pool_cancel (the I/O thread, mutex held). */
 void mp__pool_send_cancels(mp_pool_t *pool);
+/* The broker is lost and may come back (a remote pool): every chunk in
+   flight waits (an orphan) to be sent again, what cannot be fails now
+   (BROKER_LOST), a blocking apply in flight moves to the I/O thread's
+   path. Mutex held. */
+void mp__pool_hold_all(mp_pool_t *pool, ready_t *ready);
+/* A broker welcomed the pool: each orphan's unanswered gaps are sent again,
+   as child chunks whose answers land in it. Mutex held. */
+void mp__pool_resend(mp_pool_t *pool, ready_t *ready);
 
 #endif

@@ -221,7 +221,7 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
             continue;
         next_hb = now + interval;
         if (now - pool->sync_last_heard > interval * MPP_LIVENESS) {
-            call->rc = MP_EBROKERLOST;
+            call->rc = pool->resend ? MP_EAGAIN : MP_EBROKERLOST; /* EAGAIN: the I/O path */
             call->done = true;
             mp__pool_sync_close(pool); /* a late answer must not meet the next call */
         } else {

@@ -70,7 +70,7 @@ enum {
     MPP_KIND_WORKER_LOST = 1,
     MPP_KIND_UNKNOWN = 2,
     MPP_KIND_BADARGS = 3,
-    MPP_KIND_TIMED_OUT = 4, /* over its time limit: killed (PROTOCOL.md 4.5) */
+    MPP_KIND_TIMED_OUT = 4, /* over its time limit: killed (PROTOCOL.md 7.2) */
     MPP_KIND_CANCELLED = 5,
 };
 

@@ -216,7 +216,15 @@ static void test_cluster_broker_killed_mid_map_fails_within_bound(void **state)
     (void)state;
     pid_t broker = start_broker();
     start_worker("2");
-    mp_pool_t *pool = connect_pool(2);
+    /* not waiting for it to come back (reconnect_timeout_ms < 0): the
+       calls fail once it is found silent */
+    mp_pool_options_t o = {.broker = endpoint,
+                           .heartbeat_ms = 500,
+                           .connect_timeout_ms = 5000,
+                           .reconnect_timeout_ms = -1};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    assert_int_equal(tu_wait_processes(pool, 2, 5000), 2);
     mp_items_t *in = tu_repeat(400, 50);
     mp_async_t *ar;
     mp_call_options_t co = {.chunksize = 1};

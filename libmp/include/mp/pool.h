@@ -76,6 +76,12 @@ typedef struct {
        replaced, and its item fails with MP_ETIMELIMIT naming the limit; the
        call's other items complete. 0: none. A call may set its own. */
     int time_limit_ms;
+    /* A cluster pool whose broker is lost (silent, or stopping) keeps every
+       call in flight and, when a broker answers at the same address again,
+       sends what was not answered once more; results are delivered once
+       (docs/PROTOCOL.md 7.1). This is how long it waits before the calls
+       fail with MP_EBROKERLOST (0: 30000; < 0: at once, as before). */
+    int reconnect_timeout_ms;
 } mp_pool_options_t;
 
 /* Called when a call completes, on the pool's callback thread (one per
