@@ -179,8 +179,15 @@ void bk_dispatch(mp_broker_t *b)
             w->last_used = ++b->use_counter;
             rc = bk_send_to(b, w, MPP_B_TASK, &h, frames, n);
             mp__buf_release(&h);
-            if (rc) { /* the worker is gone: its units (this one too) go back */
-                bk_worker_lost(b, w, "worker unreachable", false);
+            if (rc) {
+                /* the worker is gone (its connection closed: it died). This
+                   unit never reached it and goes back as it was; the ones
+                   it was running count an attempt, as for a silent worker
+                   (PROTOCOL.md 7), however its loss was noticed */
+                bk_running_unlink(w, u);
+                w->credit++;
+                bk_requeue_or_lose(b, u, false, "worker unreachable");
+                bk_worker_lost(b, w, "worker unreachable", true);
                 continue;
             }
             mp__log(MP_LOG_DEBUG, WHO,
