@@ -53,7 +53,8 @@
 #define BATCH_ITEMS 10000        /* starmap: lines per starmap call */
 #define DEFAULT_TIMEOUT_MS 10000 /* the pool's default connect timeout */
 
-enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
+#define REST_WAIT_MS 2000 /* how long the rest of a stopped input is read to be counted */
 enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS };
 /* which options were given, to reject those that do not fit the command */
 enum {
@@ -141,7 +142,9 @@ static void usage(FILE *out)
             "One result line per item, in input order. A failed item prints\n"
             "{\"error\": {\"code\", \"message\", \"task\", \"host\", \"pid\", \"index\"}} in its\n"
             "place and the exit status is 1. Blank input lines are skipped. Exit status:\n"
-            "0 all done, 1 a failure (an item, the input, the broker), 2 bad usage.\n",
+            "0 all done, 1 a failure (an item, the input, the broker), 2 bad usage,\n"
+            "3 stopped early: the call ended before the input did (the broker was lost);\n"
+            "the last line says how many input items were not run.\n",
             BATCH_ITEMS);
 }
 
@@ -348,8 +351,9 @@ static int run_starmap(run_t *run, reader_t *r)
     size_t nq = 0;
     bool eof = false;
     int rc = 0;
-    while (!run->out.broken && (!eof || nq)) {
-        if (!eof && nq < 2) {
+    bool lost = false; /* the broker was lost: no more input is sent */
+    while (!run->out.broken && ((!eof && !lost) || nq)) {
+        if (!eof && !lost && nq < 2) {
             if ((rc = submit_batch(run, r, &q[nq], &eof))) {
                 say(&run->out.progress, "starmap %s: %s", run->cli->task, mp_strerror(rc));
                 run->out.broken = true;
@@ -362,6 +366,8 @@ static int run_starmap(run_t *run, reader_t *r)
         if (run->out.broken)
             break;
         print_batch(run, r, &q[k]);
+        const mp_task_error_t *e = mp_async_error(q[k].job);
+        lost = lost || (e && e->code == MP_EBROKERLOST);
         mp_async_destroy(&q[k].job);
         q[k] = q[--nq]; /* nq <= 2: the other one, if any, is now first */
     }
@@ -382,9 +388,20 @@ static int run_stream(run_t *run, reader_t *r)
         return rc;
     if (r->error[0])
         say(NULL, "%s", r->error);
+    const char *cmd = r->star ? "starmap" : "map";
     if (run->out.failed)
-        say(NULL, "%s %s: %zu of %zu items failed", r->star ? "starmap" : "map", run->cli->task,
-            run->out.failed, run->out.printed);
+        say(NULL, "%s %s: %zu of %zu items failed", cmd, run->cli->task, run->out.failed,
+            run->out.printed);
+    if (!r->eof && !r->error[0] && flushed) {
+        /* the call ended before the input did (the broker was lost): every
+           input item is accounted for, the ones never run too */
+        bool complete;
+        size_t rest = reader_rest(r, REST_WAIT_MS, &complete);
+        say(NULL, "%s %s: stopped early: %s%zu input item%s not run (%zu printed above)", cmd,
+            run->cli->task, complete ? "" : "at least ", rest, rest == 1 ? " was" : "s were",
+            run->out.printed);
+        return EXIT_STOPPED;
+    }
     return flushed && !r->error[0] && !run->out.failed ? 0 : EXIT_FAIL;
 }
 
@@ -623,6 +640,9 @@ static int connect_pool(const cli_t *cli, mp_pool_t **pool)
     mp_pool_options_t o = {.broker = cli->broker,
                            .connect_timeout_ms = cli->timeout_ms,
                            .time_limit_ms = cli->time_limit_ms,
+                           /* a lost broker: calls wait as long for it to come back */
+                           .reconnect_timeout_ms =
+                               cli->timeout_ms ? cli->timeout_ms : DEFAULT_TIMEOUT_MS,
                            .curve_key = cli->curve_key,
                            .curve_server_key = cli->curve_server_key};
     if (!getenv("MP_LOG_LEVEL")) /* the pool's warnings: say() words them for here */

@@ -14,7 +14,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli_format.h"
 #include "cli_input.h"
@@ -48,8 +50,10 @@ int reader_next(reader_t *r, json_t **j)
         errno = 0;
         ssize_t n = getline(&r->line, &r->cap, r->in);
         if (n < 0) {
-            if (!ferror(r->in))
+            if (!ferror(r->in)) {
+                r->eof = true;
                 return 0;
+            }
             snprintf(r->error, sizeof r->error, "%s: cannot read: %s", r->name,
                      strerror(errno ? errno : EIO));
             return -1;
@@ -135,6 +139,44 @@ size_t count_items(reader_t *r)
         n += !blank(r->line, (size_t)len);
     clearerr(r->in);
     return fseeko(r->in, start, SEEK_SET) == 0 ? n : 0;
+}
+
+/* Bytes already in r->in's buffer (glibc's FILE), so that a poll on its
+   descriptor is asked only when a read would block. */
+static size_t buffered(FILE *f)
+{
+#if defined(__GLIBC__)
+    return (size_t)(f->_IO_read_end - f->_IO_read_ptr);
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+size_t reader_rest(reader_t *r, int wait_ms, bool *complete)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t n = 0;
+    *complete = r->eof;
+    while (!r->eof && !r->error[0]) {
+        if (!buffered(r->in)) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long left = wait_ms - (long)((now.tv_sec - t0.tv_sec) * 1000 +
+                                         (now.tv_nsec - t0.tv_nsec) / 1000000);
+            struct pollfd p = {fileno(r->in), POLLIN, 0};
+            if (left <= 0 || poll(&p, 1, (int)left) != 1)
+                return n; /* a pipe that goes on: n is a lower bound */
+        }
+        ssize_t len = getline(&r->line, &r->cap, r->in);
+        if (len < 0) {
+            r->eof = !ferror(r->in);
+            break;
+        }
+        n += !blank(r->line, (size_t)len);
+    }
+    *complete = r->eof;
+    return n;
 }
 
 /* ---- kept lines (--with-input) ------------------------------------------------------------ */

@@ -40,6 +40,7 @@ typedef struct {
     size_t cap;
     size_t lineno;
     size_t items;    /* items produced */
+    bool eof;        /* the input ended (reader_next returned 0) */
     char error[512]; /* set when reading stopped at bad input */
 } reader_t;
 
@@ -54,5 +55,10 @@ int read_item(void *arg, mp_items_t *out);
 /* Items in a regular file (non-blank lines), read ahead and rewound; 0 when
    unknown (not a file, too large, not seekable). */
 size_t count_items(reader_t *r);
+/* After a run that stopped early: reads the rest of the input and counts
+   its items (non-blank lines), waiting at most wait_ms for a pipe that
+   does not end; *complete is false when it gave up (then the count is a
+   lower bound). */
+size_t reader_rest(reader_t *r, int wait_ms, bool *complete);
 
 #endif

@@ -252,6 +252,54 @@ else
         "$(cat "$tmp/out" "$tmp/err")"
 fi
 
+# ---- every input item accounted for: the broker stops mid-map ----------------------------
+
+# a worker that takes work and never answers (SIGSTOP), then the broker
+# goes away (SIGTERM) and does not come back within --timeout: each line
+# that was sent gets an error line, the rest is counted and said; exit 3
+tl_broker sbroker 60 --bind tcp://127.0.0.1:0 || exit 1
+sep=$ep
+tl_bg timeout 60 "$worker_bin" --broker "$sep" --tasks "$tasks" -p 2 >"$tmp/sworker.log" 2>&1
+sworker=$(pgrep -f "mp-worker --broker $sep" -n) # not its timeout wrapper
+stopped_joined() {
+    timeout 5 "$client_bin" --broker "$sep" --timeout 2000 status >"$tmp/sstatus" 2>/dev/null &&
+        grep -q '^workers: 1 (2 processes)' "$tmp/sstatus"
+}
+tl_until 100 0.1 stopped_joined || fail "the worker to stop joined" "$(cat "$tmp/sworker.log")"
+sbroker=$(pgrep -f "mp-broker --bind tcp://127.0.0.1:0" -n)
+for cmd in map starmap; do
+    # starmap reads 10,000 lines per call, two calls ahead: more input for it
+    total=20000
+    [ $cmd = starmap ] && total=40000
+    if [ $cmd = map ]; then seq 1 $total >"$tmp/stop_in"; else seq 1 $total | sed 's/.*/[&, 1]/' >"$tmp/stop_in"; fi
+    task=square
+    [ $cmd = starmap ] && task=add
+    kill -STOP "$sworker"
+    timeout 60 "$client_bin" --broker "$sep" --timeout 1000 $cmd $task --chunksize 100 \
+        <"$tmp/stop_in" >"$tmp/stop_out" 2>"$tmp/stop_err" &
+    cpid=$!
+    sleep 1
+    kill -TERM "$sbroker"
+    wait $cpid
+    rc=$?
+    kill -CONT "$sworker"
+    lines=$(wc -l <"$tmp/stop_out")
+    notrun=$(sed -n 's/.*stopped early: \(at least \)\{0,1\}\([0-9]*\) input item.*/\2/p' "$tmp/stop_err")
+    if [ $rc -eq 3 ] && [ -n "$notrun" ] && [ $((lines + notrun)) -eq $total ] &&
+        ! grep -q "at least" "$tmp/stop_err"; then
+        pass "$cmd, broker stopped: $lines lines + $notrun not run = $total, exit 3: $(tail -n 1 "$tmp/stop_err")"
+    else
+        fail "$cmd, broker stopped: every input item accounted for, exit 3" "rc=$rc lines=$lines notrun=$notrun" \
+            "$(cat "$tmp/stop_err")"
+    fi
+    # the broker again, on the same port, for the next round
+    if [ $cmd = map ]; then
+        tl_broker sbroker2 60 --bind "$sep" || exit 1
+        sbroker=$(pgrep -f "mp-broker --bind $sep" -n)
+        tl_until 100 0.1 stopped_joined || fail "the worker rejoined" "$(cat "$tmp/sworker.log")"
+    fi
+done
+
 # ---- CURVE: keygen, an admitted key, a refused one ----------------------------------------
 
 mkdir -p "$tmp/allow/workers" "$tmp/allow/clients"
