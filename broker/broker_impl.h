@@ -128,6 +128,7 @@ struct mp_broker {
     mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
+    uint64_t returned; /* dispatches handed back by busy workers (W-RETURN) */
     mp__curve_t curve;
     bool auth;                                     /* holds the process's ZAP handler */
     struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */

@@ -161,6 +161,29 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     bk_dispatch(b);
 }
 
+/* W-RETURN [dispatch-id]: the worker hands back a dispatch it has not
+   started (every executor busy): it goes to the front of its queue for
+   another worker, without an attempt; the worker's credit stays one lower
+   until its next READY (PROTOCOL.md 5). */
+static void worker_return(mp_broker_t *b, peer_t *w, mp__rd_t *r)
+{
+    size_t n;
+    uint64_t dispatch_id;
+    if (mp__rd_array(r, &n) || n < 1 || mp__rd_uint(r, &dispatch_id)) {
+        bk_malformed(b, w, NULL, MPP_W_RETURN, "bad RETURN header");
+        return;
+    }
+    unit_t *u = find_running(w, dispatch_id);
+    if (!u)
+        return;
+    bk_running_unlink(w, u);
+    mp__log(MP_LOG_DEBUG, WHO, "dispatch %llu handed back by %s (busy)",
+            (unsigned long long)dispatch_id, w->hex);
+    bk_requeue_or_lose(b, u, false, "handed back by a busy worker");
+    b->returned++;
+    bk_dispatch(b);
+}
+
 static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n, causelen;
@@ -258,6 +281,9 @@ void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         break;
     case MPP_W_RESULT:
         worker_result(b, w, r, m);
+        break;
+    case MPP_W_RETURN:
+        worker_return(b, w, r);
         break;
     case MPP_W_LOST:
         worker_lost_item(b, w, r);

@@ -72,7 +72,8 @@ static int worker_entry(void *arg)
                              .maxtasksperchild = wa->maxtasks,
                              .heartbeat_ms = pool->heartbeat_ms,
                              .exit_on_broker_loss = true,
-                             .stop_fd = pool->stop_pipe[0]};
+                             .stop_fd = pool->stop_pipe[0],
+                             .hold_ms = -1 /* the only worker: nobody to hand to */};
     return mp__worker_run_embedded(&o, pool->shm, true) ? 1 : 0;
 }
 

@@ -17,31 +17,36 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mp-worker --broker ENDPOINT [options]\n"
-                 "Runs libmp Pool tasks: a supervisor connected to the broker plus N executor\n"
-                 "processes.\n\n"
-                 "  -b, --broker ENDPOINT      tcp://HOST:PORT or ipc://PATH of mp-broker\n"
-                 "  -t, --tasks LIB.so         task library to load (repeatable)\n"
-                 "  -p, --processes N          executor processes (default: CPU count)\n"
-                 "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
-                 "      --heartbeat MS         heartbeat interval (default 1000)\n"
-                 "      --connect-timeout MS   exit 1 when no broker answers this long after\n"
-                 "                             the start (default 0: wait for it forever)\n"
-                 "      --curve-key FILE       CURVE: this worker's certificate (NAME.key_secret)\n"
-                 "      --curve-server-key KEY CURVE: the broker's public key (its NAME.key file,\n"
-                 "                             or 40 Z85 characters)\n"
-                 "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
-                 "  -v, --verbose              the same as --log-level debug\n"
-                 "  -q, --quiet                the same as --log-level warn\n"
-                 "  -h, --help                 this text\n"
-                 "  -V, --version              print the version\n\n"
-                 "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
-                 "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
-                 "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_CURVE_KEY, MP_CURVE_SERVER_KEY,\n"
-                 "MP_LOG_LEVEL.\n"
-                 "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
-                 "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
-                 "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");
+    fprintf(
+        out,
+        "usage: mp-worker --broker ENDPOINT [options]\n"
+        "Runs libmp Pool tasks: a supervisor connected to the broker plus N executor\n"
+        "processes.\n\n"
+        "  -b, --broker ENDPOINT      tcp://HOST:PORT or ipc://PATH of mp-broker\n"
+        "  -t, --tasks LIB.so         task library to load (repeatable)\n"
+        "  -p, --processes N          executor processes (default: CPU count)\n"
+        "  -m, --maxtasksperchild N   replace an executor after N dispatches\n"
+        "      --heartbeat MS         heartbeat interval (default 1000)\n"
+        "      --connect-timeout MS   exit 1 when no broker answers this long after\n"
+        "                             the start (default 0: wait for it forever)\n"
+        "      --hold-ms MS           hand queued dispatches back to the broker when\n"
+        "                             every executor has been busy this long\n"
+        "                             (default 250; 0 or -1: never)\n"
+        "      --curve-key FILE       CURVE: this worker's certificate (NAME.key_secret)\n"
+        "      --curve-server-key KEY CURVE: the broker's public key (its NAME.key file,\n"
+        "                             or 40 Z85 characters)\n"
+        "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
+        "  -v, --verbose              the same as --log-level debug\n"
+        "  -q, --quiet                the same as --log-level warn\n"
+        "  -h, --help                 this text\n"
+        "  -V, --version              print the version\n\n"
+        "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
+        "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
+        "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_HOLD_MS, MP_CURVE_KEY, MP_CURVE_SERVER_KEY,\n"
+        "MP_LOG_LEVEL.\n"
+        "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
+        "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
+        "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");
 }
 
 /* The broker address, checked at once (mp_broker_address_check): 0, 2 for
@@ -66,6 +71,30 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
     return mp_prog_parse_long("mp-worker", s, what, min, max, out);
 }
 
+/* MP_TASKS (colon-separated libraries) into libs: the copy the pointers
+   point into (caller frees), or NULL. */
+static char *env_tasks(const char **libs, size_t *nlibs)
+{
+    const char *env = getenv("MP_TASKS");
+    char *copy = env && *env ? strdup(env) : NULL;
+    for (char *save = NULL, *t = copy ? strtok_r(copy, ":", &save) : NULL; t && *nlibs < 64;
+         t = strtok_r(NULL, ":", &save))
+        libs[(*nlibs)++] = t;
+    return copy;
+}
+
+/* The numeric options' environment twins, where the option was not given. */
+static int env_numbers(long *processes, long *maxtasks, long *heartbeat, long *connect_timeout,
+                       long *hold)
+{
+    return mp_prog_env_long("mp-worker", "MP_PROCESSES", 1, 1024, -1, processes) ||
+           mp_prog_env_long("mp-worker", "MP_MAXTASKSPERCHILD", 0, 1L << 30, -1, maxtasks) ||
+           mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, heartbeat) ||
+           mp_prog_env_long("mp-worker", "MP_CONNECT_TIMEOUT_MS", 0, 86400000, -1,
+                            connect_timeout) ||
+           mp_prog_env_long("mp-worker", "MP_HOLD_MS", -1, 86400000, -2, hold);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"broker", required_argument, 0, 'b'},
@@ -75,6 +104,7 @@ int main(int argc, char **argv)
                                          {"heartbeat", required_argument, 0, 'H'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"connect-timeout", required_argument, 0, 'C'},
+                                         {"hold-ms", required_argument, 0, 'O'},
                                          {"curve-key", required_argument, 0, 'K'},
                                          {"curve-server-key", required_argument, 0, 'S'},
                                          {"verbose", no_argument, 0, 'v'},
@@ -85,7 +115,7 @@ int main(int argc, char **argv)
     const char *broker = NULL, *curve_key = NULL, *server_key = NULL;
     const char *libs[64];
     size_t nlibs = 0;
-    long processes = -1, maxtasks = -1, heartbeat = 0, connect_timeout = -1;
+    long processes = -1, maxtasks = -1, heartbeat = 0, connect_timeout = -1, hold = -2;
     const char *level_name = NULL;
     int c;
     opterr = 0;
@@ -119,6 +149,10 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--heartbeat", 10, 60000, &heartbeat))
                 return 2;
             break;
+        case 'O':
+            if (parse_int(optarg, "--hold-ms", -1, 86400000, &hold))
+                return 2;
+            break;
         case 'C':
             if (parse_int(optarg, "--connect-timeout", 0, 86400000, &connect_timeout))
                 return 2;
@@ -142,18 +176,9 @@ int main(int argc, char **argv)
     int rc = check_endpoint(broker);
     if (rc)
         return rc;
-    char *envlibs = NULL;
-    if (nlibs == 0 && (env = getenv("MP_TASKS")) && *env) {
-        envlibs = strdup(env);
-        for (char *save = NULL, *t = strtok_r(envlibs, ":", &save); t && nlibs < 64;
-             t = strtok_r(NULL, ":", &save))
-            libs[nlibs++] = t;
-    }
+    char *envlibs = nlibs ? NULL : env_tasks(libs, &nlibs);
     int level = mp_prog_log_level("mp-worker", level_name);
-    if (level < 0 || mp_prog_env_long("mp-worker", "MP_PROCESSES", 1, 1024, -1, &processes) ||
-        mp_prog_env_long("mp-worker", "MP_MAXTASKSPERCHILD", 0, 1L << 30, -1, &maxtasks) ||
-        mp_prog_env_long("mp-worker", "MP_HEARTBEAT_MS", 10, 60000, 0, &heartbeat) ||
-        mp_prog_env_long("mp-worker", "MP_CONNECT_TIMEOUT_MS", 0, 86400000, -1, &connect_timeout)) {
+    if (level < 0 || env_numbers(&processes, &maxtasks, &heartbeat, &connect_timeout, &hold)) {
         free(envlibs);
         return 2;
     }
@@ -169,6 +194,9 @@ int main(int argc, char **argv)
                              .verbose = 0 /* the level set above */,
                              .stop_fd = -1,
                              .connect_timeout_ms = connect_timeout > 0 ? (int)connect_timeout : 0,
+                             .hold_ms = hold == -2  ? 0
+                                        : hold <= 0 ? -1
+                                                    : (int)hold,
                              .curve_key = curve_key ? curve_key : env_or_null("MP_CURVE_KEY"),
                              .curve_server_key =
                                  server_key ? server_key : env_or_null("MP_CURVE_SERVER_KEY")};

@@ -208,6 +208,7 @@ static void on_task(worker_t *w, mpp_msg_t *m)
         return;
     }
     j->dispatch = dispatch;
+    j->queued_ns = mp__now_ns();
     j->session = w->session;
     memcpy(j->name, name, namelen);
     j->count = (size_t)count;

@@ -153,6 +153,48 @@ long wk_check_limits(worker_t *w, uint64_t now)
     return sleep_ms;
 }
 
+long wk_check_hold(worker_t *w, uint64_t now)
+{
+    if (w->o.hold_ms < 0)
+        return -1;
+    uint64_t hold = (uint64_t)(w->o.hold_ms ? w->o.hold_ms : 250) * 1000000ull;
+    bool idle = false;
+    for (int i = 0; i < w->nex && !idle; i++)
+        idle = w->ex[i].state == EX_IDLE;
+    if (idle && !w->queue_head && w->withheld) { /* room again: the credit comes back */
+        mp__log(MP_LOG_DEBUG, WHO, "an executor is free: credit %u again", w->credit);
+        w->withheld = 0;
+        wk_send_ready(w);
+        return -1;
+    }
+    if (idle || !w->queue_head)
+        return -1;
+    uint64_t waited = now - w->queue_head->queued_ns;
+    if (waited < hold)
+        return (long)((hold - waited) / 1000000) + 1;
+    unsigned n = 0;
+    while (w->queue_head) {
+        job_t *j = w->queue_head;
+        w->queue_head = j->next;
+        char hs[32];
+        mp__buf_t h;
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, 1);
+        mp__w_uint(&h, j->dispatch);
+        if (j->session == w->session)
+            wk_send_cmd(w, MPP_W_RETURN, &h, NULL, 0);
+        wk_job_free(j);
+        w->held--;
+        n++;
+    }
+    w->queue_tail = NULL;
+    w->withheld += n;
+    mp__log(MP_LOG_INFO, WHO,
+            "every executor busy for %llu ms: %u queued dispatch%s handed back to the broker",
+            (unsigned long long)(waited / 1000000), n, n == 1 ? "" : "es");
+    return -1;
+}
+
 /* Reads what the executor wrote (never blocks: MSG_DONTWAIT); forwards a
    complete reply. Returns false when nothing could be read. */
 bool wk_executor_readable(worker_t *w, exec_t *e)

@@ -27,6 +27,7 @@
 
 typedef struct job {
     uint64_t dispatch;
+    uint64_t queued_ns; /* when it arrived (no hoarding: wk_check_hold) */
     uint64_t session;
     char name[MPP_MAX_NAME + 1];
     size_t count;
@@ -82,6 +83,7 @@ typedef struct {
     sigset_t old_mask; /* restored when mp_worker_run returns */
     mp__curve_t curve; /* keys, when the broker speaks CURVE */
     uint64_t done, lost;
+    unsigned withheld; /* credit handed back with queued dispatches (wk_check_hold) */
 } worker_t;
 
 /* ---- session.c ---- */
@@ -109,5 +111,11 @@ void wk_on_zygote(worker_t *w);
    limit (seen through the progress slots). Returns how long the loop may
    sleep before the next look, in ms (-1: no limit to watch). */
 long wk_check_limits(worker_t *w, uint64_t now);
+/* No hoarding: when every executor is busy and the oldest queued dispatch
+   has waited hold_ms, hands every queued one back (W-RETURN); once an
+   executor is free and nothing is queued, READY again restores the
+   credit. Returns how long the loop may sleep before looking again, in ms
+   (-1: nothing to watch). */
+long wk_check_hold(worker_t *w, uint64_t now);
 
 #endif

@@ -255,6 +255,9 @@ static int serve(worker_t *w)
         long watch = wk_check_limits(w, now); /* time limits: kill, and look again */
         if (watch >= 0 && watch < timeout)
             timeout = watch;
+        watch = wk_check_hold(w, now); /* no hoarding */
+        if (watch >= 0 && watch < timeout)
+            timeout = watch;
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             rc = -errno;
             break;

@@ -49,6 +49,11 @@ typedef struct {
        Z85 characters, or its NAME.key file) */
     const char *curve_key;
     const char *curve_server_key;
+    /* No hoarding (docs/PROTOCOL.md 5): dispatches queued here while every
+       executor is busy are handed back to the broker once the oldest has
+       waited hold_ms, so an idle worker can start them; the credit comes
+       back when an executor is free again. 0: 250; < 0: never. */
+    int hold_ms;
 } mp_worker_options_t;
 
 /* Runs until stopped. Returns 0 after a clean stop, or a negative MP_E*
