@@ -109,10 +109,14 @@ static void test_chaos_broker_killed_during_a_100000_map(void **state)
     assert_int_equal(mp_pool_map_async(pool, "slow_square", in, &o, &r), 0);
     size_t done = 0, total = 0;
     assert_true(TU_WAIT_UNTIL((mp_async_progress(r, &done, &total), done >= N / 4), 30000));
+    uint64_t t0 = tu_now_ms();
     broker = restart_broker(broker);
     const mp_items_t *out;
     assert_int_equal(mp_async_get(r, 60000, &out), 0);
     tu_assert_squares(out, N);
+    printf("# 100,000-item map, broker killed a quarter in: every result once, in order; "
+           "%llu ms after the kill\n",
+           (unsigned long long)(tu_now_ms() - t0));
     mp_async_destroy(&r);
     mp_items_destroy(&in);
     tu_assert_map_squares(pool, 1000); /* and the pool goes on */

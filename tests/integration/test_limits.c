@@ -10,6 +10,7 @@
     serves this program's tasks) and, as libtest_tasks.so, served by
     mp-worker for the cluster cases.
 */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@ static void assert_one_timed_out(mp_pool_t *pool, int n, int bad, int limit_ms, 
     const mp_items_t *out = NULL;
     assert_int_equal(mp_async_get(r, budget_ms, &out), MP_ETIMELIMIT);
     uint64_t took = tu_now_ms() - t0;
+    printf("# a map of %d, item %d endless, limit %d ms: %llu ms, 1 MP_ETIMELIMIT, %d results\n",
+           n, bad, limit_ms, (unsigned long long)took, n - 1);
     assert_true(took >= (uint64_t)limit_ms);
     assert_true(took < (uint64_t)budget_ms);
     assert_int_equal(mp_items_len(out), n);
@@ -160,6 +163,8 @@ static void assert_cancel_kills(mp_pool_t *pool)
     assert_int_equal(mp_async_cancel(r), 0);
     const mp_items_t *out;
     assert_int_equal(mp_async_get(r, 3000, &out), MP_ECANCELLED);
+    printf("# cancel of a map of 40 five-second sleeps, 2 running: ready in %llu ms\n",
+           (unsigned long long)(tu_now_ms() - t0));
     assert_true(tu_now_ms() - t0 < 3000);
     assert_int_equal(mp_items_nerrors(out), 40);
     for (size_t i = 0; i < 40; i++)
