@@ -129,6 +129,9 @@ struct mp_broker {
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
     uint64_t returned; /* dispatches handed back by busy workers (W-RETURN) */
+    /* malformed-message warnings: a burst per window, the rest counted */
+    uint64_t warn_window_ns, warn_count, warn_suppressed;
+    char warn_last[16];
     mp__curve_t curve;
     bool auth;                                     /* holds the process's ZAP handler */
     struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */

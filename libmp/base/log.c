@@ -5,12 +5,42 @@
     state.
 */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
+
+/* The message as it may reach a terminal or a log file: a peer's string
+   (a host name, a task name, a reason) must not forge a line or move the
+   cursor. Control characters (C0, DEL, and C1 as UTF-8 encodes them) are
+   shown as \xNN; the line stays within out (size bytes, NUL included). */
+static size_t escape(const char *in, size_t n, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        bool c1 = c == 0xc2 && i + 1 < n && (unsigned char)in[i + 1] >= 0x80 &&
+                  (unsigned char)in[i + 1] <= 0x9f;
+        if (c >= 0x20 && c != 0x7f && !c1) {
+            out[o++] = (char)c;
+            continue;
+        }
+        if (c1)
+            c = (unsigned char)in[++i];
+        if (o + 5 > size)
+            break;
+        out[o++] = '\\';
+        out[o++] = 'x';
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 15];
+    }
+    out[o] = '\0';
+    return o;
+}
 
 void mp__log(int level, const char *who, const char *fmt, ...)
 {
@@ -29,13 +59,15 @@ void mp__log(int level, const char *who, const char *fmt, ...)
               : level > 3 ? 3
                           : level],
         who, (int)getpid());
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line)
-        n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || m < 0 || (size_t)n >= sizeof line)
         return;
+    n += (int)escape(msg, (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1, line + n,
+                     sizeof line - (size_t)n);
     if ((size_t)n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';

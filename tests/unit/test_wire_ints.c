@@ -269,6 +269,24 @@ static void large_lists_after_a_fork(void **state)
     free(v);
 }
 
+/* An empty reply appended to an empty list: nothing to copy, and no copy
+   to or from a NULL buffer (UBSan stopped the fuzz_wire target on it). */
+static void append_packed_of_nothing_to_an_empty_list(void **state)
+{
+    (void)state;
+    mp_items_t *l = mp_items_new();
+    const uint8_t one = 0x01;
+    assert_int_equal(mp__items_append_packed(l, &one, 0, 0), 0);
+    assert_int_equal(mp__items_append_packed(l, NULL, 0, 0), 0);
+    assert_int_equal(mp_items_len(l), 0);
+    assert_int_equal(mp__items_append_packed(l, NULL, 0, 2), MP_EBADMSG); /* items need bytes */
+    assert_int_equal(mp__items_append_packed(l, &one, 1, 1), 0);
+    int64_t v = 0;
+    assert_int_equal(mp_items_int(l, 0, &v), 0);
+    assert_int_equal(v, 1);
+    mp_items_destroy(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +294,7 @@ int main(void)
         cmocka_unit_test(get_int_refuses_what_rd_int_refuses),
         cmocka_unit_test(bulk_list_calls_match_one_by_one),
         cmocka_unit_test(append_packed_checks_every_value),
+        cmocka_unit_test(append_packed_of_nothing_to_an_empty_list),
         cmocka_unit_test(large_lists_after_a_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
