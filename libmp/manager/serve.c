@@ -27,6 +27,13 @@
 
 #define WHO "mp-manager"
 #define MAX_PEERS 4096
+/* Peers that said HELLO and have not authenticated: at most this many; a
+   new one replaces the least recently seen of them, never an
+   authenticated peer (HELLOs cost nothing to send). */
+#define MAX_PENDING 256
+/* An authenticated peer silent this long may give its place to a new one
+   when the table is full; else the HELLO is refused (server busy). */
+#define IDLE_NS (60 * 1000000000ull)
 
 /* ---- peers -------------------------------------------------------------------------- */
 
@@ -35,7 +42,7 @@ typedef struct {
     size_t idlen;
     bool authed;
     uint8_t nonce[32];
-    uint64_t seen;
+    uint64_t seen, seen_ns;
 } peer_t;
 
 struct mp_manager_server {
@@ -47,7 +54,7 @@ struct mp_manager_server {
     uint8_t *key;
     size_t keylen;
     peer_t *peers;
-    size_t npeers;
+    size_t npeers, npending; /* npending: not authenticated */
     uint64_t clock;
     mp__curve_t curve;
     bool auth;           /* holds the process's ZAP handler (curve.h) */
@@ -55,29 +62,48 @@ struct mp_manager_server {
     uint64_t calls, refused;
 };
 
+/* The least recently seen peer that is authed (or not), and, for authed
+   ones, silent since before `before`; npeers when there is none. */
+static size_t least_recent(const mp_manager_server_t *s, bool authed, uint64_t before)
+{
+    size_t at = s->npeers;
+    for (size_t i = 0; i < s->npeers; i++) {
+        const peer_t *q = &s->peers[i];
+        if (q->authed == authed && (!authed || q->seen_ns < before) &&
+            (at == s->npeers || q->seen < s->peers[at].seen))
+            at = i;
+    }
+    return at;
+}
+
 static peer_t *peer_get(mp_manager_server_t *s, const void *id, size_t idlen, bool add)
 {
+    uint64_t now = mp__now_ns();
     for (size_t i = 0; i < s->npeers; i++)
         if (s->peers[i].idlen == idlen && memcmp(s->peers[i].id, id, idlen) == 0) {
             s->peers[i].seen = ++s->clock;
+            s->peers[i].seen_ns = now;
             return &s->peers[i];
         }
     if (!add || idlen > sizeof s->peers[0].id)
         return NULL;
-    size_t at = s->npeers;
-    if (at == MAX_PEERS) { /* forget the least recently seen */
-        at = 0;
-        for (size_t i = 1; i < s->npeers; i++)
-            if (s->peers[i].seen < s->peers[at].seen)
-                at = i;
+    size_t at;
+    if (s->npending >= MAX_PENDING) { /* an unauthenticated peer gives its place */
+        at = least_recent(s, false, 0);
+    } else if (s->npeers < MAX_PEERS) {
+        at = s->npeers++;
+        s->npending++;
+    } else if ((at = least_recent(s, true, now > IDLE_NS ? now - IDLE_NS : 0)) < s->npeers) {
+        s->npending++; /* an idle authenticated peer gives its place */
     } else {
-        s->npeers++;
+        return NULL; /* full of live authenticated peers: refused */
     }
     peer_t *p = &s->peers[at];
     memset(p, 0, sizeof *p);
     memcpy(p->id, id, idlen);
     p->idlen = idlen;
     p->seen = ++s->clock;
+    p->seen_ns = now;
     return p;
 }
 
@@ -335,6 +361,8 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
     }
     peer_t *p = peer_get(s, id, idlen, cmd == MPM_HELLO);
     if (cmd == MPM_HELLO && p) {
+        if (p->authed) /* authenticating again */
+            s->npending++;
         p->authed = false;
         mp_obj_t *r = mp_obj_new_array();
         if (getrandom(p->nonce, sizeof p->nonce, 0) == (ssize_t)sizeof p->nonce) {
@@ -350,6 +378,7 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
         const void *got = mac && mp_obj_type(mac) == MP_OBJ_BIN ? mp_obj_bin(mac, &len) : NULL;
         if (got && len == sizeof want && mp__consttime_equal(got, want, sizeof want)) {
             p->authed = true;
+            s->npending--;
             mp_obj_t *r = mp_obj_new_array();
             mpm_send(s->sock, id, idlen, MPM_WELCOME, r);
             mp_obj_destroy(&r);
@@ -369,6 +398,8 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
         mp_obj_array_add(r, mp_obj_new_int(extra));
         mpm_send(s->sock, id, idlen, MPM_REPLY, r);
         mp_obj_destroy(&r);
+    } else if (cmd == MPM_HELLO) {
+        deny(s, id, idlen, "refused: the server has too many live peers");
     } else {
         deny(s, id, idlen, "not authenticated");
     }

@@ -12,6 +12,8 @@
 
 #include "../integration/test_tasks.c"
 #include "base/hmac.h"
+#include "manager/arena.h"
+#include "manager/mpm.h"
 #include "support.h"
 
 #define KEY "s3cret-key"
@@ -557,6 +559,75 @@ static void test_remote_over_ipc(void **state)
     assert_int_equal(access(ep + 6, F_OK), -1); /* the socket file is gone */
 }
 
+/* The next MPM/1 message on sock within 5 s: its command, its body in *b. */
+static uint8_t recv_body(void *sock, mp_obj_t **b)
+{
+    zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&pi, 1, 5000), 1);
+    mpp_msg_t m;
+    uint8_t cmd = 0;
+    assert_int_equal(mpp_recv(sock, &m, 0), 0);
+    assert_int_equal(mpm_parse(&m, 0, &cmd, b), 0);
+    mpp_close(&m);
+    return cmd;
+}
+
+/* 5,000 HELLOs from 5,000 sockets that never authenticate do not push an
+   authenticated peer out of the server's table (it holds at most 256
+   unauthenticated ones): its next CALL is answered, not DENIED. */
+static void test_remote_hello_flood_never_evicts_an_authenticated_peer(void **state)
+{
+    (void)state;
+    mp_manager_t *m;
+    mp_manager_server_t *srv;
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &srv), 0);
+    const char *ep = mp_manager_server_endpoint(srv);
+    void *ctx = zmq_ctx_new(), *a = tu_dealer(ctx, ep);
+    mp_obj_t *empty = mp_obj_new_array(), *b = NULL;
+    assert_int_equal(mpm_send(a, NULL, 0, MPM_HELLO, empty), 0);
+    assert_int_equal(recv_body(a, &b), MPM_CHALLENGE);
+    size_t len = 0;
+    const void *nonce = mp_obj_bin(mpm_arg(b, 0), &len);
+    assert_int_equal(len, 32);
+    uint8_t mac[32];
+    mpm_auth_mac(KEY, strlen(KEY), nonce, mac);
+    mp_obj_destroy(&b);
+    mp_obj_t *auth = mp_obj_new_array();
+    mp_obj_array_add(auth, mp_obj_new_bin(mac, sizeof mac));
+    assert_int_equal(mpm_send(a, NULL, 0, MPM_AUTH, auth), 0);
+    assert_int_equal(recv_body(a, &b), MPM_WELCOME);
+    mp_obj_destroy(&b);
+    for (int batch = 0; batch < 10; batch++) { /* a context per 500: fds stay bounded */
+        void *fctx = zmq_ctx_new();
+        for (int i = 0; i < 500; i++) {
+            void *f = tu_dealer(fctx, ep);
+            assert_int_equal(mpm_send(f, NULL, 0, MPM_HELLO, empty), 0);
+            zmq_pollitem_t pi = {f, 0, ZMQ_POLLIN, 0}; /* the server met this one */
+            assert_int_equal(zmq_poll(&pi, 1, 5000), 1);
+            zmq_close(f);
+        }
+        zmq_ctx_term(fctx);
+    }
+    mp_obj_t *call = mp_obj_new_array();
+    mp_obj_array_add(call, mp_obj_new_int(1));
+    mp_obj_array_add(call, mp_obj_new_int(MR_OPEN));
+    mp_obj_array_add(call, mp_obj_new_int(MO_DICT));
+    mp_obj_array_add(call, mp_obj_new_nil());
+    mp_obj_array_add(call, mp_obj_new_str("d"));
+    assert_int_equal(mpm_send(a, NULL, 0, MPM_CALL, call), 0);
+    assert_int_equal(recv_body(a, &b), MPM_REPLY); /* not DENIED: still known */
+    assert_int_equal(mpm_arg_int(b, 1), 0);
+    mp_obj_destroy(&b);
+    mp_obj_destroy(&call);
+    mp_obj_destroy(&auth);
+    mp_obj_destroy(&empty);
+    zmq_close(a);
+    zmq_ctx_term(ctx);
+    mp_manager_server_stop(&srv);
+    mp_manager_destroy(&m);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
@@ -571,6 +642,8 @@ int main(int argc, char **argv)
                                   tu_teardown),
         cmocka_unit_test_teardown(test_remote_bad_input_never_kills_the_server, tu_teardown),
         cmocka_unit_test_teardown(test_remote_over_ipc, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_hello_flood_never_evicts_an_authenticated_peer,
+                                  tu_teardown),
         cmocka_unit_test_teardown(test_remote_queues_between_processes, tu_teardown),
     };
     return cmocka_run_group_tests_name("manager_remote", tests, NULL, NULL);
