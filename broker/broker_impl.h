@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "base/log.h"
 #include "codec/curve.h"
 #include "codec/mpp.h"
 #include "codec/wire.h"
@@ -128,10 +129,8 @@ struct mp_broker {
     mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
-    uint64_t returned; /* dispatches handed back by busy workers (W-RETURN) */
-    /* malformed-message warnings: a burst per window, the rest counted */
-    uint64_t warn_window_ns, warn_count, warn_suppressed;
-    char warn_last[16];
+    uint64_t returned;            /* dispatches handed back by busy workers (W-RETURN) */
+    mp__ratelimit_t malformed_rl; /* malformed-message warnings: a burst per 10 s */
     mp__curve_t curve;
     bool auth;                                     /* holds the process's ZAP handler */
     struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */

@@ -138,32 +138,15 @@ void bk_send_failed(mp_broker_t *b, peer_t *c, uint64_t chunk_id, int code, cons
     mp__buf_release(&h);
 }
 
-/* At most MALFORMED_BURST warnings per MALFORMED_WINDOW_NS; the rest are
-   counted and said in one line: a peer cannot fill the disk with them. */
-#define MALFORMED_BURST 20
-#define MALFORMED_WINDOW_NS (10 * 1000000000ull)
-
 void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why)
 {
     b->malformed++;
-    uint64_t now = mp__now_ns();
-    const char *who = p ? p->hex : hex ? hex : "?";
-    if (now - b->warn_window_ns > MALFORMED_WINDOW_NS) {
-        if (b->warn_suppressed)
-            mp__log(MP_LOG_WARN, WHO,
-                    "... %llu more malformed messages in the last %llu s (the last from %s)",
-                    (unsigned long long)b->warn_suppressed,
-                    (unsigned long long)((now - b->warn_window_ns) / 1000000000ull), b->warn_last);
-        b->warn_window_ns = now;
-        b->warn_count = b->warn_suppressed = 0;
-    }
-    if (b->warn_count++ < MALFORMED_BURST) {
-        mp__log(MP_LOG_WARN, WHO, "malformed message from %s (command 0x%02x): %s; dropped", who,
+    if (mp__ratelimit(&b->malformed_rl, WHO, "malformed messages")) /* a burst per 10 s */
+        mp__log(MP_LOG_WARN, WHO, "malformed message from %s (command 0x%02x): %s; dropped",
+                p     ? p->hex
+                : hex ? hex
+                      : "?",
                 cmd, why);
-        return;
-    }
-    b->warn_suppressed++;
-    snprintf(b->warn_last, sizeof b->warn_last, "%s", who);
 }
 
 /* Edit distance between a and b, ignoring case (Levenshtein, one row);

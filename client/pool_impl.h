@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "base/log.h"
 #include "codec/curve.h"
 #include "mp/broker.h"
 #include "mp/pool.h"
@@ -96,6 +97,7 @@ struct mp_pool {
     bool worker_dead; /* embedded: the worker process is gone */
     int connect_error;
     bool holding;                      /* the broker was lost; orphans wait for the next one */
+    mp__ratelimit_t malformed_rl;      /* I/O thread: warnings about the broker's messages */
     uint64_t lost_ns;                  /* when it was lost */
     mp_async_t *send_head, *send_tail; /* jobs with input to send (send.c) */
     uint64_t *cancels;                 /* chunk ids to CANCEL (send.c) */

@@ -73,7 +73,8 @@ static void on_result(mp_pool_t *pool, mpp_msg_t *m, mp__rd_t *r, ready_t *ready
         mp__rd_uint(r, &count) || mp__rd_uint(r, &nerrors) || m->n != (nerrors ? 5 : 4) ||
         (n >= 5 && (mp__rd_array(r, &k) || k < 3 || mp__rd_uint(r, &ring[0]) ||
                     mp__rd_uint(r, &ring[1]) || mp__rd_uint(r, &ring[2])))) {
-        mp__log(MP_LOG_WARN, WHO, "malformed RESULT from the broker; dropped");
+        if (mp__ratelimit(&pool->malformed_rl, WHO, "malformed messages from the broker"))
+            mp__log(MP_LOG_WARN, WHO, "malformed RESULT from the broker; dropped");
         return;
     }
     bool in_ring = n >= 5;
@@ -249,7 +250,8 @@ static bool refused(mp_pool_t *pool, mpp_msg_t *m)
 void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
 {
     if (!mp__session_valid(m)) {
-        mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
+        if (mp__ratelimit(&pool->malformed_rl, WHO, "malformed messages from the broker"))
+            mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
         return;
     }
     mp__rd_t r;

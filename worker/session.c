@@ -152,7 +152,8 @@ static void on_cancel(worker_t *w, mpp_msg_t *m)
     uint64_t dispatch;
     mp__rd_init(&r, mpp_data(m, 2), mpp_size(m, 2));
     if (mp__rd_array(&r, &n) || n < 1 || mp__rd_uint(&r, &dispatch)) {
-        mp__log(MP_LOG_WARN, WHO, "malformed CANCEL from the broker; dropped");
+        if (mp__ratelimit(&w->malformed_rl, WHO, "malformed messages from the broker"))
+            mp__log(MP_LOG_WARN, WHO, "malformed CANCEL from the broker; dropped");
         return;
     }
     job_t *prev = NULL;
@@ -194,12 +195,14 @@ static void on_task(worker_t *w, mpp_msg_t *m)
         mp__rd_str(&r, &name, &namelen) || namelen == 0 || namelen > MPP_MAX_NAME ||
         mp__rd_uint(&r, &mode) || mode > MPP_MODE_STAR || mp__rd_uint(&r, &count) ||
         mp__rd_uint(&r, &attempt)) {
-        mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker; dropped");
+        if (mp__ratelimit(&w->malformed_rl, WHO, "malformed messages from the broker"))
+            mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker; dropped");
         return;
     }
     uint64_t limit = 0; /* [task-shm-or-nil time-limit] */
     if (n >= 7 && (mp__rd_skip(&r) || mp__rd_uint(&r, &limit) || limit > UINT32_MAX)) {
-        mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker (time limit); dropped");
+        if (mp__ratelimit(&w->malformed_rl, WHO, "malformed messages from the broker"))
+            mp__log(MP_LOG_WARN, WHO, "malformed TASK from the broker (time limit); dropped");
         return;
     }
     job_t *j = calloc(1, sizeof *j);
@@ -246,7 +249,8 @@ void wk_on_broker(worker_t *w)
         }
         if (m.too_many || m.n < 3 || mpp_size(&m, 0) != MPP_SIG_SIZE ||
             memcmp(mpp_data(&m, 0), MPP_SIG_WORKER, MPP_SIG_SIZE) || mpp_size(&m, 1) != 1) {
-            mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
+            if (mp__ratelimit(&w->malformed_rl, WHO, "malformed messages from the broker"))
+                mp__log(MP_LOG_WARN, WHO, "malformed message from the broker; dropped");
             mpp_close(&m);
             continue;
         }

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <zmq.h>
 
+#include "base/log.h"
 #include "codec/curve.h"
 #include "codec/mpp.h"
 #include "codec/wire.h"
@@ -83,7 +84,8 @@ typedef struct {
     sigset_t old_mask; /* restored when mp_worker_run returns */
     mp__curve_t curve; /* keys, when the broker speaks CURVE */
     uint64_t done, lost;
-    unsigned withheld; /* credit handed back with queued dispatches (wk_check_hold) */
+    unsigned withheld;            /* credit handed back with queued dispatches (wk_check_hold) */
+    mp__ratelimit_t malformed_rl; /* warnings about the broker's messages */
 } worker_t;
 
 /* ---- session.c ---- */

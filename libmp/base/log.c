@@ -74,3 +74,25 @@ void mp__log(int level, const char *who, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
 }
+
+bool mp__ratelimit(mp__ratelimit_t *rl, const char *who, const char *what)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (now - rl->start_ns > 10 * 1000000000ull) {
+        if (rl->suppressed)
+            mp__log(MP_LOG_WARN, who, "... %llu more %s in the last %llu s",
+                    (unsigned long long)rl->suppressed, what,
+                    (unsigned long long)((now - rl->start_ns) / 1000000000ull));
+        rl->start_ns = now;
+        rl->count = 0;
+        rl->suppressed = 0;
+    }
+    if (rl->count < 20) {
+        rl->count++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}

@@ -60,6 +60,7 @@ struct mp_manager_server {
     bool auth;           /* holds the process's ZAP handler (curve.h) */
     zcertstore_t *admit; /* with CURVE: allow_dir/managers */
     uint64_t calls, refused;
+    mp__ratelimit_t malformed_rl;
 };
 
 /* The least recently seen peer that is authed (or not), and, for authed
@@ -348,7 +349,8 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
     uint8_t cmd;
     mp_obj_t *b;
     if (m->n < 1 || mpm_parse(m, 1, &cmd, &b)) {
-        mp__log(MP_LOG_WARN, WHO, "malformed message; dropped");
+        if (mp__ratelimit(&s->malformed_rl, WHO, "malformed messages"))
+            mp__log(MP_LOG_WARN, WHO, "malformed message; dropped");
         return;
     }
     const void *id = mpp_data(m, 0);

@@ -1,6 +1,8 @@
 /*  test_log.c - a log line cannot be forged: what a peer sends (a host
     name, a task name, a reason) goes into messages, so every control
-    character is shown as \xNN and the line ends where mp_log ends it. */
+    character is shown as \xNN and the line ends where mp_log ends it; and
+    a peer cannot fill the disk: warnings it causes at will are rate
+    limited (mp__ratelimit). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "base/log.h"
 #include "mp.h"
 
 /* What one mp_log call writes to stderr. */
@@ -63,11 +66,39 @@ static void a_long_message_is_cut_within_one_line(void **state)
     assert_null(memchr(out, '\n', n - 1));
 }
 
+static void a_flood_of_warnings_is_cut_to_a_burst(void **state)
+{
+    (void)state;
+    mp__ratelimit_t rl = {0};
+    int allowed = 0;
+    for (int i = 0; i < 100000; i++)
+        allowed += mp__ratelimit(&rl, "test", "malformed messages");
+    assert_int_equal(allowed, 20);
+    assert_int_equal(rl.suppressed, 100000 - 20);
+    rl.start_ns -= 11 * 1000000000ull; /* the window turns over: one summary line */
+    char out[512];
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    bool again = mp__ratelimit(&rl, "test", "malformed messages");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], out, sizeof out - 1);
+    close(fds[0]);
+    assert_true(again);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "... 99980 more malformed messages in the last 1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(control_characters_are_shown_not_obeyed),
         cmocka_unit_test(a_long_message_is_cut_within_one_line),
+        cmocka_unit_test(a_flood_of_warnings_is_cut_to_a_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
