@@ -43,15 +43,6 @@ static pid_t restart_broker(pid_t old)
     return start_broker();
 }
 
-static mp_pool_t *connect_pool(int processes)
-{
-    mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 300, .connect_timeout_ms = 5000};
-    mp_pool_t *pool = NULL;
-    assert_int_equal(mp_pool_new(&o, &pool), 0);
-    assert_int_equal(tu_wait_processes(pool, processes, 10000), processes);
-    return pool;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -65,7 +56,7 @@ static void test_chaos_broker_killed_twice_during_20000_applies(void **state)
     pid_t broker = start_broker();
     tu_start_worker(endpoint, "2", HB);
     tu_start_worker(endpoint, "2", HB);
-    mp_pool_t *pool = connect_pool(4);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 4);
     enum { N = 20000 };
     mp_async_t **r = calloc(N, sizeof *r);
     for (int i = 0; i < N; i++) {
@@ -101,7 +92,7 @@ static void test_chaos_broker_killed_during_a_100000_map(void **state)
     pid_t broker = start_broker();
     tu_start_worker(endpoint, "2", HB);
     tu_start_worker(endpoint, "2", HB);
-    mp_pool_t *pool = connect_pool(4);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 4);
     enum { N = 100000 };
     mp_items_t *in = tu_range(N);
     mp_call_options_t o = {.chunksize = 500};
@@ -136,7 +127,7 @@ static void test_chaos_worker_killed_every_200ms_during_a_100000_map(void **stat
     pid_t w[3];
     for (int i = 0; i < 3; i++)
         w[i] = tu_start_worker(endpoint, "1", HB);
-    mp_pool_t *pool = connect_pool(3);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 3);
     enum { N = 100000 };
     mp_items_t *in = tu_range(N);
     mp_call_options_t o = {.chunksize = 200};
@@ -167,7 +158,7 @@ static void test_chaos_stopped_worker_loses_its_dispatches_once(void **state)
     (void)state;
     start_broker();
     pid_t stopped = tu_start_worker(endpoint, "2", HB);
-    mp_pool_t *pool = connect_pool(2);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 2);
     tu_start_worker(endpoint, "2", HB);
     assert_int_equal(tu_wait_processes(pool, 4, 10000), 4);
     mp_items_t *in = tu_repeat(40, 100); /* sleep_ms(100) x 40: 1 s on 4 executors */

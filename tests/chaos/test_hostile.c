@@ -96,21 +96,6 @@ static size_t log_lines(bool *raw_control)
     return n;
 }
 
-/* VmRSS of pid, in KiB (0 when unreadable). */
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* 3,000 messages of 1..6 random frames, a third of them behind a valid
    signature and command, so that the header decoders see the noise. */
 static void random_frames(void *s, unsigned seed)
@@ -186,12 +171,9 @@ static void test_chaos_hostile_bytes_leave_the_broker_serving(void **state)
     (void)state;
     pid_t broker = start_logged_broker();
     tu_start_worker(endpoint, "2", "300");
-    mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 300};
-    mp_pool_t *pool;
-    assert_int_equal(mp_pool_new(&o, &pool), 0);
-    assert_int_equal(tu_wait_processes(pool, 2, 10000), 2);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 2);
     tu_assert_map_squares(pool, 100000);
-    long before = rss_kib(broker);
+    long before = tu_rss_kib(broker);
 
     void *ctx = zmq_ctx_new();
     void *s = tu_dealer(ctx, endpoint);
@@ -238,7 +220,7 @@ static void test_chaos_hostile_bytes_leave_the_broker_serving(void **state)
     assert_int_equal(kill(broker, 0), 0); /* alive */
     tu_assert_map_squares(pool, 100000);  /* and serving */
     usleep(1500000);                      /* the silent "clients" expire (3 heartbeats) */
-    long after = rss_kib(broker);
+    long after = tu_rss_kib(broker);
     printf("# broker RSS %ld KiB after a map, %ld KiB after the hostile peers (%.2fx); "
            "10,000 connects (5,000 welcomed) in %llu ms\n",
            before, after, before ? (double)after / (double)before : 0.0,

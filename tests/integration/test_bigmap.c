@@ -129,19 +129,6 @@ static int next_int(void *arg, mp_items_t *out)
     return mp_items_add_int(out, c->next++);
 }
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static void test_bigmap_imap_1e8_lazy_tcp_constant_memory(void **state)
 {
     (void)state;
@@ -149,7 +136,7 @@ static void test_bigmap_imap_1e8_lazy_tcp_constant_memory(void **state)
     mp_pool_t *pool = cluster_pool();
     counter_t c = {0};
     mp_imap_t *it = NULL;
-    long start = rss_kib(), peak = start;
+    long start = tu_rss_kib(0), peak = start;
     assert_int_equal(mp_pool_imap(pool, "square", next_int, &c, 10000, &it), 0);
     long long got = 0;
     int64_t v;
@@ -158,7 +145,7 @@ static void test_bigmap_imap_1e8_lazy_tcp_constant_memory(void **state)
         if (v != (int64_t)got * got)
             fail_msg("item %lld: %lld", got, (long long)v);
         if (++got % 1000000 == 0) {
-            long now = rss_kib();
+            long now = tu_rss_kib(0);
             peak = now > peak ? now : peak;
         }
     }

@@ -123,6 +123,13 @@ int tu_kill_teardown(void **state);
    closes fd; returns its length. */
 size_t tu_read_line(int fd, char *buf, size_t size);
 
+/* VmRSS of pid (0: this process), in KiB; -1 when unreadable. */
+long tu_rss_kib(pid_t pid);
+
+/* A pool on the broker at endpoint (heartbeat_ms), once it counts
+   processes executors. */
+mp_pool_t *tu_cluster_pool(const char *endpoint, int heartbeat_ms, int processes);
+
 /* A loopback port nobody listens on right now. */
 int tu_free_port(void);
 

@@ -147,3 +147,30 @@ void tu_assert_indexes(const mp_items_t *r, int n, int skip)
         assert_int_equal(v, i);
     }
 }
+
+long tu_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    if (pid)
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/status");
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+mp_pool_t *tu_cluster_pool(const char *endpoint, int heartbeat_ms, int processes)
+{
+    mp_pool_options_t o = {
+        .broker = endpoint, .heartbeat_ms = heartbeat_ms, .connect_timeout_ms = 5000};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    assert_int_equal(tu_wait_processes(pool, processes, 10000), processes);
+    return pool;
+}
