@@ -6,13 +6,16 @@
 #                              file validation)
 #   scripts/deps.sh --runtime  to run mp-broker, mp-worker, mp-client (the
 #                              Docker image's runtime stage)
+#   scripts/deps.sh --fuzz     to build and run the fuzz targets (scripts/fuzz.sh):
+#                              clang and libFuzzer
 set -euo pipefail
 build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
 case "${1:-}" in
 "") pkgs=("${build[@]}") ;;
 --test) pkgs=("${build[@]}" iproute2 docker-compose) ;;
 --runtime) pkgs=(libzmq5 libczmq4 libsodium23 libmsgpackc2 libjansson4) ;;
-*) echo "usage: scripts/deps.sh [--test | --runtime]" >&2; exit 2 ;;
+--fuzz) pkgs=("${build[@]}" clang-14 libclang-rt-14-dev) ;;
+*) echo "usage: scripts/deps.sh [--test | --runtime | --fuzz]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -535,8 +535,8 @@ int mp__items_append_packed(mp_items_t *l, const void *data, size_t size, size_t
 {
     if (l->tuple_left)
         return MP_ESTATE;
-    if (size == 0) /* nothing to copy (an empty list has no buffer: no NULL + 0) */
-        return count ? MP_EBADMSG : 0;
+    if (size == 0 || count == 0) /* nothing (an empty list has no buffers: no NULL + 0) */
+        return size || count ? MP_EBADMSG : 0; /* items need bytes, bytes need items */
     if (reserve_index(l, count) || reserve_bytes(l, size))
         return MP_ENOMEM;
     /* copied first, then checked and indexed in one pass: what is checked is

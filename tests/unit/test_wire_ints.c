@@ -280,6 +280,7 @@ static void append_packed_of_nothing_to_an_empty_list(void **state)
     assert_int_equal(mp__items_append_packed(l, NULL, 0, 0), 0);
     assert_int_equal(mp_items_len(l), 0);
     assert_int_equal(mp__items_append_packed(l, NULL, 0, 2), MP_EBADMSG); /* items need bytes */
+    assert_int_equal(mp__items_append_packed(l, &one, 1, 0), MP_EBADMSG); /* bytes need items */
     assert_int_equal(mp__items_append_packed(l, &one, 1, 1), 0);
     int64_t v = 0;
     assert_int_equal(mp_items_int(l, 0, &v), 0);
