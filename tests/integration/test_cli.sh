@@ -257,16 +257,28 @@ fi
 # a worker that takes work and never answers (SIGSTOP), then the broker
 # goes away (SIGTERM) and does not come back within --timeout: each line
 # that was sent gets an error line, the rest is counted and said; exit 3
+# the program under the `timeout` wrapper started last (tl_bg): its own pid,
+# not another test's (ctest runs tests side by side)
+last_child() {
+    child=
+    for _ in $(seq 50); do
+        child=$(pgrep -P "${pids[-1]}" | head -n 1)
+        [ -n "$child" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 tl_broker sbroker 60 --bind tcp://127.0.0.1:0 || exit 1
 sep=$ep
+last_child && sbroker=$child
+slog=$tmp/sbroker.err
 tl_bg timeout 60 "$worker_bin" --broker "$sep" --tasks "$tasks" -p 2 >"$tmp/sworker.log" 2>&1
-sworker=$(pgrep -f "mp-worker --broker $sep" -n) # not its timeout wrapper
+last_child && sworker=$child
 stopped_joined() {
     timeout 5 "$client_bin" --broker "$sep" --timeout 2000 status >"$tmp/sstatus" 2>/dev/null &&
         grep -q '^workers: 1 (2 processes)' "$tmp/sstatus"
 }
 tl_until 100 0.1 stopped_joined || fail "the worker to stop joined" "$(cat "$tmp/sworker.log")"
-sbroker=$(pgrep -f "mp-broker --bind tcp://127.0.0.1:0" -n)
 for cmd in map starmap; do
     # starmap reads 10,000 lines per call, two calls ahead: more input for it
     total=20000
@@ -275,10 +287,14 @@ for cmd in map starmap; do
     task=square
     [ $cmd = starmap ] && task=add
     kill -STOP "$sworker"
+    hellos=$(grep -c "hello: pool" "$slog")
     timeout 60 "$client_bin" --broker "$sep" --timeout 1000 $cmd $task --chunksize 100 \
         <"$tmp/stop_in" >"$tmp/stop_out" 2>"$tmp/stop_err" &
     cpid=$!
-    sleep 1
+    # the client is in (its HELLO logged, however slow a sanitized build is)
+    client_in() { [ "$(grep -c "hello: pool" "$slog")" -gt "$hellos" ]; }
+    tl_until 300 0.1 client_in || fail "$cmd: the client connected" "$(cat "$tmp/stop_err")"
+    sleep 0.5
     kill -TERM "$sbroker"
     wait $cpid
     rc=$?
@@ -295,7 +311,8 @@ for cmd in map starmap; do
     # the broker again, on the same port, for the next round
     if [ $cmd = map ]; then
         tl_broker sbroker2 60 --bind "$sep" || exit 1
-        sbroker=$(pgrep -f "mp-broker --bind $sep" -n)
+        last_child && sbroker=$child
+        slog=$tmp/sbroker2.err
         tl_until 100 0.1 stopped_joined || fail "the worker rejoined" "$(cat "$tmp/sworker.log")"
     fi
 done
