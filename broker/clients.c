@@ -185,7 +185,7 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
     size_t nw = bk_worker_count(b), nq = 0;
     for (queue_t *q = b->queues; q; q = q->next)
         nq += q->depth > 0;
-    mp__w_map(s, 9);
+    mp__w_map(s, 11);
     mp__w_str(s, "version");
     mp__w_str(s, MP_BROKER_VERSION);
     mp__w_str(s, "uptime_ms");
@@ -207,6 +207,10 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
     mp__w_uint(s, b->lost);
     mp__w_str(s, "refused");
     mp__w_uint(s, b->refused);
+    mp__w_str(s, "malformed");
+    mp__w_uint(s, b->malformed);
+    mp__w_str(s, "returned");
+    mp__w_uint(s, b->returned);
     mp__w_str(s, "workers");
     mp__w_array(s, nw);
     for (size_t i = 0; i < b->npeers; i++) {
