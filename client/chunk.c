@@ -65,10 +65,10 @@ void mp__pool_chunk_insert(mp_pool_t *pool, chunk_t *c)
 
 void mp__pool_chunk_drop_children(mp_pool_t *pool, chunk_t *parent)
 {
-    for (size_t b = 0; b < POOL_BUCKETS && parent->children; b++)
+    for (size_t b = 0; b < POOL_BUCKETS && (!parent || parent->children); b++)
         for (chunk_t **pp = &pool->buckets[b]; *pp;) {
             chunk_t *c = *pp;
-            if (c->parent == parent) {
+            if (c->parent && (!parent || c->parent == parent)) {
                 *pp = c->hnext;
                 mp__pool_chunk_free(c);
             } else {

@@ -25,7 +25,8 @@ size_t mp__pool_chunk_gap(const chunk_t *c, size_t at, size_t *end);
    whole (it is then finished and freed). */
 bool mp__pool_chunk_fail_range(mp_pool_t *pool, chunk_t *c, size_t from, size_t to, int code,
                                const char *msg, ready_t *ready);
-/* Takes every resent gap of parent out of the table and frees it. */
+/* Takes every resent gap of parent (NULL: of every chunk) out of the table
+   and frees it. */
 void mp__pool_chunk_drop_children(mp_pool_t *pool, chunk_t *parent);
 /* Ends a chunk with one error for every item not answered yet. */
 void mp__pool_chunk_fail(mp_pool_t *pool, chunk_t *c, int code, const char *msg, ready_t *ready);

@@ -193,16 +193,7 @@ void mp__pool_fail_all(mp_pool_t *pool, int code, const char *msg, ready_t *read
     ssize_t w = write(pool->sync_fd, &one, sizeof one);
     (void)w;
     pool->holding = false;
-    for (size_t b = 0; b < POOL_BUCKETS; b++) /* resent gaps first: they point at parents */
-        for (chunk_t **pp = &pool->buckets[b]; *pp;) {
-            chunk_t *c = *pp;
-            if (c->parent) {
-                *pp = c->hnext;
-                mp__pool_chunk_free(c);
-            } else {
-                pp = &c->hnext;
-            }
-        }
+    mp__pool_chunk_drop_children(pool, NULL); /* resent gaps first: they point at parents */
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         while (pool->buckets[b])
             mp__pool_chunk_fail(pool, pool->buckets[b], code, msg, ready);

@@ -414,9 +414,8 @@ void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
             next = c->hnext;
             const chunk_t *o = c->parent ? c->parent : c;
             bool mine = o->job == job || (o->targets && o->count == 1 && o->targets[0] == job);
-            if (mine && c->orphan) {
+            if (mine && c->orphan) { /* it leaves the table; an orphan has no gaps in flight */
                 mp__pool_chunk_fail(pool, c, MP_ECANCELLED, "cancelled", ready);
-                b = 0, next = pool->buckets[0]; /* the table changed: look again */
                 continue;
             }
             if (!mine || c->cancel_sent)
@@ -454,25 +453,13 @@ void mp__pool_hold_all(mp_pool_t *pool, ready_t *ready)
     uint64_t one = 1;
     ssize_t w = write(pool->sync_fd, &one, sizeof one);
     (void)w;
-    for (size_t b = 0; b < POOL_BUCKETS; b++)
-        for (chunk_t **pp = &pool->buckets[b]; *pp;) {
-            chunk_t *c = *pp;
-            if (c->parent) { /* a gap sent again: sent again once more, from its parent */
-                *pp = c->hnext;
-                mp__pool_chunk_free(c);
-            } else {
-                c->orphan = true;
-                pp = &c->hnext;
-            }
-        }
-    /* what cannot be sent again ends now */
+    mp__pool_chunk_drop_children(pool, NULL); /* a gap sent again goes again, from its parent */
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         for (chunk_t *c = pool->buckets[b], *next; c; c = next) {
-            next = c->hnext;
-            if (!c->has_frame) {
+            next = c->hnext; /* c may end below; nothing else leaves the table */
+            c->orphan = true;
+            if (!c->has_frame) /* cannot be sent again: ends now */
                 mp__pool_chunk_fail(pool, c, MP_EBROKERLOST, "the broker was lost", ready);
-                next = pool->buckets[b];
-            }
         }
     if (!pool->holding)
         pool->lost_ns = mp__now_ns();
@@ -556,8 +543,7 @@ void mp__pool_resend(mp_pool_t *pool, ready_t *ready)
                 /* cannot be sent again: this gap ends (and maybe the chunk) */
                 mp__pool_chunk_fail_range(pool, c, at, end, MP_EBROKERLOST,
                                           "the broker was lost; could not send again", ready);
-                next = pool->buckets[b];
-                break;
+                break; /* c may have ended; its gaps sent so far sit before it */
             }
         }
     mp__log(MP_LOG_INFO, WHO, "the broker is back: %zu chunk%s sent again", sent,
