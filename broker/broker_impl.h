@@ -68,6 +68,9 @@ struct chunk {
 struct unit {
     chunk_t *chunk;
     size_t base, count;
+    /* running: items [base, base + answered) were answered ahead of the
+       rest by the worker's PARTIALs; a queued unit has none */
+    size_t answered;
     unsigned attempt;
     zmq_msg_t items; /* this range's items frame (shares the chunk's data) */
     uint64_t dispatch_id;
@@ -191,6 +194,14 @@ void bk_running_unlink(peer_t *w, unit_t *u);
 int bk_values_span(mp__rd_t *r, size_t from, size_t to, const uint8_t **start, size_t *bytes);
 /* An items frame of count values: their array header, then bytes at p. */
 int bk_items_frame(zmq_msg_t *dst, size_t count, const void *p, size_t bytes);
+/* Items of u not answered yet. */
+static inline size_t bk_unit_left(const unit_t *u)
+{
+    return u->count - u->answered;
+}
+/* Drops the answered prefix of u before it is queued again: its range
+   becomes the items not answered yet. 0 or MP_ENOMEM. */
+int bk_unit_trim(unit_t *u);
 /* A new unit for items [base, base+count) of u's chunk (u holds them). */
 unit_t *bk_unit_slice(unit_t *u, size_t base, size_t count, unsigned attempt);
 

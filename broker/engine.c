@@ -112,7 +112,7 @@ static void shutdown_peers(mp_broker_t *b)
             while (p->running) { /* nobody will hear about them: drop */
                 unit_t *u = p->running;
                 bk_running_unlink(p, u);
-                u->chunk->pending -= u->count;
+                u->chunk->pending -= bk_unit_left(u);
                 bk_unit_free(b, u);
             }
             bk_peer_remove(b, p);
@@ -125,7 +125,7 @@ static void shutdown_peers(mp_broker_t *b)
         while (q->head) {
             unit_t *u = q->head;
             bk_queue_unlink(q, u);
-            u->chunk->pending -= u->count;
+            u->chunk->pending -= bk_unit_left(u);
             bk_unit_free(b, u);
         }
         b->queues = q->next;

@@ -27,7 +27,7 @@ void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const cha
 {
     snprintf(u->cause, sizeof u->cause, "%s", cause);
     if (!u->chunk->client || u->cancelled) { /* nobody waits for it */
-        u->chunk->pending -= u->count;
+        u->chunk->pending -= bk_unit_left(u);
         bk_unit_free(b, u);
         return;
     }
@@ -45,7 +45,7 @@ void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const cha
         u->attempt++;
     u->worker = NULL;
     queue_t *q = bk_queue_get(b, u->chunk->name, true);
-    if (!q) {
+    if (!q || bk_unit_trim(u)) {
         bk_answer_with_errors(b, u, MPP_KIND_WORKER_LOST, MP_EWORKERLOST, "broker out of memory");
         bk_unit_free(b, u);
         return;
@@ -246,7 +246,7 @@ size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer)
                 bk_answer_with_errors(b, u, MPP_KIND_CANCELLED, MP_ECANCELLED, "cancelled");
                 /* its items stay counted until the worker answers: the
                    chunk outlives the unit that points at it */
-                u->chunk->pending += u->count;
+                u->chunk->pending += bk_unit_left(u);
             }
             char hs[32];
             mp__buf_t h;
@@ -269,7 +269,7 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
             unit_t *next = u->next;
             if (u->chunk->client == c) {
                 bk_queue_unlink(q, u);
-                u->chunk->pending -= u->count;
+                u->chunk->pending -= bk_unit_left(u);
                 bk_unit_free(b, u);
                 dropped++;
             }

@@ -19,15 +19,17 @@
 #include "base/log.h"
 #include "mp/error.h"
 
-/* Answers the items of u with one error each (kind, code, message). */
+/* Answers the items of u not answered yet with one error each (kind,
+   code, message). */
 void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const char *msg)
 {
     chunk_t *ch = u->chunk;
-    ch->pending -= u->count;
+    size_t base = u->base + u->answered, count = bk_unit_left(u); /* after what PARTIALs answered */
+    ch->pending -= count;
     if (kind == MPP_KIND_WORKER_LOST)
-        b->lost += u->count;
+        b->lost += count;
     else
-        b->failed += u->count;
+        b->failed += count;
     if (!ch->client)
         return;
     mp__buf_t vals, errs, h;
@@ -35,11 +37,11 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     mp__buf_init(&vals, NULL, 0);
     mp__buf_init(&errs, NULL, 0);
     mp__buf_init(&h, hs, sizeof hs);
-    int rc = mp__w_array(&vals, u->count);
-    rc = rc ? rc : mp__w_array(&errs, u->count);
+    int rc = mp__w_array(&vals, count);
+    rc = rc ? rc : mp__w_array(&errs, count);
     const char *host = u->worker ? u->worker->host : "";
     unsigned pid = u->worker ? u->worker->pid : 0;
-    for (size_t i = 0; i < u->count && !rc; i++) {
+    for (size_t i = 0; i < count && !rc; i++) {
         rc = mp__w_nil(&vals);
         rc = rc ? rc : mp__w_array(&errs, 6);
         rc = rc ? rc : mp__w_uint(&errs, i);
@@ -51,9 +53,9 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     }
     mp__w_array(&h, 4);
     mp__w_uint(&h, ch->chunk_id);
-    mp__w_uint(&h, u->base);
-    mp__w_uint(&h, u->count);
-    mp__w_uint(&h, u->count);
+    mp__w_uint(&h, base);
+    mp__w_uint(&h, count);
+    mp__w_uint(&h, count);
     if (rc == 0) {
         zmq_msg_t frames[2];
         zmq_msg_init_size(&frames[0], vals.size);
@@ -206,6 +208,23 @@ static int slice_items(const zmq_msg_t *src, size_t from, size_t to, zmq_msg_t *
 
 /* A new unit for items [base, base+count) of ch, from the items frame src
    whose item 0 is item `src_base` of the chunk. */
+int bk_unit_trim(unit_t *u)
+{
+    if (u->answered == 0)
+        return 0;
+    zmq_msg_t rest;
+    if (u->chunk->shm) /* a range of the ring's items: nothing to copy */
+        zmq_msg_init(&rest);
+    else if (slice_items(&u->items, u->answered, u->count, &rest))
+        return MP_ENOMEM;
+    zmq_msg_close(&u->items);
+    zmq_msg_move(&u->items, &rest);
+    u->base += u->answered;
+    u->count -= u->answered;
+    u->answered = 0;
+    return 0;
+}
+
 unit_t *bk_unit_slice(unit_t *u, size_t base, size_t count, unsigned attempt)
 {
     unit_t *v = calloc(1, sizeof *v);

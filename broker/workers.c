@@ -84,7 +84,7 @@ static void drop_cancelled(mp_broker_t *b, peer_t *w, unit_t *u)
 {
     bk_running_unlink(w, u);
     w->credit++;
-    u->chunk->pending -= u->count;
+    u->chunk->pending -= bk_unit_left(u);
     bk_unit_free(b, u);
     bk_dispatch(b);
 }
@@ -113,7 +113,7 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     uint64_t ring[3];
     size_t k;
     bool in_ring = n >= 4;
-    bool bad = count != u->count || nerrors > count;
+    bool bad = count != bk_unit_left(u) || nerrors > count;
     if (in_ring)
         bad = bad || !u->chunk->shm || !w->shm_id || mp__rd_array(r, &k) || k < 3 ||
               mp__rd_uint(r, &ring[0]) || mp__rd_uint(r, &ring[1]) || mp__rd_uint(r, &ring[2]) ||
@@ -137,15 +137,15 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     b->done += count - nerrors;
     b->failed += nerrors;
     chunk_t *ch = u->chunk;
-    ch->pending -= u->count;
+    ch->pending -= bk_unit_left(u);
     if (ch->client) {
         char hs[64];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);
         mp__w_array(&h, in_ring ? 5 : 4);
         mp__w_uint(&h, ch->chunk_id);
-        mp__w_uint(&h, u->base);
-        mp__w_uint(&h, u->count);
+        mp__w_uint(&h, u->base + u->answered);
+        mp__w_uint(&h, count);
         mp__w_uint(&h, nerrors);
         if (in_ring) {
             mp__w_array(&h, 3);
@@ -161,21 +161,95 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     bk_dispatch(b);
 }
 
+/* W-PARTIAL [dispatch-id from count nerrors] values [errors]: items
+   [from, from + count) of a dispatch still running, answered ahead of the
+   item its executor is stuck on (PROTOCOL.md 4.4): forwarded as RESULT,
+   recorded as the unit's answered prefix. No credit comes back. */
+static void worker_partial(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
+{
+    size_t n, nv;
+    uint64_t dispatch_id, from, count, nerrors;
+    if (mp__rd_array(r, &n) || n < 4 || mp__rd_uint(r, &dispatch_id) || mp__rd_uint(r, &from) ||
+        mp__rd_uint(r, &count) || mp__rd_uint(r, &nerrors) || m->n != (nerrors ? 6 : 5)) {
+        bk_malformed(b, w, NULL, MPP_W_PARTIAL, "bad PARTIAL header or frames");
+        return;
+    }
+    unit_t *u = find_running(w, dispatch_id);
+    if (!u || u->cancelled) /* re-queued, or withdrawn: its answer is dropped */
+        return;
+    mp__rd_t vr;
+    mp__rd_init(&vr, mpp_data(m, 4), mpp_size(m, 4));
+    if (from != u->answered || count == 0 || count >= bk_unit_left(u) || nerrors > count ||
+        mp__rd_array(&vr, &nv) || nv != count) {
+        /* dropped: the dispatch's RESULT will not match it, and the unit
+           is then re-queued (after the prefix answered before) */
+        bk_malformed(b, w, NULL, MPP_W_PARTIAL, "PARTIAL does not match the dispatch");
+        return;
+    }
+    chunk_t *ch = u->chunk;
+    if (ch->client) {
+        char hs[64];
+        mp__buf_t h;
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, 4);
+        mp__w_uint(&h, ch->chunk_id);
+        mp__w_uint(&h, u->base + from);
+        mp__w_uint(&h, count);
+        mp__w_uint(&h, nerrors);
+        bk_send_to(b, ch->client, MPP_B_RESULT, &h, &m->f[4], nerrors ? 2 : 1);
+        for (int i = 4; i < m->n; i++)
+            zmq_msg_init(&m->f[i]);
+    }
+    u->answered += count;
+    ch->pending -= count;
+    w->done += count - nerrors;
+    w->failed += nerrors;
+    b->done += count - nerrors;
+    b->failed += nerrors;
+}
+
+/* W-RETURN [dispatch-id from]: items [from, count) of a dispatch still
+   running wait behind an item its executor is stuck on: they go to the
+   front of their queue, without an attempt; the dispatch now ends at from
+   and keeps its credit (PROTOCOL.md 4.4). */
+static void return_tail(mp_broker_t *b, peer_t *w, unit_t *u, uint64_t from)
+{
+    if (from <= u->answered || from >= u->count) {
+        bk_malformed(b, w, NULL, MPP_W_RETURN, "RETURN range does not match the dispatch");
+        return;
+    }
+    unit_t *tail = bk_unit_slice(u, u->base + from, u->count - from, u->attempt);
+    if (!tail) /* out of memory: the dispatch's RESULT will not match, and it is re-queued */
+        return;
+    u->count = from;
+    mp__log(MP_LOG_DEBUG, WHO, "dispatch %llu: items %zu.. handed back by %s (behind a stuck one)",
+            (unsigned long long)u->dispatch_id, (size_t)from, w->hex);
+    bk_requeue_or_lose(b, tail, false, "handed back behind a stuck item");
+    b->returned++;
+}
+
 /* W-RETURN [dispatch-id]: the worker hands back a dispatch it has not
    started (every executor busy): it goes to the front of its queue for
    another worker, without an attempt; the worker's credit stays one lower
-   until its next READY (PROTOCOL.md 5). */
+   until its next READY (PROTOCOL.md 5). With `from`, return_tail. */
 static void worker_return(mp_broker_t *b, peer_t *w, mp__rd_t *r)
 {
     size_t n;
-    uint64_t dispatch_id;
-    if (mp__rd_array(r, &n) || n < 1 || mp__rd_uint(r, &dispatch_id)) {
+    uint64_t dispatch_id, from = 0;
+    if (mp__rd_array(r, &n) || n < 1 || mp__rd_uint(r, &dispatch_id) ||
+        (n >= 2 && mp__rd_uint(r, &from))) {
         bk_malformed(b, w, NULL, MPP_W_RETURN, "bad RETURN header");
         return;
     }
     unit_t *u = find_running(w, dispatch_id);
     if (!u)
         return;
+    if (n >= 2) {
+        if (!u->cancelled) /* withdrawn: what it answers is dropped anyway */
+            return_tail(b, w, u, from);
+        bk_dispatch(b);
+        return;
+    }
     bk_running_unlink(w, u);
     mp__log(MP_LOG_DEBUG, WHO, "dispatch %llu handed back by %s (busy)",
             (unsigned long long)dispatch_id, w->hex);
@@ -207,18 +281,18 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
     char why[200];
     snprintf(why, sizeof why, "%.*s (worker %s pid %u)", (int)(causelen > 100 ? 100 : causelen),
              cause, w->host, w->pid);
-    if (index >= u->count)
-        index = 0; /* out of range: blame the first item */
-    size_t k = (size_t)index;
+    if (index >= u->count || index < u->answered)
+        index = u->answered;                   /* out of range: blame the first item not answered */
+    size_t k = (size_t)index, a = u->answered; /* [0, a): answered by PARTIALs */
     mp__log(MP_LOG_WARN, WHO, "dispatch %llu (%s chunk %llu item %zu, attempt %u) lost: %s",
             (unsigned long long)dispatch_id, u->chunk->name, (unsigned long long)u->chunk->chunk_id,
             u->base + k, u->attempt, why);
     /* the innocent items before and after go back unchanged */
-    unit_t *before = k > 0 ? bk_unit_slice(u, u->base, k, u->attempt) : NULL;
+    unit_t *before = k > a ? bk_unit_slice(u, u->base + a, k - a, u->attempt) : NULL;
     unit_t *after =
         k + 1 < u->count ? bk_unit_slice(u, u->base + k + 1, u->count - k - 1, u->attempt) : NULL;
     unit_t *culprit = u->count > 1 ? bk_unit_slice(u, u->base + k, 1, u->attempt) : NULL;
-    if ((k > 0 && !before) || (k + 1 < u->count && !after) || (u->count > 1 && !culprit)) {
+    if ((k > a && !before) || (k + 1 < u->count && !after) || (u->count > 1 && !culprit)) {
         /* could not split (out of memory): treat the whole unit as lost */
         free(before);
         free(after);
@@ -284,6 +358,9 @@ void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         break;
     case MPP_W_RETURN:
         worker_return(b, w, r);
+        break;
+    case MPP_W_PARTIAL:
+        worker_partial(b, w, r, m);
         break;
     case MPP_W_LOST:
         worker_lost_item(b, w, r);

@@ -3,10 +3,12 @@
     The I/O thread records every chunk it sends (send.c) in a hash table by
     chunk id, and finds it again when a RESULT or FAILED names that id
     (recv.c). A chunk may be answered piece by piece (the broker splits
-    chunks on retries: docs/PROTOCOL.md 7); pieces are recorded until every
-    item has answered once, then the chunk is whole and goes to its job(s)
-    (job.c) and leaves the table. A map's pieces go to its results on
-    arrival (map_out.c): their record only marks them answered.
+    chunks on retries, PROTOCOL.md 7; a stalled worker sends what it
+    finished, 4.4); pieces are recorded until every item has answered
+    once, then the chunk is whole and goes to its job(s) (job.c) and leaves
+    the table. A map's pieces go to its results on arrival (map_out.c), and
+    those of batched applies and an unordered imap to their calls: their
+    record only marks them answered.
 
     Invariants: a chunk is in the table from its successful send until it
     is whole; pool->inflight counts them; a chunk's input range in the
@@ -116,6 +118,11 @@ void mp__pool_chunk_finish(mp_pool_t *pool, chunk_t *c, ready_t *ready)
         mp__pool_chunk_free(c);
         return;
     }
+    if (mp__chunk_is_early(c)) { /* its pieces went to their calls as they came */
+        mp__pool_chunk_settled(pool, c, ready);
+        mp__pool_chunk_free(c);
+        return;
+    }
     mp_items_t *all = NULL;
     if (c->pieces && !c->pieces->next && c->pieces->base == 0) {
         all = c->pieces->items;
@@ -163,6 +170,9 @@ bool mp__pool_chunk_fail_range(mp_pool_t *pool, chunk_t *c, size_t from, size_t 
         f->count = end - at;
         if (mp__chunk_is_map(c)) { /* to the results now: the record only marks them answered */
             mp__pool_map_result_items(c->job, c->first + at, f->items);
+            f->items = NULL;
+        } else if (mp__chunk_is_early(c)) {
+            mp__pool_piece_done(pool, c, at, f->items, ready);
             f->items = NULL;
         }
         f->next = c->pieces;

@@ -136,6 +136,49 @@ void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, ready_t *ready)
     map_progress(pool, job, ready);
 }
 
+void mp__pool_piece_done(mp_pool_t *pool, chunk_t *c, size_t base, mp_items_t *items,
+                         ready_t *ready)
+{
+    if (c->targets) { /* coalesced applies: each call is done */
+        for (size_t k = 0; k < items->len && base + k < c->count; k++) {
+            mp_async_t *job = c->targets[base + k];
+            job->outstanding--;
+            apply_result(job, items, k);
+            job_set_ready(pool, job, ready);
+        }
+        mp_items_destroy(&items);
+        return;
+    }
+    mp_async_t *job = c->job; /* an unordered imap: to its reader */
+    job->done += items->len;
+    cres_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        mp_items_destroy(&items);
+        return;
+    }
+    r->seq = c->seq;
+    r->first = c->first + base;
+    r->items = items;
+    job->unread++;
+    if (job->cres_tail)
+        job->cres_tail->next = r;
+    else
+        job->cres_head = r;
+    job->cres_tail = r;
+    pthread_cond_broadcast(&pool->cond);
+}
+
+void mp__pool_chunk_settled(mp_pool_t *pool, chunk_t *c, ready_t *ready)
+{
+    if (c->targets)
+        return;
+    mp_async_t *job = c->job;
+    job->outstanding--;
+    imap_measure(job, c);
+    if (job->input_done && job->done >= job->total && !job->ready)
+        job_set_ready(pool, job, ready);
+}
+
 void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, ready_t *ready)
 {
     if (c->targets) {

@@ -127,6 +127,14 @@ static inline bool mp__chunk_is_map(const chunk_t *c)
     return c->job && c->job->kind == JOB_MAP;
 }
 
+/* Whether each piece of c goes to its calls as it arrives (coalesced
+   applies, an unordered imap) rather than when c is whole: a stuck item
+   holds only itself (docs/PARTIAL-RESULTS.md). */
+static inline bool mp__chunk_is_early(const chunk_t *c)
+{
+    return c->targets || (c->job && c->job->kind == JOB_IMAP && c->job->unordered);
+}
+
 /* ---- job.c: the mutex held unless said ------------------------------------- */
 
 /* A new job of kind for task name, two references (the caller's and the
@@ -138,6 +146,14 @@ void mp__pool_job_unref(mp_async_t *job);
    (NULL: out of memory, each item fails). Appends jobs that became ready to
    ready (to run callbacks unlocked). */
 void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, ready_t *ready);
+/* Items [base, base + items->len) of an early chunk (mp__chunk_is_early),
+   as they arrive: each coalesced apply among them is done, an unordered
+   imap's reader gets them. Takes items. */
+void mp__pool_piece_done(mp_pool_t *pool, chunk_t *c, size_t base, mp_items_t *items,
+                         ready_t *ready);
+/* An early chunk is whole: its pieces went already (an imap's chunk count
+   and its end). */
+void mp__pool_chunk_settled(mp_pool_t *pool, chunk_t *c, ready_t *ready);
 /* A map chunk whose pieces all went to its results (map_out.c) is whole. */
 void mp__pool_map_chunk_done(mp_pool_t *pool, chunk_t *c, ready_t *ready);
 /* Fails the chunk-less part of job (unsent input) with code/message; used

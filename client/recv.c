@@ -151,6 +151,10 @@ static void on_result_piece(mp_pool_t *pool, mpp_msg_t *m, uint64_t id, uint64_t
     p->next = c->pieces;
     c->pieces = p;
     c->received += count;
+    if (mp__chunk_is_early(c)) { /* to its calls now: the record marks them answered */
+        mp__pool_piece_done(pool, c, base, items, ready);
+        p->items = NULL;
+    }
     if (c->received == c->count)
         mp__pool_chunk_finish(pool, c, ready);
     else if (c->job)

@@ -399,6 +399,23 @@ int mp__pool_submit(mp_pool_t *pool, mp_async_t *job)
     return 0;
 }
 
+/* Whether cancelling chunk o cancels only job: its own, or a batch of
+   applies (coalesced) whose every other call is done already (a stuck
+   one's batch-mates answered ahead of it: docs/PARTIAL-RESULTS.md). */
+static bool cancels_only(const chunk_t *o, const mp_async_t *job)
+{
+    if (o->job)
+        return o->job == job;
+    bool found = false;
+    for (size_t k = 0; o->targets && k < o->count; k++) {
+        if (o->targets[k] == job)
+            found = true;
+        else if (!o->targets[k]->ready)
+            return false;
+    }
+    return found;
+}
+
 void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
 {
     if (job->ready)
@@ -407,13 +424,13 @@ void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
         mp__pool_send_queue_remove(pool, job);
         mp__pool_fail_unsent(pool, job, MP_ECANCELLED, "cancelled", ready);
     }
-    /* a chunk shared with other applies (coalesced) is left to complete;
-       one waiting for a lost broker to come back ends here */
+    /* a chunk shared with other applies (coalesced) still running is left
+       to complete; one waiting for a lost broker to come back ends here */
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         for (chunk_t *c = pool->buckets[b], *next; c; c = next) {
             next = c->hnext;
             const chunk_t *o = c->parent ? c->parent : c;
-            bool mine = o->job == job || (o->targets && o->count == 1 && o->targets[0] == job);
+            bool mine = cancels_only(o, job);
             if (mine && c->orphan) { /* it leaves the table; an orphan has no gaps in flight */
                 mp__pool_chunk_fail(pool, c, MP_ECANCELLED, "cancelled", ready);
                 continue;

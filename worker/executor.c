@@ -143,14 +143,82 @@ static bool shm_input(mp__rd_t *r, size_t n, mp__pshm_t *shm, const char **items
     return true;
 }
 
-static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *host,
+/* The reply's values and errors after the supervisor sent the first `sent`
+   items ahead (W-PARTIAL), up to the `count` items run (fewer than the
+   dispatch's when it handed the rest back): inline
+   (docs/PARTIAL-RESULTS.md). */
+static void strip_sent(const mp__progress_t *pg, uint64_t sent, const mp__buf_t *vals,
+                       const mp__buf_t *errors, size_t count, mp__buf_t *vout, mp__buf_t *eout,
+                       uint32_t *nerr)
+{
+    if (mp__partial_slice(vals->data, (size_t)pg->vstart, vals->size, errors->data, errors->size,
+                          sent, count, vout, eout, nerr))
+        _exit(3); /* our own reply does not parse: reported as lost, run again */
+}
+
+/* Writes the reply to dispatch (count items) that c ran: its values stay in
+   the output ring when out is not NULL and they are still there; what the
+   supervisor sent ahead is left out. Releases c's buffers. 0 or -errno. */
+static int write_reply(int fd, mp__progress_t *pg, uint64_t dispatch, size_t count,
+                       const mp__chunk_t *c, const mp__pshm_out_t *out, mp__pshm_t *shm, int slot)
+{
+    mp__buf_t *vals = c->values;
+    /* what the supervisor sent ahead is left out; it sends no more */
+    uint64_t sent = __atomic_exchange_n(&pg->sent, MP__SENT_CLOSED, __ATOMIC_ACQ_REL);
+    mp__buf_t rest_v, rest_e;
+    mp__buf_init(&rest_v, NULL, 0);
+    mp__buf_init(&rest_e, NULL, 0);
+    uint32_t cnt = (uint32_t)c->count, nerr = (uint32_t)c->nerrors;
+    if (sent > c->count)
+        _exit(3);                       /* cannot be: reported as lost, run again */
+    if (sent > 0 || c->count < count) { /* some sent ahead, or the rest handed back */
+        strip_sent(pg, sent, vals, c->errors, c->count, &rest_v, &rest_e, &nerr);
+        cnt = (uint32_t)(c->count - sent);
+    }
+    bool stripped = rest_v.size > 0;
+    /* still in the ring (a reply that outgrew it moved to the heap) */
+    bool in_ring = out && vals->data == out->base && !stripped;
+    char ah[8]; /* a raw reply sent inline needs its array header */
+    mp__buf_t arr;
+    mp__buf_init(&arr, ah, sizeof ah);
+    if (c->raw && !in_ring && !stripped)
+        mp__w_array(&arr, c->count);
+    struct {
+        uint32_t slot, vsize;
+        uint64_t at;
+    } desc = {(uint32_t)slot, (uint32_t)vals->size, out ? out->at : 0};
+    if (in_ring)
+        mp__pshm_out_commit(shm, out, (size_t)mp__pshm_reply_len(vals->size));
+    const mp__buf_t *v = stripped ? &rest_v : vals, *e = stripped ? &rest_e : c->errors;
+    uint32_t head[4];
+    uint64_t id = dispatch;
+    uint32_t vlen = in_ring ? 0 : (uint32_t)(arr.size + v->size);
+    uint32_t elen = nerr ? (uint32_t)e->size : 0, dlen = in_ring ? (uint32_t)sizeof desc : 0;
+    head[0] = 8 + 4 + 4 + 4 + vlen + 4 + elen + dlen;
+    struct iovec iov[] = {{head, 4},
+                          {&id, 8},
+                          {&cnt, 4},
+                          {&nerr, 4},
+                          {&vlen, 4},
+                          {arr.data, in_ring ? 0 : arr.size},
+                          {v->data, in_ring ? 0 : v->size},
+                          {&elen, 4},
+                          {e->data, elen},
+                          {&desc, dlen}};
+    int wrc = mp__write_all(fd, iov, (int)MP__ARRAY_SIZE(iov));
+    mp__buf_release(&rest_v);
+    mp__buf_release(&rest_e);
+    mp__buf_release(vals); /* frees only what outgrew the area or ring */
+    mp__buf_release(c->errors);
+    return wrc;
+}
+
+static void executor_main(int fd, mp__progress_t *pg, char *area, int maxtasks, const char *host,
                           mp__pshm_t *shm, int slot)
 {
     char *req = NULL;
     size_t reqcap = 0;
     mp__buf_t values, errors;
-    mp__buf_init(&values, NULL, 0);
-    mp__buf_init(&errors, NULL, 0);
     int pid = (int)getpid();
     size_t per_item = 16; /* bytes per value of the last reply: what to map ahead */
     for (int done = 0; maxtasks <= 0 || done < maxtasks; done++) {
@@ -184,8 +252,11 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
         char tname[MPP_MAX_NAME + 1];
         memcpy(tname, name, namelen);
         tname[namelen] = '\0';
-        values.size = 0;
-        errors.size = 0;
+        /* built where the supervisor can read them (partial results) */
+        mp__buf_init(&values, area, MP__RESULT_VALUES);
+        mp__buf_init(&errors, area + MP__RESULT_VALUES, MP__RESULT_ERRORS);
+        __atomic_store_n(&pg->sent, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->dispatch, dispatch, __ATOMIC_RELEASE);
         const char *items = part[1];
         size_t items_size = size[1];
         bool raw = shm_input(&r, n, shm, &items, &items_size);
@@ -209,46 +280,14 @@ static void executor_main(int fd, uint32_t *progress, int maxtasks, const char *
                          .init_size = size[2],
                          .host = host,
                          .pid = pid,
-                         .progress = progress,
+                         .progress = pg,
                          .values = ring ? &ringvals : &values,
                          .errors = &errors};
         if (mp__task_run_chunk(&c))
             _exit(3); /* out of memory: the supervisor reports it as lost */
-        mp__buf_t *vals = c.values;
-        /* still in the ring (a reply that outgrew it moved to the heap) */
-        bool in_ring = ring && vals->data == out.base;
         if (c.count)
-            per_item = vals->size / c.count + 1;
-        char ah[8]; /* a raw reply sent inline needs its array header */
-        mp__buf_t arr;
-        mp__buf_init(&arr, ah, sizeof ah);
-        if (raw && !in_ring)
-            mp__w_array(&arr, c.count);
-        struct {
-            uint32_t slot, vsize;
-            uint64_t at;
-        } desc = {(uint32_t)slot, (uint32_t)vals->size, ring ? out.at : 0};
-        if (in_ring)
-            mp__pshm_out_commit(shm, &out, (size_t)mp__pshm_reply_len(vals->size));
-        uint32_t head[4];
-        uint64_t id = dispatch;
-        uint32_t cnt = (uint32_t)c.count, nerr = (uint32_t)c.nerrors;
-        uint32_t vlen = in_ring ? 0 : (uint32_t)(arr.size + vals->size);
-        uint32_t elen = (uint32_t)errors.size, dlen = in_ring ? (uint32_t)sizeof desc : 0;
-        head[0] = 8 + 4 + 4 + 4 + vlen + 4 + elen + dlen;
-        struct iovec iov[] = {{head, 4},
-                              {&id, 8},
-                              {&cnt, 4},
-                              {&nerr, 4},
-                              {&vlen, 4},
-                              {arr.data, in_ring ? 0 : arr.size},
-                              {vals->data, in_ring ? 0 : vals->size},
-                              {&elen, 4},
-                              {errors.data, elen},
-                              {&desc, dlen}};
-        int wrc = mp__write_all(fd, iov, (int)MP__ARRAY_SIZE(iov));
-        if (ring)
-            mp__buf_release(&ringvals); /* frees only what outgrew the ring */
+            per_item = c.values->size / c.count + 1;
+        int wrc = write_reply(fd, pg, dispatch, (size_t)count, &c, ring ? &out : NULL, shm, slot);
         if (wrc)
             break;
     }
@@ -283,8 +322,8 @@ static int send_event(int ctl, const mp__zygote_event_t *ev)
     return 0;
 }
 
-static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *host,
-                        mp__pshm_t *shm)
+static void zygote_main(int ctl, mp__progress_t *progress, char *results, int maxtasks,
+                        const char *host, mp__pshm_t *shm)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -351,8 +390,8 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
                 if (getppid() == 1)
                     _exit(1);
                 mp__task_reset_inits();
-                executor_main(sv[1], &progress[slot * MP__PROGRESS_STRIDE], maxtasks, host, shm,
-                              slot);
+                executor_main(sv[1], &progress[slot], results + (size_t)slot * MP__RESULT_AREA,
+                              maxtasks, host, shm, slot);
             }
             close(sv[1]);
             if (pid < 0) {
@@ -376,8 +415,8 @@ static void zygote_main(int ctl, uint32_t *progress, int maxtasks, const char *h
     _exit(0);
 }
 
-int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host,
-                     mp__pshm_t *shm)
+int mp__zygote_start(mp__zygote_t *z, mp__progress_t *progress, char *results, int maxtasks,
+                     const char *host, mp__pshm_t *shm)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -392,7 +431,7 @@ int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const ch
     if (pid == 0) {
         close(sv[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        zygote_main(sv[1], progress, maxtasks, host, shm);
+        zygote_main(sv[1], progress, results, maxtasks, host, shm);
     }
     close(sv[1]);
     z->ctl = sv[0];

@@ -58,9 +58,13 @@ void wk_assign(worker_t *w)
                               {zmq_msg_data(&j->items), il},
                               {&nl, 4},
                               {j->has_init ? zmq_msg_data(&j->init) : NULL, nl}};
-        __atomic_store_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], 0, __ATOMIC_RELAXED);
-        e->seen_index = 0;
-        e->seen_ns = mp__now_ns();
+        mp__progress_t *pg = &w->progress[e->slot];
+        __atomic_store_n(&pg->index, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->dispatch, 0, __ATOMIC_RELAXED); /* the executor sets it */
+        __atomic_store_n(&pg->limit, UINT32_MAX, __ATOMIC_RELAXED);
+        e->seen_index = e->flush_index = 0;
+        e->seen_ns = e->flush_ns = mp__now_ns();
+        e->sent = e->handed_back = 0;
         e->timed_out = e->cancelled = false;
         e->job = j;
         e->state = EX_BUSY;
@@ -89,8 +93,7 @@ static void executor_exited(worker_t *w, exec_t *e, int status)
     e->fd = -1;
     if (e->job) {
         job_t *j = e->job;
-        uint32_t index =
-            __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
+        uint32_t index = __atomic_load_n(&w->progress[e->slot].index, __ATOMIC_RELAXED);
         if (index >= j->count)
             index = 0;
         mp__log(e->cancelled ? MP_LOG_INFO : MP_LOG_WARN, WHO,
@@ -128,8 +131,7 @@ long wk_check_limits(worker_t *w, uint64_t now)
             e->cancelled)
             continue;
         uint32_t limit = e->job->time_limit_ms;
-        uint32_t index =
-            __atomic_load_n(&w->progress[e->slot * MP__PROGRESS_STRIDE], __ATOMIC_RELAXED);
+        uint32_t index = __atomic_load_n(&w->progress[e->slot].index, __ATOMIC_RELAXED);
         if (index != e->seen_index) { /* a new item since the last look */
             e->seen_index = index;
             e->seen_ns = now;
@@ -256,6 +258,7 @@ bool wk_executor_readable(worker_t *w, exec_t *e)
     w->held--;
     w->done++;
     if (j->session == w->session && dispatch == j->dispatch) {
+        wk_partial_reply(w, e, j, count);
         char hs[64];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);

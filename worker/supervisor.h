@@ -54,6 +54,12 @@ typedef struct {
     uint64_t seen_ns;
     bool timed_out; /* killed over the limit: its death is reported as such */
     bool cancelled; /* killed because the broker withdrew its dispatch */
+    /* partial results: items of its job sent ahead (W-PARTIAL), and the
+       item it was last seen running for wk_check_partials, since when */
+    uint64_t sent;
+    uint64_t handed_back; /* items from here on were handed back (0: none) */
+    uint32_t flush_index;
+    uint64_t flush_ns;
 } exec_t;
 
 typedef struct {
@@ -71,10 +77,11 @@ typedef struct {
     bool broker_gone; /* it said DISCONNECT, or the embedded pool stopped it */
     uint64_t next_heartbeat;
     mp__zygote_t zygote;
-    uint32_t *progress;
-    mp__pshm_t *shm; /* embedded: the pool's rings (poolshm.h), or NULL */
-    bool embedded;   /* an embedded pool's worker: the pool is our parent */
-    pid_t pool_pid;  /* the parent at the start */
+    mp__progress_t *progress; /* the executors' slots, shared (task_impl.h) */
+    char *results;            /* their result areas, shared (worker_impl.h) */
+    mp__pshm_t *shm;          /* embedded: the pool's rings (poolshm.h), or NULL */
+    bool embedded;            /* an embedded pool's worker: the pool is our parent */
+    pid_t pool_pid;           /* the parent at the start */
     exec_t *ex;
     int nex;
     job_t *queue_head, *queue_tail;
@@ -119,5 +126,17 @@ long wk_check_limits(worker_t *w, uint64_t now);
    credit. Returns how long the loop may sleep before looking again, in ms
    (-1: nothing to watch). */
 long wk_check_hold(worker_t *w, uint64_t now);
+
+/* ---- partial.c ---- */
+/* Partial results (docs/PARTIAL-RESULTS.md): sends W-PARTIAL for the
+   finished items of every dispatch whose executor has been on one item for
+   flush_ms. Returns how long the loop may sleep before looking again, in
+   ms (-1: nothing to watch). */
+long wk_check_partials(worker_t *w, uint64_t now);
+/* Executor e replied with count items after the e->sent sent ahead: when
+   they end before its job does and the rest was not handed back yet (the
+   executor stopped at a limit set as it moved on), hands it back now. Call
+   before forwarding the reply. */
+void wk_partial_reply(worker_t *w, const exec_t *e, const job_t *j, uint64_t count);
 
 #endif

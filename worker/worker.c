@@ -126,7 +126,9 @@ static void teardown(worker_t *w)
     wk_drop_queued(w);
     free(w->ex);
     if (w->progress)
-        mp__shared_free(w->progress, MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w->progress);
+        mp__shared_free(w->progress, MAX_EXECUTORS * sizeof *w->progress);
+    if (w->results)
+        mp__shared_free(w->results, (size_t)w->nex * MP__RESULT_AREA);
     if (w->sfd >= 0)
         close(w->sfd);
 }
@@ -148,10 +150,12 @@ static int start(worker_t *w)
     pthread_sigmask(SIG_BLOCK, &mask, &w->old_mask);
     w->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     w->ex = calloc((size_t)w->nex, sizeof *w->ex);
-    w->progress = mp__shared_alloc(MAX_EXECUTORS * MP__PROGRESS_STRIDE * sizeof *w->progress);
-    if (w->sfd < 0 || !w->ex || !w->progress)
+    w->progress = mp__shared_alloc(MAX_EXECUTORS * sizeof *w->progress);
+    w->results = mp__shared_reserve((size_t)w->nex * MP__RESULT_AREA);
+    if (w->sfd < 0 || !w->ex || !w->progress || !w->results)
         return w->sfd < 0 ? -errno : MP_ENOMEM;
-    int rc = mp__zygote_start(&w->zygote, w->progress, w->o.maxtasksperchild, w->host, w->shm);
+    int rc = mp__zygote_start(&w->zygote, w->progress, w->results, w->o.maxtasksperchild, w->host,
+                              w->shm);
     if (rc)
         return rc;
     for (int i = 0; i < w->nex; i++) {
@@ -256,6 +260,9 @@ static int serve(worker_t *w)
         if (watch >= 0 && watch < timeout)
             timeout = watch;
         watch = wk_check_hold(w, now); /* no hoarding */
+        if (watch >= 0 && watch < timeout)
+            timeout = watch;
+        watch = wk_check_partials(w, now); /* one stuck item holds only itself */
         if (watch >= 0 && watch < timeout)
             timeout = watch;
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {

@@ -7,7 +7,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "codec/buf.h"
 #include "pool/poolshm.h"
+#include "pool/task_impl.h"
 
 typedef struct {
     int ctl; /* SOCK_SEQPACKET to the zygote */
@@ -24,18 +26,26 @@ typedef struct {
     int fd;     /* SPAWNED: the supervisor's end of the executor's socket */
 } mp__zygote_event_t;
 
-/* Executor i's progress slot is progress[i * MP__PROGRESS_STRIDE]: a cache
-   line each. An executor stores into its slot before every item; with the
-   slots side by side one line bounced between the executors' cores on
-   every item (maps and starmaps ~30% slower, BENCHMARKS.md). */
-#define MP__PROGRESS_STRIDE 16
+/* Executor i's progress slot is progress[i], one cache line each
+   (mp__progress_t, task_impl.h): with the slots side by side one line
+   bounced between the executors' cores on every item (maps and starmaps
+   ~30% slower, BENCHMARKS.md).
 
-/* Forks the zygote. progress[i * MP__PROGRESS_STRIDE] is executor i's
-   "running item" slot (shared memory made by the caller); shm, when not
-   NULL, the embedded pool's rings (executor i writes output ring i). Call
-   before any thread exists. 0 or -errno. */
-int mp__zygote_start(mp__zygote_t *z, uint32_t *progress, int maxtasks, const char *host,
-                     mp__pshm_t *shm);
+   Executor i builds its replies in results + i * MP__RESULT_AREA: values
+   first, then errors (MAP_NORESERVE: pages exist once written), so that
+   its supervisor can read what it finished while it is stuck on an item
+   (docs/PARTIAL-RESULTS.md). A reply that outgrows an area moves to the
+   heap. */
+#define MP__RESULT_VALUES ((size_t)16 << 20)
+#define MP__RESULT_ERRORS ((size_t)4 << 20)
+#define MP__RESULT_AREA (MP__RESULT_VALUES + MP__RESULT_ERRORS)
+
+/* Forks the zygote. progress[i] is executor i's progress slot and results
+   its result areas (shared memory made by the caller); shm, when not NULL,
+   the embedded pool's rings (executor i writes output ring i). Call before
+   any thread exists. 0 or -errno. */
+int mp__zygote_start(mp__zygote_t *z, mp__progress_t *progress, char *results, int maxtasks,
+                     const char *host, mp__pshm_t *shm);
 /* Asks for an executor in slot. 0 or -errno. */
 int mp__zygote_spawn(mp__zygote_t *z, int slot);
 /* One event; 0, MP_EAGAIN (none now), MP_EEOF (the zygote is gone). */
@@ -48,6 +58,16 @@ void mp__zygote_stop(mp__zygote_t *z);
 int mp__write_all(int fd, struct iovec *iov, int n);
 /* Reads exactly n bytes. 0, MP_EEOF (clean EOF before any byte), -errno. */
 int mp__read_all(int fd, void *p, size_t n);
+
+/* Items [from, to) of a reply being built (partial.c): the values (value
+   0 at vals + vstart, vsize bytes written) appended to vout as an items
+   array; the error entries (errs: an array32 header, then esize - 5
+   bytes of entries) whose index is in the range appended to eout, rebased
+   to from, as an errors array of *nerr entries. Parses, never trusts a
+   size. 0, MP_EBADMSG (fewer values there, or a malformed entry),
+   MP_ENOMEM. */
+int mp__partial_slice(const char *vals, size_t vstart, size_t vsize, const char *errs, size_t esize,
+                      uint64_t from, uint64_t to, mp__buf_t *vout, mp__buf_t *eout, uint32_t *nerr);
 
 /* Describes a wait status: "exit status 3", "killed by signal 9 (SIGKILL)". */
 void mp__describe_status(int status, char *out, size_t size);

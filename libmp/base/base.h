@@ -68,6 +68,9 @@ void mp__cond_broadcast(mp__cond_t *c);
 /* Zeroed MAP_SHARED|MAP_ANONYMOUS memory: visible to every process forked
    after the call. NULL when out of memory. */
 void *mp__shared_alloc(size_t size);
+/* mp__shared_alloc with MAP_NORESERVE: address space for what may be
+   written, memory only for the pages that are. */
+void *mp__shared_reserve(size_t size);
 void mp__shared_free(void *p, size_t size);
 
 /* ---- thread id (state.c) ------------------------------------------------ */

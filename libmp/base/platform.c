@@ -171,6 +171,13 @@ void *mp__shared_alloc(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+void *mp__shared_reserve(size_t size)
+{
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void mp__shared_free(void *p, size_t size)
 {
     if (p)

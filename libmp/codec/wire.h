@@ -59,6 +59,7 @@ enum {
     MPP_W_HEARTBEAT = 0x04,
     MPP_W_DISCONNECT = 0x05,
     MPP_W_RETURN = 0x06,
+    MPP_W_PARTIAL = 0x07, /* PROTOCOL.md 4.4 */
     MPP_B_TASK = 0x81,
     MPP_B_WHEARTBEAT = 0x82,
     MPP_B_WDISCONNECT = 0x83,

@@ -219,6 +219,14 @@ static char *ring(const mp__pshm_t *s, int slot)
     return s->base + s->h->out_off + (uint64_t)slot * s->h->out_cap;
 }
 
+bool mp__pshm_out_contains(const mp__pshm_t *s, int slot, const void *p, size_t n)
+{
+    if (!s || slot < 0 || (uint32_t)slot >= s->h->nslots)
+        return false;
+    const char *r = ring(s, slot), *q = p;
+    return q >= r && n <= s->h->out_cap && (uint64_t)(q - r) <= s->h->out_cap - n;
+}
+
 bool mp__pshm_out_reserve(mp__pshm_t *s, int slot, size_t need, mp__pshm_out_t *o)
 {
     header_t *h = s->h;

@@ -107,6 +107,10 @@ void mp__pshm_out_idle(mp__pshm_t *s);
 bool mp__pshm_out_hold(mp__pshm_t *s, int slot, uint64_t at);
 void mp__pshm_out_release(mp__pshm_t *s, int slot, uint64_t at);
 
+/* Whether [p, p + n) lies inside slot's output ring (a worker's supervisor
+   checks where an executor says its values are before reading them). */
+bool mp__pshm_out_contains(const mp__pshm_t *s, int slot, const void *p, size_t n);
+
 /* Bytes a reply of vsize bytes of values occupies in its ring. */
 static inline uint64_t mp__pshm_reply_len(uint64_t vsize)
 {

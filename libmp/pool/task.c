@@ -665,6 +665,7 @@ int mp__task_run_chunk(mp__chunk_t *c)
     c->count = count;
     if (!c->raw && (rc = mp__w_array(c->values, count)))
         return rc;
+    size_t values_start = c->values->size;
     size_t errors_start = c->errors->size;
     if ((rc = mp__w_tagged(c->errors, 0xdd, 0, 4))) /* array32, patched below */
         return rc;
@@ -679,9 +680,24 @@ int mp__task_run_chunk(mp__chunk_t *c)
     /* map items that are scalars (ints, most often) take a short path: the
        argument is the item, and nothing of the last item needs freeing */
     bool fast = fn && !init_rc && c->mode == MPP_MODE_MAP && reserve_args(&t, 1) == 0;
+    mp__progress_t *pg = c->progress;
+    if (pg)
+        __atomic_store_n(&pg->vstart, values_start, __ATOMIC_RELAXED);
     for (size_t i = 0; i < count && rc == 0; i++) {
-        if (c->progress)
-            __atomic_store_n(c->progress, (uint32_t)i, __ATOMIC_RELAXED);
+        if (pg) { /* what is done so far, then which item runs (release) */
+            __atomic_store_n(&pg->vdata, (uint64_t)(uintptr_t)c->values->data, __ATOMIC_RELAXED);
+            __atomic_store_n(&pg->vsize, c->values->size, __ATOMIC_RELAXED);
+            __atomic_store_n(&pg->edata, (uint64_t)(uintptr_t)c->errors->data, __ATOMIC_RELAXED);
+            __atomic_store_n(&pg->esize, c->errors->size, __ATOMIC_RELAXED);
+            __atomic_store_n(&pg->index, (uint32_t)i, __ATOMIC_RELEASE);
+            /* then whether its supervisor handed this item back: a load
+               after the store (the supervisor's membarrier orders them) */
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            if (i >= __atomic_load_n(&pg->limit, __ATOMIC_RELAXED)) {
+                c->count = i;
+                break;
+            }
+        }
         size_t len = fast && r.p < r.end ? mp__scalar_len(*r.p) : 0;
         if (len && len <= mp__rd_left(&r) && t.nscratch == 0 && t.nobjs == 0) {
             t.args[0] = (span_t){r.p, len};
@@ -702,7 +718,10 @@ int mp__task_run_chunk(mp__chunk_t *c)
             break;
         }
         if (split == MP_EBADMSG) { /* malformed item: it and the rest cannot be found */
-            for (size_t k = i; k < count && rc == 0; k++) {
+            size_t end = count, limit = pg ? __atomic_load_n(&pg->limit, __ATOMIC_RELAXED) : end;
+            if (limit < end) /* not past what the supervisor handed back */
+                c->count = end = limit;
+            for (size_t k = i; k < end && rc == 0; k++) {
                 rc = mp__w_nil(c->values);
                 rc = rc ? rc : write_error(c, k, MP_EBADARGS, MPP_KIND_BADARGS, "malformed item");
             }

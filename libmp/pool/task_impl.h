@@ -10,6 +10,30 @@
 #include "codec/buf.h"
 #include "mp/task.h"
 
+/* An executor's progress slot: one cache line of shared memory, written by
+   the executor, read by its supervisor (time limits, LOST, partial
+   results: docs/PARTIAL-RESULTS.md). Before each item the executor stores
+   the sizes, then the item's index with release order: a reader that
+   loads index with acquire order sees sizes covering every item before
+   it. An executor stopped by limit leaves count at the items it ran. */
+typedef struct {
+    uint32_t index; /* the item running now */
+    /* the supervisor's: the executor runs no item at or past it (checked
+       after storing index; the supervisor's side is a membarrier) */
+    uint32_t limit;
+    uint64_t dispatch; /* the dispatch it describes (the supervisor zeroes it) */
+    /* items the supervisor sent ahead (W-PARTIAL); MP__SENT_CLOSED once the
+       executor took what it finds here out of its reply (an atomic swap,
+       against the supervisor's compare-and-swap) */
+    uint64_t sent;
+    uint64_t vdata, vstart, vsize; /* values: where, first value's offset, bytes */
+    uint64_t edata, esize;         /* errors (an array32 header first): where, bytes */
+} mp__progress_t;
+
+_Static_assert(sizeof(mp__progress_t) == 64, "a progress slot is one cache line");
+
+#define MP__SENT_CLOSED UINT64_MAX
+
 typedef struct {
     /* in */
     const char *name; /* NUL-terminated */
@@ -24,7 +48,7 @@ typedef struct {
     size_t init_size;
     const char *host; /* for error entries */
     int pid;
-    uint32_t *progress; /* index of the running item is stored here */
+    mp__progress_t *progress; /* published before each item, or NULL */
     /* out: caller-initialised buffers, appended to */
     mp__buf_t *values; /* msgpack array of count values */
     mp__buf_t *errors; /* msgpack array of error entries */

@@ -220,7 +220,9 @@ MP_EXPORT void mp_async_progress(mp_async_t *result, size_t *done, size_t *total
    executor is replaced); each of those items ends with MP_ECANCELLED,
    items already done keep their results, and the call becomes ready.
    An apply that left batched with other applies (under a backlog)
-   completes instead. 0 (also when the call was ready), MP_EINVAL. */
+   completes instead, unless every other call of its batch is done (a
+   stuck apply's batch-mates are answered ahead of it). 0 (also when the
+   call was ready), MP_EINVAL. */
 MP_EXPORT int mp_async_cancel(mp_async_t *result);
 /* Releases the handle; a call still running completes unobserved. */
 MP_EXPORT void mp_async_destroy(mp_async_t **result_p);

@@ -54,6 +54,11 @@ typedef struct {
        waited hold_ms, so an idle worker can start them; the credit comes
        back when an executor is free again. 0: 250; < 0: never. */
     int hold_ms;
+    /* Partial results (docs/PARTIAL-RESULTS.md): when an executor has been
+       on one item for flush_ms, the items of its dispatch it finished
+       before are sent at once (W-PARTIAL), so one stuck item holds only
+       itself. 0: 200; < 0: never. */
+    int flush_ms;
 } mp_worker_options_t;
 
 /* Runs until stopped. Returns 0 after a clean stop, or a negative MP_E*
