@@ -6,11 +6,25 @@
 #ifndef MP_BROKER_SHM_H_INCLUDED
 #define MP_BROKER_SHM_H_INCLUDED
 
+#include "codec/mpp.h"
 #include "mp/broker.h"
 #include "pool/poolshm.h"
 
 /* mp_broker_new that accepts SUBMITs whose items are in shm (poolshm.h)
    and forwards results from workers that announced it. */
 int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p);
+
+/* For fuzzing (tests/fuzz/fuzz_broker.c): the engine without its thread.
+   mp__broker_route handles one message as if the ROUTER had received it
+   (frame 0 the peer's routing id), mp__broker_tick runs one heartbeat,
+   mp__broker_reset drops every peer, chunk and queue (as a shutdown
+   does). Only on a broker from mp__broker_new_idle. */
+int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p);
+void mp__broker_route(mp_broker_t *b, mpp_msg_t *m);
+void mp__broker_tick(mp_broker_t *b);
+void mp__broker_reset(mp_broker_t *b);
+/* Its ROUTER socket (the fuzzer's peers say something first, and read it
+   off here, so that the router knows their ids). */
+void *mp__broker_socket(mp_broker_t *b);
 
 #endif

@@ -186,6 +186,8 @@ void mp_broker_destroy(mp_broker_t **b_p)
     if (b->started) {
         zmq_send(b->ctl_main, "", 0, 0);
         pthread_join(b->thread, NULL);
+    } else {
+        shutdown_peers(b); /* an idle broker's (mp__broker_new_idle) */
     }
     if (b->router)
         zmq_close(b->router);
@@ -296,7 +298,40 @@ static int bind_all(mp_broker_t *b, const mp_broker_options_t *o)
     return 0;
 }
 
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp_broker_t **b_p);
+
 int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p)
+{
+    return create(o, shm, true, b_p);
+}
+
+int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p)
+{
+    return create(o, NULL, false, b_p);
+}
+
+void mp__broker_route(mp_broker_t *b, mpp_msg_t *m)
+{
+    route(b, m);
+}
+
+void mp__broker_tick(mp_broker_t *b)
+{
+    heartbeat(b);
+}
+
+void *mp__broker_socket(mp_broker_t *b)
+{
+    return b->router;
+}
+
+void mp__broker_reset(mp_broker_t *b)
+{
+    shutdown_peers(b);
+    b->next_dispatch = 0; /* the same input meets the same dispatch ids */
+}
+
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp_broker_t **b_p)
 {
     if (!o || !b_p || !o->binds || o->nbinds == 0)
         return MP_EINVAL;
@@ -332,13 +367,13 @@ int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_
             zmq_connect(b->ctl_main, ctl))
             rc = -errno;
     }
-    if (!rc && pthread_create(&b->thread, NULL, broker_thread, b) != 0)
+    if (!rc && thread && pthread_create(&b->thread, NULL, broker_thread, b) != 0)
         rc = MP_ENOMEM;
     if (rc) {
         mp_broker_destroy(&b);
         return rc;
     }
-    b->started = true;
+    b->started = thread;
     mp__log(MP_LOG_INFO, WHO, "started (version %s), %zu endpoint%s", MP_BROKER_VERSION,
             b->nendpoints, b->nendpoints == 1 ? "" : "s");
     *b_p = b;

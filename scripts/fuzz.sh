@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [JOBS]: builds the fuzz targets with clang and
 # libFuzzer in build-fuzz/ (the library instrumented too: coverage counters,
-# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire) for SECONDS, starting
+# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_cli) for SECONDS, starting
 # from the checked-in corpus (tests/fuzz/corpus/...), new inputs kept in
 # build-fuzz/corpus/TARGET. Prints libFuzzer's last status line (execs, cov);
 # exits non-zero on a finding (the crash file is in build-fuzz/).
@@ -13,7 +13,9 @@ jobs=${3:-1}
 case "$target" in
 fuzz_obj) seeds=obj ;;
 fuzz_wire) seeds=wire ;;
-*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire)" >&2; exit 2 ;;
+fuzz_broker) seeds=broker ;;
+fuzz_cli) seeds=cli ;;
+*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_cli)" >&2; exit 2 ;;
 esac
 "$top/scripts/deps.sh" --fuzz
 build="$top/build-fuzz"
@@ -23,7 +25,10 @@ cmake --build "$build" -j2 --target "$target" >/dev/null
 corpus="$build/corpus/$target"
 mkdir -p "$corpus"
 cd "$build"
-"$build/tests/$target" -max_total_time="$secs" -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
+# with -jobs libFuzzer logs to fuzz-N.log: only for more than one job
+par=()
+[ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+"$build/tests/$target" -max_total_time="$secs" "${par[@]}" -print_final_stats=1 \
     "$corpus" "$top/tests/fuzz/corpus/$seeds" 2>"$build/$target.log" || {
     tail -n 30 "$build/$target.log" >&2
     exit 1

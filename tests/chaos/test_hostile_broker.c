@@ -1,0 +1,621 @@
+/*  test_hostile_broker.c - a hostile *broker*: a raw ZeroMQ ROUTER that
+    plays mp-broker to a real mp-worker, then to the client library (a
+    pool in this process), and sends them what no broker should: random
+    frames, every truncation of a valid header, bombs (an array header
+    claiming 2^32 - 1 elements, 10^5 levels of nesting, counts that do not
+    match their frames, shared-memory fields to a peer that has none, huge
+    numbers), strings full of control characters, cancels and results for
+    work never sent. After each class: the peer is alive, its resident
+    memory is within 2x of what it was after a first call, and a normal
+    call through it is still right; its log holds no raw control character.
+    Label "chaos": run once, not again under sanitizers.
+*/
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "mp/pool.h"
+#include "support.h"
+
+/* ---- a tiny msgpack writer ------------------------------------------------------ */
+
+typedef struct {
+    uint8_t b[8192];
+    size_t n;
+} pk_t;
+
+static void pk_raw(pk_t *p, const void *d, size_t n)
+{
+    memcpy(p->b + p->n, d, n);
+    p->n += n;
+}
+
+static void pk_arr(pk_t *p, unsigned n)
+{
+    p->b[p->n++] = (uint8_t)(0x90 | n); /* n < 16 */
+}
+
+static void pk_uint(pk_t *p, uint64_t v)
+{
+    if (v < 128) {
+        p->b[p->n++] = (uint8_t)v;
+        return;
+    }
+    p->b[p->n++] = 0xcf;
+    for (int i = 7; i >= 0; i--)
+        p->b[p->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void pk_str(pk_t *p, const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 32) {
+        p->b[p->n++] = (uint8_t)(0xa0 | n);
+    } else {
+        p->b[p->n++] = 0xd9;
+        p->b[p->n++] = (uint8_t)n;
+    }
+    pk_raw(p, s, n);
+}
+
+/* ---- the hostile broker ---------------------------------------------------------- */
+
+typedef struct {
+    void *ctx, *router;
+    char ep[256];
+    uint8_t id[256]; /* the peer's routing id, as it last spoke */
+    size_t idlen;
+    const char *sig; /* what we sign with: "MPW01" to a worker, "MPC01" to a client */
+    uint64_t last_hb;
+} hb_t;
+
+static void hb_open(hb_t *h, const char *sig)
+{
+    memset(h, 0, sizeof *h);
+    h->sig = sig;
+    h->ctx = zmq_ctx_new();
+    h->router = zmq_socket(h->ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(h->router, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(h->router, "tcp://127.0.0.1:0"), 0);
+    size_t len = sizeof h->ep;
+    zmq_getsockopt(h->router, ZMQ_LAST_ENDPOINT, h->ep, &len);
+}
+
+static void hb_close(hb_t *h)
+{
+    zmq_close(h->router);
+    zmq_ctx_term(h->ctx);
+}
+
+/* Frames to the peer, behind its id (DONTWAIT: a peer that is gone loses them). */
+static void hb_frames(hb_t *h, int n, const void *const *d, const size_t *z)
+{
+    zmq_send(h->router, h->id, h->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    for (int i = 0; i < n; i++)
+        zmq_send(h->router, d[i], z[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+}
+
+/* sig, cmd, header, then up to two payload frames. */
+static void hb_send(hb_t *h, uint8_t cmd, const pk_t *hdr, const void *p1, size_t n1,
+                    const void *p2, size_t n2, int npayload)
+{
+    const void *d[] = {h->sig, &cmd, hdr->b, p1, p2};
+    size_t z[] = {5, 1, hdr->n, n1, n2};
+    hb_frames(h, 3 + npayload, d, z);
+}
+
+static void hb_heartbeat(hb_t *h)
+{
+    if (tu_now_ms() - h->last_hb < 100)
+        return;
+    h->last_hb = tu_now_ms();
+    pk_t hdr = {.n = 0};
+    bool worker = strcmp(h->sig, "MPW01") == 0;
+    pk_arr(&hdr, worker ? 0 : 1);
+    if (!worker)
+        pk_uint(&hdr, 2);
+    hb_send(h, worker ? 0x82 : 0x85, &hdr, NULL, 0, NULL, 0, 0);
+}
+
+/* The next message within timeout_ms (heartbeats sent meanwhile): its cmd
+   (-1: none), header and first payload frame copied out. */
+static int hb_recv(hb_t *h, int timeout_ms, pk_t *header, pk_t *payload)
+{
+    uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+    while (tu_now_ms() < end) {
+        hb_heartbeat(h);
+        zmq_pollitem_t pi = {h->router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&pi, 1, 50) != 1)
+            continue;
+        zmq_msg_t f[8];
+        int n = 0, more = 1;
+        while (more && n < 8) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_recv(&f[n], h->router, 0);
+            more = zmq_msg_more(&f[n]);
+            n++;
+        }
+        int cmd = -1;
+        if (n >= 4 && zmq_msg_size(&f[2]) == 1) {
+            h->idlen = zmq_msg_size(&f[0]);
+            memcpy(h->id, zmq_msg_data(&f[0]), h->idlen);
+            cmd = *(uint8_t *)zmq_msg_data(&f[2]);
+            header->n = zmq_msg_size(&f[3]) < sizeof header->b ? zmq_msg_size(&f[3]) : 0;
+            memcpy(header->b, zmq_msg_data(&f[3]), header->n);
+            payload->n =
+                n >= 5 && zmq_msg_size(&f[4]) < sizeof payload->b ? zmq_msg_size(&f[4]) : 0;
+            if (payload->n)
+                memcpy(payload->b, zmq_msg_data(&f[4]), payload->n);
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+        if (cmd >= 0)
+            return cmd;
+    }
+    return -1;
+}
+
+/* ---- classes of bad input, from either side ----------------------------------- */
+
+/* 3,000 messages of 1..5 random frames, a third of them behind our
+   signature and a random command, so that the header decoders see them. */
+static void random_frames(hb_t *h, unsigned seed)
+{
+    uint8_t buf[5][64];
+    for (int i = 0; i < 3000; i++) {
+        int n = 1 + rand_r(&seed) % 5;
+        const void *d[5];
+        size_t z[5];
+        for (int k = 0; k < n; k++) {
+            z[k] = (size_t)(rand_r(&seed) % 64);
+            for (size_t b = 0; b < z[k]; b++)
+                buf[k][b] = (uint8_t)rand_r(&seed);
+            d[k] = buf[k];
+        }
+        if (i % 3 == 0 && n >= 3) {
+            d[0] = h->sig;
+            z[0] = 5;
+            z[1] = 1;
+        }
+        hb_frames(h, n, d, z);
+        if (i % 100 == 0)
+            hb_heartbeat(h);
+    }
+}
+
+/* Every prefix of a valid header, with its payload. */
+static void truncations(hb_t *h, uint8_t cmd, const pk_t *valid, const pk_t *payload)
+{
+    for (size_t cut = 0; cut < valid->n; cut++) {
+        pk_t t = *valid;
+        t.n = cut;
+        hb_send(h, cmd, &t, payload->b, payload->n, NULL, 0, 1);
+    }
+}
+
+/* Headers and payloads that claim what they do not hold. */
+static void bombs(hb_t *h, uint8_t cmd)
+{
+    static uint8_t deep[100000];
+    memset(deep, 0x91, sizeof deep); /* [[[[...]]]] 10^5 deep, unterminated */
+    static const uint8_t huge_array[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    pk_t hdr = {.n = 0};
+    pk_raw(&hdr, huge_array, sizeof huge_array);
+    hb_send(h, cmd, &hdr, deep, sizeof deep, NULL, 0, 1);
+    hb_send(h, cmd, &hdr, huge_array, sizeof huge_array, huge_array, sizeof huge_array, 2);
+    pk_t nested = {.n = 0};
+    pk_raw(&nested, deep, 4000);
+    hb_send(h, cmd, &nested, deep, sizeof deep, NULL, 0, 1);
+}
+
+/* Strings where a peer logs them: with newlines and escape sequences. */
+static const char *forged = "x\nFORGED ERROR mp: owned\r\x1b[31mred\x07";
+
+static size_t log_scan(const char *path, bool *raw_control)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    size_t n = 0;
+    *raw_control = false;
+    while (f && fgets(line, sizeof line, f)) {
+        n++;
+        for (char *p = line; *p && *p != '\n'; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+                *raw_control = true;
+        if (strncmp(line, "FORGED", 6) == 0)
+            *raw_control = true;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* ---- against mp-worker ---------------------------------------------------------------- */
+
+static uint64_t next_dispatch = 1;
+
+/* TASK square [1 2 3] -> RESULT [1 4 9], whatever the worker went through
+   (it may have reconnected: a new READY, a new id). */
+static void worker_square(hb_t *h)
+{
+    uint64_t d = next_dispatch++;
+    pk_t hdr = {.n = 0}, in, out;
+    pk_arr(&hdr, 5);
+    pk_uint(&hdr, d);
+    pk_str(&hdr, "square");
+    pk_uint(&hdr, 0);
+    pk_uint(&hdr, 3);
+    pk_uint(&hdr, 1);
+    static const uint8_t items[] = {0x93, 1, 2, 3}, squares[] = {0x93, 1, 4, 9};
+    hb_send(h, 0x81, &hdr, items, sizeof items, NULL, 0, 1);
+    uint64_t end = tu_now_ms() + 10000;
+    while (tu_now_ms() < end) {
+        int cmd = hb_recv(h, 500, &in, &out);
+        if (cmd == 0x01) { /* READY again (it reconnected): the TASK again */
+            hb_send(h, 0x81, &hdr, items, sizeof items, NULL, 0, 1);
+            continue;
+        }
+        if (cmd == 0x02 && in.n >= 2 && in.b[1] == (uint8_t)d) {
+            assert_int_equal(out.n, sizeof squares);
+            assert_memory_equal(out.b, squares, sizeof squares);
+            return;
+        }
+    }
+    fail_msg("the worker did not answer TASK %llu", (unsigned long long)d);
+}
+
+static void worker_bad_tasks(hb_t *h)
+{
+    static const uint8_t items[] = {0x93, 1, 2, 3};
+    pk_t hdr;
+    struct {
+        uint64_t count, mode, attempt, limit;
+        int extra; /* 0: none, 1: task-shm [0 2^63], 2: nil + time limit */
+        const char *name;
+    } cases[] = {
+        {UINT32_MAX, 0, 1, 0, 0, "square"}, /* a count its items do not hold */
+        {1048577, 0, 1, 0, 0, "square"},    /* over the largest chunk */
+        {3, 7, 1, 0, 0, "square"},          /* no such mode */
+        {3, 1, 1, 0, 0, "square"},          /* star, but the items are ints */
+        {3, 0, 0, 0, 0, "square"},          /* attempt 0 */
+        {3, 0, 1, 0, 1, "square"},          /* shared memory it does not have */
+        {3, 0, 1, UINT64_MAX, 2, "square"}, /* an absurd time limit */
+        {3, 0, 1, 0, 0, forged},            /* a task name to forge a log line */
+        {3, 0, 1, 0, 0, ""},                /* an empty name */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hdr.n = 0;
+        pk_arr(&hdr, cases[i].extra ? 7 : 5);
+        pk_uint(&hdr, next_dispatch++);
+        pk_str(&hdr, cases[i].name);
+        pk_uint(&hdr, cases[i].mode);
+        pk_uint(&hdr, cases[i].count);
+        pk_uint(&hdr, cases[i].attempt);
+        if (cases[i].extra == 1) {
+            pk_arr(&hdr, 2);
+            pk_uint(&hdr, 0);
+            pk_uint(&hdr, 1ull << 63);
+            pk_uint(&hdr, 0);
+        } else if (cases[i].extra == 2) {
+            hdr.b[hdr.n++] = 0xc0;
+            pk_uint(&hdr, cases[i].limit);
+        }
+        hb_send(h, 0x81, &hdr, items, sizeof items, "\x92\xa1x", 3, i % 2 ? 2 : 1);
+    }
+    for (int i = 0; i < 1000; i++) { /* cancels of work never sent */
+        hdr.n = 0;
+        pk_arr(&hdr, 1);
+        pk_uint(&hdr, UINT64_MAX - (uint64_t)i);
+        hb_send(h, 0x84, &hdr, NULL, 0, NULL, 0, 0);
+    }
+    hdr.n = 0;
+    pk_arr(&hdr, 1);
+    pk_str(&hdr, forged);
+    hb_send(h, 0x83, &hdr, NULL, 0, NULL, 0, 0); /* DISCONNECT: it reconnects */
+}
+
+static void check_worker(hb_t *h, pid_t worker, long base, const char *what)
+{
+    usleep(200000);
+    assert_int_equal(kill(worker, 0), 0);
+    worker_square(h);
+    long rss = tu_rss_kib(worker);
+    printf("# mp-worker after %s: alive, answers, RSS %ld KiB (%.2fx)\n", what, rss,
+           (double)rss / (double)base);
+    assert_true(rss <= 2 * base);
+}
+
+static void test_chaos_hostile_broker_leaves_the_worker_serving(void **state)
+{
+    (void)state;
+    hb_t h;
+    hb_open(&h, "MPW01");
+    char logpath[128];
+    snprintf(logpath, sizeof logpath, "/tmp/mp-hostile-worker-%d.log", (int)getpid());
+    int log = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(log >= 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(log, STDERR_FILENO);
+    char *argv[] = {MP_TEST_BUILD_DIR "/worker/mp-worker",
+                    "--broker",
+                    h.ep,
+                    "--tasks",
+                    MP_TEST_BUILD_DIR "/tests/libtest_tasks.so",
+                    "-p",
+                    "1",
+                    "--heartbeat",
+                    "300",
+                    "--log-level",
+                    "info",
+                    NULL};
+    pid_t worker = tu_spawn(argv, -1);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(log);
+    pk_t in, out;
+    int cmd;
+    while ((cmd = hb_recv(&h, 10000, &in, &out)) != 0x01 && cmd != -1) {
+    }
+    assert_int_equal(cmd, 0x01); /* READY */
+    worker_square(&h);
+    long base = tu_rss_kib(worker);
+
+    random_frames(&h, 7);
+    check_worker(&h, worker, base, "3,000 random messages");
+    pk_t task = {.n = 0}, items = {.n = 0};
+    pk_arr(&task, 5);
+    pk_uint(&task, 999);
+    pk_str(&task, "square");
+    pk_uint(&task, 0);
+    pk_uint(&task, 1);
+    pk_uint(&task, 1);
+    pk_arr(&items, 1);
+    pk_uint(&items, 5);
+    truncations(&h, 0x81, &task, &items);
+    check_worker(&h, worker, base, "every truncation of a TASK");
+    bombs(&h, 0x81);
+    check_worker(&h, worker, base, "bombs");
+    worker_bad_tasks(&h);
+    check_worker(&h, worker, base, "TASKs that lie, 1,000 cancels, a forged DISCONNECT");
+
+    kill(worker, SIGTERM);
+    assert_true(tu_wait_exit(worker, 10000) >= 0);
+    hb_close(&h);
+    bool raw = false;
+    size_t lines = log_scan(logpath, &raw);
+    printf("# mp-worker log: %zu lines, no raw control character: %s\n", lines, raw ? "NO" : "yes");
+    assert_false(raw);
+    unlink(logpath);
+}
+
+/* ---- against the client library ---------------------------------------------------------- */
+
+typedef struct {
+    const char *ep;
+    mp_pool_t *pool;
+    int rc;
+} opener_t;
+
+static void *open_pool(void *arg)
+{
+    opener_t *o = arg;
+    mp_pool_options_t po = {.broker = o->ep, .heartbeat_ms = 300, .connect_timeout_ms = 10000};
+    o->rc = mp_pool_new(&po, &o->pool);
+    return NULL;
+}
+
+static void welcome(hb_t *h)
+{
+    pk_t w = {.n = 0};
+    pk_arr(&w, 6);
+    pk_str(&w, "hostile");
+    pk_uint(&w, 300);
+    pk_uint(&w, 2);
+    pk_uint(&w, 64u << 20);
+    pk_uint(&w, 1048576);
+    pk_uint(&w, 4096);
+    hb_send(h, 0x81, &w, NULL, 0, NULL, 0, 0);
+}
+
+/* The chunk id of a SUBMIT header [chunk-id ...] (small ids: one byte). */
+static uint64_t chunk_of(const pk_t *hdr)
+{
+    return hdr->n >= 2 && hdr->b[1] < 128 ? hdr->b[1] : UINT64_MAX;
+}
+
+/* map square [1 2 3] through the pool, answered right by us: [1 4 9]. A
+   HELLO on the way (the pool reconnected) is welcomed. */
+static void client_square(hb_t *h, mp_pool_t *pool)
+{
+    mp_items_t *in = mp_items_new();
+    for (int i = 1; i <= 3; i++)
+        mp_items_add_int(in, i);
+    mp_call_options_t co = {.chunksize = 3};
+    mp_async_t *r;
+    assert_int_equal(mp_pool_map_async(pool, "square", in, &co, &r), 0);
+    pk_t hdr, pay;
+    uint64_t end = tu_now_ms() + 10000;
+    while (!mp_async_ready(r) && tu_now_ms() < end) {
+        int cmd = hb_recv(h, 200, &hdr, &pay);
+        if (cmd == 0x01)
+            welcome(h);
+        if (cmd != 0x02)
+            continue;
+        pk_t res = {.n = 0};
+        pk_arr(&res, 4);
+        pk_uint(&res, chunk_of(&hdr));
+        pk_uint(&res, 0);
+        pk_uint(&res, 3);
+        pk_uint(&res, 0);
+        static const uint8_t squares[] = {0x93, 1, 4, 9};
+        hb_send(h, 0x82, &res, squares, sizeof squares, NULL, 0, 1);
+    }
+    const mp_items_t *out;
+    assert_int_equal(mp_async_get(r, 0, &out), 0);
+    for (size_t i = 0; i < 3; i++) {
+        int64_t v;
+        assert_int_equal(mp_items_int(out, i, &v), 0);
+        assert_int_equal(v, (int64_t)((i + 1) * (i + 1)));
+    }
+    mp_async_destroy(&r);
+    mp_items_destroy(&in);
+}
+
+/* RESULTs, FAILEDs, STATUSes, WELCOMEs and HEARTBEATs that lie, for the
+   chunk in flight and for chunks never sent. */
+static void client_bad_replies(hb_t *h, uint64_t chunk)
+{
+    static const uint8_t vals[] = {0x93, 1, 4, 9},
+                         errs[] = {0x91, 0x96, 9, 0xff, 0, 0xa1, 'x', 0xa0, 1};
+    struct {
+        uint64_t id, base, count, nerrors;
+        bool ring;
+    } results[] = {
+        {chunk, 0, 0, 0, false},          {chunk, 5, 1, 0, false},
+        {chunk, 0, UINT64_MAX, 0, false}, {chunk, 0, 3, 9, false},
+        {chunk, 0, 1, 0, true},           {12345, 0, 3, 0, false},
+        {UINT64_MAX, 0, 3, 1, false},     {chunk, UINT64_MAX - 1, 3, 0, false},
+    };
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+        pk_t hdr = {.n = 0};
+        pk_arr(&hdr, results[i].ring ? 5 : 4);
+        pk_uint(&hdr, results[i].id);
+        pk_uint(&hdr, results[i].base);
+        pk_uint(&hdr, results[i].count);
+        pk_uint(&hdr, results[i].nerrors);
+        if (results[i].ring) {
+            pk_arr(&hdr, 3);
+            pk_uint(&hdr, 0);
+            pk_uint(&hdr, 1ull << 40);
+            pk_uint(&hdr, 1ull << 40);
+        }
+        hb_send(h, 0x82, &hdr, vals, results[i].ring ? 0 : sizeof vals, errs, sizeof errs,
+                results[i].nerrors ? 2 : 1);
+    }
+    static char big[1 << 20];
+    memset(big, 'A', sizeof big - 1);
+    memcpy(big, forged, strlen(forged));
+    pk_t f = {.n = 0};
+    pk_arr(&f, 3);
+    pk_uint(&f, 777);
+    pk_uint(&f, 5);
+    pk_str(&f, forged);
+    hb_send(h, 0x83, &f, NULL, 0, NULL, 0, 0); /* FAILED for a chunk never sent */
+    pk_t st = {.n = 0};
+    pk_arr(&st, 0);
+    hb_send(h, 0x84, &st, big, sizeof big, NULL, 0, 1); /* STATUS nobody asked for */
+    pk_t w = {.n = 0};
+    pk_arr(&w, 3);
+    pk_str(&w, forged);
+    pk_uint(&w, UINT64_MAX);
+    pk_uint(&w, UINT64_MAX);
+    hb_send(h, 0x81, &w, NULL, 0, NULL, 0, 0); /* WELCOME again, absurd */
+    pk_t hb = {.n = 0};
+    pk_arr(&hb, 1);
+    pk_uint(&hb, UINT64_MAX);
+    hb_send(h, 0x85, &hb, NULL, 0, NULL, 0, 0); /* 2^64 - 1 executors */
+}
+
+static void check_client(hb_t *h, mp_pool_t *pool, long base, const char *what)
+{
+    client_square(h, pool);
+    long rss = tu_rss_kib(0);
+    printf("# the client after %s: answers right, RSS %ld KiB (%.2fx)\n", what, rss,
+           (double)rss / (double)base);
+    assert_true(rss <= 2 * base);
+}
+
+static void test_chaos_hostile_broker_leaves_the_client_working(void **state)
+{
+    (void)state;
+    hb_t h;
+    hb_open(&h, "MPC01");
+    char logpath[128];
+    snprintf(logpath, sizeof logpath, "/tmp/mp-hostile-client-%d.log", (int)getpid());
+    int log = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int saved = dup(STDERR_FILENO);
+    dup2(log, STDERR_FILENO); /* the pool's log, to be read */
+    opener_t o = {.ep = h.ep};
+    pthread_t t;
+    pthread_create(&t, NULL, open_pool, &o);
+    pk_t hdr, pay;
+    int cmd;
+    while ((cmd = hb_recv(&h, 10000, &hdr, &pay)) != 0x01 && cmd != -1) {
+    }
+    assert_int_equal(cmd, 0x01); /* HELLO */
+    welcome(&h);
+    pthread_join(t, NULL);
+    assert_int_equal(o.rc, 0);
+    mp_pool_t *pool = o.pool;
+    client_square(&h, pool);
+    long base = tu_rss_kib(0);
+
+    /* an apply in flight while the lies come: it ends, one way or another */
+    mp_obj_t *args = mp_obj_new_array();
+    mp_obj_array_add(args, mp_obj_new_int(5));
+    mp_async_t *r;
+    assert_int_equal(mp_pool_apply_async(pool, "square", args, NULL, &r), 0);
+    mp_obj_destroy(&args);
+    while ((cmd = hb_recv(&h, 5000, &hdr, &pay)) != 0x02 && cmd != -1) {
+    }
+    assert_int_equal(cmd, 0x02);
+    uint64_t chunk = chunk_of(&hdr);
+
+    random_frames(&h, 11);
+    check_client(&h, pool, base, "3,000 random messages");
+    pk_t res = {.n = 0}, vals = {.n = 0};
+    pk_arr(&res, 4);
+    pk_uint(&res, chunk);
+    pk_uint(&res, 0);
+    pk_uint(&res, 1);
+    pk_uint(&res, 0);
+    pk_arr(&vals, 1);
+    pk_uint(&vals, 25);
+    truncations(&h, 0x82, &res, &vals);
+    check_client(&h, pool, base, "every truncation of a RESULT");
+    bombs(&h, 0x82);
+    check_client(&h, pool, base, "bombs");
+    client_bad_replies(&h, chunk);
+    check_client(&h, pool, base, "RESULTs, FAILEDs, STATUS, WELCOME, HEARTBEAT that lie");
+    /* the apply: answered by one of the lies (a clear error) or still
+       waiting; either way cancelling ends it at once */
+    mp_async_cancel(r);
+    assert_int_equal(mp_async_wait(r, 5000), 0);
+    mp_async_destroy(&r);
+    pk_t d = {.n = 0};
+    pk_arr(&d, 1);
+    pk_str(&d, forged);
+    hb_send(&h, 0x86, &d, NULL, 0, NULL, 0, 0); /* DISCONNECT: it reconnects */
+    check_client(&h, pool, base, "a forged DISCONNECT");
+
+    mp_pool_terminate(pool);
+    mp_pool_destroy(&pool);
+    hb_close(&h);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(log);
+    bool raw = false;
+    size_t lines = log_scan(logpath, &raw);
+    printf("# the client's log: %zu lines, no raw control character: %s\n", lines,
+           raw ? "NO" : "yes");
+    assert_false(raw);
+    unlink(logpath);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_chaos_hostile_broker_leaves_the_worker_serving,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_chaos_hostile_broker_leaves_the_client_working,
+                                  tu_kill_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""make_seeds.py - writes the seed corpora of the stateful fuzz targets:
+tests/fuzz/corpus/broker/ (valid MPP/1 conversations in fuzz_broker.c's
+script format) and tests/fuzz/corpus/cli/ (mp-client input lines and a
+broker STATUS, fuzz_cli.c's format), so that the fuzzers start from input
+the code accepts and mutate from there. Standard library only (a tiny
+msgpack writer)."""
+import os
+import struct
+import sys
+
+
+def mp(v):
+    if v is None:
+        return b"\xc0"
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        if -32 <= v < 0:
+            return struct.pack("b", v)
+        if v >= 0:
+            return b"\xcf" + struct.pack(">Q", v)
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return (bytes([0xA0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
+    if isinstance(v, dict):
+        out = bytes([0x80 | len(v)]) if len(v) < 16 else b"\xde" + struct.pack(">H", len(v))
+        return out + b"".join(mp(k) + mp(x) for k, x in v.items())
+    if isinstance(v, float):
+        return b"\xcb" + struct.pack(">d", v)
+    if isinstance(v, list):
+        out = bytes([0x90 | len(v)]) if len(v) < 16 else b"\xdc" + struct.pack(">H", len(v))
+        return out + b"".join(mp(x) for x in v)
+    raise TypeError(v)
+
+
+C, W = 0, 4  # op bits: a client or a worker
+
+
+def msg(peer, role, cmd, header, *payload, tick=False):
+    op = peer | role | (len(payload) << 3) | (0x40 if tick else 0)
+    out = bytes([op, cmd])
+    for frame in (mp(header),) + payload:
+        out += struct.pack(">H", len(frame)) + frame
+    return out
+
+
+def ready(peer, names=("sq",), credit=4):
+    return msg(peer, W, 0x01, [list(names), 2, credit, "host", 100 + peer])
+
+
+hello = msg(0, C, 0x01, ["pool", 1000, 8])
+err = mp([[0, -1, 0, "boom", "host", 101]])
+
+seeds = {
+    "result": ready(1) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 3], mp([1, 2, 3]))
+    + msg(1, W, 0x02, [1, 3, 0], mp([1, 4, 9])),
+    "partial_return": ready(1) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 4], mp([1, 2, 3, 4]))
+    + msg(1, W, 0x07, [1, 0, 2, 0], mp([1, 4]))
+    + msg(1, W, 0x06, [1, 3])
+    + msg(1, W, 0x02, [1, 1, 0], mp([9]))
+    + msg(1, W, 0x02, [2, 1, 0], mp([16])),
+    "lost_errors": ready(1) + ready(2) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 3], mp([1, 2, 3]))
+    + msg(1, W, 0x03, [1, 1, "killed by signal 9 (SIGKILL)"])
+    + msg(2, W, 0x02, [2, 1, 1], mp([None]), err)
+    + msg(1, W, 0x03, [3, 0, "over its time limit", -4116], tick=True),
+    "cancel_status": ready(1) + hello
+    + msg(0, C, 0x02, [1, "sq", 1, 2, None, 500], mp([[1, 2], [3, 4]]), mp(["init", []]))
+    + msg(0, C, 0x03, [1])
+    + msg(0, C, 0x04, [])
+    + msg(1, W, 0x03, [1, 0, "cancelled: killed", -4109])
+    + msg(1, W, 0x04, [0])
+    + msg(0, C, 0x06, [])
+    + msg(1, W, 0x05, []),
+    "unknown_task": ready(1, ("other",)) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 1], mp([7]))
+    + msg(3, W, 0x02, [9, 1, 0], mp([1]))
+    + msg(2, C, 0x02, [1, "sq", 0, 1], mp([7])),
+    "returned_whole": ready(1, credit=2) + ready(2) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 2], mp([1, 2]))
+    + msg(0, C, 0x02, [2, "sq", 0, 2], mp([3, 4]))
+    + msg(1, W, 0x06, [2])
+    + msg(1, W, 0x01, [["sq"], 2, 2, "host", 101])
+    + msg(2, W, 0x02, [3, 2, 0], mp([9, 16]), tick=True),
+}
+
+status = {
+    "version": "0.1.0", "uptime_ms": 1234, "clients": 1, "queued": {"sq": 2},
+    "done": 10, "failed": 1, "lost": 0, "refused": 0, "malformed": 3, "returned": 1,
+    "workers": [{"id": 1, "host": "host", "pid": 101, "processes": 2, "credit": 4,
+                 "done": 10, "failed": 1,
+                 "running": [{"dispatch": 5, "task": "sq", "count": 3, "attempt": 1}],
+                 "names": ["sq", "add"]}],
+}
+cli = {
+    "map_ints": b"\x00" + b"1\n2\n\n-3\n1e3\n\"x\"\n",
+    "star_tuples": b"\x01" + b'[1, 2]\n[\"a\", [1, 2.5], {\"k\": null}]\n[]\n',
+    "with_input_status": b"\x03" + b'[true, false]\n{"a": [1, {"b": "\\u00e9"}]}\n' + b"\x00" + mp(status),
+    "status_only": b"\x00\x00" + mp(status),
+}
+
+top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+for sub, corpus in (("broker", seeds), ("cli", cli)):
+    out = os.path.join(top, sub)
+    os.makedirs(out, exist_ok=True)
+    for name, data in corpus.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"{len(corpus)} seeds in {out}")
