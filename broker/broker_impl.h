@@ -114,6 +114,7 @@ struct peer {
     unsigned pid;
     uint64_t serial;
     uint64_t shm_id; /* READY: the pool rings it shares with us, 0: none */
+    char source[64]; /* its CURVE key, or IP address, or "local": peers are bounded per source */
 };
 
 struct mp_broker {
@@ -129,6 +130,8 @@ struct mp_broker {
     unsigned max_attempts;
     size_t max_message;
     size_t max_queued;
+    size_t max_per_source;       /* peers from one source (PROTOCOL.md 10) */
+    mp__ratelimit_t crowded_rl;  /* warnings about refused peers over that bound */
     mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
@@ -146,14 +149,17 @@ struct mp_broker {
     uint64_t peer_serial;
     uint64_t started_ns;
     uint64_t done, failed, lost, malformed;
-    uint64_t refused; /* peers whose key the allow-list of their role lacks */
+    uint64_t refused; /* peers refused: a key the allow-list of their role lacks, or
+                         one source over max_per_source */
 };
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
 
 peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen);
-/* NULL when out of memory or the id is too long. */
-peer_t *bk_peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind);
+/* A new peer, whose first message is m. NULL when out of memory, the id
+   is too long, or its source has max_per_source peers already (it is told
+   with a DISCONNECT "refused: ..."). */
+peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int kind);
 void bk_peer_remove(mp_broker_t *b, peer_t *p);
 /* Executors of all workers. */
 size_t bk_total_processes(mp_broker_t *b);

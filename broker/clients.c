@@ -287,7 +287,7 @@ void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         }
         if (!bk_admitted(b, m, id, idlen, PEER_CLIENT))
             return;
-        c = bk_peer_add(b, id, idlen, PEER_CLIENT);
+        c = bk_peer_add(b, m, id, idlen, PEER_CLIENT);
         if (!c)
             return;
     }

@@ -348,6 +348,7 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;
     b->max_queued = o->max_queued ? o->max_queued : MPP_DEFAULT_MAX_QUEUED;
+    b->max_per_source = o->max_peers_per_source ? o->max_peers_per_source : 4096;
     b->started_ns = mp__now_ns();
     if (o->curve_key) {
         rc = start_curve(b, o);

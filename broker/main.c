@@ -28,6 +28,9 @@ static void usage(FILE *out)
                  "      --max-message BYTES largest accepted message (default 64 MiB)\n"
                  "      --max-queued N      chunks one client may have queued (default 4096;\n"
                  "                          clients keep within it: docs/PROTOCOL.md 4.1)\n"
+                 "      --max-peers-per-source N  clients and workers from one key, or one\n"
+                 "                          address without keys (default 4096; more are\n"
+                 "                          refused, none evicted: docs/PROTOCOL.md 10)\n"
                  "      --curve-key FILE    CURVE: this broker's certificate (NAME.key_secret,\n"
                  "                          from mp-client keygen NAME)\n"
                  "      --allow-dir DIR     CURVE: DIR/workers/ and DIR/clients/ hold the public\n"
@@ -40,7 +43,7 @@ static void usage(FILE *out)
                  "  -V, --version           print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
                  "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
-                 "MP_MAX_QUEUED, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR, MP_INSECURE=1,\n"
+                 "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR, MP_INSECURE=1,\n"
                  "MP_LOG_LEVEL.\n"
                  "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
                  "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
@@ -57,7 +60,7 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
 typedef struct {
     const char *binds[64];
     size_t nbinds;
-    long heartbeat, attempts, maxmsg, maxqueued;
+    long heartbeat, attempts, maxmsg, maxqueued, maxpeers;
     const char *curve_key, *allow_dir, *level_name;
     bool insecure;
     char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
@@ -71,6 +74,7 @@ static int parse_args(int argc, char **argv, settings_t *s)
                                          {"max-attempts", required_argument, 0, 'A'},
                                          {"max-message", required_argument, 0, 'M'},
                                          {"max-queued", required_argument, 0, 'Q'},
+                                         {"max-peers-per-source", required_argument, 0, 'P'},
                                          {"curve-key", required_argument, 0, 'K'},
                                          {"allow-dir", required_argument, 0, 'D'},
                                          {"insecure", no_argument, 0, 'I'},
@@ -101,6 +105,10 @@ static int parse_args(int argc, char **argv, settings_t *s)
             break;
         case 'M':
             if (parse_int(optarg, "--max-message", 4096, 1L << 31, &s->maxmsg))
+                return 2;
+            break;
+        case 'P':
+            if (parse_int(optarg, "--max-peers-per-source", 1, 1L << 20, &s->maxpeers))
                 return 2;
             break;
         case 'Q':
@@ -150,7 +158,8 @@ static int apply_env(settings_t *s)
         mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &s->heartbeat) ||
         mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &s->attempts) ||
         mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &s->maxmsg) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &s->maxqueued))
+        mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &s->maxqueued) ||
+        mp_prog_env_long("mp-broker", "MP_MAX_PEERS_PER_SOURCE", 1, 1L << 20, 0, &s->maxpeers))
         return 2;
     mp_log_set_level(level);
     return 0;
@@ -181,6 +190,7 @@ int main(int argc, char **argv)
                              .max_attempts = (int)s.attempts,
                              .max_message = (size_t)s.maxmsg,
                              .max_queued = (size_t)s.maxqueued,
+                             .max_peers_per_source = (size_t)s.maxpeers,
                              .curve_key = s.curve_key,
                              .allow_dir = s.allow_dir,
                              .insecure = s.insecure,

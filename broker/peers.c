@@ -28,9 +28,41 @@ peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen)
     return NULL;
 }
 
-peer_t *bk_peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind)
+/* Where a peer's message came from: its CURVE key when the broker checks
+   keys, else its IP address; "local" for ipc:// and inproc://. */
+static void peer_source(mpp_msg_t *m, char *out, size_t size)
 {
-    if (idlen > sizeof((peer_t *)0)->id)
+    const char *key = m && m->n >= 2 ? zmq_msg_gets(&m->f[1], "User-Id") : NULL;
+    const char *addr = m && m->n >= 2 ? zmq_msg_gets(&m->f[1], "Peer-Address") : NULL;
+    snprintf(out, size, "%s", key && *key ? key : addr && *addr ? addr : "local");
+}
+
+/* Whether source may have one more peer (PROTOCOL.md 10): a bound per
+   source, and no eviction, so that nobody's peers make room for
+   another's. Says no to a refused one (DISCONNECT). */
+static bool room_for(mp_broker_t *b, const char *source, const void *id, size_t idlen, int kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->npeers; i++)
+        n += strcmp(b->peers[i]->source, source) == 0;
+    if (n < b->max_per_source)
+        return true;
+    b->refused++;
+    if (mp__ratelimit(&b->crowded_rl, WHO, "peers refused over the per-source bound"))
+        mp__log(MP_LOG_WARN, WHO, "refused a new peer from %s: it has %zu already (the bound)",
+                source, n);
+    char why[128];
+    snprintf(why, sizeof why, "refused: too many peers from this source (%zu)", n);
+    bk_disconnect_id(b, id, idlen, kind == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT,
+                     kind == PEER_WORKER ? MPP_B_WDISCONNECT : MPP_B_DISCONNECT, why);
+    return false;
+}
+
+peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int kind)
+{
+    char source[64];
+    peer_source(m, source, sizeof source);
+    if (idlen > sizeof((peer_t *)0)->id || !room_for(b, source, id, idlen, kind))
         return NULL;
     if (b->npeers == b->peercap) {
         size_t cap = b->peercap ? b->peercap * 2 : 16;
@@ -45,6 +77,7 @@ peer_t *bk_peer_add(mp_broker_t *b, const void *id, size_t idlen, int kind)
         return NULL;
     memcpy(p->id, id, idlen);
     p->idlen = idlen;
+    snprintf(p->source, sizeof p->source, "%s", source);
     mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;
     p->last_seen = mp__now_ns();

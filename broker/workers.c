@@ -338,7 +338,7 @@ void bk_on_worker(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         }
         if (!bk_admitted(b, m, id, idlen, PEER_WORKER))
             return; /* no TASK ever reaches it */
-        w = bk_peer_add(b, id, idlen, PEER_WORKER);
+        w = bk_peer_add(b, m, id, idlen, PEER_WORKER);
         if (!w)
             return;
     }

@@ -234,7 +234,8 @@ static bool refused(mp_pool_t *pool, mpp_msg_t *m)
     bool yes = s && strncmp(s, "refused:", 8) == 0;
     if (yes) {
         mp__log(MP_LOG_WARN, WHO, "broker %s: %s", pool->endpoint, s);
-        pool->connect_error = MP_EAUTH;
+        /* its key was refused, or its address has too many peers there */
+        pool->connect_error = strstr(s, "too many peers") ? MP_EOVERLOADED : MP_EAUTH;
         pool->stopping = true;
         pthread_cond_broadcast(&pool->cond);
     }

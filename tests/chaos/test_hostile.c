@@ -9,6 +9,7 @@
     limited (a burst per 10 s, the rest counted). Label "chaos": run once,
     not again under sanitizers.
 */
+#define _GNU_SOURCE /* memmem */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -242,9 +243,78 @@ static void test_chaos_hostile_bytes_leave_the_broker_serving(void **state)
     unlink(logpath);
 }
 
+/* A peer table bounded per source: with --max-peers-per-source 5, of 8
+   clients from 127.0.0.1 saying HELLO the first 5 are welcomed, the other
+   3 refused at once; none of the 5 is pushed out (each is still answered). */
+static void test_chaos_hostile_peers_are_bounded_per_source(void **state)
+{
+    (void)state;
+    char ep[256];
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char *argv[] = {MP_TEST_BUILD_DIR "/broker/mp-broker",
+                    "--bind",
+                    "tcp://127.0.0.1:0",
+                    "--max-peers-per-source",
+                    "5",
+                    "-q",
+                    NULL};
+    pid_t broker = tu_spawn(argv, fds[1]);
+    close(fds[1]);
+    tu_read_line(fds[0], ep, sizeof ep);
+    static const uint8_t hello[] = {0x93, 0xa1, 'x', 0xcd, 0x75, 0x30, 0x01}; /* hb 30 s */
+    uint8_t c_hello = 0x01, c_status = 0x04, empty = 0x90;
+    void *ctx = zmq_ctx_new(), *c[8];
+    int welcomed = 0, refused = 0;
+    for (int i = 0; i < 8; i++) {
+        c[i] = tu_dealer(ctx, ep);
+        send_raw(c[i], 3, (const void *[]){"MPC01", &c_hello, hello},
+                 (size_t[]){5, 1, sizeof hello});
+        zmq_pollitem_t pi = {c[i], 0, ZMQ_POLLIN, 0};
+        assert_int_equal(zmq_poll(&pi, 1, 5000), 1);
+        char f[3][256];
+        int n = 0, more = 1;
+        while (more && n < 3) {
+            int len = zmq_recv(c[i], f[n], sizeof f[n] - 1, 0);
+            f[n][len < 0 ? 0 : len < 255 ? len : 255] = '\0';
+            size_t sz = sizeof more;
+            zmq_getsockopt(c[i], ZMQ_RCVMORE, &more, &sz);
+            n++;
+        }
+        uint8_t cmd = (uint8_t)f[1][0];
+        if (cmd == 0x81)
+            welcomed++;
+        else if (cmd == 0x86 && memmem(f[2], 255, "too many peers", 14))
+            refused++;
+    }
+    printf("# 8 clients from one address, bound 5: %d welcomed, %d refused\n", welcomed, refused);
+    assert_int_equal(welcomed, 5);
+    assert_int_equal(refused, 3);
+    for (int i = 0; i < 5; i++) { /* the five are still served */
+        send_raw(c[i], 3, (const void *[]){"MPC01", &c_status, &empty}, (size_t[]){5, 1, 1});
+        zmq_pollitem_t pi = {c[i], 0, ZMQ_POLLIN, 0};
+        assert_int_equal(zmq_poll(&pi, 1, 5000), 1);
+        char buf[8192];
+        assert_true(zmq_recv(c[i], buf, sizeof buf, 0) == 5); /* sig */
+        assert_true(zmq_recv(c[i], buf, sizeof buf, 0) == 1);
+        assert_int_equal((uint8_t)buf[0], 0x84); /* STATUS */
+        int more = 1;
+        size_t sz = sizeof more;
+        while (zmq_getsockopt(c[i], ZMQ_RCVMORE, &more, &sz) == 0 && more)
+            zmq_recv(c[i], buf, sizeof buf, 0);
+    }
+    for (int i = 0; i < 8; i++)
+        zmq_close(c[i]);
+    zmq_ctx_term(ctx);
+    kill(broker, SIGTERM);
+    assert_true(tu_wait_exit(broker, 10000) >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_chaos_hostile_peers_are_bounded_per_source,
+                                  tu_kill_teardown),
         cmocka_unit_test_teardown(test_chaos_hostile_bytes_leave_the_broker_serving,
                                   tu_kill_teardown),
     };

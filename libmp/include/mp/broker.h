@@ -36,6 +36,10 @@ typedef struct {
     int max_attempts;   /* 0: 3 */
     size_t max_message; /* bytes; 0: 64 MiB */
     size_t max_queued;  /* chunks per client; 0: 4096 */
+    size_t max_peers_per_source; /* clients and workers from one CURVE key, or
+                                    one IP address without keys (ipc and
+                                    inproc: one source); 0: 4096. A new peer
+                                    over it is refused, no peer is evicted */
     int verbose;        /* 0: warnings only; 1: lifecycle too; 2: every event
                            (sets the process's log level when > 0) */
     /* CURVE (docs/PROTOCOL.md 10), both or neither: this broker's
