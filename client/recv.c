@@ -243,6 +243,11 @@ static bool refused(mp_pool_t *pool, mpp_msg_t *m)
     return yes;
 }
 
+/* Executors a broker may claim (WELCOME, HEARTBEAT): a larger number is
+   taken as this many, so that the window it sizes (4 per executor) stays
+   an int. */
+#define MAX_PROCESSES (1u << 20)
+
 void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
 {
     if (!mp__session_valid(m)) {
@@ -266,6 +271,7 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
         size_t len;
         if (mp__rd_array(&r, &n) == 0 && n >= 3 && mp__rd_str(&r, &ver, &len) == 0 &&
             mp__rd_uint(&r, &v) == 0 && mp__rd_uint(&r, &v) == 0) {
+            v = v > MAX_PROCESSES ? MAX_PROCESSES : v; /* a broker's number, checked */
             pool->processes = (int)v;
             welcome_limits(pool, &r, n);
             if (!pool->window_set && v > 0)
@@ -280,7 +286,7 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
     }
     case MPP_B_HEARTBEAT:
         if (mp__rd_array(&r, &n) == 0 && n >= 1 && mp__rd_uint(&r, &v) == 0 &&
-            pool->processes != (int)v) {
+            (v = v > MAX_PROCESSES ? MAX_PROCESSES : v, pool->processes != (int)v)) {
             pool->processes = (int)v;
             pthread_cond_broadcast(&pool->cond);
         }

@@ -576,7 +576,8 @@ int mp__items_concat(mp_items_t *dst, const mp_items_t *src)
     size_t bytes = src->buf.size, base = dst->buf.size;
     if (mp__items_reserve(dst, bytes, src->len))
         return MP_ENOMEM;
-    memcpy(dst->buf.data + base, src->buf.data, bytes);
+    if (bytes) /* an empty src may have no buffer at all: no memcpy from NULL */
+        memcpy(dst->buf.data + base, src->buf.data, bytes);
     for (size_t i = 0; i < src->len; i++)
         dst->off[dst->len + i] = base + src->off[i];
     dst->buf.size += bytes;

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """make_seeds.py - writes the seed corpora of the stateful fuzz targets:
 tests/fuzz/corpus/broker/ (valid MPP/1 conversations in fuzz_broker.c's
-script format) and tests/fuzz/corpus/cli/ (mp-client input lines and a
-broker STATUS, fuzz_cli.c's format), so that the fuzzers start from input
+script format), tests/fuzz/corpus/client/ (a broker's answers to the calls
+fuzz_client.c has in flight), tests/fuzz/corpus/manager/ (Manager calls,
+fuzz_manager.c's format), tests/fuzz/corpus/worker/ (a broker's TASKs,
+CANCELs and DISCONNECTs, and partial-result slices, fuzz_worker.c's format)
+and tests/fuzz/corpus/cli/ (mp-client input
+lines and a broker STATUS, fuzz_cli.c's format), so that the fuzzers start from input
 the code accepts and mutate from there. Standard library only (a tiny
 msgpack writer)."""
 import os
@@ -105,8 +109,94 @@ cli = {
     "status_only": b"\x00\x00" + mp(status),
 }
 
+def cmsg(cmd, header, *payload, chunk=None):
+    """A broker-to-client message in fuzz_client.c's format; chunk k: the
+    header's first byte, then the id of chunk k in flight, then the rest."""
+    op = len(payload)
+    h = mp(header)
+    if chunk is not None:
+        op |= 8 | (chunk << 4)
+    out = bytes([op, cmd])
+    for frame in (h,) + payload:
+        out += struct.pack(">H", len(frame)) + frame
+    return out
+
+
+def res(chunk, base, count, nerrors, values, errors=None):
+    # [chunk-id base count nerrors]: the array header, then (the id), then the rest
+    head = bytes([0x94]) + mp(base) + mp(count) + mp(nerrors)
+    frames = (mp(values),) + ((mp(errors),) if errors else ())
+    op = len(frames) | 8 | (chunk << 4)
+    out = bytes([op, 0x82])
+    for frame in (head,) + frames:
+        out += struct.pack(">H", len(frame)) + frame
+    return out
+
+
+client = {
+    "whole": res(0, 0, 3, 0, [0, 1, 4]) + res(1, 0, 3, 0, [9, 16, 25]) + res(2, 0, 1, 0, [25]),
+    "pieces": res(0, 1, 2, 0, [1, 4]) + res(0, 0, 1, 0, [0]) + res(1, 2, 1, 0, [25])
+    + res(1, 0, 2, 1, [None, 16], [[0, -1, 0, "boom", "host", 101]]),
+    "failed": bytes([8, 0x83]) + struct.pack(">H", 1 + len(mp(-4101)) + len(mp("unknown task")))
+    + bytes([0x93]) + mp(-4101) + mp("unknown task")
+    + cmsg(0x85, [4]) + res(2, 0, 1, 0, [25]),
+    "welcome_status_disconnect": cmsg(0x81, ["9.9", 1000, 4, 1 << 20, 100, 16])
+    + cmsg(0x84, [], mp({"done": 1})) + res(0, 0, 3, 0, [0, 1, 4])
+    + cmsg(0x86, ["broker going away"]),
+}
+
+def mmsg(peer, cmd, body):
+    """A message to the Manager server in fuzz_manager.c's format."""
+    b = mp(body)
+    return bytes([peer, cmd]) + struct.pack(">H", len(b)) + b
+
+
+CALL, HELLO = 3, 1
+manager = {
+    "dict": mmsg(0, CALL, [1, 1, 1, None, "d"])
+    + b"".join(mmsg(0, CALL, [2 + i, 2, slot, "k", i]) for i, slot in enumerate((1, 2, 3)))
+    + mmsg(0, CALL, [9, 3, 2, "k"]) + mmsg(0, CALL, [10, 16, 2, "n", 5])
+    + mmsg(0, CALL, [11, 10, 2]) + mmsg(0, CALL, [12, 18, 2, "k", 1, 2])
+    + mmsg(0, CALL, [13, 12, 2, "k"]) + mmsg(0, CALL, [14, 15, 2]),
+    "list": mmsg(0, CALL, [1, 1, 2, None, "l"])
+    + mmsg(0, CALL, [2, 23, 2, "x"]) + mmsg(0, CALL, [3, 24, 2, [1, 2, 3]])
+    + mmsg(0, CALL, [4, 25, 2, -1]) + mmsg(0, CALL, [5, 33, 2, 0, 2])
+    + mmsg(0, CALL, [6, 27, 2, 0, "y"]) + mmsg(0, CALL, [7, 28, 2, 1])
+    + mmsg(0, CALL, [8, 32, 2]) + mmsg(0, CALL, [9, 35, 2, "x"]),
+    "queue_ns": mmsg(0, CALL, [1, 1, 4, None, "q"]) + mmsg(0, CALL, [2, 20, 1, "item"])
+    + mmsg(0, CALL, [3, 22, 1]) + mmsg(0, CALL, [4, 21, 1])
+    + mmsg(0, CALL, [5, 1, 3, None, "ns"]) + mmsg(0, CALL, [6, 2, 3, "attr", 1.5]),
+    "handshake": mmsg(1, HELLO, []) + mmsg(1, 2, ["x" * 32])
+    + mmsg(1, CALL, [1, 3, 1, "k"]) + mmsg(0, HELLO, []) + mmsg(0, 2, ["short"]),
+}
+
+def wmsg(cmd, header, *payload, op=0):
+    """A broker-to-worker message in fuzz_worker.c's format."""
+    out = bytes([op | len(payload), cmd])
+    for frame in (mp(header),) + payload:
+        out += struct.pack(">H", len(frame)) + frame
+    return out
+
+
+def raw_slice(values, errors, start):
+    """Command 0xEE: mp__partial_slice on values (header) and errors."""
+    v, e = mp(values), bytes([0xDD, 0, 0, 0, len(errors)]) + b"".join(mp(x) for x in errors)
+    return bytes([1 | (start << 4), 0xEE]) + struct.pack(">H", len(v)) + v + struct.pack(">H", len(e)) + e
+
+
+worker = {
+    "tasks_cancel": wmsg(0x81, [1, "square", 0, 3, 1], mp([1, 2, 3]))
+    + wmsg(0x81, [2, "square", 1, 2, 1, None, 500], mp([[1, 2], [3, 4]]), mp(["init", []]))
+    + wmsg(0x84, [1]) + wmsg(0x82, []) + wmsg(0x84, [99]),
+    "disconnect": wmsg(0x81, [3, "add", 0, 1, 2], mp([5])) + wmsg(0x83, ["unknown worker: READY first"])
+    + wmsg(0x83, ["broker shutting down"]),
+    "slice": raw_slice(list(range(12)), [[1, -1, 0, "boom", "h", 1], [9, -2, 3, "bad", "h", 1]], 0)
+    + raw_slice([None, "x", [1, 2], {"k": 1.5}] * 3, [[2, 5, 0, "e", "h", 7]], 2),
+}
+
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-for sub, corpus in (("broker", seeds), ("cli", cli)):
+for sub, corpus in (("broker", seeds), ("cli", cli), ("client", client), ("manager", manager),
+                    ("worker", worker)):
     out = os.path.join(top, sub)
     os.makedirs(out, exist_ok=True)
     for name, data in corpus.items():
