@@ -128,6 +128,14 @@ static int handshake(mp_remote_t *r, uint64_t deadline)
     return 0;
 }
 
+/* A REPLY's body [id rc result extra]: four items, the rc and extra ints. */
+static bool well_formed(const mp_obj_t *reply)
+{
+    const mp_obj_t *rc = mpm_arg(reply, 1), *extra = mpm_arg(reply, 3);
+    return mp_obj_len(reply) >= 4 && rc && mp_obj_type(rc) == MP_OBJ_INT && extra &&
+           (mp_obj_type(extra) == MP_OBJ_INT || mp_obj_type(extra) == MP_OBJ_UINT);
+}
+
 /* One call: [id, op, slot, args...] -> rc, *result (may be NULL), *extra. */
 static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int nargs,
                 mp_obj_t **result, int64_t *extra)
@@ -152,7 +160,7 @@ static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int na
         while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply))) {
             if (cmd == MPM_DENIED) /* the server forgot us (restarted): once more */
                 break;
-            if (cmd == MPM_REPLY && (uint64_t)mpm_arg_int(reply, 0) == id)
+            if (cmd == MPM_REPLY && (uint64_t)mpm_arg_int(reply, 0) == id && well_formed(reply))
                 break;
             mp_obj_destroy(&reply); /* a late reply to a call that timed out */
         }
@@ -164,7 +172,10 @@ static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int na
             rc = MP_EAUTH;
             continue;
         }
-        rc = (int)mpm_arg_int(reply, 1);
+        int64_t code = mpm_arg_int(reply, 1);
+        /* the server's code: 0, 1 (a yes, e.g. contains), an errno or a
+           libmp code; anything else is a malformed reply, not a success */
+        rc = code >= -5000 && code <= 1 ? (int)code : MP_EBADMSG;
         if (extra)
             *extra = mpm_arg_int(reply, 3);
         mp_obj_t *res = mpm_arg(reply, 2);

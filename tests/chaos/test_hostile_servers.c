@@ -1,6 +1,7 @@
-/*  test_hostile_broker.c - a hostile *broker*: a raw ZeroMQ ROUTER that
+/*  test_hostile_servers.c - hostile servers: a raw ZeroMQ ROUTER that
     plays mp-broker to a real mp-worker, then to the client library (a
-    pool in this process), and sends them what no broker should: random
+    pool in this process), then a Manager server to the remote Manager
+    client (mp_manager_connect), and sends them what no server should: random
     frames, every truncation of a valid header, bombs (an array header
     claiming 2^32 - 1 elements, 10^5 levels of nesting, counts that do not
     match their frames, shared-memory fields to a peer that has none, huge
@@ -20,6 +21,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "mp/manager.h"
 #include "mp/pool.h"
 #include "support.h"
 
@@ -81,8 +83,9 @@ static void hb_open(hb_t *h, const char *sig)
     h->sig = sig;
     h->ctx = zmq_ctx_new();
     h->router = zmq_socket(h->ctx, ZMQ_ROUTER);
-    int linger = 0;
+    int linger = 0, hwm = 0; /* no high-water mark: nothing we send is dropped */
     zmq_setsockopt(h->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(h->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     assert_int_equal(zmq_bind(h->router, "tcp://127.0.0.1:0"), 0);
     size_t len = sizeof h->ep;
     zmq_getsockopt(h->router, ZMQ_LAST_ENDPOINT, h->ep, &len);
@@ -609,12 +612,218 @@ static void test_chaos_hostile_broker_leaves_the_client_working(void **state)
     unlink(logpath);
 }
 
+/* ---- against the remote Manager client ------------------------------------------- */
+
+/* One client operation, run on a thread while the main thread plays the
+   server: which (0 connect, 1 open "d", 2 get "k", 3 len), its rc. */
+typedef struct {
+    const char *ep;
+    int which, rc;
+    mp_remote_t *remote;
+    mp_mdict_t *dict;
+    mp_obj_t *value;
+    size_t len;
+    pthread_t t;
+} mop_t;
+
+static void *mop_run(void *arg)
+{
+    mop_t *o = arg;
+    mp_obj_t *key = mp_obj_new_str("k");
+    mp_remote_options_t ro = {.timeout_ms = 1500};
+    switch (o->which) {
+    case 0:
+        o->rc = mp_manager_connect(o->ep, "key", 3, &ro, &o->remote);
+        break;
+    case 1:
+        o->rc = mp_remote_dict(o->remote, "d", &o->dict);
+        break;
+    case 2:
+        mp_obj_destroy(&o->value);
+        o->rc = mp_mdict_get(o->dict, key, NULL, &o->value);
+        break;
+    default:
+        o->rc = mp_mdict_len(o->dict, &o->len);
+    }
+    mp_obj_destroy(&key);
+    return NULL;
+}
+
+/* The next MPM message within 3 s: its command (-1: none), body bytes. */
+static int mpm_next(hb_t *h, pk_t *body)
+{
+    zmq_pollitem_t pi = {h->router, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, 3000) != 1)
+        return -1;
+    zmq_msg_t f[6];
+    int n = 0, more = 1, cmd = -1;
+    while (more && n < 6) {
+        zmq_msg_init(&f[n]);
+        zmq_msg_recv(&f[n], h->router, 0);
+        more = zmq_msg_more(&f[n]);
+        n++;
+    }
+    if (n == 4 && zmq_msg_size(&f[2]) == 1 && zmq_msg_size(&f[3]) < sizeof body->b) {
+        h->idlen = zmq_msg_size(&f[0]);
+        memcpy(h->id, zmq_msg_data(&f[0]), h->idlen);
+        cmd = *(uint8_t *)zmq_msg_data(&f[2]);
+        body->n = zmq_msg_size(&f[3]);
+        memcpy(body->b, zmq_msg_data(&f[3]), body->n);
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+    return cmd;
+}
+
+/* HELLO -> CHALLENGE, AUTH -> WELCOME (any MAC: we are not checking). */
+static void mpm_handshake(hb_t *h, int cmd)
+{
+    pk_t b = {.n = 0}, in;
+    if (cmd != 1)
+        assert_int_equal(mpm_next(h, &in), 1); /* HELLO */
+    pk_arr(&b, 1);
+    b.b[b.n++] = 0xc4; /* bin8 */
+    b.b[b.n++] = 32;
+    memset(b.b + b.n, 7, 32);
+    b.n += 32;
+    hb_send(h, 0x81, &b, NULL, 0, NULL, 0, 0);
+    assert_int_equal(mpm_next(h, &in), 2); /* AUTH */
+    b.n = 0;
+    pk_arr(&b, 0);
+    hb_send(h, 0x82, &b, NULL, 0, NULL, 0, 0);
+}
+
+/* REPLY [id rc result extra], for the CALL in body (its id: one byte). */
+static void mpm_reply(hb_t *h, const pk_t *call, int64_t rc, const void *result, size_t rn,
+                      int64_t extra)
+{
+    pk_t b = {.n = 0};
+    pk_arr(&b, 4);
+    pk_raw(&b, call->b + 1, 1); /* the call's id (small: one byte) */
+    b.b[b.n++] = 0xd3;
+    for (int i = 7; i >= 0; i--)
+        b.b[b.n++] = (uint8_t)((uint64_t)rc >> (8 * i));
+    pk_raw(&b, result, rn);
+    b.b[b.n++] = 0xd3;
+    for (int i = 7; i >= 0; i--)
+        b.b[b.n++] = (uint8_t)((uint64_t)extra >> (8 * i));
+    hb_send(h, 0x84, &b, NULL, 0, NULL, 0, 0);
+}
+
+/* Runs op which on a thread; the server's side: junk first (lie), then
+   the right answer. Returns the op's rc. */
+static int mop(hb_t *h, mop_t *o, int which, void (*lie)(hb_t *, const pk_t *))
+{
+    o->which = which;
+    pthread_create(&o->t, NULL, mop_run, o);
+    pk_t call;
+    int cmd;
+    while ((cmd = mpm_next(h, &call)) == 1) /* it authenticates again (after DENIED) */
+        mpm_handshake(h, 1);
+    if (cmd == 3) {
+        if (lie)
+            lie(h, &call);
+        static const uint8_t v[] = {0xa1, 'v'};
+        mpm_reply(h, &call, 0, v, sizeof v, which == 1 ? 5 : 3);
+    }
+    pthread_join(o->t, NULL);
+    return o->rc;
+}
+
+static void lie_noise(hb_t *h, const pk_t *call)
+{
+    (void)call;
+    random_frames(h, 3);
+}
+
+static void lie_replies(hb_t *h, const pk_t *call)
+{
+    static const uint8_t map[] = {0x81, 0xa1, 'a', 0x01}, nil[] = {0xc0};
+    pk_t b = {.n = 0};
+    pk_arr(&b, 4);
+    pk_str(&b, forged); /* the id a string */
+    hb_send(h, 0x84, &b, NULL, 0, NULL, 0, 0);
+    b.n = 0;
+    pk_arr(&b, 1); /* only an id */
+    pk_raw(&b, call->b + 1, 1);
+    hb_send(h, 0x84, &b, NULL, 0, NULL, 0, 0);
+    pk_t other = *call;
+    other.b[1] ^= 0x40; /* another call's id */
+    mpm_reply(h, &other, 0, map, sizeof map, -1);
+    mpm_reply(h, &other, INT64_MIN, nil, 1, INT64_MAX);
+    bombs(h, 0x84);
+}
+
+static void test_chaos_hostile_server_leaves_the_manager_client_working(void **state)
+{
+    (void)state;
+    hb_t h;
+    hb_open(&h, "MPM01");
+    mop_t o = {.ep = h.ep};
+    o.which = 0;
+    pthread_create(&o.t, NULL, mop_run, &o);
+    mpm_handshake(&h, 0);
+    pthread_join(o.t, NULL);
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(mop(&h, &o, 1, NULL), 0); /* the dict "d" */
+    assert_int_equal(mop(&h, &o, 2, NULL), 0);
+    long base = tu_rss_kib(0);
+    assert_int_equal(mop(&h, &o, 2, lie_noise), 0);
+    assert_string_equal(mp_obj_str(o.value, NULL), "v");
+    assert_int_equal(mop(&h, &o, 2, lie_replies), 0);
+    assert_string_equal(mp_obj_str(o.value, NULL), "v");
+    /* a REPLY whose rc is no libmp code: a clear error, not a success */
+    o.which = 3;
+    pthread_create(&o.t, NULL, mop_run, &o);
+    pk_t call;
+    assert_int_equal(mpm_next(&h, &call), 3);
+    static const uint8_t nil[] = {0xc0};
+    mpm_reply(&h, &call, 7, nil, 1, -1);
+    pthread_join(o.t, NULL);
+    printf("# remote Manager client: a REPLY with rc 7 gives %s\n", mp_strerror(o.rc));
+    assert_int_equal(o.rc, MP_EBADMSG);
+    /* DENIED: it authenticates again once, then answers */
+    o.which = 3;
+    pthread_create(&o.t, NULL, mop_run, &o);
+    assert_int_equal(mpm_next(&h, &call), 3);
+    pk_t d = {.n = 0};
+    pk_arr(&d, 1);
+    pk_str(&d, forged);
+    hb_send(&h, 0x83, &d, NULL, 0, NULL, 0, 0);
+    mpm_handshake(&h, 0);
+    assert_int_equal(mpm_next(&h, &call), 3);
+    mpm_reply(&h, &call, 0, nil, 1, 3);
+    pthread_join(o.t, NULL);
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(o.len, 3);
+    /* silence: MP_EMANAGERLOST within its timeout, and then it works again */
+    o.which = 3;
+    uint64_t t0 = tu_now_ms();
+    pthread_create(&o.t, NULL, mop_run, &o);
+    assert_int_equal(mpm_next(&h, &call), 3);
+    pthread_join(o.t, NULL);
+    printf("# remote Manager client: a silent server -> %s after %llu ms\n", mp_strerror(o.rc),
+           (unsigned long long)(tu_now_ms() - t0));
+    assert_int_equal(o.rc, MP_EMANAGERLOST);
+    assert_int_equal(mop(&h, &o, 2, NULL), 0);
+    long rss = tu_rss_kib(0);
+    printf("# remote Manager client after noise, lying REPLYs, DENIED, silence: answers right, "
+           "RSS %.2fx\n",
+           (double)rss / (double)base);
+    assert_true(rss <= 2 * base);
+    mp_obj_destroy(&o.value);
+    mp_remote_disconnect(&o.remote);
+    hb_close(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_chaos_hostile_broker_leaves_the_worker_serving,
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_chaos_hostile_broker_leaves_the_client_working,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_chaos_hostile_server_leaves_the_manager_client_working,
                                   tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
