@@ -1,4 +1,5 @@
-/*  test_hostile.c - a broker under hostile bytes from raw ZeroMQ peers
+/*  test_hostile.c - a broker (and the remote Manager's server) under
+    hostile bytes from raw ZeroMQ peers
     (docs/RELIABILITY.md): random frames, every truncation of valid
     headers, an array header claiming 2^32 - 1 elements, 10^5 levels of
     nesting, a 200 MB frame, 10,000 connects and disconnects. After all of
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "mp/manager.h"
 #include "mp/pool.h"
 #include "support.h"
 
@@ -310,9 +312,155 @@ static void test_chaos_hostile_peers_are_bounded_per_source(void **state)
     assert_true(tu_wait_exit(broker, 10000) >= 0);
 }
 
+/* A served Manager in a child process (its stderr into logpath at info,
+   its endpoint on the pipe), until SIGTERM; one dict "d" holding "k": 1. */
+static pid_t start_manager_server(char *ep, size_t size)
+{
+    snprintf(logpath, sizeof logpath, "/tmp/mp-hostile-manager-%d.log", (int)getpid());
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = tu_fork();
+    if (pid == 0) {
+        close(fds[0]);
+        int log = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(log, STDERR_FILENO);
+        mp_log_set_level(MP_LOG_INFO);
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, NULL);
+        mp_manager_t *m;
+        mp_manager_server_t *srv;
+        mp_mdict_t *d;
+        mp_obj_t *k = mp_obj_new_str("k"), *one = mp_obj_new_int(1);
+        if (mp_manager_new(NULL, &m) || mp_manager_named_dict(m, "d", &d) ||
+            mp_mdict_set(d, k, one) || mp_manager_serve(m, "tcp://127.0.0.1:0", "key", 3, &srv))
+            _exit(1);
+        const char *e = mp_manager_server_endpoint(srv);
+        if (write(fds[1], e, strlen(e) + 1) < 0)
+            _exit(1);
+        close(fds[1]);
+        int sig;
+        sigwait(&stop, &sig);
+        mp_manager_server_stop(&srv);
+        mp_manager_destroy(&m); /* its shared memory unlinked */
+        _exit(0);
+    }
+    close(fds[1]);
+    tu_read_line(fds[0], ep, size);
+    return pid;
+}
+
+/* A normal client: the dict "d" holds "k": 1. */
+static void manager_answers(const char *ep)
+{
+    mp_remote_t *r;
+    mp_mdict_t *d;
+    mp_obj_t *k = mp_obj_new_str("k"), *v = NULL;
+    assert_int_equal(mp_manager_connect(ep, "key", 3, NULL, &r), 0);
+    assert_int_equal(mp_remote_dict(r, "d", &d), 0);
+    assert_int_equal(mp_mdict_get(d, k, NULL, &v), 0);
+    assert_int_equal(mp_obj_int(v), 1);
+    mp_obj_destroy(&v);
+    mp_obj_destroy(&k);
+    mp_remote_disconnect(&r);
+}
+
+static void check_manager(pid_t server, const char *ep, long base, const char *what)
+{
+    usleep(200000);
+    assert_int_equal(kill(server, 0), 0);
+    manager_answers(ep);
+    long rss = tu_rss_kib(server);
+    printf("# Manager server after %s: alive, answers, RSS %.2fx\n", what,
+           (double)rss / (double)base);
+    assert_true(rss <= 2 * base);
+}
+
+/* The remote Manager's server (MPM/1) under the same classes from raw
+   peers: random frames, every truncation of a HELLO, AUTH and CALL, bombs,
+   calls with nonsense from a peer that never authenticated, 5,000 HELLOs
+   (the peer table: pending peers bounded), forged strings. */
+static void test_chaos_hostile_bytes_leave_the_manager_serving(void **state)
+{
+    (void)state;
+    char ep[256];
+    pid_t server = start_manager_server(ep, sizeof ep);
+    manager_answers(ep);
+    long base = tu_rss_kib(server);
+    void *ctx = zmq_ctx_new(), *s = tu_dealer(ctx, ep);
+    static uint8_t buf[6][512];
+    srand(5);
+    for (int m = 0; m < 3000; m++) {
+        int n = 1 + rand() % 4;
+        const void *d[6];
+        size_t z[6];
+        for (int i = 0; i < n; i++) {
+            z[i] = (size_t)(rand() % 512);
+            for (size_t k = 0; k < z[i]; k++)
+                buf[i][k] = (uint8_t)rand();
+            d[i] = buf[i];
+        }
+        if (m % 3 == 0 && n >= 2) {
+            memcpy(buf[0], "MPM01", 5);
+            z[0] = 5;
+            z[1] = 1;
+        }
+        send_raw(s, n, d, z);
+    }
+    check_manager(server, ep, base, "3,000 random messages");
+    static const uint8_t hello[] = {0x90}, auth[] = {0x91, 0xc4, 0x02, 0x01, 0x02},
+                         call[] = {0x95, 0x01, 0x03, 0x01, 0xa1, 'k', 0xc0};
+    uint8_t c_hello = 1, c_auth = 2, c_call = 3;
+    for (size_t k = 0; k <= sizeof call; k++) {
+        send_raw(s, 3, (const void *[]){"MPM01", &c_hello, hello}, (size_t[]){5, 1, k % 2});
+        send_raw(s, 3, (const void *[]){"MPM01", &c_auth, auth},
+                 (size_t[]){5, 1, k < sizeof auth ? k : sizeof auth});
+        send_raw(s, 3, (const void *[]){"MPM01", &c_call, call}, (size_t[]){5, 1, k});
+    }
+    check_manager(server, ep, base, "every truncation of HELLO, AUTH, CALL");
+    enum { DEPTH = 100000 };
+    uint8_t *deep = malloc(DEPTH);
+    memset(deep, 0x91, DEPTH);
+    static const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    for (int i = 0; i < 3; i++) {
+        send_raw(s, 3, (const void *[]){"MPM01", &c_call, huge}, (size_t[]){5, 1, sizeof huge});
+        send_raw(s, 3, (const void *[]){"MPM01", &c_call, deep}, (size_t[]){5, 1, DEPTH});
+        send_raw(s, 3, (const void *[]){"MPM01", &c_hello, deep}, (size_t[]){5, 1, DEPTH});
+    }
+    free(deep);
+    check_manager(server, ep, base, "bombs");
+    /* forged strings in a CALL's name, from a peer that never authenticated */
+    uint8_t forged_call[64] = {0x95, 0x01, 0x01, 0x01, 0xc0, 0xb2};
+    memcpy(forged_call + 6, "x\nFORGED \x1b[31m!!\r\x07", 18);
+    send_raw(s, 3, (const void *[]){"MPM01", &c_call, forged_call}, (size_t[]){5, 1, 24});
+    zmq_close(s);
+    for (int batch = 0; batch < 10; batch++) { /* 5,000 HELLOs from 5,000 peers */
+        void *bctx = zmq_ctx_new();
+        for (int i = 0; i < 500; i++) {
+            void *c = tu_dealer(bctx, ep);
+            send_raw(c, 3, (const void *[]){"MPM01", &c_hello, hello}, (size_t[]){5, 1, 1});
+            zmq_close(c);
+        }
+        zmq_ctx_term(bctx);
+    }
+    zmq_ctx_term(ctx);
+    check_manager(server, ep, base, "forged strings and 5,000 HELLOs");
+    kill(server, SIGTERM);
+    assert_int_equal(tu_wait_exit(server, 10000), 0);
+    bool raw = false;
+    size_t lines = log_lines(&raw);
+    printf("# Manager server log: %zu WARN lines, no raw control character: %s\n", lines,
+           raw ? "NO" : "yes");
+    assert_false(raw);
+    unlink(logpath);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_chaos_hostile_bytes_leave_the_manager_serving,
+                                  tu_kill_teardown),
         cmocka_unit_test_teardown(test_chaos_hostile_peers_are_bounded_per_source,
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_chaos_hostile_bytes_leave_the_broker_serving,
