@@ -2,16 +2,19 @@
     (client/recv.c and what it drives: chunks, pieces, jobs, maps, applies,
     resends), with state: one real pool, connected to this harness's ROUTER
     as its broker, has a map of 6 items (two chunks) and an apply in flight
-    when each input is handed to it, message by message, exactly as its
-    I/O thread would (mp__pool_on_message, the mutex held). Between inputs
-    everything still in flight is failed (mp__pool_fail_all) and the calls
-    are destroyed.
+    when each input is sent to it, message by message, through the socket
+    (its I/O thread handles them: only that thread may touch its socket).
+    Then our WELCOME (limits back as every input starts) and a marker (a
+    HEARTBEAT with a new executor count): once the pool shows it, it has
+    handled the whole script. Between inputs everything still in flight is failed
+    (mp__pool_fail_all) and the calls are destroyed.
 
     A message of the script:
         op      u8: bits 0-1 payload frames (0-3), bit 2 a wrong signature,
                     bit 3 the header starts with a live chunk id (the
                     header's first byte, then chunk (op >> 4) & 3 of those
-                    in flight, then the rest), bit 7 too many frames
+                    in flight, then the rest), bit 7 frames past the
+                    protocol's most
         cmd     u8
         header  u16 big-endian length, then the bytes
         payload per frame: u16 big-endian length, then the bytes
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/callbacks.h"
@@ -63,7 +67,9 @@ static void pump(int timeout_ms, int want)
 {
     zmq_pollitem_t pi = {router, 0, ZMQ_POLLIN, 0};
     int hellos = welcomed;
-    while ((want ? nchunks < want : welcomed == hellos) && zmq_poll(&pi, 1, timeout_ms) == 1) {
+    while (want > 0 ? nchunks < want : welcomed == hellos) {
+        if (zmq_poll(&pi, 1, timeout_ms) != 1)
+            return;
         zmq_msg_t f[8];
         int n = 0, more = 1;
         while (more && n < 8) {
@@ -84,21 +90,30 @@ static void pump(int timeout_ms, int want)
                 welcome();
                 welcomed++;
             } else if (cmd == MPP_C_SUBMIT && !mp__rd_array(&r, &k) && !mp__rd_uint(&r, &id) &&
-                       nchunks < 4)
+                       nchunks < 4) {
                 chunks[nchunks++] = id;
+            }
         }
         for (int i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
     }
 }
 
+static volatile bool opened;
+
 static void *open_pool(void *arg)
 {
     mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 60000};
     if (mp_pool_new(&o, &pool))
         die("cannot open the pool");
+    opened = true;
     (void)arg;
     return NULL;
+}
+
+static void remove_endpoint(void)
+{
+    unlink(endpoint + strlen("ipc://"));
 }
 
 /* The pool (again, after an input made it stop: a DISCONNECT "refused"). */
@@ -111,30 +126,39 @@ static void make_pool(void)
         router = zmq_socket(ctx, ZMQ_ROUTER);
         if (zmq_bind(router, endpoint))
             die("cannot bind");
+        atexit(remove_endpoint);
     }
     pthread_t t;
+    opened = false;
     pthread_create(&t, NULL, open_pool, NULL);
     nchunks = 0;
-    pump(5000, 0); /* the HELLO, welcomed */
+    while (!opened) /* its HELLO welcomed (and any late one of the pool before) */
+        pump(20, 0);
     pthread_join(t, NULL);
 }
 
-/* Our WELCOME again, as the I/O thread would take it: limits an input
-   changed are back to the ones every input starts with. */
-static void rewelcome(ready_t *ready)
+/* A marker after the script: a HEARTBEAT with a number of executors the
+   pool has not seen; once its I/O thread has set it, it has handled
+   everything sent before (the pipe is in order). */
+static void sync_pool(void)
 {
-    mpp_msg_t m = {.n = 3};
-    static const uint8_t w[] = {0x96, 0xa1, 'f',  0xcd, 0xea, 0x60, 0x02, 0xce, 0x04, 0x00,
-                                0x00, 0x00, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0x10, 0x00};
-    uint8_t cmd = MPP_B_WELCOME;
-    zmq_msg_init_size(&m.f[0], MPP_SIG_SIZE);
-    memcpy(zmq_msg_data(&m.f[0]), MPP_SIG_CLIENT, MPP_SIG_SIZE);
-    zmq_msg_init_size(&m.f[1], 1);
-    memcpy(zmq_msg_data(&m.f[1]), &cmd, 1);
-    zmq_msg_init_size(&m.f[2], sizeof w);
-    memcpy(zmq_msg_data(&m.f[2]), w, sizeof w);
-    mp__pool_on_message(pool, &m, ready);
-    mpp_close(&m);
+    static int serial;
+    int mark = 1000 + (++serial % 100000);
+    uint8_t hb = MPP_B_HEARTBEAT, body[6] = {0x91, 0xce};
+    for (int i = 0; i < 4; i++)
+        body[2 + i] = (uint8_t)((unsigned)mark >> (24 - 8 * i));
+    zmq_send(router, peer, peerlen, ZMQ_SNDMORE);
+    zmq_send(router, MPP_SIG_CLIENT, MPP_SIG_SIZE, ZMQ_SNDMORE);
+    zmq_send(router, &hb, 1, ZMQ_SNDMORE);
+    zmq_send(router, body, sizeof body, 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    pthread_mutex_lock(&pool->mutex);
+    while (pool->processes != mark && !pool->stopping &&
+           pthread_cond_timedwait(&pool->cond, &pool->mutex, &until) == 0) {
+    }
+    pthread_mutex_unlock(&pool->mutex);
 }
 
 static size_t take_len(const uint8_t **p, const uint8_t *end)
@@ -193,29 +217,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mp_obj_destroy(&args);
     pump(2000, 3);
 
-    ready_t ready = {0};
     const uint8_t *p = data, *end = data + size;
-    pthread_mutex_lock(&pool->mutex);
     for (int k = 0; p + 2 <= end && k < 64; k++) {
         uint8_t op = *p++, cmd = *p++;
-        mpp_msg_t m = {.n = 0};
+        zmq_msg_t f[9];
+        int n = 0;
         const char *sig = op & 4 ? "MPX01" : MPP_SIG_CLIENT;
-        zmq_msg_init_size(&m.f[m.n], MPP_SIG_SIZE);
-        memcpy(zmq_msg_data(&m.f[m.n++]), sig, MPP_SIG_SIZE);
-        zmq_msg_init_size(&m.f[m.n], 1);
-        *(uint8_t *)zmq_msg_data(&m.f[m.n++]) = cmd;
+        zmq_msg_init_size(&f[n], MPP_SIG_SIZE);
+        memcpy(zmq_msg_data(&f[n++]), sig, MPP_SIG_SIZE);
+        zmq_msg_init_size(&f[n], 1);
+        *(uint8_t *)zmq_msg_data(&f[n++]) = cmd;
         int sub = op & 8 && nchunks ? (op >> 4 & 3) % nchunks : -1;
-        take_frame(&p, end, take_len(&p, end), sub, &m.f[m.n++]);
+        take_frame(&p, end, take_len(&p, end), sub, &f[n++]);
         for (int i = 0; i < (op & 3); i++)
-            take_frame(&p, end, take_len(&p, end), -1, &m.f[m.n++]);
-        m.too_many = op & 0x80;
-        mp__pool_on_message(pool, &m, &ready);
-        mpp_close(&m);
+            take_frame(&p, end, take_len(&p, end), -1, &f[n++]);
+        for (int i = 0; op & 0x80 && i < 3; i++) /* past MPP_MAX_FRAMES */
+            zmq_msg_init_size(&f[n++], 0);
+        zmq_send(router, peer, peerlen, ZMQ_SNDMORE);
+        for (int i = 0; i < n; i++)
+            zmq_msg_send(&f[i], router, i + 1 < n ? ZMQ_SNDMORE : 0);
     }
+    welcome(); /* the limits every input starts with */
+    sync_pool();
+
+    ready_t ready = {0};
+    pthread_mutex_lock(&pool->mutex);
     mp__pool_fail_all(pool, MP_ECANCELLED, "fuzz: next input", &ready);
     bool stopped = pool->stopping;
-    if (!stopped && pool->connected)
-        rewelcome(&ready);
     pthread_mutex_unlock(&pool->mutex);
     run_ready(&ready);
     free(ready.v);
@@ -224,7 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mp_async_destroy(&map);
     mp_async_destroy(&apply);
     mp_items_destroy(&in);
-    pump(0, 4); /* what else it sent (CANCELs, STATUS, HELLO after a DISCONNECT) */
+    pump(0, 4); /* what else it sent (CANCELs, HELLO after a DISCONNECT) */
     if (stopped)
         mp_pool_destroy(&pool); /* the next input makes another */
     return 0;
