@@ -9,7 +9,7 @@
 #   scripts/deps.sh --fuzz     to build and run the fuzz targets (scripts/fuzz.sh):
 #                              clang and libFuzzer
 set -euo pipefail
-build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake gcc python3)
+build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake make gcc libc6-dev python3)
 case "${1:-}" in
 "") pkgs=("${build[@]}") ;;
 --test) pkgs=("${build[@]}" iproute2 docker-compose) ;;

@@ -30,7 +30,7 @@ else
     fail "docker-compose config accepts docker-compose.yml" "$(cat "$tmp/err")"
     tl_finish
 fi
-compose --profile job config >"$tmp/config.yml" 2>"$tmp/err"
+compose --profile job --profile setup config >"$tmp/config.yml" 2>"$tmp/err"
 
 # the structure, checked on the resolved file; prints one line per problem
 /usr/bin/python3 - "$tmp/config.yml" >"$tmp/problems" <<'PY'
@@ -101,16 +101,17 @@ fi
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # each service's command, environment and healthcheck as bash arrays, with
 # the image's paths and the broker's address mapped onto this machine
-/usr/bin/python3 - "$tmp/config.yml" "$dest" "$port" >"$tmp/services.sh" <<'PY'
+/usr/bin/python3 - "$tmp/config.yml" "$dest" "$port" "$tmp/keys" >"$tmp/services.sh" <<'PY'
 import shlex, sys, yaml
-c, dest, port = yaml.safe_load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+c, dest, port, keys = yaml.safe_load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
 def local(v):
-    v = str(v).replace("/usr/local/", dest + "/usr/local/")
+    v = str(v).replace("/usr/local/", dest + "/usr/local/").replace("/keys", keys).replace("$$", "$")
     v = v.replace("tcp://broker:5555", "tcp://127.0.0.1:" + port)
     return v.replace("tcp://*:5555", "tcp://127.0.0.1:" + port).replace("127.0.0.1:5555", "127.0.0.1:" + port)
 def arr(name, items):
     print("%s=(%s)" % (name, " ".join(shlex.quote(local(i)) for i in items)))
 for name, svc in c["services"].items():
+    name = name.replace("-", "_")
     arr(name + "_cmd", svc["command"])
     arr(name + "_env", ["%s=%s" % kv for kv in svc.get("environment", {}).items()])
     hc = svc.get("healthcheck", {}).get("test", [])
@@ -133,6 +134,15 @@ else
     tl_finish
 fi
 
+# the keys volume, filled by the make-keys service's own command
+mkdir -p "$tmp/keys"
+if env "${make_keys_env[@]}" "${make_keys_cmd[@]}" >"$tmp/keys.out" 2>&1 && [ -s "$tmp/keys/broker.key_secret" ] &&
+    [ -s "$tmp/keys/allow/workers/worker.key" ] && [ -s "$tmp/keys/allow/clients/client.key" ]; then
+    pass "make-keys: $(cat "$tmp/keys.out")"
+else
+    fail "make-keys fills the keys volume" "$(cat "$tmp/keys.out")"
+    tl_finish
+fi
 health() { tl_until 50 0.2 "$@" >/dev/null 2>&1; } # health CMD...: retry a healthcheck for up to 10 s
 tl_bg env "${broker_env[@]}" timeout 120 "${broker_cmd[@]}" >"$tmp/broker.out" 2>"$tmp/broker.err"
 if health env "${broker_env[@]}" "${broker_health[@]}"; then
