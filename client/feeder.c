@@ -14,6 +14,7 @@
     dropped.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "codec/items_impl.h"
@@ -102,8 +103,11 @@ static void *feeder_thread(void *arg)
             job->input_done = true;
             if (rc != MP_EEOF) {
                 job->input_error = rc;
-                mp__log(MP_LOG_WARN, WHO, "imap %s: the generator failed: %s", job->name,
-                        mp_strerror(rc));
+                /* its own code, named when it is one of ours or an errno */
+                const char *text = mp_strerror(rc);
+                bool known = strcmp(text, mp_strerror(-999999)) != 0;
+                mp__log(MP_LOG_WARN, WHO, "imap %s: the generator failed with code %d%s%s",
+                        job->name, rc, known ? ": " : "", known ? text : "");
             }
         }
         if (wake)

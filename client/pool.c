@@ -245,9 +245,26 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     return pool;
 }
 
+/* Python's Pool(processes=-1) and maxtasksperchild=-1 are ValueErrors:
+   here MP_EINVAL, the argument named in the log. */
+static int check_counts(const mp_pool_options_t *o)
+{
+    const char *bad = !o                        ? NULL
+                      : o->processes < 0        ? "processes"
+                      : o->maxtasksperchild < 0 ? "maxtasksperchild"
+                      : o->window < 0           ? "window"
+                                                : NULL;
+    if (bad)
+        mp__log(MP_LOG_WARN, WHO, "mp_pool_new: %s must be 0 (the default) or more, not %d", bad,
+                !strcmp(bad, "processes")          ? o->processes
+                : !strcmp(bad, "maxtasksperchild") ? o->maxtasksperchild
+                                                   : o->window);
+    return bad ? MP_EINVAL : 0;
+}
+
 int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
 {
-    if (!pool_p)
+    if (!pool_p || check_counts(o))
         return MP_EINVAL;
     const char *broker = o ? o->broker : NULL;
     if (!broker || !*broker)

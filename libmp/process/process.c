@@ -252,6 +252,8 @@ static int send_signal(mp_process_t *p, int sig)
         return MP_ESTATE;
     if (p->state == PROC_NEW)
         return MP_ENOTSTARTED;
+    if (p->state == PROC_CLOSED) /* Python: "process object is closed" */
+        return MP_ECLOSED;
     if (p->state != PROC_STARTED)
         return 0;
     /* through the pidfd when we have one: it can never hit a recycled pid */

@@ -419,6 +419,18 @@ static void test_pool_maxtasksperchild_replaces_executors(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* Python's Pool(-1) and Pool(maxtasksperchild=-1) are ValueErrors. */
+static void test_pool_negative_counts_are_invalid(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = NULL;
+    mp_pool_options_t bad[] = {{.processes = -1}, {.maxtasksperchild = -1}, {.window = -2}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mp_pool_new(&bad[i], &pool), MP_EINVAL);
+        assert_null(pool);
+    }
+}
+
 static void test_pool_terminate_ends_outstanding_calls(void **state)
 {
     (void)state;
@@ -942,6 +954,7 @@ int main(int argc, char **argv)
                                   teardown),
         cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
+        cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, teardown),
         cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
         cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
         cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,

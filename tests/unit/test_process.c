@@ -68,6 +68,9 @@ static void test_join_timeout_returns_on_time(void **state)
     mp_process_kill(p);
     assert_int_equal(mp_process_join(p, -1), 0);
     assert_int_equal(mp_process_close(p), 0);
+    /* Python: terminate() or kill() of a closed process is a ValueError */
+    assert_int_equal(mp_process_terminate(p), MP_ECLOSED);
+    assert_int_equal(mp_process_kill(p), MP_ECLOSED);
     assert_int_equal(mp_process_sentinel(p), -1);
     mp_process_destroy(&p);
 }

@@ -123,7 +123,9 @@ typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
    went away); the reason is also
    logged (WARN); mp_broker_address_check (mp/broker.h) is the check.
    Embedded: MP_EBROKERLOST (its worker did not start in
-   time), -errno of a failed bind/fork. MP_EINVAL, MP_ENOMEM. */
+   time), -errno of a failed bind/fork. MP_EINVAL (also a negative
+   processes, maxtasksperchild or window, as Python's ValueError; the
+   argument is named in the log), MP_ENOMEM. */
 MP_EXPORT int mp_pool_new(const mp_pool_options_t *options, mp_pool_t **pool_p);
 
 /* Terminates (outstanding calls end with MP_ECANCELLED), stops the embedded

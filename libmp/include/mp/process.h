@@ -117,7 +117,8 @@ MP_EXPORT bool mp_process_daemon(const mp_process_t *p);
 MP_EXPORT int mp_process_set_name(mp_process_t *p, const char *name);
 MP_EXPORT int mp_process_set_daemon(mp_process_t *p, bool daemon);
 
-/* Sends SIGTERM / SIGKILL. 0, MP_ENOTSTARTED; 0 as well when it has
+/* Sends SIGTERM / SIGKILL. 0, MP_ENOTSTARTED, MP_ECLOSED (after
+   mp_process_close, as Python's ValueError); 0 as well when it has
    already ended (nothing to do). */
 MP_EXPORT int mp_process_terminate(mp_process_t *p);
 MP_EXPORT int mp_process_kill(mp_process_t *p);
