@@ -41,7 +41,7 @@ struct mp_task {
     /* failure of the current item */
     int kind; /* -1: none */
     int code;
-    char message[512];
+    char *message; /* MP_TASK_MESSAGE_MAX bytes, made at the first failure */
     /* allocations of the current item */
     void **scratch;
     size_t nscratch, scratchcap;
@@ -79,7 +79,22 @@ static void item_reset(mp_task_t *t)
     t->returned = false;
     t->kind = -1;
     t->code = 0;
-    t->message[0] = '\0';
+    if (t->message)
+        t->message[0] = '\0';
+}
+
+/* The message buffer: made once per dispatch, at its first failure. A
+   failure when even that is out of memory keeps a fixed message. */
+static char *message_buf(mp_task_t *t)
+{
+    if (!t->message)
+        t->message = malloc(MP_TASK_MESSAGE_MAX);
+    return t->message;
+}
+
+static const char *message_of(const mp_task_t *t)
+{
+    return t->message ? t->message : "(no message: out of memory)";
 }
 
 static void set_failure(mp_task_t *t, int kind, int code, const char *fmt, va_list ap)
@@ -88,7 +103,8 @@ static void set_failure(mp_task_t *t, int kind, int code, const char *fmt, va_li
         return;
     t->kind = kind;
     t->code = code;
-    vsnprintf(t->message, sizeof t->message, fmt, ap);
+    if (message_buf(t))
+        vsnprintf(t->message, MP_TASK_MESSAGE_MAX, fmt, ap);
 }
 
 static void bad_arg(mp_task_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -447,14 +463,22 @@ unsigned mp_task_attempt(const mp_task_t *t)
 
 /* ---- running a chunk --------------------------------------------------------- */
 
+/* Error messages travel whole (up to MP_TASK_MESSAGE_MAX each) until a
+   dispatch's errors pass this many bytes; later ones are cut to 512, so a
+   reply of many failures stays far below the broker's 64 MiB limit. */
+#define ERRORS_WHOLE ((size_t)8 << 20)
+
 static int write_error(mp__chunk_t *c, size_t index, int code, int kind, const char *message)
 {
     mp__buf_t *b = c->errors;
+    size_t len = strlen(message);
+    if (b->size > ERRORS_WHOLE && len > 512)
+        len = 512;
     int rc = mp__w_array(b, 6);
     rc = rc ? rc : mp__w_uint(b, index);
     rc = rc ? rc : mp__w_int(b, code);
     rc = rc ? rc : mp__w_uint(b, (uint64_t)kind);
-    rc = rc ? rc : mp__w_str(b, message);
+    rc = rc ? rc : mp__w_strn(b, message, len);
     rc = rc ? rc : mp__w_str(b, c->host ? c->host : "");
     rc = rc ? rc : mp__w_uint(b, (uint64_t)(c->pid > 0 ? c->pid : 0));
     if (rc == 0)
@@ -542,12 +566,13 @@ static int end_item(mp__chunk_t *c, mp_task_t *t, size_t index, int ret)
         snprintf(msg, sizeof msg, "%s returned %d", t->name, ret);
         t->kind = MPP_KIND_TASK;
         t->code = ret;
-        snprintf(t->message, sizeof t->message, "%s", msg);
+        if (message_buf(t))
+            snprintf(t->message, MP_TASK_MESSAGE_MAX, "%s", msg);
     }
     if (t->kind >= 0) {
         c->values->size = t->out_start; /* a failed item reads as nil */
         int rc = mp__w_nil(c->values);
-        return rc ? rc : write_error(c, index, t->code, t->kind, t->message);
+        return rc ? rc : write_error(c, index, t->code, t->kind, message_of(t));
     }
     return t->returned ? 0 : mp__w_nil(c->values);
 }
@@ -637,10 +662,11 @@ static int run_init(mp__chunk_t *c, mp_task_t *t, char *msg, size_t msgsize)
     int rc = next_item(t, MPP_MODE_STAR, &ar);
     int ret = rc ? rc : fn(t);
     if (t->kind < 0 && ret)
-        snprintf(t->message, sizeof t->message, "returned %d", ret);
+        if (message_buf(t))
+            snprintf(t->message, MP_TASK_MESSAGE_MAX, "returned %d", ret);
     int code = t->kind >= 0 ? t->code : ret;
     if (code || t->kind >= 0)
-        snprintf(msg, msgsize, "initializer %s failed: %s", fname, t->message);
+        snprintf(msg, msgsize, "initializer %s failed: %s", fname, message_of(t));
     else
         init_remember(c->init, c->init_size);
     t->out = saved;
@@ -672,7 +698,7 @@ int mp__task_run_chunk(mp__chunk_t *c)
 
     mp_task_t t = {.name = c->name, .attempt = c->attempt, .out = c->values, .kind = -1};
     mp_task_fn fn = mp_task_lookup(c->name);
-    char why[1024];
+    char why[MP_TASK_MESSAGE_MAX + 512]; /* an initializer's failure, whole */
     int init_rc = fn ? run_init(c, &t, why, sizeof why) : 0;
     if (!fn)
         snprintf(why, sizeof why, "unknown task: %s", c->name);
@@ -741,6 +767,7 @@ int mp__task_run_chunk(mp__chunk_t *c)
     free(t.args);
     free(t.scratch);
     free(t.objs);
+    free(t.message);
     if (rc)
         return rc;
     uint8_t *h = (uint8_t *)c->errors->data + errors_start + 1;

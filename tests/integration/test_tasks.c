@@ -172,3 +172,18 @@ MP_TASK(kill_my_worker)
     raise(SIGKILL);
     return 0;
 }
+
+/* fail_long(n): fails with a message of n 'x' characters (Python carries a
+   1 MiB exception message whole; libmp up to MP_TASK_MESSAGE_MAX). */
+MP_TASK(fail_long)
+{
+    int64_t n = mp_task_int(task, 0);
+    char *s = malloc(n > 0 ? (size_t)n + 1 : 1);
+    if (!s)
+        return mp_task_fail(task, MP_ENOMEM, "out of memory");
+    memset(s, 'x', n > 0 ? (size_t)n : 0);
+    s[n > 0 ? n : 0] = '\0';
+    int rc = mp_task_fail(task, -7, "%s", s);
+    free(s);
+    return rc;
+}

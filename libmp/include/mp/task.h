@@ -106,8 +106,10 @@ MP_EXPORT int mp_task_return_obj(mp_task_t *task, const mp_obj_t *o); /* copies 
 MP_EXPORT int mp_task_return_packed(mp_task_t *task, const void *p, size_t n);
 
 /* Fails the item: code (any int, the task's own) and a printf message reach
-   the caller. Returns code, or MP_ETASK when code is 0, so
+   the caller, whole up to MP_TASK_MESSAGE_MAX bytes (longer ones are cut
+   there). Returns code, or MP_ETASK when code is 0, so
    `return mp_task_fail(...)` is never mistaken for success. */
+#define MP_TASK_MESSAGE_MAX 65536
 MP_EXPORT int mp_task_fail(mp_task_t *task, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
