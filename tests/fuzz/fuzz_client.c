@@ -151,9 +151,13 @@ static void sync_pool(void)
     zmq_send(router, MPP_SIG_CLIENT, MPP_SIG_SIZE, ZMQ_SNDMORE);
     zmq_send(router, &hb, 1, ZMQ_SNDMORE);
     zmq_send(router, body, sizeof body, 0);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 2;
+    struct timespec until; /* the pool's condition variable waits on CLOCK_MONOTONIC */
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += 500000000; /* a marker lost (a reconnect): half a second */
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
     pthread_mutex_lock(&pool->mutex);
     while (pool->processes != mark && !pool->stopping &&
            pthread_cond_timedwait(&pool->cond, &pool->mutex, &until) == 0) {
