@@ -65,6 +65,10 @@ struct mp_pool {
     int processes_wanted;
     int window;
     bool window_set; /* given in the options: not resized to the cluster */
+    /* applies one chunk may carry (send.c); 1 on an embedded pool with
+       maxtasksperchild: each apply is one task of an executor's life, as
+       in Python */
+    size_t coalesce_max;
     /* the broker's limits (WELCOME; PROTOCOL.md 4.1): every chunk and the
        window keep within them */
     size_t max_message, max_count, max_queued;

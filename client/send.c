@@ -146,7 +146,7 @@ static void pump_applies(mp_pool_t *pool, ready_t *ready)
     mp_async_t *first = pool->send_head;
     size_t n = 0;
     for (mp_async_t *j = first;
-         j && j->kind == JOB_APPLY && n < MAX_COALESCE && strcmp(j->name, first->name) == 0 &&
+         j && j->kind == JOB_APPLY && n < pool->coalesce_max && strcmp(j->name, first->name) == 0 &&
          j->time_limit_ms == first->time_limit_ms;
          j = j->send_next)
         n++;

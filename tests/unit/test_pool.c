@@ -419,6 +419,40 @@ static void test_pool_maxtasksperchild_replaces_executors(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* Python's Pool(2, maxtasksperchild=10) with 100 apply_async: each apply is
+   a task, so the executors are replaced every 10 (applies used to travel
+   batched, one "task" for many, and were never replaced). */
+static void test_pool_maxtasksperchild_counts_applies(void **state)
+{
+    (void)state;
+    mp_pool_options_t o = {.maxtasksperchild = 10};
+    mp_pool_t *pool = tu_new_pool(2, &o);
+    enum { N = 100 };
+    mp_async_t *r[N];
+    for (int i = 0; i < N; i++) {
+        mp_obj_t *args = mp_obj_new_array();
+        mp_obj_array_add(args, mp_obj_new_int(i));
+        assert_int_equal(mp_pool_apply_async(pool, "get_pid", args, NULL, &r[i]), 0);
+        mp_obj_destroy(&args);
+    }
+    int64_t pids[N];
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        mp_obj_t *v = NULL;
+        assert_int_equal(mp_async_get_obj(r[i], 10000, &v), 0);
+        pids[i] = mp_obj_int(v);
+        mp_obj_destroy(&v);
+        bool seen = false;
+        for (int k = 0; k < i; k++)
+            seen = seen || pids[k] == pids[i];
+        distinct += !seen;
+        mp_async_destroy(&r[i]);
+    }
+    printf("# 100 applies, maxtasksperchild 10: %d executor lives\n", distinct);
+    assert_true(distinct >= N / 10);
+    mp_pool_destroy(&pool);
+}
+
 /* A task's error message arrives whole up to MP_TASK_MESSAGE_MAX (64 KiB):
    10,000 bytes as sent, 1 MiB cut to the cap (it used to be 511). */
 static void test_pool_long_error_messages_arrive_whole_up_to_the_cap(void **state)
@@ -981,6 +1015,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
         cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, teardown),
+        cmocka_unit_test_teardown(test_pool_maxtasksperchild_counts_applies, teardown),
         cmocka_unit_test_teardown(test_pool_long_error_messages_arrive_whole_up_to_the_cap,
                                   teardown),
         cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),

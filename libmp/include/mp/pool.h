@@ -61,7 +61,9 @@ typedef struct {
     int processes;            /* embedded: executors (0: mp_cpu_count()) */
     const char *initializer;  /* task run once per executor before this pool's tasks */
     const mp_obj_t *initargs; /* its arguments: an array, or NULL */
-    int maxtasksperchild;     /* embedded: replace an executor after N chunks (0: never) */
+    int maxtasksperchild;     /* embedded: replace an executor after N tasks (0: never);
+                                 as in Python an apply is one task, a map's
+                                 chunk one (applies then travel one by one) */
     int window;               /* chunks in flight (0: max(8, 4 * executors)) */
     int heartbeat_ms;         /* 0: 1000 */
     int connect_timeout_ms;   /* broker handshake / embedded start-up (0: 10000) */
