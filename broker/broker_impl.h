@@ -130,9 +130,9 @@ struct mp_broker {
     unsigned max_attempts;
     size_t max_message;
     size_t max_queued;
-    size_t max_per_source;       /* peers from one source (PROTOCOL.md 10) */
-    mp__ratelimit_t crowded_rl;  /* warnings about refused peers over that bound */
-    mp__pshm_t *shm; /* embedded: the pool's rings, or NULL */
+    size_t max_per_source;      /* peers from one source (PROTOCOL.md 10) */
+    mp__ratelimit_t crowded_rl; /* warnings about refused peers over that bound */
+    mp__pshm_t *shm;            /* embedded: the pool's rings, or NULL */
     /* CURVE (PROTOCOL.md 10): the ZAP handler admits the keys of either
        list; the broker thread tells a worker's key from a client's */
     uint64_t returned;            /* dispatches handed back by busy workers (W-RETURN) */

@@ -43,8 +43,8 @@ static void usage(FILE *out)
                  "  -V, --version           print the version\n\n"
                  "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
                  "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
-                 "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR, MP_INSECURE=1,\n"
-                 "MP_LOG_LEVEL.\n"
+                 "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
+                 "MP_INSECURE=1, MP_LOG_LEVEL.\n"
                  "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
                  "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
                  "See docs/CLUSTER.md.\n");

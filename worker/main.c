@@ -44,8 +44,7 @@ static void usage(FILE *out)
                  "Environment (used when the option is not given): MP_BROKER, MP_TASKS\n"
                  "(colon-separated libraries), MP_PROCESSES, MP_MAXTASKSPERCHILD,\n"
                  "MP_HEARTBEAT_MS, MP_CONNECT_TIMEOUT_MS, MP_HOLD_MS, MP_FLUSH_MS, MP_CURVE_KEY,\n"
-                 "MP_CURVE_SERVER_KEY, "
-                 "MP_LOG_LEVEL.\n"
+                 "MP_CURVE_SERVER_KEY, MP_LOG_LEVEL.\n"
                  "Exit status: 0 after SIGTERM/SIGINT (what it holds is handed back to the\n"
                  "broker), 1 when it cannot start (a broker host that does not resolve, a\n"
                  "task library that does not load), 2 on bad usage. See docs/CLUSTER.md.\n");

@@ -26,6 +26,7 @@
 #include "broker/broker_shm.h"
 #include "codec/mpp.h"
 #include "mp.h"
+#include "script.h"
 
 #define PEERS 4
 
@@ -81,25 +82,6 @@ static void drain_peers(void)
         while (zmq_msg_recv(&f, peer[i], ZMQ_DONTWAIT) >= 0) {
         }
     zmq_msg_close(&f);
-}
-
-/* Takes n bytes (fewer when the input ends) into a frame. */
-static void take_frame(const uint8_t **p, const uint8_t *end, size_t n, zmq_msg_t *f)
-{
-    if (n > (size_t)(end - *p))
-        n = (size_t)(end - *p);
-    zmq_msg_init_size(f, n);
-    if (n)
-        memcpy(zmq_msg_data(f), *p, n);
-    *p += n;
-}
-
-static size_t take_len(const uint8_t **p, const uint8_t *end)
-{
-    size_t n = 0;
-    for (int i = 0; i < 2 && *p < end; i++)
-        n = n << 8 | *(*p)++;
-    return n;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -34,6 +34,7 @@
 #include "client/recv.h"
 #include "codec/wire.h"
 #include "mp.h"
+#include "script.h"
 
 static mp_pool_t *pool;
 static void *ctx, *router;
@@ -165,17 +166,9 @@ static void sync_pool(void)
     pthread_mutex_unlock(&pool->mutex);
 }
 
-static size_t take_len(const uint8_t **p, const uint8_t *end)
-{
-    size_t n = 0;
-    for (int i = 0; i < 2 && *p < end; i++)
-        n = n << 8 | *(*p)++;
-    return n;
-}
-
 /* A frame of the next n bytes (fewer when the input ends); with a chunk
    id (sub >= 0) after its first byte. */
-static void take_frame(const uint8_t **p, const uint8_t *end, size_t n, int sub, zmq_msg_t *f)
+static void take_sub_frame(const uint8_t **p, const uint8_t *end, size_t n, int sub, zmq_msg_t *f)
 {
     if (n > (size_t)(end - *p))
         n = (size_t)(end - *p);
@@ -232,9 +225,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         zmq_msg_init_size(&f[n], 1);
         *(uint8_t *)zmq_msg_data(&f[n++]) = cmd;
         int sub = op & 8 && nchunks ? (op >> 4 & 3) % nchunks : -1;
-        take_frame(&p, end, take_len(&p, end), sub, &f[n++]);
+        take_sub_frame(&p, end, take_len(&p, end), sub, &f[n++]);
         for (int i = 0; i < (op & 3); i++)
-            take_frame(&p, end, take_len(&p, end), -1, &f[n++]);
+            take_sub_frame(&p, end, take_len(&p, end), -1, &f[n++]);
         for (int i = 0; op & 0x80 && i < 3; i++) /* past MPP_MAX_FRAMES */
             zmq_msg_init_size(&f[n++], 0);
         zmq_send(router, peer, peerlen, ZMQ_SNDMORE);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "mp.h"
+#include "script.h"
 #include "worker/supervisor.h"
 
 static worker_t w;
@@ -88,24 +89,6 @@ static void setup(void)
     if (wk_open_socket(&w))
         die("cannot connect");
     drain(1000);
-}
-
-static size_t take_len(const uint8_t **p, const uint8_t *end)
-{
-    size_t n = 0;
-    for (int i = 0; i < 2 && *p < end; i++)
-        n = n << 8 | *(*p)++;
-    return n;
-}
-
-static void take_frame(const uint8_t **p, const uint8_t *end, size_t n, zmq_msg_t *f)
-{
-    if (n > (size_t)(end - *p))
-        n = (size_t)(end - *p);
-    zmq_msg_init_size(f, n);
-    if (n)
-        memcpy(zmq_msg_data(f), *p, n);
-    *p += n;
 }
 
 /* Header as values (value 0 after its first byte's worth of array

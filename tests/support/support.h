@@ -126,6 +126,11 @@ size_t tu_read_line(int fd, char *buf, size_t size);
 /* VmRSS of pid (0: this process), in KiB; -1 when unreadable. */
 long tu_rss_kib(pid_t pid);
 
+/* A daemon's log at path: its lines, in *warns (may be NULL) those at
+   WARN, and whether any line holds a raw control byte or starts a forged
+   line ("FORGED", what the hostile tests plant in peer strings). */
+size_t tu_log_scan(const char *path, size_t *warns, bool *raw_control);
+
 /* A pool on the broker at endpoint (heartbeat_ms), once it counts
    processes executors. */
 mp_pool_t *tu_cluster_pool(const char *endpoint, int heartbeat_ms, int processes);

@@ -148,6 +148,29 @@ void tu_assert_indexes(const mp_items_t *r, int n, int skip)
     }
 }
 
+size_t tu_log_scan(const char *path, size_t *warns, bool *raw_control)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    size_t n = 0;
+    *raw_control = false;
+    if (warns)
+        *warns = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        n++;
+        if (warns && strstr(line, " WARN "))
+            ++*warns;
+        for (char *p = line; *p && *p != '\n'; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+                *raw_control = true;
+        if (strncmp(line, "FORGED", 6) == 0)
+            *raw_control = true;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
 long tu_rss_kib(pid_t pid)
 {
     char path[64], line[256];

@@ -419,78 +419,6 @@ static void test_pool_maxtasksperchild_replaces_executors(void **state)
     mp_pool_destroy(&pool);
 }
 
-/* Python's Pool(2, maxtasksperchild=10) with 100 apply_async: each apply is
-   a task, so the executors are replaced every 10 (applies used to travel
-   batched, one "task" for many, and were never replaced). */
-static void test_pool_maxtasksperchild_counts_applies(void **state)
-{
-    (void)state;
-    mp_pool_options_t o = {.maxtasksperchild = 10};
-    mp_pool_t *pool = tu_new_pool(2, &o);
-    enum { N = 100 };
-    mp_async_t *r[N];
-    for (int i = 0; i < N; i++) {
-        mp_obj_t *args = mp_obj_new_array();
-        mp_obj_array_add(args, mp_obj_new_int(i));
-        assert_int_equal(mp_pool_apply_async(pool, "get_pid", args, NULL, &r[i]), 0);
-        mp_obj_destroy(&args);
-    }
-    int64_t pids[N];
-    int distinct = 0;
-    for (int i = 0; i < N; i++) {
-        mp_obj_t *v = NULL;
-        assert_int_equal(mp_async_get_obj(r[i], 10000, &v), 0);
-        pids[i] = mp_obj_int(v);
-        mp_obj_destroy(&v);
-        bool seen = false;
-        for (int k = 0; k < i; k++)
-            seen = seen || pids[k] == pids[i];
-        distinct += !seen;
-        mp_async_destroy(&r[i]);
-    }
-    printf("# 100 applies, maxtasksperchild 10: %d executor lives\n", distinct);
-    assert_true(distinct >= N / 10);
-    mp_pool_destroy(&pool);
-}
-
-/* A task's error message arrives whole up to MP_TASK_MESSAGE_MAX (64 KiB):
-   10,000 bytes as sent, 1 MiB cut to the cap (it used to be 511). */
-static void test_pool_long_error_messages_arrive_whole_up_to_the_cap(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(2, NULL);
-    int64_t sizes[] = {10000, 1 << 20};
-    size_t want[] = {10000, MP_TASK_MESSAGE_MAX - 1};
-    for (int i = 0; i < 2; i++) {
-        mp_obj_t *args = mp_obj_new_array();
-        mp_obj_array_add(args, mp_obj_new_int(sizes[i]));
-        mp_async_t *r;
-        assert_int_equal(mp_pool_apply_async(pool, "fail_long", args, NULL, &r), 0);
-        mp_obj_destroy(&args);
-        const mp_items_t *out;
-        assert_int_equal(mp_async_get(r, 10000, &out), MP_ETASK);
-        const mp_task_error_t *e = mp_async_error(r);
-        assert_non_null(e);
-        assert_int_equal(e->task_code, -7);
-        assert_int_equal(strlen(e->message), want[i]);
-        assert_int_equal(strspn(e->message, "x"), want[i]);
-        mp_async_destroy(&r);
-    }
-    mp_pool_destroy(&pool);
-}
-
-/* Python's Pool(-1) and Pool(maxtasksperchild=-1) are ValueErrors. */
-static void test_pool_negative_counts_are_invalid(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = NULL;
-    mp_pool_options_t bad[] = {{.processes = -1}, {.maxtasksperchild = -1}, {.window = -2}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(mp_pool_new(&bad[i], &pool), MP_EINVAL);
-        assert_null(pool);
-    }
-}
-
 static void test_pool_terminate_ends_outstanding_calls(void **state)
 {
     (void)state;
@@ -1014,10 +942,6 @@ int main(int argc, char **argv)
                                   teardown),
         cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
-        cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, teardown),
-        cmocka_unit_test_teardown(test_pool_maxtasksperchild_counts_applies, teardown),
-        cmocka_unit_test_teardown(test_pool_long_error_messages_arrive_whole_up_to_the_cap,
-                                  teardown),
         cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
         cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
         cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,

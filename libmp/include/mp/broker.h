@@ -31,17 +31,17 @@ typedef struct mp_broker mp_broker_t;
 typedef struct {
     const char *const *binds; /* endpoints to bind, at least one */
     size_t nbinds;
-    void *zmq_context;  /* NULL: the broker makes its own */
-    int heartbeat_ms;   /* 0: 1000 */
-    int max_attempts;   /* 0: 3 */
-    size_t max_message; /* bytes; 0: 64 MiB */
-    size_t max_queued;  /* chunks per client; 0: 4096 */
+    void *zmq_context;           /* NULL: the broker makes its own */
+    int heartbeat_ms;            /* 0: 1000 */
+    int max_attempts;            /* 0: 3 */
+    size_t max_message;          /* bytes; 0: 64 MiB */
+    size_t max_queued;           /* chunks per client; 0: 4096 */
     size_t max_peers_per_source; /* clients and workers from one CURVE key, or
                                     one IP address without keys (ipc and
                                     inproc: one source); 0: 4096. A new peer
                                     over it is refused, no peer is evicted */
-    int verbose;        /* 0: warnings only; 1: lifecycle too; 2: every event
-                           (sets the process's log level when > 0) */
+    int verbose;                 /* 0: warnings only; 1: lifecycle too; 2: every event
+                                    (sets the process's log level when > 0) */
     /* CURVE (docs/PROTOCOL.md 10), both or neither: this broker's
        certificate (a NAME.key_secret file: mp-client keygen NAME), and the
        allow-list directory: allow_dir/workers/ and allow_dir/clients/ hold
