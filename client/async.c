@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "async.h"
+#include "callbacks.h"
 #include "job.h"
 #include "mp/error.h"
 #include "pool_impl.h"
@@ -33,7 +34,7 @@ int mp__pool_wait_until(mp_pool_t *pool, const struct timespec *deadline, bool (
 
 static bool job_ready(void *arg)
 {
-    return ((mp_async_t *)arg)->ready;
+    return mp__pool_visible(arg);
 }
 
 int mp_async_wait(mp_async_t *job, int timeout_ms)
@@ -52,7 +53,7 @@ bool mp_async_ready(mp_async_t *job)
     if (!job)
         return false;
     pthread_mutex_lock(&job->pool->mutex);
-    bool r = job->ready;
+    bool r = mp__pool_visible(job);
     pthread_mutex_unlock(&job->pool->mutex);
     return r;
 }
@@ -62,7 +63,7 @@ bool mp_async_successful(mp_async_t *job)
     if (!job)
         return false;
     pthread_mutex_lock(&job->pool->mutex);
-    bool r = job->ready && job->first_code == 0;
+    bool r = mp__pool_visible(job) && job->first_code == 0;
     pthread_mutex_unlock(&job->pool->mutex);
     return r;
 }
@@ -100,7 +101,7 @@ const mp_task_error_t *mp_async_error(mp_async_t *job)
         return NULL;
     pthread_mutex_lock(&job->pool->mutex);
     const mp_task_error_t *e =
-        job->ready && job->results ? mp_items_error_at(job->results, 0) : NULL;
+        mp__pool_visible(job) && job->results ? mp_items_error_at(job->results, 0) : NULL;
     pthread_mutex_unlock(&job->pool->mutex);
     return e;
 }

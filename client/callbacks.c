@@ -7,8 +7,13 @@
     callback delays the callbacks after it, never the I/O thread (whose
     heartbeats keep the pool's session alive).
 
-    Invariants: a callback runs without the mutex, exactly once, then the
-    pool's reference to its job is dropped; a job without a callback has
+    A job with a callback becomes ready (mp_async_ready, and every wait)
+    once its callback returned, as in CPython: a caller woken by its result
+    sees what the callback wrote. Inside the callback, the job's own handle
+    reads as ready (mp__pool_visible), so the callback can read its results.
+
+    Invariants: a callback runs without the mutex, exactly once, then its
+    job is made ready and the pool's reference to it is dropped; a job without a callback has
     that reference dropped at once. When the thread cannot be started or
     the queue cannot grow, the caller of mp__pool_run_callbacks runs the
     callback itself: late, never lost. mp_pool_join waits until the queue
@@ -27,16 +32,25 @@ static bool has_callback(const mp_async_t *job)
     return job->call.callback || job->call.error_callback;
 }
 
-/* Runs job's callback (mutex not held), then drops the pool's reference. */
+/* The job whose callback this thread runs (NULL: none): its own handle
+   reads as ready inside its callback (async.c, mp__pool_visible). */
+static _Thread_local const mp_async_t *running;
+
+/* Runs job's callback (mutex not held), then makes the job ready and
+   drops the pool's reference. */
 static void run_callback(mp_pool_t *pool, mp_async_t *job)
 {
     int rc = 0;
     const mp_task_error_t *e = job->results ? mp_items_error_at(job->results, 0) : NULL;
+    const mp_async_t *outer = running; /* a callback run by a caller inside a callback */
+    running = job;
     if (e && job->call.error_callback)
         rc = job->call.error_callback(job, e, job->call.arg);
     else if (!e && job->call.callback)
         rc = job->call.callback(job, job->call.arg);
+    running = outer;
     pthread_mutex_lock(&pool->mutex);
+    job->ready = true;
     if (rc) {
         pool->callback_errors++;
         mp__log(MP_LOG_WARN, "mp-pool", "%s callback of a %s call returned %d",
@@ -128,6 +142,11 @@ void mp__pool_stop_callbacks(mp_pool_t *pool)
     free(pool->cbq);
     pool->cbq = NULL;
     pool->cbq_cap = 0;
+}
+
+bool mp__pool_visible(const mp_async_t *job)
+{
+    return job->ready || (job->finished && job == running);
 }
 
 bool mp__pool_callbacks_idle(const mp_pool_t *pool)

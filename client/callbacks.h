@@ -14,6 +14,9 @@ void mp__pool_run_callbacks(mp_pool_t *pool, mp_async_t **ready, size_t n);
 /* Runs the callbacks still due, then ends the callback thread (destroy,
    after the I/O thread has ended). */
 void mp__pool_stop_callbacks(mp_pool_t *pool);
+/* The caller may read job's results: it is ready, or it is finished and
+   the calling thread runs its callback (mutex held). */
+bool mp__pool_visible(const mp_async_t *job);
 /* No callback due or running (mutex held). */
 bool mp__pool_callbacks_idle(const mp_pool_t *pool);
 /* The calling thread is the callback thread (mutex held). */

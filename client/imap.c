@@ -237,8 +237,8 @@ void mp_imap_destroy(mp_imap_t **it_p)
     job->in->tail = NULL;
     job->in->count = 0;
     job->in->bytes = 0;
-    if (job->done >= job->total && !job->ready) {
-        job->ready = true;
+    if (job->done >= job->total && !job->finished) {
+        job->finished = job->ready = true;
         pool->active_jobs--;
         job->refs--; /* the pool's reference: nothing more will arrive */
         pthread_cond_broadcast(&pool->cond);

@@ -32,26 +32,32 @@
 #include "pool_impl.h"
 #include "results.h"
 
-static void push_ready(ready_t *ready, mp_async_t *job)
+static bool push_ready(ready_t *ready, mp_async_t *job)
 {
     if (ready->n == ready->cap) {
         size_t c = ready->cap ? ready->cap * 2 : 16;
         mp_async_t **grown = realloc(ready->v, c * sizeof *grown);
         if (!grown)
-            return; /* the job is ready; only its callback is skipped */
+            return false;
         ready->v = grown;
         ready->cap = c;
     }
     ready->v[ready->n++] = job;
+    return true;
 }
 
+/* Every item of job is in. A job with a callback becomes ready once its
+   callback ran (callbacks.c), as in CPython, so a caller woken by
+   mp_async_wait sees what the callback did; without one, now. */
 static void job_set_ready(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
 {
-    job->ready = true;
+    job->finished = true;
     if (job->results && mp_items_nerrors(job->results))
         job->first_code = mp_items_error_at(job->results, 0)->code;
     pool->active_jobs--;
-    push_ready(ready, job);
+    bool queued = push_ready(ready, job);
+    if (!queued || !(job->call.callback || job->call.error_callback))
+        job->ready = true; /* out of memory: only the callback is skipped */
     pthread_cond_broadcast(&pool->cond);
 }
 
@@ -175,7 +181,7 @@ void mp__pool_chunk_settled(mp_pool_t *pool, chunk_t *c, ready_t *ready)
     mp_async_t *job = c->job;
     job->outstanding--;
     imap_measure(job, c);
-    if (job->input_done && job->done >= job->total && !job->ready)
+    if (job->input_done && job->done >= job->total && !job->finished)
         job_set_ready(pool, job, ready);
 }
 
@@ -234,7 +240,7 @@ void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, ready_t
         r->next = *pp;
         *pp = r;
     }
-    if (job->input_done && job->done >= job->total && !job->ready)
+    if (job->input_done && job->done >= job->total && !job->finished)
         job_set_ready(pool, job, ready);
     else
         pthread_cond_broadcast(&pool->cond);
@@ -243,7 +249,7 @@ void mp__pool_chunk_done(mp_pool_t *pool, chunk_t *c, mp_items_t *items, ready_t
 void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char *msg,
                           ready_t *ready)
 {
-    if (job->ready)
+    if (job->finished)
         return;
     if (job->kind == JOB_MAP) {
         while (job->next_item < job->total) {
@@ -280,7 +286,7 @@ void mp__pool_fail_unsent(mp_pool_t *pool, mp_async_t *job, int code, const char
                                 ready);
         }
         job->in->tail = NULL;
-        if (job->done >= job->total && !job->ready)
+        if (job->done >= job->total && !job->finished)
             job_set_ready(pool, job, ready);
     }
 }

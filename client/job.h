@@ -46,7 +46,7 @@ struct mp_async {
     bool unordered;
     char name[MPP_MAX_NAME + 1];
     uint8_t mode;
-    int refs; /* the caller's handle + the pool while not ready */
+    int refs; /* the caller's handle + the pool until ready */
     bool released;
     /* input */
     mp_items_t *input; /* map: a copy; apply: the one argument tuple */
@@ -64,7 +64,9 @@ struct mp_async {
     size_t outstanding;  /* chunks sent, not finished */
     struct map_out *out; /* map: the results as they arrive (map_out.c) */
     mp_items_t *results;
-    bool ready;
+    bool finished; /* every item is in (the I/O thread's view) */
+    bool ready;    /* finished, and its callback ran (the caller's view:
+                      CPython runs callbacks before a result is ready) */
     int first_code;
     mp_call_options_t call;
     uint32_t time_limit_ms; /* per task, in every SUBMIT of its chunks (0: none) */

@@ -9,7 +9,7 @@
       io.c         the I/O thread's loop      -> recv send callbacks sync session
       recv.c       broker messages, fail_all  -> send chunk job map_out session results
       send.c       send queue, the pump       -> feeder chunk job frames session results
-      async.c      AsyncResult                -> job
+      async.c      AsyncResult                -> callbacks job
       callbacks.c  the callback thread        -> job
       chunk.c      chunks in flight           -> job map_out results
       feeder.c     imap feeder threads        -> job

@@ -199,7 +199,7 @@ static bool pump_imap(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
     if (!job->in->head) {
         if (job->input_done) {
             mp__pool_send_queue_remove(pool, job);
-            if (job->done >= job->total && job->outstanding == 0 && !job->ready)
+            if (job->done >= job->total && job->outstanding == 0 && !job->finished)
                 mp__pool_fail_unsent(pool, job, 0, "", ready);
             return true;
         }
@@ -382,7 +382,7 @@ int mp__pool_submit(mp_pool_t *pool, mp_async_t *job)
     pool->active_jobs++;
     if (job->kind == JOB_MAP && job->total == 0) { /* nothing to send */
         job->results = mp_items_new();
-        job->ready = true;
+        job->finished = job->ready = true; /* no callback: as CPython, none runs */
         job->refs--;
         pool->active_jobs--;
         pthread_mutex_unlock(&pool->mutex);
@@ -410,7 +410,7 @@ static bool cancels_only(const chunk_t *o, const mp_async_t *job)
     for (size_t k = 0; o->targets && k < o->count; k++) {
         if (o->targets[k] == job)
             found = true;
-        else if (!o->targets[k]->ready)
+        else if (!o->targets[k]->finished)
             return false;
     }
     return found;
@@ -418,7 +418,7 @@ static bool cancels_only(const chunk_t *o, const mp_async_t *job)
 
 void mp__pool_cancel(mp_pool_t *pool, mp_async_t *job, ready_t *ready)
 {
-    if (job->ready)
+    if (job->finished)
         return;
     if (job->in_send_queue) {
         mp__pool_send_queue_remove(pool, job);

@@ -286,11 +286,9 @@ static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
     mp_obj_array_add(args, mp_obj_new_int(6));
     mp_async_t *slow;
     assert_int_equal(mp_pool_apply_async(pool, "square", args, &co, &slow), 0);
-    assert_int_equal(mp_async_get_obj(slow, 10000, &v), 0);
-    assert_int_equal(mp_obj_int(v), 36);
-    mp_obj_destroy(&v);
     TU_WAIT_UNTIL(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST) != 0, 2000);
     assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 1);
+    assert_false(mp_async_ready(slow)); /* ready once its callback returned */
     /* while it sleeps: 2 s of calls, across the liveness limit */
     for (int round = 0; round < 10; round++) {
         mp_items_t *in = tu_range(1000), *out = NULL;
@@ -304,6 +302,10 @@ static void test_pool_slow_callback_does_not_stop_the_pool(void **state)
         usleep(200000);
     }
     assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 1); /* still sleeping */
+    assert_int_equal(mp_async_get_obj(slow, 10000, &v), 0);
+    assert_int_equal(__atomic_load_n(&cb[0], __ATOMIC_SEQ_CST), 2); /* before get returned */
+    assert_int_equal(mp_obj_int(v), 36);
+    mp_obj_destroy(&v);
     mp_async_destroy(&slow);
     mp_pool_close(pool);
     assert_int_equal(mp_pool_join(pool), 0); /* waits for the callback too */

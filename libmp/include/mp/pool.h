@@ -90,9 +90,14 @@ typedef struct {
    pool, started with the first call that has a callback): callbacks run
    one at a time, in the order their calls completed, as in Python. A slow
    callback delays only the callbacks after it, not the pool; a nonzero
-   return is counted (mp_pool_callback_errors) and logged. The result is
-   ready (mp_async_get returns) before its callback runs; mp_pool_join
-   waits for every callback. A callback must not destroy its pool. */
+   return is counted (mp_pool_callback_errors) and logged. As in CPython,
+   the result becomes ready (mp_async_ready, mp_async_wait and mp_async_get
+   return) once its callback has returned, so a caller woken by it sees
+   what the callback wrote; inside the callback its own result reads as
+   ready. A callback must not wait for another call that has a callback of
+   its own: callbacks run one at a time, so that one cannot become ready
+   (CPython's result handler thread deadlocks the same way). mp_pool_join waits for every callback. A
+   callback must not destroy its pool. */
 typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
 /* Called instead of callback when the call failed, with its first error. */
 typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
