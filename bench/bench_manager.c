@@ -54,6 +54,27 @@ static double dict_get_us(mp_mdict_t *d)
     return (now_s() - t0) / OPS * 1e6;
 }
 
+/* d["supplies"]["water"] = i: a reference followed, then a set */
+static double nested_set_us(mp_manager_t *m, mp_mdict_t *d)
+{
+    mp_mdict_t *inner;
+    mp_obj_t *sup = mp_obj_new_str("supplies"), *water = mp_obj_new_str("water"), *ref;
+    if (mp_manager_dict(m, &inner) || !(ref = mp_mobj_ref(inner)) || mp_mdict_set(d, sup, ref))
+        exit(1);
+    mp_obj_destroy(&ref);
+    double t0 = now_s();
+    for (int i = 0; i < OPS; i++) {
+        mp_obj_t *v = mp_obj_new_int(i);
+        if (mp_mdict_get_ref(d, sup, &inner) || mp_mdict_set(inner, water, v))
+            exit(1);
+        mp_obj_destroy(&v);
+    }
+    double t = now_s() - t0;
+    mp_obj_destroy(&sup);
+    mp_obj_destroy(&water);
+    return t / OPS * 1e6;
+}
+
 static double dict_incr_us(mp_mdict_t *d)
 {
     mp_obj_t *k = mp_obj_new_str("counter");
@@ -233,7 +254,7 @@ int main(int argc, char **argv)
     snprintf(rm, sizeof rm, "rm -rf '%s'", keydir);
     if (system(rm) != 0)
         return 1;
-    double set[RUNS], get[RUNS], incr[RUNS], append[RUNS];
+    double set[RUNS], get[RUNS], incr[RUNS], append[RUNS], nested[RUNS];
     for (int r = 0; r < RUNS; r++) {
         mp_manager_t *m;
         mp_mdict_t *d;
@@ -244,12 +265,14 @@ int main(int argc, char **argv)
         get[r] = dict_get_us(d);
         incr[r] = dict_incr_us(d);
         append[r] = list_append_us(l);
+        nested[r] = nested_set_us(m, d);
         mp_manager_destroy(&m);
     }
     printf("dict_set\tus/op\t%.4f\n", median(set, RUNS));
     printf("dict_get\tus/op\t%.4f\n", median(get, RUNS));
     printf("dict_incr_atomic\tus/op\t%.4f\n", median(incr, RUNS));
     printf("list_append\tus/op\t%.4f\n", median(append, RUNS));
+    printf("nested_dict_set\tus/op\t%.4f\n", median(nested, RUNS));
     printf("remote_dict_get_tcp\tus/op\t%.4f\n", remote_get);
     printf("remote_dict_get_tcp_curve\tus/op\t%.4f\n", remote_curve);
     printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", raw_rtt);

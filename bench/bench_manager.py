@@ -42,6 +42,12 @@ def list_append(lst):
         lst.append(i)
 
 
+def nested_set(d):
+    """d['supplies']['water'] = i: a dict proxy stored in a dict proxy."""
+    for i in range(OPS // 10):
+        d["supplies"]["water"] = i
+
+
 def remote_dict_get():
     """A manager served on tcp loopback (BaseManager(address, authkey))."""
     server = mp.managers.SyncManager(address=("127.0.0.1", 0), authkey=b"key")
@@ -58,7 +64,8 @@ def remote_dict_get():
 
 
 def main():
-    runs = {"dict_set": [], "dict_get": [], "dict_incr_atomic": [], "list_append": []}
+    runs = {"dict_set": [], "dict_get": [], "dict_incr_atomic": [], "list_append": [],
+            "nested_dict_set": []}
     with mp.Manager() as m:
         for _ in range(RUNS):
             d, lst, lock = m.dict(), m.list(), m.Lock()
@@ -66,6 +73,8 @@ def main():
             runs["dict_get"].append(per_op(dict_get, d))
             runs["dict_incr_atomic"].append(per_op(dict_incr, d, lock))
             runs["list_append"].append(per_op(list_append, lst))
+            outer = m.dict(supplies=m.dict(water=0))
+            runs["nested_dict_set"].append(per_op(nested_set, outer) / 10)
     for name, values in runs.items():
         print(f"{name}\tus/op\t{statistics.median(values):.4f}")
     print(f"remote_dict_get_tcp\tus/op\t{remote_dict_get():.4f}")

@@ -273,6 +273,15 @@ static json_t *obj_to_json(const mp_obj_t *o)
                 json_decref(a), a = NULL;
         return a;
     }
+    case MP_OBJ_EXT: { /* {"ext": type, "data": [bytes]}: JSON has no such type */
+        int8_t type = 0;
+        const unsigned char *p = mp_obj_ext(o, &type, &n);
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+            if (json_array_append_new(a, json_integer(p[i])))
+                json_decref(a), a = NULL;
+        return a ? json_pack("{s:i, s:o}", "ext", type, "data", a) : NULL;
+    }
     case MP_OBJ_MAP: {
         json_t *m = json_object();
         for (size_t i = 0; m && i < mp_obj_len(o); i++)

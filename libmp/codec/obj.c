@@ -22,13 +22,14 @@
 
 struct mp_obj {
     mp_obj_type_t type;
+    int8_t ext_type; /* EXT: its type code (its bytes in v.bytes) */
     union {
         bool b;
         int64_t i;
         uint64_t u;
         double f;
         struct {
-            char *data; /* STR: NUL-terminated */
+            char *data; /* STR: NUL-terminated; BIN, EXT too */
             size_t size;
         } bytes;
         struct {
@@ -120,6 +121,16 @@ mp_obj_t *mp_obj_new_bin(const void *data, size_t size)
     return new_bytes(MP_OBJ_BIN, data, size);
 }
 
+mp_obj_t *mp_obj_new_ext(int8_t type, const void *data, size_t size)
+{
+    if ((!data && size) || size > UINT32_MAX)
+        return NULL;
+    mp_obj_t *o = new_bytes(MP_OBJ_EXT, data, size);
+    if (o)
+        o->ext_type = type;
+    return o;
+}
+
 mp_obj_t *mp_obj_new_array(void)
 {
     return obj_alloc(MP_OBJ_ARRAY);
@@ -139,6 +150,7 @@ void mp_obj_destroy(mp_obj_t **o_p)
     switch (o->type) {
     case MP_OBJ_STR:
     case MP_OBJ_BIN:
+    case MP_OBJ_EXT:
         free(o->v.bytes.data);
         break;
     case MP_OBJ_ARRAY:
@@ -208,6 +220,8 @@ mp_obj_t *mp_obj_dup(const mp_obj_t *o)
     case MP_OBJ_STR:
     case MP_OBJ_BIN:
         return new_bytes(o->type, o->v.bytes.data, o->v.bytes.size);
+    case MP_OBJ_EXT:
+        return mp_obj_new_ext(o->ext_type, o->v.bytes.data, o->v.bytes.size);
     case MP_OBJ_ARRAY:
     case MP_OBJ_MAP: {
         mp_obj_t *copy = obj_alloc(o->type);
@@ -300,6 +314,17 @@ const void *mp_obj_bin(const mp_obj_t *o, size_t *size_p)
     return o->v.bytes.data;
 }
 
+const void *mp_obj_ext(const mp_obj_t *o, int8_t *type_p, size_t *size_p)
+{
+    if (!o || o->type != MP_OBJ_EXT)
+        return NULL;
+    if (type_p)
+        *type_p = o->ext_type;
+    if (size_p)
+        *size_p = o->v.bytes.size;
+    return o->v.bytes.data;
+}
+
 size_t mp_obj_len(const mp_obj_t *o)
 {
     if (!o)
@@ -311,6 +336,7 @@ size_t mp_obj_len(const mp_obj_t *o)
         return o->v.seq.len / 2;
     case MP_OBJ_STR:
     case MP_OBJ_BIN:
+    case MP_OBJ_EXT:
         return o->v.bytes.size;
     default:
         return 0;
@@ -371,6 +397,10 @@ bool mp_obj_equal(const mp_obj_t *a, const mp_obj_t *b)
         /* bitwise: NaN equals itself, -0.0 differs from 0.0 (a round trip
            must preserve both) */
         return memcmp(&a->v.f, &b->v.f, sizeof(double)) == 0;
+    case MP_OBJ_EXT:
+        if (a->ext_type != b->ext_type)
+            return false;
+        /* fall through */
     case MP_OBJ_STR:
     case MP_OBJ_BIN:
         return a->v.bytes.size == b->v.bytes.size &&
@@ -472,6 +502,11 @@ static int pack(msgpack_packer *pk, const mp_obj_t *o, int depth)
         if (!rc)
             rc = msgpack_pack_bin_body(pk, o->v.bytes.data, o->v.bytes.size);
         break;
+    case MP_OBJ_EXT:
+        rc = msgpack_pack_ext(pk, o->v.bytes.size, o->ext_type);
+        if (!rc)
+            rc = msgpack_pack_ext_body(pk, o->v.bytes.data, o->v.bytes.size);
+        break;
     case MP_OBJ_ARRAY:
     case MP_OBJ_MAP:
         rc = o->type == MP_OBJ_ARRAY ? msgpack_pack_array(pk, o->v.seq.len)
@@ -542,6 +577,18 @@ static int read_be(reader_t *r, int n, uint64_t *out)
 }
 
 static int unpack(reader_t *r, int depth, mp_obj_t **out);
+
+/* An extension value of size bytes after its type code. */
+static int unpack_ext(reader_t *r, uint64_t size, mp_obj_t **out)
+{
+    if (!need(r, 1 + size))
+        return MP_EBADMSG;
+    *out = mp_obj_new_ext((int8_t)r->p[0], r->p + 1, size);
+    if (!*out)
+        return MP_ENOMEM;
+    r->p += 1 + size;
+    return 0;
+}
 
 static int unpack_bytes(reader_t *r, mp_obj_type_t type, uint64_t size, mp_obj_t **out)
 {
@@ -666,7 +713,19 @@ static int unpack(reader_t *r, int depth, mp_obj_t **out)
         if ((rc = read_be(r, tag == 0xde ? 2 : 4, &n)))
             return rc;
         return unpack_seq(r, MP_OBJ_MAP, n, depth, out);
-    default: /* 0xc1 (never used), ext types: not part of libmp's value set */
+    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        return unpack_ext(r, 1u << (tag - 0xd4), out);
+    case 0xc7: /* ext 8, 16, 32 */
+    case 0xc8:
+    case 0xc9:
+        if ((rc = read_be(r, 1 << (tag - 0xc7), &n)))
+            return rc;
+        return unpack_ext(r, n, out);
+    default: /* 0xc1: never used */
         return MP_EBADMSG;
     }
     return *out ? 0 : MP_ENOMEM;

@@ -95,6 +95,15 @@ int mp__rd_peek(const mp__rd_t *r)
     case 0xde:
     case 0xdf:
         return MP_OBJ_MAP;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        return MP_OBJ_EXT;
     default:
         return MP_EBADMSG;
     }
@@ -364,6 +373,18 @@ static int skip(mp__rd_t *r, int depth)
             if ((rc = skip(r, depth + 1)))
                 return rc;
         return 0;
+    case MP_OBJ_EXT: {
+        uint8_t t = *r->p++;
+        uint64_t size;
+        if (t >= 0xd4) /* fixext */
+            size = 1u << (t - 0xd4);
+        else if (rd_be(r, 1 << (t - 0xc7), &size))
+            return MP_EBADMSG;
+        if (size >= mp__rd_left(r)) /* the type code and size bytes */
+            return MP_EBADMSG;
+        r->p += 1 + size;
+        return 0;
+    }
     default:
         return MP_EBADMSG;
     }

@@ -235,3 +235,32 @@ void ma_heap_sweep(ma_arena_t *a)
     a->used = 0;
     walk(a, sweep);
 }
+
+/* ---- references ------------------------------------------------------------------ */
+
+mp_obj_t *ma_ref_new(uint32_t kind, uint32_t slot, uint32_t gen)
+{
+    uint8_t b[9] = {(uint8_t)kind};
+    for (int i = 0; i < 4; i++) {
+        b[1 + i] = (uint8_t)(slot >> (24 - 8 * i));
+        b[5 + i] = (uint8_t)(gen >> (24 - 8 * i));
+    }
+    return mp_obj_new_ext(MA_REF_EXT, b, sizeof b);
+}
+
+int ma_ref_parse(const mp_obj_t *o, ma_ref_t *r)
+{
+    int8_t type = 0;
+    size_t n = 0;
+    const uint8_t *b = mp_obj_ext(o, &type, &n);
+    if (!b || type != MA_REF_EXT || n != 9 || b[0] < MO_DICT || b[0] > MO_QUEUE)
+        return MP_ETYPE;
+    *r = (ma_ref_t){.kind = b[0]};
+    for (int i = 0; i < 4; i++) {
+        r->slot = r->slot << 8 | b[1 + i];
+        r->gen = r->gen << 8 | b[5 + i];
+    }
+    if (r->gen == 0 || (r->kind == MO_QUEUE) != (r->slot == 0) || r->slot > MA_MAX_OBJECTS)
+        return MP_ETYPE;
+    return 0;
+}

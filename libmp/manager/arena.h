@@ -52,6 +52,7 @@ typedef struct {
     uint32_t slot_hint;
     uint32_t repairs;
     uint32_t directory; /* slot of the dict of named objects (name -> slot), 0: none yet */
+    uint32_t next_gen;  /* the last generation handed out (atomic; random start) */
     uint32_t objects[MA_MAX_OBJECTS + 1]; /* slot -> object block; slot 0 unused */
 } ma_arena_t;
 
@@ -59,8 +60,9 @@ typedef struct {
 struct mp_mobj {
     uint32_t type;
     uint32_t slot; /* in objects[] */
-    uint32_t data; /* dict table / list vector block, 0 when empty */
+    uint32_t data; /* dict table / list vector block, 0 when empty (a proxy: gen, below) */
     uint32_t self; /* this block's payload offset: the arena base is self bytes before */
+    uint32_t gen;  /* told apart from an earlier object in the same slot (never 0) */
 };
 
 /* A key or value: its msgpack bytes. */
@@ -99,6 +101,27 @@ static inline ma_blob_t *ma_blob(const ma_arena_t *a, uint32_t off)
 {
     return (ma_blob_t *)ma_at(a, off);
 }
+
+/* A generation for a new object or queue: unique in this arena for 2^32
+   of them, and unlikely in another (each arena starts at random). */
+static inline uint32_t ma_next_gen(ma_arena_t *a)
+{
+    uint32_t g;
+    while ((g = __atomic_add_fetch(&a->next_gen, 1, __ATOMIC_RELAXED)) == 0)
+        ;
+    return g;
+}
+
+/* A reference (docs/MANAGER.md section 7): the msgpack extension value
+   MA_REF_EXT holding kind (MO_*), slot and gen, big-endian, 9 bytes. A
+   queue's has slot 0 and the queue's id as gen. */
+#define MA_REF_EXT 0x4d /* 'M' */
+typedef struct {
+    uint32_t kind, slot, gen;
+} ma_ref_t;
+mp_obj_t *ma_ref_new(uint32_t kind, uint32_t slot, uint32_t gen);
+/* 0, or MP_ETYPE when o is not a well-formed reference. */
+int ma_ref_parse(const mp_obj_t *o, ma_ref_t *r);
 
 /* Allocator (lock held): a payload of at least n bytes, or 0 when the arena
    is full. */

@@ -15,6 +15,8 @@
 */
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "manager/owned.h"
 #include "manager/repair.h"
@@ -23,6 +25,53 @@
 #include "mp/error.h"
 
 /* ---- the manager ----------------------------------------------------------------- */
+
+/* This process's managers, so that a reference to a queue (a process-local
+   handle: ref.c) is found from any object of its arena. Inherited by fork,
+   as the managers are. */
+static pthread_mutex_t managers_mutex = PTHREAD_MUTEX_INITIALIZER;
+static mp_manager_t **managers;
+static size_t nmanagers, managers_cap;
+
+static bool register_manager(mp_manager_t *m)
+{
+    pthread_mutex_lock(&managers_mutex);
+    if (nmanagers == managers_cap) {
+        size_t cap = managers_cap ? 2 * managers_cap : 4;
+        mp_manager_t **grown = realloc(managers, cap * sizeof *grown);
+        if (grown) {
+            managers = grown;
+            managers_cap = cap;
+        }
+    }
+    bool kept = nmanagers < managers_cap;
+    if (kept)
+        managers[nmanagers++] = m;
+    pthread_mutex_unlock(&managers_mutex);
+    return kept;
+}
+
+static void unregister_manager(mp_manager_t *m)
+{
+    pthread_mutex_lock(&managers_mutex);
+    for (size_t i = 0; i < nmanagers; i++)
+        if (managers[i] == m) {
+            managers[i] = managers[--nmanagers];
+            break;
+        }
+    pthread_mutex_unlock(&managers_mutex);
+}
+
+mp_queue_t *ma_queue_of(const ma_arena_t *a, uint32_t id)
+{
+    mp_queue_t *q = NULL;
+    pthread_mutex_lock(&managers_mutex);
+    for (size_t i = 0; i < nmanagers && !q; i++)
+        if (managers[i]->arena == a)
+            q = ma_queue_by_id(managers[i], id);
+    pthread_mutex_unlock(&managers_mutex);
+    return q;
+}
 
 int mp_manager_new(const mp_manager_options_t *options, mp_manager_t **manager_p)
 {
@@ -48,11 +97,13 @@ int mp_manager_new(const mp_manager_options_t *options, mp_manager_t **manager_p
     a->capacity = cap;
     a->heap_start = a->bump = (uint32_t)head;
     a->slot_hint = 1;
+    if (getrandom(&a->next_gen, sizeof a->next_gen, GRND_NONBLOCK) != sizeof a->next_gen)
+        a->next_gen = (uint32_t)(mp__now_ns() ^ ((uint64_t)getpid() << 20));
     int rc = mp__mutex_init(&a->mutex);
-    if (rc) {
+    if (rc || !register_manager(m)) {
         munmap(p, cap);
         free(m);
-        return rc;
+        return rc ? rc : MP_ENOMEM;
     }
     m->arena = a;
     m->size = cap;
@@ -66,6 +117,7 @@ void mp_manager_destroy(mp_manager_t **manager_p)
     if (!manager_p || !*manager_p)
         return;
     mp_manager_t *m = *manager_p;
+    unregister_manager(m);
     ma_destroy_owned(m);
     pthread_mutex_destroy(&m->owned_mutex);
     munmap(m->arena, m->size);
@@ -105,7 +157,8 @@ static int new_object_locked(ma_arena_t *a, uint32_t type, struct mp_mobj **o_p)
     if (!off)
         return MP_ENOSPC;
     struct mp_mobj *o = ma_at(a, off);
-    *o = (struct mp_mobj){.type = type, .slot = slot, .data = 0, .self = off};
+    *o =
+        (struct mp_mobj){.type = type, .slot = slot, .data = 0, .self = off, .gen = ma_next_gen(a)};
     __atomic_store_n(&a->objects[slot], off, __ATOMIC_RELEASE); /* the commit */
     a->slot_hint = slot % MA_MAX_OBJECTS + 1;
     a->nobjects++;

@@ -35,8 +35,9 @@ static bool own(mp_manager_t *m, int kind, void *object)
         }
     }
     bool kept = m->nowned < m->owned_cap;
-    if (kept)
-        m->owned[m->nowned++] = (ma_owned_t){kind, object};
+    if (kept) /* a queue has an id from the start: children forked later know it */
+        m->owned[m->nowned++] =
+            (ma_owned_t){kind, object, kind == OWN_QUEUE ? ma_next_gen(m->arena) : 0};
     pthread_mutex_unlock(&m->owned_mutex);
     return kept;
 }
@@ -152,6 +153,30 @@ mp_queue_t *mp_manager_queue(mp_manager_t *m, const mp_queue_opts_t *opts)
 mp_queue_t *mp_manager_joinable_queue(mp_manager_t *m, const mp_queue_opts_t *opts)
 {
     OWN(m, OWN_QUEUE, mp_queue_t, mp_queue_destroy, m ? mp_joinable_queue_new(opts) : NULL);
+}
+
+/* ---- queues by id: what references name (ref.c, serve.c) ---------------------- */
+
+mp_queue_t *ma_queue_by_id(mp_manager_t *m, uint32_t id)
+{
+    mp_queue_t *q = NULL;
+    pthread_mutex_lock(&m->owned_mutex);
+    for (size_t i = 0; i < m->nowned && !q; i++)
+        if (m->owned[i].kind == OWN_QUEUE && m->owned[i].id == id)
+            q = m->owned[i].object;
+    pthread_mutex_unlock(&m->owned_mutex);
+    return id ? q : NULL;
+}
+
+uint32_t ma_queue_id(mp_manager_t *m, const mp_queue_t *queue)
+{
+    uint32_t id = 0;
+    pthread_mutex_lock(&m->owned_mutex);
+    for (size_t i = 0; i < m->nowned && !id; i++)
+        if (m->owned[i].kind == OWN_QUEUE && m->owned[i].object == queue)
+            id = m->owned[i].id;
+    pthread_mutex_unlock(&m->owned_mutex);
+    return id;
 }
 
 /* ---- named queues: what remote clients reach (serve.c) ------------------------ */

@@ -23,7 +23,8 @@
 #define DEFAULT_TIMEOUT_MS 5000
 
 typedef struct {
-    struct mp_mobj head; /* type MO_PROXY | kind, slot */
+    struct mp_mobj head; /* type MO_PROXY | kind, slot, data: the object's gen (a
+                            queue's: its id when reached by reference, else 0) */
     mp_remote_t *remote;
 } proxy_t;
 
@@ -136,8 +137,8 @@ static bool well_formed(const mp_obj_t *reply)
            (mp_obj_type(extra) == MP_OBJ_INT || mp_obj_type(extra) == MP_OBJ_UINT);
 }
 
-/* One call: [id, op, slot, args...] -> rc, *result (may be NULL), *extra. */
-static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int nargs,
+/* One call: [id, op, address, args...] -> rc, *result (may be NULL), *extra. */
+static int call(mp_remote_t *r, int op, int64_t address, mp_obj_t *args[3], int nargs,
                 mp_obj_t **result, int64_t *extra)
 {
     pthread_mutex_lock(&r->mutex);
@@ -150,7 +151,7 @@ static int call(mp_remote_t *r, int op, uint32_t slot, mp_obj_t *args[3], int na
         mp_obj_t *b = mp_obj_new_array();
         mp_obj_array_add(b, mp_obj_new_uint(id));
         mp_obj_array_add(b, mp_obj_new_int(op));
-        mp_obj_array_add(b, mp_obj_new_uint(slot));
+        mp_obj_array_add(b, mp_obj_new_int(address));
         for (int i = 0; i < nargs; i++)
             mp_obj_array_add(b, args[i] ? mp_obj_dup(args[i]) : mp_obj_new_nil());
         rc = mpm_send(r->sock, NULL, 0, MPM_CALL, b);
@@ -204,9 +205,12 @@ int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, c
         return MP_EINVAL;
     mp_obj_t *args[3] = {(mp_obj_t *)a0, (mp_obj_t *)a1, (mp_obj_t *)a2};
     int n = a2 ? 3 : a1 ? 2 : a0 ? 1 : 0;
-    if (result)
-        *result = NULL;
-    return call(p->remote, op, p->head.slot, args, n, result, extra);
+    /* the address (MANAGER.md 6.1): an object's slot and gen, which the
+       server checks; a named queue's number, or minus a queue's id */
+    int64_t address = kind != MO_QUEUE ? (int64_t)p->head.slot | (int64_t)p->head.data << 16
+                      : p->head.data   ? -(int64_t)p->head.data
+                                       : (int64_t)p->head.slot;
+    return call(p->remote, op, address, args, n, result, extra);
 }
 
 static int load_curve(mp_remote_t *r, const mp_remote_options_t *o)
@@ -280,19 +284,21 @@ void mp_remote_disconnect(mp_remote_t **remote_p)
 
 /* ---- proxies --------------------------------------------------------------------- */
 
-static int remote_open(mp_remote_t *r, uint32_t kind, const char *name, struct mp_mobj **o_p)
+/* The proxy of (kind, slot, data) on r: the one handed out before, else a
+   new one, freed with the connection. */
+static int add_proxy(mp_remote_t *r, uint32_t kind, uint32_t slot, uint32_t data,
+                     struct mp_mobj **o_p)
 {
-    if (!r || !name || !o_p)
-        return MP_EINVAL;
-    *o_p = NULL;
-    mp_obj_t *nm = mp_obj_new_str(name), *args[3] = {NULL, nm, NULL};
-    int64_t slot = 0;
-    int rc = nm ? call(r, MR_OPEN, kind, args, 2, NULL, &slot) : MP_ENOMEM;
-    mp_obj_destroy(&nm);
-    if (rc)
-        return rc;
-    proxy_t *p = calloc(1, sizeof *p);
+    struct mp_mobj head = {.type = MO_PROXY | kind, .slot = slot, .data = data};
+    int rc = 0;
     pthread_mutex_lock(&r->mutex);
+    for (size_t i = 0; i < r->nproxies; i++)
+        if (!memcmp(&r->proxies[i]->head, &head, sizeof head)) {
+            *o_p = &r->proxies[i]->head;
+            pthread_mutex_unlock(&r->mutex);
+            return 0;
+        }
+    proxy_t *p = calloc(1, sizeof *p);
     if (p && r->nproxies == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
         proxy_t **grown = realloc(r->proxies, cap * sizeof *grown);
@@ -302,7 +308,7 @@ static int remote_open(mp_remote_t *r, uint32_t kind, const char *name, struct m
         }
     }
     if (p && r->nproxies < r->cap) {
-        p->head = (struct mp_mobj){.type = MO_PROXY | kind, .slot = (uint32_t)slot};
+        p->head = head;
         p->remote = r;
         r->proxies[r->nproxies++] = p;
         *o_p = &p->head;
@@ -312,6 +318,30 @@ static int remote_open(mp_remote_t *r, uint32_t kind, const char *name, struct m
     }
     pthread_mutex_unlock(&r->mutex);
     return rc;
+}
+
+static int remote_open(mp_remote_t *r, uint32_t kind, const char *name, struct mp_mobj **o_p)
+{
+    if (!r || !name || !o_p)
+        return MP_EINVAL;
+    *o_p = NULL;
+    mp_obj_t *nm = mp_obj_new_str(name), *args[3] = {NULL, nm, NULL};
+    int64_t at = 0;
+    int rc = nm ? call(r, MR_OPEN, kind, args, 2, NULL, &at) : MP_ENOMEM;
+    mp_obj_destroy(&nm);
+    if (rc)
+        return rc;
+    if (kind == MO_QUEUE) /* its number */
+        return add_proxy(r, kind, (uint32_t)at, 0, o_p);
+    if (at < 1 || (at & 0xffff) > MA_MAX_OBJECTS || at >> 48) /* slot | gen << 16 */
+        return MP_EBADMSG;
+    return add_proxy(r, kind, (uint32_t)(at & 0xffff), (uint32_t)(at >> 16), o_p);
+}
+
+int mr_proxy(struct mp_mobj *via, const ma_ref_t *ref, struct mp_mobj **o_p)
+{
+    mp_remote_t *r = ((proxy_t *)via)->remote;
+    return add_proxy(r, ref->kind, ref->slot, ref->gen, o_p);
 }
 
 int mp_remote_dict(mp_remote_t *r, const char *name, mp_mdict_t **dict_p)

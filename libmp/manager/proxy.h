@@ -14,4 +14,8 @@
 int mr_call(struct mp_mobj *proxy, int op, const mp_obj_t *a0, const mp_obj_t *a1,
             const mp_obj_t *a2, mp_obj_t **result, int64_t *extra);
 
+/* The proxy, on via's connection, of the object ref refers to (handed
+   out once per object, freed with the connection). */
+int mr_proxy(struct mp_mobj *via, const ma_ref_t *ref, struct mp_mobj **o_p);
+
 #endif

@@ -116,17 +116,23 @@ static void deny(mp_manager_server_t *s, const void *id, size_t idlen, const cha
     mp_obj_destroy(&b);
 }
 
-/* The object a CALL names, if it exists and has a type the op accepts. */
-static struct mp_mobj *object_at(mp_manager_server_t *s, int64_t slot, bool list)
+/* The object a CALL's address names (slot | gen << 16; gen 0: not
+   checked), if it exists and has a type the op accepts: else MP_EINVAL, or
+   MP_ENOENT when the object a reference reached is gone. */
+static int object_at(mp_manager_server_t *s, int64_t address, bool list, struct mp_mobj **o_p)
 {
     ma_arena_t *a = s->m->arena;
-    if (slot < 1 || slot > MA_MAX_OBJECTS)
-        return NULL;
+    int64_t slot = address & 0xffff, gen = address >> 16;
+    if (address < 1 || slot < 1 || slot > MA_MAX_OBJECTS || gen > UINT32_MAX)
+        return MP_EINVAL;
     uint32_t off = __atomic_load_n(&a->objects[slot], __ATOMIC_ACQUIRE);
-    if (!off)
-        return NULL;
-    struct mp_mobj *o = ma_at(a, off);
-    return (o->type == MO_LIST) == list ? o : NULL;
+    struct mp_mobj *o = off ? ma_at(a, off) : NULL;
+    if (!o || (gen && o->gen != gen))
+        return gen ? MP_ENOENT : MP_EINVAL;
+    if ((o->type == MO_LIST) != list)
+        return MP_EINVAL;
+    *o_p = o;
+    return 0;
 }
 
 /* ---- calls ------------------------------------------------------------------------- */
@@ -138,8 +144,8 @@ typedef struct {
     int64_t i0, i1; /* a0, a1 as integers (-1: not one) */
 } request_t;
 
-/* [id, OPEN, kind, name]: the named object's slot, or the named queue's
-   number, in *extra. */
+/* [id, OPEN, kind, name]: the named object's address (slot | gen << 16),
+   or the named queue's number, in *extra. */
 static int open_named(mp_manager_server_t *s, const request_t *q, int64_t *extra)
 {
     const char *name = q->a1 && mp_obj_type(q->a1) == MP_OBJ_STR ? mp_obj_str(q->a1, NULL) : NULL;
@@ -155,14 +161,18 @@ static int open_named(mp_manager_server_t *s, const request_t *q, int64_t *extra
         *extra = ma_queue_named(s->m, name);
         return *extra ? 0 : MP_ENOMEM;
     }
-    *extra = rc ? 0 : o->slot;
+    *extra = rc ? 0 : (int64_t)o->slot | (int64_t)o->gen << 16;
     return rc;
 }
 
 /* A queue op: never blocks the server, the client waits and tries again. */
 static int exec_queue(mp_manager_server_t *s, const request_t *q, mp_obj_t **res, int64_t *extra)
 {
-    mp_queue_t *queue = ma_queue_at(s->m, q->slot);
+    /* a named queue's number, or minus the id a reference gave */
+    mp_queue_t *queue = q->slot > 0 ? ma_queue_at(s->m, q->slot)
+                        : q->slot < 0 && q->slot >= -(int64_t)UINT32_MAX
+                            ? ma_queue_by_id(s->m, (uint32_t)-q->slot)
+                            : NULL;
     int rc = !queue              ? MP_EINVAL
              : q->op == MR_Q_PUT ? mp_queue_put(queue, q->a0, 0)
              : q->op == MR_Q_GET ? mp_queue_get(queue, res, 0)
@@ -321,9 +331,10 @@ static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, in
     if (q.op == MR_Q_PUT || q.op == MR_Q_GET || q.op == MR_Q_QSIZE)
         return exec_queue(s, &q, res, extra);
     bool list = q.op >= MR_L_FIRST;
-    struct mp_mobj *o = object_at(s, q.slot, list);
-    if (!o)
-        return MP_EINVAL;
+    struct mp_mobj *o = NULL;
+    int rc = object_at(s, q.slot, list, &o);
+    if (rc)
+        return rc;
     return list ? exec_list(o, &q, res, extra) : exec_dict(o, &q, res, extra);
 }
 

@@ -119,8 +119,8 @@ static void bad_arg(mp_task_t *t, const char *fmt, ...)
 static const char *type_name(int type)
 {
     static const char *names[] = {"nil", "bool", "int",   "uint", "float",
-                                  "str", "bin",  "array", "map"};
-    return type >= 0 && type <= MP_OBJ_MAP ? names[type] : "malformed";
+                                  "str", "bin",  "array", "map",  "ext"};
+    return type >= 0 && type <= MP_OBJ_EXT ? names[type] : "malformed";
 }
 
 /* A reader positioned on argument i, or false (and BAD_ARGS) past the end. */

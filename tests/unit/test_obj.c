@@ -97,6 +97,40 @@ static void test_nested_values_round_trip_exactly(void **state)
     mp_obj_destroy(&back); /* safe twice */
 }
 
+/* Extension values of every size class (fixext 1-16, ext 8/16/32) come
+   back with their type code and bytes; the type code is part of equality. */
+static void test_ext_values_round_trip(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 2, 3, 4, 8, 16, 17, 255, 256, 70000};
+    static char data[70000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 31);
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        mp_obj_t *e = mp_obj_new_ext((int8_t)(k % 2 ? -5 : 77), data, sizes[k]);
+        mp_obj_t *back = roundtrip(e);
+        int8_t type = 0;
+        size_t n = 99;
+        const char *p = mp_obj_ext(back, &type, &n);
+        assert_int_equal(mp_obj_type(back), MP_OBJ_EXT);
+        assert_int_equal(type, k % 2 ? -5 : 77);
+        assert_int_equal(n, sizes[k]);
+        assert_int_equal(mp_obj_len(back), sizes[k]);
+        assert_memory_equal(p, data, sizes[k]);
+        assert_true(mp_obj_equal(e, back));
+        mp_obj_t *other = mp_obj_new_ext(1, data, sizes[k]), *copy = mp_obj_dup(e);
+        assert_false(mp_obj_equal(e, other));
+        assert_true(mp_obj_equal(e, copy));
+        assert_null(mp_obj_bin(e, NULL));
+        mp_obj_destroy(&other);
+        mp_obj_destroy(&copy);
+        mp_obj_destroy(&back);
+        mp_obj_destroy(&e);
+    }
+    assert_null(mp_obj_new_ext(1, NULL, 3));
+    assert_null(mp_obj_ext(NULL, NULL, NULL));
+}
+
 static int unpack_hex(const char *bytes, size_t n)
 {
     mp_obj_t *o = NULL;
@@ -119,12 +153,15 @@ static void test_hostile_input_is_rejected_without_allocating(void **state)
                                 8),
                      MP_EBADMSG);
     assert_int_equal(unpack_hex("\xc6\x00\x01\x00\x00", 5), MP_EBADMSG);
-    /* truncated scalars, trailing bytes, reserved byte, ext types */
+    /* truncated scalars, trailing bytes, reserved byte, truncated ext values */
     assert_int_equal(unpack_hex("\xcd\x01", 2), MP_EBADMSG);
     assert_int_equal(unpack_hex("\xcb\x00\x00", 3), MP_EBADMSG);
     assert_int_equal(unpack_hex("\x01\x02", 2), MP_EBADMSG);
     assert_int_equal(unpack_hex("\xc1", 1), MP_EBADMSG);
-    assert_int_equal(unpack_hex("\xd4\x01\x02", 3), MP_EBADMSG);
+    assert_int_equal(unpack_hex("\xd4\x01", 2), MP_EBADMSG);
+    assert_int_equal(unpack_hex("\xd8\x01\x02", 3), MP_EBADMSG);
+    assert_int_equal(unpack_hex("\xc9\xff\xff\xff\xff\x01", 6), MP_EBADMSG);
+    assert_int_equal(unpack_hex("\xc7\x02\x01\x00", 4), MP_EBADMSG);
     assert_int_equal(unpack_hex("", 0), MP_EBADMSG);
     /* a map whose second value is missing */
     assert_int_equal(unpack_hex("\x82\x01\x02\x03", 4), MP_EBADMSG);
@@ -195,6 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars_round_trip),
         cmocka_unit_test(test_nested_values_round_trip_exactly),
+        cmocka_unit_test(test_ext_values_round_trip),
         cmocka_unit_test(test_hostile_input_is_rejected_without_allocating),
         cmocka_unit_test(test_other_encoders_forms_decode),
         cmocka_unit_test(test_wrong_types_and_arguments),

@@ -8,7 +8,8 @@
     to a child like any pointer.
 
     Keys and values are msgpack values (mp_obj_t: nil, bool, int, float,
-    str, bin, arrays, maps, nested), stored as their msgpack bytes. Two keys
+    str, bin, arrays, maps, nested, and references to other managed objects:
+    containers in containers, below), stored as their msgpack bytes. Two keys
     or values are equal when their bytes are: 1 and 1.0 differ, as do "a"
     and b"a". Every getter returns a new mp_obj_t the caller destroys.
 
@@ -254,6 +255,40 @@ MP_EXPORT int mp_mlist_copy(mp_mlist_t *list, mp_obj_t **array_p);
 MP_EXPORT int mp_mlist_clear(mp_mlist_t *list);
 /* Appends value unless an equal item is present; *appended_p tells which. */
 MP_EXPORT int mp_mlist_append_unique(mp_mlist_t *list, const mp_obj_t *value, bool *appended_p);
+
+/* ---- containers in containers (docs/MANAGER.md section 7) ----------------- */
+
+/* Python's nested proxies: d['supplies']['water'] = 7 where d['supplies'] is
+   another managed dict. A reference is a value (an mp_obj_t of type
+   MP_OBJ_EXT) that refers to a dict, list, Namespace or queue of the
+   manager; store it with any call that stores values (set, append,
+   extend, update, ...). It does not own what it refers to: the object
+   lives until mp_mobj_free() or mp_manager_destroy(), and a reference to a
+   freed object reads as MP_ENOENT, never as another object. A repair
+   (MP_EREPAIRED) keeps references as it keeps any value.
+
+   A reference to object (a local dict/list/Namespace, or a proxy of a
+   named one). NULL on bad arguments or out of memory. */
+MP_EXPORT mp_obj_t *mp_mobj_ref(struct mp_mobj *object);
+/* A reference to a queue this manager made (mp_manager_queue,
+   _joinable_queue, _named_queue); NULL for any other queue. */
+MP_EXPORT mp_obj_t *mp_manager_queue_ref(mp_manager_t *manager, mp_queue_t *queue);
+/* Follows ref as reached through via (an object of the same manager, or a
+   proxy: then *object_p is a proxy on the same connection, and a queue's
+   reference gives an mp_rqueue_t). MP_ETYPE (ref is not a reference, or
+   locally a queue's: use mp_mobj_deref_queue), MP_ENOENT (the object was
+   freed), MP_EINVAL. */
+MP_EXPORT int mp_mobj_deref(struct mp_mobj *via, const mp_obj_t *ref, struct mp_mobj **object_p);
+/* Follows a queue's reference locally: this process's handle, which
+   exists in the process that made the queue and in children it forked
+   afterwards (MP_ENOENT elsewhere). MP_ETYPE when ref is not a queue's. */
+MP_EXPORT int mp_mobj_deref_queue(struct mp_mobj *via, const mp_obj_t *ref, mp_queue_t **queue_p);
+/* dict[key] / list[index] followed: mp_mdict_get + mp_mobj_deref. */
+MP_EXPORT int mp_mdict_get_ref(mp_mdict_t *dict, const mp_obj_t *key, struct mp_mobj **object_p);
+MP_EXPORT int mp_mlist_get_ref(mp_mlist_t *list, int64_t index, struct mp_mobj **object_p);
+/* dict[key] / list[index] as a queue: mp_mdict_get + mp_mobj_deref_queue. */
+MP_EXPORT int mp_mdict_get_queue(mp_mdict_t *dict, const mp_obj_t *key, mp_queue_t **queue_p);
+MP_EXPORT int mp_mlist_get_queue(mp_mlist_t *list, int64_t index, mp_queue_t **queue_p);
 
 /* ---- Namespace ------------------------------------------------------------ */
 

@@ -2,7 +2,9 @@
 
     Queues, pipes, spawn arguments (and later Pool tasks) carry values of this
     type, encoded as msgpack: nil, bool, signed and unsigned integers, doubles,
-    UTF-8 strings, byte strings, arrays and maps of them, nested. It is the C
+    UTF-8 strings, byte strings, arrays and maps of them, nested, and
+    msgpack's extension values (a type code and bytes: the Manager's
+    references to its objects are one, mp/manager.h). It is the C
     counterpart of "a picklable Python object" for libmp.
 
     Ownership: every mp_obj_new_* returns a new object the caller owns; free it
@@ -42,7 +44,8 @@ typedef enum {
     MP_OBJ_STR,
     MP_OBJ_BIN,
     MP_OBJ_ARRAY,
-    MP_OBJ_MAP
+    MP_OBJ_MAP,
+    MP_OBJ_EXT /* msgpack's extension type: an application type code and bytes */
 } mp_obj_type_t;
 
 typedef struct mp_obj mp_obj_t;
@@ -58,6 +61,9 @@ MP_EXPORT mp_obj_t *mp_obj_new_strn(const char *data, size_t size);
 MP_EXPORT mp_obj_t *mp_obj_new_bin(const void *data, size_t size);
 MP_EXPORT mp_obj_t *mp_obj_new_array(void);
 MP_EXPORT mp_obj_t *mp_obj_new_map(void);
+/* An extension value: type -128 .. 127 (msgpack reserves the negative
+   codes), size bytes of data (at most 2^32 - 1). */
+MP_EXPORT mp_obj_t *mp_obj_new_ext(int8_t type, const void *data, size_t size);
 
 /* Destroys o and everything it contains; sets *o_p to NULL. Safe on NULL. */
 MP_EXPORT void mp_obj_destroy(mp_obj_t **o_p);
@@ -85,7 +91,10 @@ MP_EXPORT double mp_obj_float(const mp_obj_t *o);  /* FLOAT, INT or UINT */
 MP_EXPORT const char *mp_obj_str(const mp_obj_t *o, size_t *size_p);
 /* BIN (or STR): the bytes, size in *size_p. */
 MP_EXPORT const void *mp_obj_bin(const mp_obj_t *o, size_t *size_p);
-/* ARRAY: number of items; MAP: number of pairs; STR/BIN: bytes; else 0. */
+/* EXT: its data, its type code in *type_p and size in *size_p (either may
+   be NULL); NULL for other types. */
+MP_EXPORT const void *mp_obj_ext(const mp_obj_t *o, int8_t *type_p, size_t *size_p);
+/* ARRAY: number of items; MAP: number of pairs; STR/BIN/EXT: bytes; else 0. */
 MP_EXPORT size_t mp_obj_len(const mp_obj_t *o);
 MP_EXPORT mp_obj_t *mp_obj_array_at(const mp_obj_t *array, size_t index);
 MP_EXPORT mp_obj_t *mp_obj_map_key_at(const mp_obj_t *map, size_t index);
@@ -103,7 +112,7 @@ MP_EXPORT int mp_obj_pack(const mp_obj_t *o, char **data_p, size_t *size_p);
 
 /* Decodes exactly one msgpack value filling all of data[0..size).
    On success *o_p is a new object the caller owns. Returns 0, MP_EBADMSG
-   (malformed, truncated, trailing bytes, too deep, ext types) or MP_ENOMEM. */
+   (malformed, truncated, trailing bytes, too deep) or MP_ENOMEM. */
 MP_EXPORT int mp_obj_unpack(const void *data, size_t size, mp_obj_t **o_p);
 
 #ifdef __cplusplus
