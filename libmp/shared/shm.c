@@ -17,6 +17,7 @@
 #include "base/base.h"
 #include "mp/error.h"
 #include "mp/shm.h"
+#include "shared/tracker.h"
 
 struct mp_shm {
     char name[MP_SHM_NAME_MAX + 2]; /* "/" + name */
@@ -85,6 +86,21 @@ int mp_shm_create(mp_shm_t **shm_p, const char *name, size_t size)
     return map(shm_p, name, size, true);
 }
 
+int mp_shm_create_with(mp_shm_t **shm_p, const char *name, size_t size,
+                       const mp_shm_options_t *options)
+{
+    int rc = map(shm_p, name, size, true);
+    if (rc || !options || !options->track)
+        return rc;
+    /* registered after it exists: a block of that name that was someone
+       else's is never registered, so never removed by our tracker */
+    if ((rc = mp__shm_track(mp_shm_name(*shm_p)))) {
+        mp_shm_unlink(*shm_p);
+        mp_shm_destroy(shm_p);
+    }
+    return rc;
+}
+
 int mp_shm_attach(mp_shm_t **shm_p, const char *name)
 {
     return map(shm_p, name, 0, false);
@@ -111,7 +127,10 @@ int mp_shm_unlink_name(const char *name)
         return MP_EINVAL;
     char path[MP_SHM_NAME_MAX + 2];
     snprintf(path, sizeof path, "/%s", name);
-    return shm_unlink(path) < 0 ? -errno : 0;
+    if (shm_unlink(path) < 0)
+        return -errno;
+    mp__shm_untrack(name); /* if this process's tracker had it */
+    return 0;
 }
 
 int mp_shm_unlink(mp_shm_t *shm)
