@@ -45,14 +45,20 @@ static int map(mp_shm_t **shm_p, const char *name, size_t size, bool create)
     if (!shm)
         return MP_ENOMEM;
     static atomic_uint counter;
-    if (name)
-        snprintf(shm->name, sizeof shm->name, "/%s", name);
-    else
-        snprintf(shm->name, sizeof shm->name, "/mp_%d_%llx_%u", (int)getpid(),
-                 (unsigned long long)mp__now_ns(), atomic_fetch_add(&counter, 1));
-
-    int fd = shm_open(shm->name, create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR, 0600);
-    int rc = fd < 0 ? -errno : 0;
+    int fd, rc;
+    /* a generated name that is taken (someone chose it, as CPython's
+       test_shared_memory_recreate does) is chosen again, as CPython does */
+    for (int tries = 0;; tries++) {
+        if (name)
+            snprintf(shm->name, sizeof shm->name, "/%s", name);
+        else
+            snprintf(shm->name, sizeof shm->name, "/mp_%d_%llx_%u", (int)getpid(),
+                     (unsigned long long)mp__now_ns(), atomic_fetch_add(&counter, 1));
+        fd = shm_open(shm->name, create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR, 0600);
+        rc = fd < 0 ? -errno : 0;
+        if (name || rc != MP_EEXIST || tries == 100)
+            break;
+    }
     if (!rc && create && ftruncate(fd, (off_t)size) < 0)
         rc = -errno;
     if (!rc && !create) {
