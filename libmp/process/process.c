@@ -123,8 +123,12 @@ static void exit_children_at_exit(void)
 
 int mp_process_start(mp_process_t *p)
 {
-    if (!p || p->kind != PROC_CHILD || p->state != PROC_NEW)
-        return p ? MP_ESTATE : MP_EINVAL;
+    if (!p)
+        return MP_EINVAL;
+    if (p->state == PROC_CLOSED) /* Python: "process object is closed" */
+        return MP_ECLOSED;
+    if (p->kind != PROC_CHILD || p->state != PROC_NEW)
+        return MP_ESTATE;
     if (mp__claim_atexit())
         atexit(exit_children_at_exit);
     int rc = p->method == MP_START_SPAWN ? mp__spawn_start(p) : start_fork(p);
@@ -155,7 +159,9 @@ int mp_process_join(mp_process_t *p, int timeout_ms)
 {
     if (!p)
         return MP_EINVAL;
-    if (p->kind != PROC_CHILD || p->state == PROC_CLOSED)
+    if (p->state == PROC_CLOSED) /* Python: "process object is closed" */
+        return MP_ECLOSED;
+    if (p->kind != PROC_CHILD)
         return MP_ESTATE;
     if (p->state == PROC_NEW)
         return MP_ENOTSTARTED;

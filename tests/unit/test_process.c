@@ -71,6 +71,8 @@ static void test_join_timeout_returns_on_time(void **state)
     /* Python: terminate() or kill() of a closed process is a ValueError */
     assert_int_equal(mp_process_terminate(p), MP_ECLOSED);
     assert_int_equal(mp_process_kill(p), MP_ECLOSED);
+    assert_int_equal(mp_process_join(p, 0), MP_ECLOSED);
+    assert_int_equal(mp_process_start(p), MP_ECLOSED);
     assert_int_equal(mp_process_sentinel(p), -1);
     mp_process_destroy(&p);
 }

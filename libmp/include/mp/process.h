@@ -93,14 +93,15 @@ MP_EXPORT int mp_bootstrap(int argc, char **argv);
    arguments (fn NULL; spawn with arg != NULL) or out of memory. */
 MP_EXPORT mp_process_t *mp_process_new(mp_target_fn *fn, void *arg, const mp_process_opts_t *opts);
 
-/* Starts it. 0; MP_ESTATE (already started or closed); MP_ENOENT (spawn:
+/* Starts it. 0; MP_ESTATE (already started); MP_ECLOSED (closed); MP_ENOENT (spawn:
    target not registered, in this program or in the child); -errno of a
    failed fork/exec (e.g. MP_ENOENT for a missing executable); MP_ETIMEDOUT
    (spawn: the child did not reach mp_bootstrap within 10 s; it is killed). */
 MP_EXPORT int mp_process_start(mp_process_t *p);
 
 /* Waits for the process to end. 0 (ended: exit code available),
-   MP_ETIMEDOUT, MP_ENOTSTARTED, MP_ESTATE (closed, or not a child). */
+   MP_ETIMEDOUT, MP_ENOTSTARTED, MP_ESTATE (not a child), MP_ECLOSED
+   (after mp_process_close, as Python's ValueError). */
 MP_EXPORT int mp_process_join(mp_process_t *p, int timeout_ms);
 
 MP_EXPORT bool mp_process_is_alive(mp_process_t *p);
