@@ -238,6 +238,11 @@ void mp_imap_destroy(mp_imap_t **it_p)
     job->in->count = 0;
     job->in->bytes = 0;
     if (job->done >= job->total && !job->finished) {
+        /* nothing more will arrive: the pool lets go of it, and the I/O
+           thread must not find it in its send queue (an imap whose
+           generator gave nothing was still there: freed under it) */
+        if (job->in_send_queue)
+            mp__pool_send_queue_remove(pool, job);
         job->finished = job->ready = true;
         pool->active_jobs--;
         job->refs--; /* the pool's reference: nothing more will arrive */

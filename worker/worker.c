@@ -173,8 +173,10 @@ static int start(worker_t *w)
 
 /* A signal (SIGTERM, SIGINT) or the stop fd: the worker stops. An embedded
    pool's worker gets SIGTERM from the pool's pid when the pool's process
-   dies (PR_SET_PDEATHSIG), or end-of-file on the stop fd: it removes the
-   pool's ipc socket then. */
+   dies (PR_SET_PDEATHSIG) or exits with the pool still open (its atexit
+   handler terminates daemon children, as Python's does), or end-of-file on
+   the stop fd: it removes the pool's ipc socket then. The pool's process
+   sends SIGTERM for no other reason (mp_pool_destroy uses the stop fd). */
 static void on_signal(worker_t *w)
 {
     struct signalfd_siginfo si = {0};
@@ -182,7 +184,7 @@ static void on_signal(worker_t *w)
         mp__log(MP_LOG_INFO, WHO, "signal %u: handing back %zu dispatch%s and stopping",
                 si.ssi_signo, w->held, w->held == 1 ? "" : "es");
     w->stopping = true;
-    if (w->embedded && si.ssi_pid == (uint32_t)w->pool_pid && reparented(w->pool_pid))
+    if (w->embedded && si.ssi_pid == (uint32_t)w->pool_pid)
         remove_pool_socket(w->o.broker);
 }
 
