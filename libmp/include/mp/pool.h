@@ -96,8 +96,8 @@ typedef struct {
    what the callback wrote; inside the callback its own result reads as
    ready. A callback must not wait for another call that has a callback of
    its own: callbacks run one at a time, so that one cannot become ready
-   (CPython's result handler thread deadlocks the same way). mp_pool_join waits for every callback. A
-   callback must not destroy its pool. */
+   (CPython's result handler thread deadlocks the same way). mp_pool_join
+   waits for every callback. A callback must not destroy its pool. */
 typedef int (*mp_callback_fn)(mp_async_t *result, void *arg);
 /* Called instead of callback when the call failed, with its first error. */
 typedef int (*mp_error_callback_fn)(mp_async_t *result, const mp_task_error_t *error, void *arg);
