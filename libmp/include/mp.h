@@ -21,6 +21,8 @@
 #include "mp/barrier.h"
 #include "mp/value.h"
 #include "mp/shm.h"
+#include "mp/shm_list.h"
+#include "mp/shm_manager.h"
 #include "mp/queue.h"
 #include "mp/pipe.h"
 #include "mp/wait.h"
