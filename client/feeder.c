@@ -13,6 +13,8 @@
     again. Input that arrives after the job ended (the broker was lost) is
     dropped.
 */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@
 #include "codec/items_impl.h"
 #include "feeder.h"
 #include "mp/error.h"
+#include "mp/task.h"
 #include "pool_impl.h"
 
 #define WHO "mp-pool"
@@ -58,6 +61,26 @@ static bool feeder_may_pull(void *arg)
            job->in->bytes < (size_t)MAX_COALESCE_BYTES * (room + 1);
 }
 
+/* The message mp_generator_fail gave on this thread (a feeder thread runs
+   one generator: it takes the message after each call that failed). */
+static _Thread_local char *gen_message;
+
+int mp_generator_fail(int code, const char *fmt, ...)
+{
+    free(gen_message);
+    gen_message = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&gen_message, fmt, ap) < 0)
+            gen_message = NULL;
+        va_end(ap);
+    }
+    if (gen_message && strlen(gen_message) >= MP_TASK_MESSAGE_MAX) /* as a task's */
+        gen_message[MP_TASK_MESSAGE_MAX - 1] = '\0';
+    return code < 0 && code != MP_EEOF ? code : MP_EINVAL;
+}
+
 /* Calls the generator (unlocked: it may block) and queues whole chunks. */
 static void *feeder_thread(void *arg)
 {
@@ -76,6 +99,10 @@ static void *feeder_thread(void *arg)
             rc = job->gen(job->gen_arg, items);
             if (rc == 0 && items->tuple_left)
                 rc = MP_ESTATE; /* a tuple left open: a programmer error */
+            if ((rc == 0 || rc == MP_EEOF) && gen_message) { /* a message, then no failure */
+                free(gen_message);
+                gen_message = NULL;
+            }
         }
         cres_t *r = items && items->len ? calloc(1, sizeof *r) : NULL;
         pthread_mutex_lock(&pool->mutex);
@@ -103,11 +130,18 @@ static void *feeder_thread(void *arg)
             job->input_done = true;
             if (rc != MP_EEOF) {
                 job->input_error = rc;
-                /* its own code, named when it is one of ours or an errno */
+                /* its own text (mp_generator_fail), else its code's name
+                   when it is one of ours or an errno */
                 const char *text = mp_strerror(rc);
                 bool known = strcmp(text, mp_strerror(-999999)) != 0;
+                free(job->input_message);
+                job->input_message = gen_message;
+                gen_message = NULL;
+                if (job->input_message)
+                    text = job->input_message;
                 mp__log(MP_LOG_WARN, WHO, "imap %s: the generator failed with code %d%s%s",
-                        job->name, rc, known ? ": " : "", known ? text : "");
+                        job->name, rc, known || job->input_message ? ": " : "",
+                        known || job->input_message ? text : "");
             }
         }
         if (wake)

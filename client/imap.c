@@ -15,6 +15,7 @@
 */
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "async.h"
@@ -130,6 +131,22 @@ static bool imap_advance(mp_imap_t *it)
     return true;
 }
 
+/* The generator's failure, as mp_imap_error reports it (mutex held). */
+static void generator_error(mp_imap_t *it, int code)
+{
+    mp_async_t *job = it->job;
+    mp_task_error_t e = {.code = code,
+                         .task_code = code,
+                         .message = job->input_message ? job->input_message : mp_strerror(code),
+                         .task = job->name,
+                         .host = "",
+                         .pid = (int)getpid(),
+                         .index = job->total};
+    if (it->has_error)
+        mp__task_error_free(&it->last_error);
+    it->has_error = mp__task_error_copy(&it->last_error, &e) == 0;
+}
+
 /* Reads the next item into *rd (borrowed) or reports its error. */
 static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
 {
@@ -145,6 +162,8 @@ static int imap_take(mp_imap_t *it, int timeout_ms, mp__rd_t *rd)
             break;
         if (it->job->input_done && it->returned >= it->job->total && !it->job->in->head) {
             rc = it->job->input_error ? it->job->input_error : MP_EEOF;
+            if (rc != MP_EEOF)
+                generator_error(it, rc);
             pthread_mutex_unlock(&pool->mutex);
             return rc;
         }

@@ -313,5 +313,6 @@ void mp__pool_job_unref(mp_async_t *job)
         free(r);
     }
     free(job->in);
+    free(job->input_message);
     free(job);
 }

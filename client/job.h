@@ -79,6 +79,7 @@ struct mp_async {
     bool feeder_running; /* started and not joined yet */
     bool stop_feeding;
     int input_error;              /* the generator's error, reported at the end */
+    char *input_message;          /* its text (mp_generator_fail), or NULL */
     imap_in_t *in;                /* its chunks of input not sent yet */
     struct mp_async *feeder_next; /* in pool->feeders while running */
 };

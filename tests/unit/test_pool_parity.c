@@ -1,6 +1,7 @@
 /*  test_pool_parity.c - where the embedded pool follows Python's Pool
     (CPython's _TestPool, issue 23): invalid counts refused, maxtasksperchild
-    counting tasks, error messages carried whole.
+    counting tasks, error messages carried whole, a generator's own error
+    with its text.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -88,12 +89,60 @@ static void test_pool_maxtasksperchild_counts_applies(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* Gives 0, 1, 2, then fails with its own code and a message. */
+static int three_then_fail(void *arg, mp_items_t *out)
+{
+    int *n = arg;
+    if (*n == 3)
+        return mp_generator_fail(-5001, "Somebody said when, after %d items", *n);
+    if (*n == 1) /* a message, then no failure: forgotten */
+        mp_generator_fail(-5002, "not this one");
+    return mp_items_add_int(out, (*n)++);
+}
+
+/* Python: the exception the generator raised reaches the reader, after
+   the results of what it gave. */
+static void test_pool_generator_error_has_its_code_and_text(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    for (int unordered = 0; unordered < 2; unordered++) {
+        int n = 0;
+        mp_imap_t *it = NULL;
+        int64_t v, sum = 0;
+        assert_int_equal((unordered ? mp_pool_imap_unordered
+                                    : mp_pool_imap)(pool, "square", three_then_fail, &n, 1, &it),
+                         0);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(mp_imap_next_int(it, 10000, &v), 0);
+            sum += v;
+        }
+        assert_int_equal(sum, 0 + 1 + 4);
+        assert_null(mp_imap_error(it));
+        assert_int_equal(mp_imap_next_int(it, 10000, &v), -5001);
+        const mp_task_error_t *e = mp_imap_error(it);
+        assert_non_null(e);
+        assert_int_equal(e->code, -5001);
+        assert_string_equal(e->message, "Somebody said when, after 3 items");
+        assert_string_equal(e->task, "square");
+        assert_int_equal(e->index, 3);
+        assert_int_equal(e->pid, getpid());
+        mp_imap_destroy(&it);
+    }
+    assert_int_equal(mp_generator_fail(0, "x"), MP_EINVAL);
+    assert_int_equal(mp_generator_fail(MP_EEOF, NULL), MP_EINVAL);
+    mp_pool_close(pool);
+    mp_pool_join(pool);
+    mp_pool_destroy(&pool);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, teardown),
         cmocka_unit_test_teardown(test_pool_maxtasksperchild_counts_applies, teardown),
+        cmocka_unit_test_teardown(test_pool_generator_error_has_its_code_and_text, teardown),
         cmocka_unit_test_teardown(test_pool_long_error_messages_arrive_whole_up_to_the_cap,
                                   teardown),
     };

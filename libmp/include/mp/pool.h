@@ -117,6 +117,14 @@ typedef struct {
    own, only as the window has room, so it may block (reading stdin, say)
    without stalling the pool; mp_imap_destroy waits for a running call. */
 typedef int (*mp_generator_fn)(void *arg, mp_items_t *out);
+/* A generator's failure with a message (Python: the exception it raised):
+   `return mp_generator_fail(code, "bad line %zu", n);`. The reader's
+   mp_imap_next returns code at the end and mp_imap_error describes it
+   (code, message, task name, this process's pid, index: the input index
+   the generator failed to produce). Returns code, or MP_EINVAL when code
+   is not negative or is MP_EEOF. Call it only from the generator. */
+MP_EXPORT int mp_generator_fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- the pool ------------------------------------------------------------- */
 
@@ -195,7 +203,8 @@ MP_EXPORT int mp_pool_imap_unordered(mp_pool_t *pool, const char *name, mp_gener
 MP_EXPORT int mp_imap_next(mp_imap_t *it, int timeout_ms, mp_obj_t **value_p);
 /* Same, as an int (MP_ETYPE when the result is not one). */
 MP_EXPORT int mp_imap_next_int(mp_imap_t *it, int timeout_ms, int64_t *value);
-/* The error of the item mp_imap_next last reported failed, or NULL. */
+/* The error of the item mp_imap_next last reported failed, or NULL; at the
+   end, the generator's failure (mp_generator_fail). */
 MP_EXPORT const mp_task_error_t *mp_imap_error(const mp_imap_t *it);
 /* The input index (0-based, in the generator's order) of the item
    mp_imap_next last returned, with its value or its error: how
