@@ -187,3 +187,79 @@ MP_TASK(fail_long)
     free(s);
     return rc;
 }
+
+/* ---- the tasks of CPython's _TestPool (tests/conformance/conformance_pool.c) ---- */
+
+/* The task codes that stand for the Python exception classes they raise. */
+enum { TT_VALUE_ERROR = 1001, TT_KEY_ERROR = 1002, TT_RUNTIME_ERROR = 1003 };
+
+static void sleep_seconds(double s)
+{
+    if (s > 0) {
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* sqr(x [, wait]): x*x after sleeping wait seconds (CPython's sqr) */
+MP_TASK(sqr)
+{
+    int64_t x = mp_task_int(task, 0);
+    if (mp_task_argc(task) > 1)
+        sleep_seconds(mp_task_float(task, 1));
+    return mp_task_return_int(task, x * x);
+}
+
+/* mul(x, y): x*y */
+MP_TASK(mul)
+{
+    return mp_task_return_int(task, mp_task_int(task, 0) * mp_task_int(task, 1));
+}
+
+/* parse_int(s): Python's int(s) for a decimal string; TT_VALUE_ERROR with
+   Python's message otherwise */
+MP_TASK(parse_int)
+{
+    const char *s = mp_task_str(task, 0, NULL);
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end)
+        return mp_task_fail(task, TT_VALUE_ERROR, "invalid literal for int() with base 10: '%s'",
+                            s ? s : "");
+    return mp_task_return_int(task, v);
+}
+
+/* raise_large_valuerror(wait): after wait seconds, TT_VALUE_ERROR with a
+   message of 1 MiB 'x' (cut to MP_TASK_MESSAGE_MAX on the way) */
+MP_TASK(raise_large_valuerror)
+{
+    sleep_seconds(mp_task_float(task, 0));
+    enum { N = 1 << 20 };
+    char *s = malloc(N + 1);
+    if (!s)
+        return mp_task_fail(task, MP_ENOMEM, "out of memory");
+    memset(s, 'x', N);
+    s[N] = '\0';
+    int rc = mp_task_fail(task, TT_VALUE_ERROR, "%s", s);
+    free(s);
+    return rc;
+}
+
+/* raising(): CPython's raise KeyError("key") */
+MP_TASK(raising)
+{
+    return mp_task_fail(task, TT_KEY_ERROR, "'key'");
+}
+
+/* fail_with(code, message): fails with that code and message */
+MP_TASK(fail_with)
+{
+    return mp_task_fail(task, (int)mp_task_int(task, 0), "%s", mp_task_str(task, 1, NULL));
+}
+
+/* unencodable_result(): a result that cannot be encoded (0xc1 is no msgpack
+   value), CPython's unpickleable_result */
+MP_TASK(unencodable_result)
+{
+    return mp_task_return_packed(task, "\xc1", 1);
+}
