@@ -19,8 +19,9 @@
     still tracked until its running units come back, then dropped.
 
     The files, bottom up; each calls only the files above it in this list:
-    peers.c, units.c, sched.c, then clients.c and workers.c (the commands),
-    then engine.c (the loop and the public calls).
+    peers.c, units.c, metrics.c (counters, their text), http.c (GET
+    /metrics), sched.c, then clients.c and workers.c (the commands), then
+    engine.c (the loop and the public calls).
 */
 #ifndef MP_BROKER_IMPL_H_INCLUDED
 #define MP_BROKER_IMPL_H_INCLUDED
@@ -49,6 +50,7 @@ typedef struct queue queue_t;
 
 struct chunk {
     peer_t *client; /* NULL once the client left */
+    queue_t *queue; /* its task name's queue (and counters): queues live as long as the broker */
     uint64_t chunk_id;
     char name[MPP_MAX_NAME + 1];
     uint8_t mode;
@@ -74,18 +76,32 @@ struct unit {
     unsigned attempt;
     zmq_msg_t items; /* this range's items frame (shares the chunk's data) */
     uint64_t dispatch_id;
-    peer_t *worker;  /* running on, or NULL when queued */
-    char cause[200]; /* why the last attempt was lost (what a loss says fits) */
+    uint64_t dispatched_ns; /* when it was sent to its worker (metrics.c: latency) */
+    peer_t *worker;         /* running on, or NULL when queued */
+    char cause[200];        /* why the last attempt was lost (what a loss says fits) */
     /* running, and withdrawn (CANCEL, or its client left): its worker was
        told to kill it (B-WCANCEL); whatever it answers is dropped */
     bool cancelled;
     unit_t *next, *prev;
 };
 
+/* What the broker counts per task name (metrics.c), since it started. */
+#define BK_LATENCY_BUCKETS 12
+typedef struct {
+    uint64_t chunks_submitted, items_submitted;
+    uint64_t chunks_done;                          /* every item answered, one way or another */
+    uint64_t items_done, items_failed, items_lost; /* lost: WORKER_LOST after the retries */
+    uint64_t retries;                              /* dispatches re-queued after a loss */
+    uint64_t latency[BK_LATENCY_BUCKETS + 1];      /* dispatches by seconds to their RESULT */
+    uint64_t latency_count;
+    double latency_sum;
+} task_stats_t;
+
 struct queue {
     char name[MPP_MAX_NAME + 1];
     unit_t *head, *tail;
     size_t depth;
+    task_stats_t stats;
     queue_t *next;
 };
 
@@ -151,6 +167,9 @@ struct mp_broker {
     uint64_t done, failed, lost, malformed;
     uint64_t refused; /* peers refused: a key the allow-list of their role lacks, or
                          one source over max_per_source */
+    uint64_t bytes_in, bytes_out, workers_lost, retries, clients_seen, workers_seen;
+    void *http_thread_sock; /* the HTTP server's requests (http.c), or NULL */
+    struct bk_http *http;
 };
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
@@ -226,6 +245,27 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why);
    is NULL): each worker is told to kill its dispatch (B-WCANCEL); with
    answer, the client gets the items as CANCELLED at once. Returns how many. */
 size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer);
+
+/* ---- metrics.c: counters and their text -------------------------------------- */
+
+/* A dispatch of q's task answered after ns. */
+void bk_observe_latency(queue_t *q, uint64_t ns);
+/* The OpenMetrics text (openmetrics: with "# EOF"; else Prometheus 0.0.4)
+   of everything the broker counts, into out. 0 or MP_ENOMEM. */
+int bk_metrics_render(mp_broker_t *b, bool openmetrics, mp__buf_t *out);
+
+/* ---- http.c: GET /metrics (libmicrohttpd's thread asks the broker's) --------- */
+
+/* Listens on addr ("HOST:PORT"); off loopback only when insecure. 0,
+   MP_EINVAL, MP_EHOSTUNKNOWN, MP_EINSECURE, -errno (logged). */
+int bk_http_start(mp_broker_t *b, const char *addr, bool insecure);
+/* On the broker thread: answers the HTTP thread's questions. */
+void bk_http_answer(mp_broker_t *b);
+/* Stops listening (before the broker thread stops), then frees (after). */
+void bk_http_stop(mp_broker_t *b);
+void bk_http_free(mp_broker_t *b);
+/* "HOST:PORT" actually bound, or NULL. */
+const char *bk_http_addr(const mp_broker_t *b);
 
 /* ---- clients.c and workers.c: the commands ---------------------------------- */
 

@@ -125,6 +125,9 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         return;
     }
     ch->client = c;
+    ch->queue = q;
+    q->stats.chunks_submitted++;
+    q->stats.items_submitted += count;
     ch->chunk_id = chunk_id;
     memcpy(ch->name, tname, namelen + 1);
     ch->mode = (uint8_t)mode;

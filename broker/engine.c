@@ -33,6 +33,8 @@
 
 static void route(mp_broker_t *b, mpp_msg_t *m)
 {
+    for (int i = 0; i < m->n; i++)
+        b->bytes_in += mpp_size(m, i);
     char hex[16] = "?";
     if (m->n >= 1)
         mpp_id_hex(mpp_data(m, 0), mpp_size(m, 0) < 6 ? mpp_size(m, 0) : 6, hex, sizeof hex);
@@ -138,15 +140,20 @@ static void *broker_thread(void *arg)
     mp_broker_t *b = arg;
     uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
     uint64_t next_hb = mp__now_ns() + interval;
-    zmq_pollitem_t items[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->ctl_thread, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{b->router, 0, ZMQ_POLLIN, 0},
+                               {b->ctl_thread, 0, ZMQ_POLLIN, 0},
+                               {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
+    int nitems = b->http_thread_sock ? 3 : 2;
     for (;;) {
         uint64_t now = mp__now_ns();
         long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
-        int rc = zmq_poll(items, 2, timeout);
+        int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             break; /* stop */
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+            bk_http_answer(b);
         if (items[0].revents & ZMQ_POLLIN) {
             /* drain what is there, bounded so heartbeats keep their pace */
             for (int k = 0; k < 1000; k++) {
@@ -183,6 +190,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
     if (!b_p || !*b_p)
         return;
     mp_broker_t *b = *b_p;
+    bk_http_stop(b); /* while the broker thread still answers its questions */
     if (b->started) {
         zmq_send(b->ctl_main, "", 0, 0);
         pthread_join(b->thread, NULL);
@@ -195,6 +203,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
         zmq_close(b->ctl_main);
     if (b->ctl_thread)
         zmq_close(b->ctl_thread);
+    bk_http_free(b);
     free_endpoints(b);
     free(b->peers);
     if (b->auth)
@@ -368,6 +377,8 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp
             zmq_connect(b->ctl_main, ctl))
             rc = -errno;
     }
+    if (!rc && o->http && thread)
+        rc = bk_http_start(b, o->http, o->insecure);
     if (!rc && thread && pthread_create(&b->thread, NULL, broker_thread, b) != 0)
         rc = MP_ENOMEM;
     if (rc) {
@@ -389,4 +400,9 @@ size_t mp_broker_endpoint_count(const mp_broker_t *b)
 const char *mp_broker_endpoint(const mp_broker_t *b, size_t i)
 {
     return b && i < b->nendpoints ? b->endpoints[i] : NULL;
+}
+
+const char *mp_broker_http_address(const mp_broker_t *b)
+{
+    return b ? bk_http_addr(b) : NULL;
 }

@@ -19,35 +19,39 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mp-broker [options]\n"
-                 "Routes libmp Pool tasks from clients to workers (MPP/1).\n\n"
-                 "  -b, --bind ENDPOINT     tcp://HOST:PORT or ipc://PATH; repeatable;\n"
-                 "                          port 0 or * picks a free port (default tcp://*:5555)\n"
-                 "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
-                 "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
-                 "      --max-message BYTES largest accepted message (default 64 MiB)\n"
-                 "      --max-queued N      chunks one client may have queued (default 4096;\n"
-                 "                          clients keep within it: docs/PROTOCOL.md 4.1)\n"
-                 "      --max-peers-per-source N  clients and workers from one key, or one\n"
-                 "                          address without keys (default 4096; more are\n"
-                 "                          refused, none evicted: docs/PROTOCOL.md 10)\n"
-                 "      --curve-key FILE    CURVE: this broker's certificate (NAME.key_secret,\n"
-                 "                          from mp-client keygen NAME)\n"
-                 "      --allow-dir DIR     CURVE: DIR/workers/ and DIR/clients/ hold the public\n"
-                 "                          certificates (NAME.key) of the peers admitted\n"
-                 "      --insecure          listen off loopback without CURVE (warned at start)\n"
-                 "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
-                 "  -v, --verbose           the same as --log-level debug\n"
-                 "  -q, --quiet             the same as --log-level warn\n"
-                 "  -h, --help              this text\n"
-                 "  -V, --version           print the version\n\n"
-                 "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
-                 "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
-                 "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
-                 "MP_INSECURE=1, MP_LOG_LEVEL.\n"
-                 "The bound endpoints are printed on stdout, one per line. Exit status: 0 after\n"
-                 "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
-                 "See docs/CLUSTER.md.\n");
+    fprintf(out,
+            "usage: mp-broker [options]\n"
+            "Routes libmp Pool tasks from clients to workers (MPP/1).\n\n"
+            "  -b, --bind ENDPOINT     tcp://HOST:PORT or ipc://PATH; repeatable;\n"
+            "                          port 0 or * picks a free port (default tcp://*:5555)\n"
+            "      --heartbeat MS      heartbeat interval (default 1000); 3 missed = dead\n"
+            "      --max-attempts N    tries per task before WORKER_LOST (default 3)\n"
+            "      --max-message BYTES largest accepted message (default 64 MiB)\n"
+            "      --max-queued N      chunks one client may have queued (default 4096;\n"
+            "                          clients keep within it: docs/PROTOCOL.md 4.1)\n"
+            "      --max-peers-per-source N  clients and workers from one key, or one\n"
+            "                          address without keys (default 4096; more are\n"
+            "                          refused, none evicted: docs/PROTOCOL.md 10)\n"
+            "      --curve-key FILE    CURVE: this broker's certificate (NAME.key_secret,\n"
+            "                          from mp-client keygen NAME)\n"
+            "      --allow-dir DIR     CURVE: DIR/workers/ and DIR/clients/ hold the public\n"
+            "                          certificates (NAME.key) of the peers admitted\n"
+            "      --insecure          listen off loopback without CURVE (warned at start)\n"
+            "      --http HOST:PORT    serve GET /metrics (OpenMetrics/Prometheus text) there;\n"
+            "                          loopback unless --insecure; port 0 picks a free one\n"
+            "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
+            "  -v, --verbose           the same as --log-level debug\n"
+            "  -q, --quiet             the same as --log-level warn\n"
+            "  -h, --help              this text\n"
+            "  -V, --version           print the version\n\n"
+            "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
+            "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
+            "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
+            "MP_INSECURE=1, MP_HTTP, MP_LOG_LEVEL.\n"
+            "The bound endpoints are printed on stdout, one per line, then the metrics URL\n"
+            "(http://HOST:PORT/metrics) with --http. Exit status: 0 after\n"
+            "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
+            "See docs/CLUSTER.md.\n");
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -61,7 +65,7 @@ typedef struct {
     const char *binds[64];
     size_t nbinds;
     long heartbeat, attempts, maxmsg, maxqueued, maxpeers;
-    const char *curve_key, *allow_dir, *level_name;
+    const char *curve_key, *allow_dir, *level_name, *http;
     bool insecure;
     char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
 } settings_t;
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, settings_t *s)
                                          {"curve-key", required_argument, 0, 'K'},
                                          {"allow-dir", required_argument, 0, 'D'},
                                          {"insecure", no_argument, 0, 'I'},
+                                         {"http", required_argument, 0, 'T'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -121,6 +126,9 @@ static int parse_args(int argc, char **argv, settings_t *s)
         case 'D':
             s->allow_dir = optarg;
             break;
+        case 'T':
+            s->http = optarg;
+            break;
         case 'I':
             s->insecure = true;
             break;
@@ -153,6 +161,8 @@ static int apply_env(settings_t *s)
         s->allow_dir = env;
     if (!s->insecure && (env = getenv("MP_INSECURE")) && !strcmp(env, "1"))
         s->insecure = true;
+    if (!s->http && (env = getenv("MP_HTTP")) && *env)
+        s->http = env;
     int level = mp_prog_log_level("mp-broker", s->level_name);
     if (level < 0 ||
         mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &s->heartbeat) ||
@@ -194,6 +204,7 @@ int main(int argc, char **argv)
                              .curve_key = s.curve_key,
                              .allow_dir = s.allow_dir,
                              .insecure = s.insecure,
+                             .http = s.http,
                              .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
     rc = mp_broker_new(&o, &broker);
@@ -204,6 +215,8 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < mp_broker_endpoint_count(broker); i++)
         printf("%s\n", mp_broker_endpoint(broker, i));
+    if (mp_broker_http_address(broker))
+        printf("http://%s/metrics\n", mp_broker_http_address(broker));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);

@@ -80,6 +80,10 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     snprintf(p->source, sizeof p->source, "%s", source);
     mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;
+    if (kind == PEER_WORKER)
+        b->workers_seen++;
+    else
+        b->clients_seen++;
     p->last_seen = mp__now_ns();
     p->expiry_ns = (uint64_t)b->heartbeat_ms * MPP_LIVENESS * 1000000ull;
     p->serial = ++b->peer_serial;
@@ -138,6 +142,9 @@ int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t
                int npayload)
 {
     const char *sig = p->kind == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT;
+    b->bytes_out += p->idlen + MPP_SIG_SIZE + 1 + hdr->size;
+    for (int i = 0; i < npayload; i++)
+        b->bytes_out += zmq_msg_size(&payload[i]);
     int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload, npayload,
                       ZMQ_DONTWAIT);
     if (rc)

@@ -41,8 +41,11 @@ void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const cha
         bk_unit_free(b, u);
         return;
     }
-    if (count_attempt)
+    if (count_attempt) {
         u->attempt++;
+        u->chunk->queue->stats.retries++;
+        b->retries++;
+    }
     u->worker = NULL;
     queue_t *q = bk_queue_get(b, u->chunk->name, true);
     if (!q || bk_unit_trim(u)) {
@@ -169,6 +172,7 @@ void bk_dispatch(mp_broker_t *b)
                 n = 2;
             }
             u->worker = w;
+            u->dispatched_ns = mp__now_ns();
             u->next = w->running;
             u->prev = NULL;
             if (w->running)
@@ -216,6 +220,8 @@ void bk_announce_processes(mp_broker_t *b)
 
 void bk_worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts)
 {
+    if (count_attempts) /* lost, not left */
+        b->workers_lost++;
     mp__log(count_attempts || w->nrunning ? MP_LOG_WARN : MP_LOG_INFO, WHO,
             "worker %s (%s pid %u) %s: %s; %zu dispatch%s re-queued", w->hex, w->host, w->pid,
             count_attempts ? "lost" : "left", cause, w->nrunning, w->nrunning == 1 ? "" : "es");

@@ -26,10 +26,13 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     chunk_t *ch = u->chunk;
     size_t base = u->base + u->answered, count = bk_unit_left(u); /* after what PARTIALs answered */
     ch->pending -= count;
-    if (kind == MPP_KIND_WORKER_LOST)
+    if (kind == MPP_KIND_WORKER_LOST) {
         b->lost += count;
-    else
+        ch->queue->stats.items_lost += count;
+    } else {
         b->failed += count;
+        ch->queue->stats.items_failed += count;
+    }
     if (!ch->client)
         return;
     mp__buf_t vals, errs, h;
@@ -95,8 +98,11 @@ void bk_unit_free(mp_broker_t *b, unit_t *u)
     chunk_t *ch = u->chunk;
     zmq_msg_close(&u->items);
     free(u);
-    if (ch->pending == 0)
+    if (ch->pending == 0) {
+        if (ch->client) /* answered whole to its client */
+            ch->queue->stats.chunks_done++;
         chunk_free(b, ch);
+    }
 }
 
 queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create)

@@ -137,6 +137,9 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     b->done += count - nerrors;
     b->failed += nerrors;
     chunk_t *ch = u->chunk;
+    ch->queue->stats.items_done += count - nerrors;
+    ch->queue->stats.items_failed += nerrors;
+    bk_observe_latency(ch->queue, mp__now_ns() - u->dispatched_ns);
     ch->pending -= bk_unit_left(u);
     if (ch->client) {
         char hs[64];
@@ -202,6 +205,8 @@ static void worker_partial(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     }
     u->answered += count;
     ch->pending -= count;
+    ch->queue->stats.items_done += count - nerrors;
+    ch->queue->stats.items_failed += nerrors;
     w->done += count - nerrors;
     w->failed += nerrors;
     b->done += count - nerrors;

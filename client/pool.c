@@ -144,13 +144,16 @@ static int start_worker(mp_pool_t *pool, const mp_pool_options_t *o)
 
 /* Step 2 of an embedded start-up: the broker thread, bound to the worker's
    ipc endpoint and to the inproc endpoint this pool connects to. */
-static int start_broker(mp_pool_t *pool)
+static int start_broker(mp_pool_t *pool, const mp_pool_options_t *o)
 {
     char inproc[64];
     snprintf(inproc, sizeof inproc, "inproc://mp-pool-%p", (void *)pool);
     const char *binds[] = {pool->endpoint, inproc};
-    mp_broker_options_t bo = {
-        .binds = binds, .nbinds = 2, .zmq_context = pool->ctx, .heartbeat_ms = pool->heartbeat_ms};
+    mp_broker_options_t bo = {.binds = binds,
+                              .nbinds = 2,
+                              .zmq_context = pool->ctx,
+                              .heartbeat_ms = pool->heartbeat_ms,
+                              .http = o ? o->http : NULL};
     int rc = mp__broker_new_shm(&bo, pool->shm, &pool->broker);
     snprintf(pool->endpoint, sizeof pool->endpoint, "%s", inproc);
     return rc;
@@ -296,7 +299,7 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     if (!rc && !(pool->ctx = zmq_ctx_new()))
         rc = MP_ENOMEM;
     if (!rc && pool->embedded)
-        rc = start_broker(pool);
+        rc = start_broker(pool, o);
     /* 3. the I/O thread, and the handshake */
     if (!rc && ((pool->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
                 (pool->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0))
@@ -493,4 +496,9 @@ int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p)
     pool->status_wanted = false;
     pthread_mutex_unlock(&pool->mutex);
     return rc;
+}
+
+const char *mp_pool_http_address(const mp_pool_t *pool)
+{
+    return pool && pool->broker ? mp_broker_http_address(pool->broker) : NULL;
 }

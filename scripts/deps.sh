@@ -9,11 +9,11 @@
 #   scripts/deps.sh --fuzz     to build and run the fuzz targets (scripts/fuzz.sh):
 #                              clang and libFuzzer
 set -euo pipefail
-build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev pkg-config cmake make gcc libc6-dev python3)
+build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev pkg-config cmake make gcc libc6-dev python3)
 case "${1:-}" in
 "") pkgs=("${build[@]}") ;;
---test) pkgs=("${build[@]}" iproute2 docker-compose) ;;
---runtime) pkgs=(libzmq5 libczmq4 libsodium23 libmsgpackc2 libjansson4) ;;
+--test) pkgs=("${build[@]}" iproute2 docker-compose python3-zmq python3-msgpack python3-venv) ;;
+--runtime) pkgs=(libzmq5 libczmq4 libsodium23 libmsgpackc2 libjansson4 libmicrohttpd12) ;;
 --fuzz) pkgs=("${build[@]}" clang-14 libclang-rt-14-dev) ;;
 *) echo "usage: scripts/deps.sh [--test | --runtime | --fuzz]" >&2; exit 2 ;;
 esac

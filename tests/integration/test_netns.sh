@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_netns.sh BUILD_DIR - a cluster across hosts, for real, without Docker
-# (docs/CLUSTER.md section 7). Four network namespaces joined by a bridge:
+# (docs/CLUSTER.md section 8). Four network namespaces joined by a bridge:
 #
 #   broker 10.77.0.1   mp-broker --bind tcp://10.77.0.1:5555, CURVE on
 #   w1     10.77.0.2   mp-worker, configured by environment as in docker-compose.yml

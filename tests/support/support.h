@@ -173,6 +173,17 @@ void tu_assert_map_squares(mp_pool_t *pool, int n);
 /* Asserts that item i of r is the int i, for i in 0 .. n-1 but skip. */
 void tu_assert_indexes(const mp_items_t *r, int n, int skip);
 
+/* ---- HTTP ------------------------------------------------------------------------- */
+
+/* GET http://hostport/path (accept: an Accept header, or NULL), at most
+   5 s. The status (0: no answer); *body (malloc'ed, NUL-terminated, the
+   caller frees) and the Content-Type into ctype. */
+int tu_http_get(const char *hostport, const char *path, const char *accept, char **body,
+                char *ctype, size_t ctsize);
+/* The value of the sample line `series value` in an OpenMetrics text (the
+   series with its labels, exactly as written); NAN when absent. */
+double tu_metric(const char *text, const char *series);
+
 /* ---- ZeroMQ (the program links libzmq) -------------------------------------------- */
 
 /* A DEALER socket of ctx, linger 0, connected to endpoint. */

@@ -2,6 +2,11 @@
     and the items the pool tests send and check.
 */
 #include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -196,4 +201,57 @@ mp_pool_t *tu_cluster_pool(const char *endpoint, int heartbeat_ms, int processes
     assert_int_equal(mp_pool_new(&o, &pool), 0);
     assert_int_equal(tu_wait_processes(pool, processes, 10000), processes);
     return pool;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------- */
+
+int tu_http_get(const char *hostport, const char *path, const char *accept, char **body,
+                char *ctype, size_t ctsize)
+{
+    char host[64];
+    const char *colon = strrchr(hostport, ':');
+    assert_non_null(colon);
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    assert_int_equal(inet_pton(AF_INET, host, &a.sin_addr), 1);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    *body = NULL;
+    if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(s);
+        return 0;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s%s%s\r\n\r\n", path, hostport,
+                     accept ? "\r\nAccept: " : "", accept ? accept : "");
+    assert_int_equal(write(s, req, (size_t)n), n);
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t k;
+    while ((k = read(s, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)k;
+        if (cap - len < 4096)
+            buf = realloc(buf, cap *= 2);
+    }
+    close(s);
+    buf[len] = '\0';
+    int status = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    char *ct = strstr(buf, "\r\nContent-Type: ");
+    if (ct && ctype)
+        snprintf(ctype, ctsize, "%.*s", (int)strcspn(ct + 16, "\r"), ct + 16);
+    char *start = strstr(buf, "\r\n\r\n");
+    *body = strdup(start ? start + 4 : "");
+    free(buf);
+    return status;
+}
+
+double tu_metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return NAN;
 }

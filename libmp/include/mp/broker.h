@@ -50,7 +50,11 @@ typedef struct {
        handler needs czmq's). */
     const char *curve_key;
     const char *allow_dir;
-    bool insecure; /* allow a tcp endpoint off loopback without CURVE */
+    bool insecure; /* allow a tcp endpoint off loopback without CURVE (and http) */
+    /* "HOST:PORT" (port 0: any free one): serve GET /metrics there, in
+       OpenMetrics or Prometheus text (docs/CLUSTER.md, "Metrics"). Loopback
+       only, unless insecure. NULL: no HTTP port. */
+    const char *http;
 } mp_broker_options_t;
 
 /* Binds and starts the broker thread. On success *broker_p is a new broker
@@ -72,6 +76,9 @@ MP_EXPORT void mp_broker_destroy(mp_broker_t **broker_p);
    the resolver's message). why may be NULL; it is always NUL-terminated.
    mp_pool_new, mp-worker and mp-client all check with this. */
 MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t size);
+
+/* The HTTP port's "HOST:PORT" as bound (the port chosen), or NULL. */
+MP_EXPORT const char *mp_broker_http_address(const mp_broker_t *broker);
 
 /* The endpoints actually bound, in the order given. */
 MP_EXPORT size_t mp_broker_endpoint_count(const mp_broker_t *broker);

@@ -84,6 +84,10 @@ typedef struct {
        (docs/PROTOCOL.md 7.1). This is how long it waits before the calls
        fail with MP_EBROKERLOST (0: 30000; < 0: at once, as before). */
     int reconnect_timeout_ms;
+    /* An embedded pool's broker serves GET /metrics on this "HOST:PORT"
+       (loopback; port 0: a free one, mp_pool_http_address says which), as
+       mp-broker --http does (docs/CLUSTER.md, "Metrics"). NULL: none. */
+    const char *http;
 } mp_pool_options_t;
 
 /* Called when a call completes, on the pool's callback thread (one per
@@ -163,6 +167,8 @@ MP_EXPORT int mp_pool_processes(const mp_pool_t *pool);
 MP_EXPORT int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p);
 /* Callbacks that returned nonzero so far. */
 MP_EXPORT size_t mp_pool_callback_errors(const mp_pool_t *pool);
+/* An embedded pool's metrics address ("HOST:PORT", options.http), or NULL. */
+MP_EXPORT const char *mp_pool_http_address(const mp_pool_t *pool);
 
 /* ---- calls ---------------------------------------------------------------- */
 

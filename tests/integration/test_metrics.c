@@ -1,0 +1,214 @@
+/*  test_metrics.c - the broker's GET /metrics (docs/CLUSTER.md, "Metrics"):
+    every figure after a known workload, exact; a worker lost mid-map; the
+    embedded pool's broker on request; the HTTP rules (404, 405, the
+    OpenMetrics form, loopback only). */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#include "test_tasks.c" /* the embedded pool's tasks (the workers load libtest_tasks.so) */
+
+#define OM "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+typedef struct {
+    pid_t broker, workers[2];
+    char endpoint[256], http[64];
+    mp_pool_t *pool;
+} cluster_t;
+
+/* mp-broker with --http on a free loopback port (MP_HTTP), n workers of
+   2 executors, and a pool on it. */
+static void cluster_up(cluster_t *c, int nworkers)
+{
+    snprintf(c->http, sizeof c->http, "127.0.0.1:%d", tu_free_port());
+    setenv("MP_HTTP", c->http, 1);
+    c->broker = tu_start_broker("tcp://127.0.0.1:0", "300", c->endpoint, sizeof c->endpoint);
+    unsetenv("MP_HTTP");
+    for (int i = 0; i < nworkers; i++)
+        c->workers[i] = tu_start_worker(c->endpoint, "2", "300");
+    c->pool = tu_cluster_pool(c->endpoint, 300, 2 * nworkers);
+}
+
+static void cluster_down(cluster_t *c)
+{
+    mp_pool_terminate(c->pool);
+    mp_pool_join(c->pool);
+    mp_pool_destroy(&c->pool);
+    tu_kill_children();
+}
+
+/* The metrics text now (asserts a 200 in Prometheus' text format). */
+static char *scrape(const char *http)
+{
+    char *body = NULL, ctype[128] = "";
+    assert_int_equal(tu_http_get(http, "/metrics", NULL, &body, ctype, sizeof ctype), 200);
+    assert_string_equal(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    return body;
+}
+
+static double task_metric(const char *text, const char *name, const char *task)
+{
+    char series[256];
+    snprintf(series, sizeof series, "%s{task=\"%s\"}", name, task);
+    return tu_metric(text, series);
+}
+
+/* 10 chunks of square (1000 items), 3 blocking applies of fail_with (one
+   chunk each, failing): each counter exact. */
+static void test_metrics_count_a_known_workload_exactly(void **state)
+{
+    (void)state;
+    cluster_t c = {0};
+    cluster_up(&c, 1);
+    mp_items_t *in = tu_range(1000), *out = NULL;
+    assert_int_equal(mp_pool_map(c.pool, "square", in, 100, &out), 0);
+    tu_assert_squares(out, 1000);
+    for (int i = 0; i < 3; i++) {
+        mp_obj_t *args = mp_obj_new_array(), *v = NULL;
+        mp_obj_array_add(args, mp_obj_new_int(7));
+        mp_obj_array_add(args, mp_obj_new_str("no"));
+        assert_int_equal(mp_pool_apply(c.pool, "fail_with", args, &v), MP_ETASK);
+        mp_obj_destroy(&args);
+    }
+    char *m = scrape(c.http);
+    assert_true(tu_metric(m, "mp_broker_info{version=\"" MP_VERSION_STRING "\"}") == 1);
+    assert_true(tu_metric(m, "mp_broker_uptime_seconds") > 0);
+    assert_true(tu_metric(m, "mp_broker_workers{state=\"idle\"}") == 1);
+    assert_true(tu_metric(m, "mp_broker_workers{state=\"busy\"}") == 0);
+    assert_true(tu_metric(m, "mp_broker_executors") == 2);
+    assert_true(tu_metric(m, "mp_broker_dispatches_running") == 0);
+    assert_true(tu_metric(m, "mp_broker_clients") == 2); /* the pool's, its blocking applies' */
+    assert_true(task_metric(m, "mp_broker_chunks_submitted_total", "square") == 10);
+    assert_true(task_metric(m, "mp_broker_items_submitted_total", "square") == 1000);
+    assert_true(task_metric(m, "mp_broker_chunks_done_total", "square") == 10);
+    assert_true(task_metric(m, "mp_broker_items_done_total", "square") == 1000);
+    assert_true(task_metric(m, "mp_broker_items_failed_total", "square") == 0);
+    assert_true(task_metric(m, "mp_broker_task_seconds_count", "square") == 10);
+    assert_true(tu_metric(m, "mp_broker_task_seconds_bucket{task=\"square\",le=\"+Inf\"}") == 10);
+    assert_true(task_metric(m, "mp_broker_task_seconds_sum", "square") > 0);
+    assert_true(task_metric(m, "mp_broker_chunks_submitted_total", "fail_with") == 3);
+    assert_true(task_metric(m, "mp_broker_items_failed_total", "fail_with") == 3);
+    assert_true(task_metric(m, "mp_broker_items_done_total", "fail_with") == 0);
+    assert_true(task_metric(m, "mp_broker_chunks_done_total", "fail_with") == 3);
+    assert_true(task_metric(m, "mp_broker_items_queued", "square") == 0);
+    assert_true(task_metric(m, "mp_broker_items_running", "square") == 0);
+    assert_true(task_metric(m, "mp_broker_retries_total", "square") == 0);
+    assert_true(tu_metric(m, "mp_broker_workers_lost_total") == 0);
+    assert_true(tu_metric(m, "mp_broker_workers_joined_total") == 1);
+    assert_true(tu_metric(m, "mp_broker_clients_joined_total") == 2);
+    /* 1000 results of a few bytes each went out, 1000 ints came in */
+    assert_true(tu_metric(m, "mp_broker_received_bytes_total") > 2000);
+    assert_true(tu_metric(m, "mp_broker_sent_bytes_total") > 2000);
+    free(m);
+    mp_items_destroy(&in);
+    mp_items_destroy(&out);
+    cluster_down(&c);
+}
+
+/* Items running and queued while a map waits on slow tasks; then a
+   worker SIGKILLed mid-map: lost once, its dispatches retried, every item
+   done once. */
+static void test_metrics_follow_a_running_map_and_a_lost_worker(void **state)
+{
+    (void)state;
+    cluster_t c = {0};
+    cluster_up(&c, 2);
+    mp_items_t *in = tu_range(4000);
+    mp_async_t *r = NULL;
+    assert_int_equal(mp_pool_map_async(c.pool, "slow_square", in, NULL, &r), 0);
+    char *m = NULL;
+    bool seen = TU_WAIT_UNTIL((free(m), m = scrape(c.http),
+                               task_metric(m, "mp_broker_items_running", "slow_square") > 0 &&
+                                   tu_metric(m, "mp_broker_workers{state=\"busy\"}") == 2),
+                              5000);
+    assert_true(seen);
+    free(m);
+    kill(c.workers[0], SIGKILL);
+    const mp_items_t *got = NULL;
+    assert_int_equal(mp_async_get(r, 60000, &got), 0);
+    tu_assert_squares(got, 4000);
+    m = scrape(c.http);
+    assert_true(tu_metric(m, "mp_broker_workers_lost_total") == 1);
+    assert_true(tu_metric(m, "mp_broker_workers{state=\"idle\"}") == 1);
+    assert_true(task_metric(m, "mp_broker_retries_total", "slow_square") >= 1);
+    assert_true(task_metric(m, "mp_broker_items_done_total", "slow_square") == 4000);
+    assert_true(task_metric(m, "mp_broker_items_lost_total", "slow_square") == 0);
+    assert_true(task_metric(m, "mp_broker_items_submitted_total", "slow_square") == 4000);
+    free(m);
+    mp_async_destroy(&r);
+    mp_items_destroy(&in);
+    cluster_down(&c);
+}
+
+/* What is not GET /metrics; the OpenMetrics form on request. */
+static void test_metrics_http_rules(void **state)
+{
+    (void)state;
+    cluster_t c = {0};
+    cluster_up(&c, 1);
+    char *body = NULL, ctype[128] = "";
+    assert_int_equal(tu_http_get(c.http, "/nothing", NULL, &body, NULL, 0), 404);
+    free(body);
+    assert_int_equal(
+        tu_http_get(c.http, "/metrics", "application/openmetrics-text", &body, ctype, sizeof ctype),
+        200);
+    assert_string_equal(ctype, OM);
+    size_t n = strlen(body);
+    assert_true(n > 6 && !strcmp(body + n - 6, "# EOF\n"));
+    assert_non_null(strstr(body, "# TYPE mp_broker_items_done counter\n"));
+    free(body);
+    body = scrape(c.http);
+    assert_non_null(strstr(body, "# TYPE mp_broker_items_done_total counter\n"));
+    assert_null(strstr(body, "# EOF"));
+    free(body);
+    cluster_down(&c);
+
+    /* off loopback: refused unless insecure */
+    const char *binds[] = {"tcp://127.0.0.1:0"};
+    mp_broker_options_t o = {.binds = binds, .nbinds = 1, .http = "0.0.0.0:0"};
+    mp_broker_t *b = NULL;
+    assert_int_equal(mp_broker_new(&o, &b), MP_EINSECURE);
+    o.http = "127.0.0.1";
+    assert_int_equal(mp_broker_new(&o, &b), MP_EINVAL);
+    assert_null(b);
+}
+
+/* An embedded pool's broker serves them too, on request. */
+static void test_metrics_of_an_embedded_pool(void **state)
+{
+    (void)state;
+    mp_pool_options_t o = {.http = "127.0.0.1:0"};
+    mp_pool_t *pool = tu_new_pool(2, &o);
+    const char *http = mp_pool_http_address(pool);
+    assert_non_null(http);
+    tu_assert_map_squares(pool, 100);
+    char *m = scrape(http);
+    assert_true(task_metric(m, "mp_broker_items_done_total", "square") == 100);
+    assert_true(tu_metric(m, "mp_broker_executors") == 2);
+    free(m);
+    mp_pool_close(pool);
+    mp_pool_join(pool);
+    mp_pool_destroy(&pool);
+    mp_pool_t *plain = tu_new_pool(1, NULL);
+    assert_null(mp_pool_http_address(plain));
+    mp_pool_close(plain);
+    mp_pool_join(plain);
+    mp_pool_destroy(&plain);
+}
+
+int main(int argc, char **argv)
+{
+    mp_bootstrap(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_metrics_count_a_known_workload_exactly, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_metrics_follow_a_running_map_and_a_lost_worker,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_metrics_http_rules, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_metrics_of_an_embedded_pool, tu_kill_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
