@@ -130,6 +130,7 @@ struct peer {
     unsigned pid;
     uint64_t serial;
     uint64_t shm_id; /* READY: the pool rings it shares with us, 0: none */
+    bool draining;   /* C-DRAIN: no new dispatches; told to stop once it holds none */
     char source[64]; /* its CURVE key, or IP address, or "local": peers are bounded per source */
 };
 
@@ -169,6 +170,8 @@ struct mp_broker {
                          one source over max_per_source */
     uint64_t bytes_in, bytes_out, workers_lost, retries, clients_seen, workers_seen;
     void *http_thread_sock; /* the HTTP server's requests (http.c), or NULL */
+    bool draining;          /* stopping gracefully: nothing new is dispatched */
+    size_t running_now;     /* dispatches running, for mp_broker_running (atomic) */
     struct bk_http *http;
 };
 
@@ -241,6 +244,9 @@ void bk_dispatch(mp_broker_t *b);
 void bk_announce_processes(mp_broker_t *b);
 void bk_worker_lost(mp_broker_t *b, peer_t *w, const char *cause, bool count_attempts);
 void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why);
+/* Tells the draining workers that hold nothing any more to stop, and
+   forgets them. */
+void bk_drain_idle(mp_broker_t *b);
 /* Withdraws the running units of chunk ch (every chunk of client c when ch
    is NULL): each worker is told to kill its dispatch (B-WCANCEL); with
    answer, the client gets the items as CANCELLED at once. Returns how many. */

@@ -220,9 +220,11 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
         peer_t *w = b->peers[i];
         if (w->kind != PEER_WORKER)
             continue;
-        mp__w_map(s, 9);
+        mp__w_map(s, 10);
         mp__w_str(s, "id");
         mp__w_uint(s, w->serial);
+        mp__w_str(s, "draining");
+        mp__w_bool(s, w->draining);
         mp__w_str(s, "host");
         mp__w_str(s, w->host);
         mp__w_str(s, "pid");
@@ -253,6 +255,31 @@ static void write_status(mp_broker_t *b, mp__buf_t *s)
         for (size_t k = 0; k < w->nnames; k++)
             mp__w_str(s, w->names[k]);
     }
+}
+
+static void client_status(mp_broker_t *b, peer_t *c);
+
+/* C-DRAIN [worker-id]: that worker gets no new dispatch; once it holds none
+   it is told to stop (bk_drain_idle). Answered with STATUS, where the
+   worker shows "draining" (or is absent: no such worker, or gone). */
+static void client_drain(mp_broker_t *b, peer_t *c, mp__rd_t *r)
+{
+    size_t n;
+    uint64_t id;
+    if (mp__rd_array(r, &n) || n < 1 || mp__rd_uint(r, &id)) {
+        bk_malformed(b, c, NULL, MPP_C_DRAIN, "bad DRAIN header");
+        return;
+    }
+    for (size_t i = 0; i < b->npeers; i++) {
+        peer_t *w = b->peers[i];
+        if (w->kind == PEER_WORKER && w->serial == id && !w->draining) {
+            w->draining = true;
+            mp__log(MP_LOG_INFO, WHO, "worker %s (%s pid %u) draining: %zu dispatch%s to finish",
+                    w->hex, w->host, w->pid, w->nrunning, w->nrunning == 1 ? "" : "es");
+        }
+    }
+    bk_drain_idle(b);
+    client_status(b, c);
 }
 
 static void client_status(mp_broker_t *b, peer_t *c)
@@ -308,6 +335,9 @@ void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         break;
     case MPP_C_STATUS:
         client_status(b, c);
+        break;
+    case MPP_C_DRAIN:
+        client_drain(b, c, r);
         break;
     case MPP_C_HEARTBEAT:
         break;

@@ -150,8 +150,14 @@ static void *broker_thread(void *arg)
         int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR)
             break;
-        if (items[1].revents & ZMQ_POLLIN)
-            break; /* stop */
+        if (items[1].revents & ZMQ_POLLIN) {
+            char what[8];
+            int n = zmq_recv(b->ctl_thread, what, sizeof what, ZMQ_DONTWAIT);
+            if (n != 5 || memcmp(what, "drain", 5))
+                break; /* stop */
+            b->draining = true;
+            mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
+        }
         if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
         if (items[0].revents & ZMQ_POLLIN) {
@@ -168,6 +174,11 @@ static void *broker_thread(void *arg)
             heartbeat(b);
             next_hb = mp__now_ns() + interval;
         }
+        bk_drain_idle(b);
+        size_t running = 0;
+        for (size_t i = 0; i < b->npeers; i++)
+            running += b->peers[i]->nrunning;
+        __atomic_store_n(&b->running_now, running, __ATOMIC_RELEASE);
     }
     shutdown_peers(b);
     return NULL;
@@ -400,6 +411,18 @@ size_t mp_broker_endpoint_count(const mp_broker_t *b)
 const char *mp_broker_endpoint(const mp_broker_t *b, size_t i)
 {
     return b && i < b->nendpoints ? b->endpoints[i] : NULL;
+}
+
+int mp_broker_drain(mp_broker_t *b)
+{
+    if (!b || !b->started)
+        return MP_EINVAL;
+    return zmq_send(b->ctl_main, "drain", 5, 0) == 5 ? 0 : -errno;
+}
+
+size_t mp_broker_running(const mp_broker_t *b)
+{
+    return b ? __atomic_load_n(&b->running_now, __ATOMIC_ACQUIRE) : 0;
 }
 
 const char *mp_broker_http_address(const mp_broker_t *b)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mp/broker.h"
 #include "mp/error.h"
@@ -47,11 +48,18 @@ static void usage(FILE *out)
             "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
             "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
             "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
-            "MP_INSECURE=1, MP_HTTP, MP_LOG_LEVEL.\n"
+            "MP_INSECURE=1, MP_HTTP, MP_DRAIN_MS, MP_LOG_LEVEL.\n"
             "The bound endpoints are printed on stdout, one per line, then the metrics URL\n"
             "(http://HOST:PORT/metrics) with --http. Exit status: 0 after\n"
             "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
             "See docs/CLUSTER.md.\n");
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -64,9 +72,9 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
 typedef struct {
     const char *binds[64];
     size_t nbinds;
-    long heartbeat, attempts, maxmsg, maxqueued, maxpeers;
+    long heartbeat, attempts, maxmsg, maxqueued, maxpeers, drain_ms;
     const char *curve_key, *allow_dir, *level_name, *http;
-    bool insecure;
+    bool insecure, drain_ms_set;
     char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
 } settings_t;
 
@@ -83,6 +91,7 @@ static int parse_args(int argc, char **argv, settings_t *s)
                                          {"allow-dir", required_argument, 0, 'D'},
                                          {"insecure", no_argument, 0, 'I'},
                                          {"http", required_argument, 0, 'T'},
+                                         {"drain-ms", required_argument, 0, 'G'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -129,6 +138,11 @@ static int parse_args(int argc, char **argv, settings_t *s)
         case 'T':
             s->http = optarg;
             break;
+        case 'G':
+            if (parse_int(optarg, "--drain-ms", 0, 3600000, &s->drain_ms))
+                return 2;
+            s->drain_ms_set = true;
+            break;
         case 'I':
             s->insecure = true;
             break;
@@ -163,13 +177,17 @@ static int apply_env(settings_t *s)
         s->insecure = true;
     if (!s->http && (env = getenv("MP_HTTP")) && *env)
         s->http = env;
+    if (!s->drain_ms_set)
+        s->drain_ms = 8000; /* the default; MP_DRAIN_MS below */
     int level = mp_prog_log_level("mp-broker", s->level_name);
     if (level < 0 ||
         mp_prog_env_long("mp-broker", "MP_HEARTBEAT_MS", 10, 60000, 0, &s->heartbeat) ||
         mp_prog_env_long("mp-broker", "MP_MAX_ATTEMPTS", 1, 100, 0, &s->attempts) ||
         mp_prog_env_long("mp-broker", "MP_MAX_MESSAGE", 4096, 1L << 31, 0, &s->maxmsg) ||
         mp_prog_env_long("mp-broker", "MP_MAX_QUEUED", 1, 1L << 20, 0, &s->maxqueued) ||
-        mp_prog_env_long("mp-broker", "MP_MAX_PEERS_PER_SOURCE", 1, 1L << 20, 0, &s->maxpeers))
+        mp_prog_env_long("mp-broker", "MP_MAX_PEERS_PER_SOURCE", 1, 1L << 20, 0, &s->maxpeers) ||
+        (!s->drain_ms_set &&
+         mp_prog_env_long("mp-broker", "MP_DRAIN_MS", 0, 3600000, 8000, &s->drain_ms)))
         return 2;
     mp_log_set_level(level);
     return 0;
@@ -220,7 +238,21 @@ int main(int argc, char **argv)
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);
-    mp_log(MP_LOG_INFO, "mp-broker", "signal %d: shutting down", sig);
+    /* graceful: what runs finishes (at most --drain-ms), what is queued goes
+       back to its clients with the DISCONNECT; a second signal cuts it short */
+    mp_broker_drain(broker);
+    mp_log(MP_LOG_INFO, "mp-broker", "signal %d: draining (%zu dispatches running, %ld ms at most)",
+           sig, mp_broker_running(broker), s.drain_ms);
+    uint64_t deadline = now_ms() + (uint64_t)s.drain_ms;
+    struct timespec tick = {0, 50 * 1000 * 1000};
+    while (mp_broker_running(broker) > 0 && now_ms() < deadline) {
+        if (sigtimedwait(&stop, NULL, &tick) > 0) {
+            mp_log(MP_LOG_WARN, "mp-broker", "second signal: stopping now, %zu dispatches running",
+                   mp_broker_running(broker));
+            break;
+        }
+    }
+    mp_log(MP_LOG_INFO, "mp-broker", "shutting down");
     mp_broker_destroy(&broker);
     free(s.envbinds);
     return 0;

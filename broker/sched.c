@@ -80,7 +80,7 @@ static peer_t *pick_worker(mp_broker_t *b, const char *name)
     peer_t *best = NULL;
     for (size_t i = 0; i < b->npeers; i++) {
         peer_t *w = b->peers[i];
-        if (w->kind != PEER_WORKER || w->credit == 0 || !bk_serves(w, name))
+        if (w->kind != PEER_WORKER || w->credit == 0 || w->draining || !bk_serves(w, name))
             continue;
         if (!best || w->last_used < best->last_used)
             best = w;
@@ -119,6 +119,8 @@ static int shm_items(mp_broker_t *b, unit_t *u, bool by_ref, uint64_t *pos, uint
 
 void bk_dispatch(mp_broker_t *b)
 {
+    if (b->draining) /* stopping: what is queued is handed back to its clients */
+        return;
     for (queue_t *q = b->queues; q; q = q->next) {
         while (q->head) {
             peer_t *w = pick_worker(b, q->name);
@@ -295,4 +297,25 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
             "client %s gone (%s); %zu queued dispatch%s dropped, %zu running cancelled", c->hex,
             why, dropped, dropped == 1 ? "" : "es", killed);
     bk_peer_remove(b, c);
+}
+
+void bk_drain_idle(mp_broker_t *b)
+{
+    for (size_t i = 0; i < b->npeers;) {
+        peer_t *w = b->peers[i];
+        if (w->kind != PEER_WORKER || !w->draining || w->nrunning) {
+            i++;
+            continue;
+        }
+        char hs[64];
+        mp__buf_t h;
+        mp__buf_init(&h, hs, sizeof hs);
+        mp__w_array(&h, 2);
+        mp__w_str(&h, "drained");
+        mp__w_bool(&h, true); /* stop: do not reconnect */
+        bk_send_to(b, w, MPP_B_WDISCONNECT, &h, NULL, 0);
+        mp__log(MP_LOG_INFO, WHO, "worker %s (%s pid %u) drained: told to stop", w->hex, w->host,
+                w->pid);
+        bk_peer_remove(b, w); /* peers[i] is now another peer */
+    }
 }

@@ -4,6 +4,7 @@
         seq 1 1000 | mp-client map square                           -> 1, 4, 9, ...
         mp-client starmap add --input pairs.jsonl                   -> a+b per line
         mp-client status [--json]
+        mp-client drain WORKER-ID
 
     A thin program around the pool API (mp/pool.h), always on a cluster
     (mp-broker + mp-worker): it never starts an embedded pool. Values are
@@ -39,6 +40,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,7 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
 #define REST_WAIT_MS 2000 /* how long the rest of a stopped input is read to be counted */
-enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS };
+enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS, CMD_DRAIN };
 /* which options were given, to reject those that do not fit the command */
 enum {
     OPT_CHUNKSIZE = 1,
@@ -80,6 +82,7 @@ typedef struct {
     const char *task;
     char **args; /* apply's arguments */
     int nargs;
+    uint64_t worker; /* drain's WORKER-ID */
 } cli_t;
 
 /* One command's run: where results go and how it went. */
@@ -110,6 +113,7 @@ static void usage(FILE *out)
             "       mp-client [options] starmap NAME [--input FILE] [--unordered] [--chunksize N]\n"
             "                                        [--with-input]\n"
             "       mp-client [options] status [--json] [--host HOST]\n"
+            "       mp-client [options] drain WORKER-ID\n"
             "       mp-client keygen NAME\n"
             "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
             "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
@@ -118,6 +122,8 @@ static void usage(FILE *out)
             "  map NAME            call NAME on each input line (one JSON value per line)\n"
             "  starmap NAME        same, each line a JSON array of arguments\n"
             "  status              the broker's workers, queues and counters\n"
+            "  drain               a worker (its id in status) finishes what it holds, takes\n"
+            "                      nothing new, and exits; waits until it is gone (--timeout)\n"
             "  keygen NAME         write a CURVE key pair: NAME.key (public) and\n"
             "                      NAME.key_secret (docs/CLUSTER.md, Security)\n\n"
             "  -b, --broker EP     tcp://HOST:PORT or ipc://PATH of mp-broker\n"
@@ -431,6 +437,45 @@ static int run_status(run_t *run)
     return !run->out.broken && flush_output(&run->out) && host_ok ? 0 : EXIT_FAIL;
 }
 
+/* drain: asks, then waits (--timeout, default 60 s) until the worker is gone. */
+static int run_drain(run_t *run)
+{
+    const cli_t *cli = run->cli;
+    int wait_ms = cli->timeout_ms ? cli->timeout_ms : 60000;
+    mp_obj_t *st = NULL;
+    int rc = mp_pool_drain_worker(run->pool, cli->worker, DEFAULT_TIMEOUT_MS, &st);
+    if (rc) {
+        say(NULL, "drain: no answer from the broker at %s: %s", cli->broker, mp_strerror(rc));
+        return EXIT_FAIL;
+    }
+    const mp_obj_t *w = worker_by_id(st, cli->worker);
+    const mp_obj_t *host = w ? mp_obj_map_get(w, "host") : NULL;
+    if (w)
+        say(NULL, "draining worker %llu (%s pid %lld): %zu dispatch(es) to finish",
+            (unsigned long long)cli->worker, host ? mp_obj_str(host, NULL) : "?",
+            (long long)mp_obj_int(mp_obj_map_get(w, "pid")),
+            mp_obj_len(mp_obj_map_get(w, "running")));
+    mp_obj_destroy(&st);
+    for (int waited = 0; w && waited < wait_ms; waited += 100) {
+        usleep(100 * 1000);
+        if (mp_pool_status(run->pool, DEFAULT_TIMEOUT_MS, &st) == 0) {
+            bool gone = !worker_by_id(st, cli->worker);
+            mp_obj_destroy(&st);
+            if (gone) {
+                say(NULL, "worker %llu drained and stopped", (unsigned long long)cli->worker);
+                return 0;
+            }
+        }
+    }
+    if (!w)
+        say(NULL, "drain: no worker %llu at %s (mp-client status lists their ids)",
+            (unsigned long long)cli->worker, cli->broker);
+    else
+        say(NULL, "drain: worker %llu still busy after %d ms (it goes once its work is done)",
+            (unsigned long long)cli->worker, wait_ms);
+    return EXIT_FAIL;
+}
+
 /* ---- command line ----------------------------------------------------------------------- */
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -534,18 +579,18 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
    0, -1 (done: help or version) or EXIT_USAGE. */
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
-    static const char *commands[] = {"apply", "map", "starmap", "status"};
+    static const char *commands[] = {"apply", "map", "starmap", "status", "drain"};
     static const unsigned stream = OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT | OPT_WITH_INPUT;
-    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST};
+    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST, 0};
     int at, rest, rc = parse_options(argc, argv, false, cli, &at);
     if (rc)
         return rc;
     if (at >= argc) {
-        say(NULL, "missing command (apply, map, starmap or status); try --help");
+        say(NULL, "missing command (apply, map, starmap, status or drain); try --help");
         return EXIT_USAGE;
     }
     cli->command = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(argv[at], commands[i]) == 0)
             cli->command = i;
     if (cli->command < 0) {
@@ -574,6 +619,15 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
             say(NULL, "status takes no operand ('%s'); try --help", argv[rest]);
             return EXIT_USAGE;
         }
+    } else if (cli->command == CMD_DRAIN) {
+        long id;
+        if (rest + 1 != argc) {
+            say(NULL, "drain takes one WORKER-ID (mp-client status lists them); try --help");
+            return EXIT_USAGE;
+        }
+        if (parse_int(argv[rest], "WORKER-ID", 1, LONG_MAX, &id))
+            return EXIT_USAGE;
+        cli->worker = (uint64_t)id;
     } else {
         if (rest >= argc) {
             say(NULL, "%s needs a task NAME; try --help", cmd);
@@ -690,7 +744,8 @@ int main(int argc, char **argv)
     }
     progress_init(&run.out.progress);
     if ((rc = connect_pool(&cli, &run.pool)) == 0) {
-        if (cli.command != CMD_STATUS && mp_pool_processes(run.pool) == 0 && run.out.progress.on)
+        if (cli.command != CMD_STATUS && cli.command != CMD_DRAIN &&
+            mp_pool_processes(run.pool) == 0 && run.out.progress.on)
             say(NULL, "no worker is connected yet: waiting for one");
         switch (cli.command) {
         case CMD_APPLY:
@@ -698,6 +753,9 @@ int main(int argc, char **argv)
             break;
         case CMD_STATUS:
             rc = run_status(&run);
+            break;
+        case CMD_DRAIN:
+            rc = run_drain(&run);
             break;
         default:
             rc = run_stream(&run, &reader);

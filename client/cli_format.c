@@ -454,3 +454,14 @@ bool has_worker_on(const mp_obj_t *st, const char *host)
             return true;
     return false;
 }
+
+const mp_obj_t *worker_by_id(const mp_obj_t *st, uint64_t id)
+{
+    const mp_obj_t *workers = mp_obj_map_get(st, "workers");
+    for (size_t i = 0; i < array_len(workers); i++) {
+        const mp_obj_t *w = mp_obj_array_at(workers, i), *wid = mp_obj_map_get(w, "id");
+        if (wid && mp_obj_type(wid) == MP_OBJ_INT && (uint64_t)mp_obj_int(wid) == id)
+            return w;
+    }
+    return NULL;
+}

@@ -60,5 +60,7 @@ bool flush_output(output_t *out);
 void print_status(const char *broker, const mp_obj_t *st);
 /* A worker on host is in the STATUS map. */
 bool has_worker_on(const mp_obj_t *st, const char *host);
+/* The worker of STATUS st whose "id" is id, or NULL. */
+const mp_obj_t *worker_by_id(const mp_obj_t *st, uint64_t id);
 
 #endif

@@ -94,7 +94,9 @@ void *mp__pool_io_thread(void *arg)
         mp__pool_send_cancels(pool);
         mp__pool_pump(pool, &ready);
         if (pool->status_wanted && !pool->status_sent && pool->connected)
-            pool->status_sent = mp__session_command(pool->sock, MPP_C_STATUS) == 0;
+            pool->status_sent =
+                (pool->drain_id ? mp__session_drain(pool->sock, pool->drain_id)
+                                : mp__session_command(pool->sock, MPP_C_STATUS)) == 0;
         pthread_mutex_unlock(&pool->mutex);
         if (ready.n) {
             mp__pool_run_callbacks(pool, ready.v, ready.n);

@@ -465,7 +465,8 @@ static bool status_arrived(void *arg)
     return !pool->status_wanted || pool->stopping;
 }
 
-int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p)
+/* STATUS, or DRAIN of worker drain_id (answered with STATUS). */
+static int ask_status(mp_pool_t *pool, uint64_t drain_id, int timeout_ms, mp_obj_t **status_p)
 {
     if (!pool || !status_p)
         return MP_EINVAL;
@@ -480,6 +481,7 @@ int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p)
     }
     pthread_mutex_lock(&pool->mutex);
     pool->status_wanted = true;
+    pool->drain_id = drain_id;
     mp__pool_wake(pool);
     int rc = 0;
     while (!status_arrived(pool))
@@ -494,8 +496,19 @@ int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p)
         rc = MP_EBROKERLOST;
     }
     pool->status_wanted = false;
+    pool->drain_id = 0;
     pthread_mutex_unlock(&pool->mutex);
     return rc;
+}
+
+int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p)
+{
+    return ask_status(pool, 0, timeout_ms, status_p);
+}
+
+int mp_pool_drain_worker(mp_pool_t *pool, uint64_t worker_id, int timeout_ms, mp_obj_t **status_p)
+{
+    return worker_id ? ask_status(pool, worker_id, timeout_ms, status_p) : MP_EINVAL;
 }
 
 const char *mp_pool_http_address(const mp_pool_t *pool)

@@ -115,6 +115,7 @@ struct mp_pool {
     /* status request */
     mp_obj_t *status;
     bool status_wanted, status_sent;
+    uint64_t drain_id; /* the STATUS wanted is DRAIN's answer for this worker (0: plain) */
     /* what ended every call, for blocking applies in flight (recv.c,
        mp__pool_fail_all) */
     unsigned fail_gen;

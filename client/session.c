@@ -57,6 +57,17 @@ int mp__session_command(void *sock, uint8_t cmd)
     return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
 }
 
+int mp__session_drain(void *sock, uint64_t worker_id)
+{
+    char hs[16];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_uint(&h, worker_id);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_DRAIN, h.data, h.size, NULL, 0,
+                    ZMQ_DONTWAIT);
+}
+
 int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
                        const mp__pshm_in_t *in, uint32_t time_limit_ms, zmq_msg_t *items,
                        zmq_msg_t *init)

@@ -24,6 +24,8 @@ int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window);
 /* A command whose header is an empty array: STATUS, HEARTBEAT,
    DISCONNECT. 0 or -errno. */
 int mp__session_command(void *sock, uint8_t cmd);
+/* DRAIN [worker-id] (PROTOCOL.md 4.1): answered with STATUS. 0 or -errno. */
+int mp__session_drain(void *sock, uint64_t worker_id);
 /* SUBMIT of chunk id: count items for name in mode. The items frame (an
    msgpack array of count items, or empty when in says where they are in
    the input ring) is consumed; init (NULL: none) is copied. 0 or -errno. */

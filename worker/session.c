@@ -264,9 +264,16 @@ void wk_on_broker(worker_t *w)
             size_t n, len = 0;
             const char *why = "";
             mp__rd_init(&r, mpp_data(&m, 2), mpp_size(&m, 2));
-            if (mp__rd_array(&r, &n) == 0 && n >= 1)
-                mp__rd_str(&r, &why, &len);
+            bool stop = false; /* [reason, stop]: drained (mp-client drain): exit */
+            if (mp__rd_array(&r, &n) == 0 && n >= 1 && mp__rd_str(&r, &why, &len) == 0 && n >= 2)
+                mp__rd_bool(&r, &stop);
             mp__log(MP_LOG_INFO, WHO, "broker says: %.*s", (int)(len > 100 ? 100 : len), why);
+            if (stop) {
+                mp__log(MP_LOG_INFO, WHO, "drained: stopping");
+                w->stopping = true;
+                mpp_close(&m);
+                continue;
+            }
             /* "unknown worker": a restarted broker that is there; any
                other reason: it is going away (until it speaks again) */
             bool unknown = len >= 7 && memcmp(why, "unknown", 7) == 0;

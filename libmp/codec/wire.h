@@ -44,6 +44,7 @@ enum {
     MPP_C_STATUS = 0x04,
     MPP_C_HEARTBEAT = 0x05,
     MPP_C_DISCONNECT = 0x06,
+    MPP_C_DRAIN = 0x07, /* PROTOCOL.md 4.1 */
     MPP_B_WELCOME = 0x81,
     MPP_B_RESULT = 0x82,
     MPP_B_FAILED = 0x83,

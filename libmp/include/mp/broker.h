@@ -77,6 +77,16 @@ MP_EXPORT void mp_broker_destroy(mp_broker_t **broker_p);
    mp_pool_new, mp-worker and mp-client all check with this. */
 MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t size);
 
+/* Graceful stop, step 1 (mp-broker on SIGTERM): nothing new is dispatched
+   from now on; the dispatches running finish and their results reach
+   their clients. Wait until mp_broker_running() is 0 (or as long as you
+   give it), then mp_broker_destroy: its DISCONNECT hands what is still
+   queued back to the clients, which send it again to the next broker at
+   the same address (docs/PROTOCOL.md 7.1). 0 or MP_EINVAL. */
+MP_EXPORT int mp_broker_drain(mp_broker_t *broker);
+/* Dispatches running on workers (as of the broker thread's last loop). */
+MP_EXPORT size_t mp_broker_running(const mp_broker_t *broker);
+
 /* The HTTP port's "HOST:PORT" as bound (the port chosen), or NULL. */
 MP_EXPORT const char *mp_broker_http_address(const mp_broker_t *broker);
 

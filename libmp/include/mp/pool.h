@@ -165,6 +165,13 @@ MP_EXPORT int mp_pool_join(mp_pool_t *pool);
 MP_EXPORT int mp_pool_processes(const mp_pool_t *pool);
 /* The broker's STATUS map (docs/PROTOCOL.md 4.3); caller owns *status_p. */
 MP_EXPORT int mp_pool_status(mp_pool_t *pool, int timeout_ms, mp_obj_t **status_p);
+/* Drains the cluster's worker worker_id (STATUS's "id"): the broker gives
+   it nothing new; once the dispatches it holds are answered it is told to
+   stop, and it exits (docs/CLUSTER.md 4). *status_p: the broker's STATUS
+   right after, where that worker shows "draining": true (absent: no such
+   worker). Errors as mp_pool_status's; MP_EINVAL for id 0. */
+MP_EXPORT int mp_pool_drain_worker(mp_pool_t *pool, uint64_t worker_id, int timeout_ms,
+                                   mp_obj_t **status_p);
 /* Callbacks that returned nonzero so far. */
 MP_EXPORT size_t mp_pool_callback_errors(const mp_pool_t *pool);
 /* An embedded pool's metrics address ("HOST:PORT", options.http), or NULL. */
