@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages libmp needs, when any is missing.
 #   scripts/deps.sh            to build: compilers, the four libraries, jansson
 #   scripts/deps.sh --test     to build and run the whole suite: also iproute2
-#                              (network namespaces) and docker-compose (compose
-#                              file validation)
+#                              (network namespaces), docker-compose (compose
+#                              file validation) and python3-zmq, python3-msgpack,
+#                              python3-venv (python/: docs/PYTHON.md)
 #   scripts/deps.sh --runtime  to run mp-broker, mp-worker, mp-client (the
 #                              Docker image's runtime stage)
 #   scripts/deps.sh --fuzz     to build and run the fuzz targets (scripts/fuzz.sh):
