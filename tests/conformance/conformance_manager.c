@@ -443,12 +443,16 @@ static mp_obj_t *remote_values(void)
                     mp_obj_new_bin(bytes, sizeof bytes - 1));
 }
 
-/* _putter: another process connects and puts the tuple on the queue. */
+/* _putter: another process connects and puts the tuple on the queue. A
+   spawned one (args: [endpoint]): this process serves the manager from a
+   thread by then, and a fork of a threaded process may inherit a lock held
+   (the sanitizers' allocator's, for one). */
 static int putter(void *arg)
 {
     mp_remote_t *r = NULL;
     mp_rqueue_t *q = NULL;
-    if (mp_manager_connect(arg, authkey, sizeof authkey, NULL, &r) ||
+    const char *endpoint = mp_obj_str(mp_obj_array_at(arg, 0), NULL);
+    if (!endpoint || mp_manager_connect(endpoint, authkey, sizeof authkey, NULL, &r) ||
         mp_remote_queue(r, "get_queue", &q))
         return 1;
     mp_obj_t *v = remote_values();
@@ -457,6 +461,7 @@ static int putter(void *arg)
     mp_remote_disconnect(&r);
     return rc ? 2 : 0;
 }
+MP_REGISTER_TARGET(putter)
 
 /* test_remote: a served manager's queue, reached by name from two
    clients with a 32-byte authkey: what one puts the other gets, equal;
@@ -471,7 +476,10 @@ static void conformance_manager_test_remote(void **state)
     assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", authkey, sizeof authkey, &srv), 0);
     char endpoint[256];
     snprintf(endpoint, sizeof endpoint, "%s", mp_manager_server_endpoint(srv));
-    mp_process_t *p = tu_start(putter, endpoint, NULL);
+    mp_obj_t *args = array_of(1, S(endpoint));
+    mp_process_opts_t opts = {.start_method = MP_START_SPAWN, .args = args};
+    mp_process_t *p = tu_start(putter, NULL, &opts);
+    mp_obj_destroy(&args);
 
     mp_remote_t *r = NULL;
     mp_rqueue_t *q = NULL;
@@ -493,8 +501,9 @@ static void conformance_manager_test_remote(void **state)
     mp_manager_server_stop(&srv);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mp_bootstrap(argc, argv);
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         T(conformance_manager_test_list),
