@@ -5,6 +5,7 @@
         mp-client starmap add --input pairs.jsonl                   -> a+b per line
         mp-client status [--json]
         mp-client drain WORKER-ID
+        mp-client top [--interval MS] [--iterations N]
 
     A thin program around the pool API (mp/pool.h), always on a cluster
     (mp-broker + mp-worker): it never starts an embedded pool. Values are
@@ -57,7 +58,7 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
 #define REST_WAIT_MS 2000 /* how long the rest of a stopped input is read to be counted */
-enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS, CMD_DRAIN };
+enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS, CMD_DRAIN, CMD_TOP };
 /* which options were given, to reject those that do not fit the command */
 enum {
     OPT_CHUNKSIZE = 1,
@@ -65,7 +66,8 @@ enum {
     OPT_INPUT = 4,
     OPT_JSON = 8,
     OPT_HOST = 16,
-    OPT_WITH_INPUT = 32
+    OPT_WITH_INPUT = 32,
+    OPT_TOP = 64 /* --interval, --iterations */
 };
 
 typedef struct {
@@ -73,7 +75,9 @@ typedef struct {
     int timeout_ms; /* 0: the pool's default */
     size_t chunksize;
     int time_limit_ms; /* --task-timeout */
-    bool unordered, json, with_input;
+    bool unordered, json, with_input, no_progress;
+    int interval_ms;                          /* top: 0 = 1000 */
+    long iterations;                          /* top: 0 = until interrupted */
     const char *input;                        /* NULL or "-": stdin */
     const char *host;                         /* status --host: a worker on it must be connected */
     const char *curve_key, *curve_server_key; /* NULL: MP_CURVE_KEY, MP_CURVE_SERVER_KEY */
@@ -114,6 +118,7 @@ static void usage(FILE *out)
             "                                        [--with-input]\n"
             "       mp-client [options] status [--json] [--host HOST]\n"
             "       mp-client [options] drain WORKER-ID\n"
+            "       mp-client [options] top [--interval MS] [--iterations N]\n"
             "       mp-client keygen NAME\n"
             "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
             "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
@@ -124,6 +129,8 @@ static void usage(FILE *out)
             "  status              the broker's workers, queues and counters\n"
             "  drain               a worker (its id in status) finishes what it holds, takes\n"
             "                      nothing new, and exits; waits until it is gone (--timeout)\n"
+            "  top                 the cluster, redrawn every --interval MS (default 1000):\n"
+            "                      workers, items/s, queues; --iterations N stops after N\n"
             "  keygen NAME         write a CURVE key pair: NAME.key (public) and\n"
             "                      NAME.key_secret (docs/CLUSTER.md, Security)\n\n"
             "  -b, --broker EP     tcp://HOST:PORT or ipc://PATH of mp-broker\n"
@@ -137,6 +144,7 @@ static void usage(FILE *out)
             "  -i, --input FILE    read FILE instead of stdin\n"
             "  -u, --unordered     print results as they complete\n"
             "  -w, --with-input    print each input line, a tab, then its result\n"
+            "      --no-progress   no progress line (drawn on stderr when it is a terminal)\n"
             "  -c, --chunksize N   items per message (map: default 1, as Python's imap,\n"
             "                      100 or more for large inputs; starmap: automatic for\n"
             "                      each batch of %d lines)\n"
@@ -437,45 +445,6 @@ static int run_status(run_t *run)
     return !run->out.broken && flush_output(&run->out) && host_ok ? 0 : EXIT_FAIL;
 }
 
-/* drain: asks, then waits (--timeout, default 60 s) until the worker is gone. */
-static int run_drain(run_t *run)
-{
-    const cli_t *cli = run->cli;
-    int wait_ms = cli->timeout_ms ? cli->timeout_ms : 60000;
-    mp_obj_t *st = NULL;
-    int rc = mp_pool_drain_worker(run->pool, cli->worker, DEFAULT_TIMEOUT_MS, &st);
-    if (rc) {
-        say(NULL, "drain: no answer from the broker at %s: %s", cli->broker, mp_strerror(rc));
-        return EXIT_FAIL;
-    }
-    const mp_obj_t *w = worker_by_id(st, cli->worker);
-    const mp_obj_t *host = w ? mp_obj_map_get(w, "host") : NULL;
-    if (w)
-        say(NULL, "draining worker %llu (%s pid %lld): %zu dispatch(es) to finish",
-            (unsigned long long)cli->worker, host ? mp_obj_str(host, NULL) : "?",
-            (long long)mp_obj_int(mp_obj_map_get(w, "pid")),
-            mp_obj_len(mp_obj_map_get(w, "running")));
-    mp_obj_destroy(&st);
-    for (int waited = 0; w && waited < wait_ms; waited += 100) {
-        usleep(100 * 1000);
-        if (mp_pool_status(run->pool, DEFAULT_TIMEOUT_MS, &st) == 0) {
-            bool gone = !worker_by_id(st, cli->worker);
-            mp_obj_destroy(&st);
-            if (gone) {
-                say(NULL, "worker %llu drained and stopped", (unsigned long long)cli->worker);
-                return 0;
-            }
-        }
-    }
-    if (!w)
-        say(NULL, "drain: no worker %llu at %s (mp-client status lists their ids)",
-            (unsigned long long)cli->worker, cli->broker);
-    else
-        say(NULL, "drain: worker %llu still busy after %d ms (it goes once its work is done)",
-            (unsigned long long)cli->worker, wait_ms);
-    return EXIT_FAIL;
-}
-
 /* ---- command line ----------------------------------------------------------------------- */
 
 static int parse_int(const char *s, const char *what, long min, long max, long *out)
@@ -497,6 +466,9 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
                                          {"json", no_argument, 0, 'j'},
                                          {"host", required_argument, 0, 'H'},
                                          {"with-input", no_argument, 0, 'w'},
+                                         {"no-progress", no_argument, 0, 'P'},
+                                         {"interval", required_argument, 0, 'I'},
+                                         {"iterations", required_argument, 0, 'N'},
                                          {"curve-key", required_argument, 0, 'K'},
                                          {"curve-server-key", required_argument, 0, 'S'},
                                          {"help", no_argument, 0, 'h'},
@@ -546,6 +518,21 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
             cli->with_input = true;
             cli->given |= OPT_WITH_INPUT;
             break;
+        case 'P':
+            cli->no_progress = true;
+            break;
+        case 'I':
+            if (parse_int(optarg, "--interval", 100, 3600000, &v))
+                return EXIT_USAGE;
+            cli->interval_ms = (int)v;
+            cli->given |= OPT_TOP;
+            break;
+        case 'N':
+            if (parse_int(optarg, "--iterations", 1, LONG_MAX, &v))
+                return EXIT_USAGE;
+            cli->iterations = v;
+            cli->given |= OPT_TOP;
+            break;
         case 'j':
             cli->json = true;
             cli->given |= OPT_JSON;
@@ -579,18 +566,18 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
    0, -1 (done: help or version) or EXIT_USAGE. */
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
-    static const char *commands[] = {"apply", "map", "starmap", "status", "drain"};
+    static const char *commands[] = {"apply", "map", "starmap", "status", "drain", "top"};
     static const unsigned stream = OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT | OPT_WITH_INPUT;
-    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST, 0};
+    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST, 0, OPT_TOP};
     int at, rest, rc = parse_options(argc, argv, false, cli, &at);
     if (rc)
         return rc;
     if (at >= argc) {
-        say(NULL, "missing command (apply, map, starmap, status or drain); try --help");
+        say(NULL, "missing command (apply, map, starmap, status, drain or top); try --help");
         return EXIT_USAGE;
     }
     cli->command = -1;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(argv[at], commands[i]) == 0)
             cli->command = i;
     if (cli->command < 0) {
@@ -611,12 +598,13 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
             : extra & OPT_INPUT      ? "--input"
             : extra & OPT_JSON       ? "--json"
             : extra & OPT_WITH_INPUT ? "--with-input"
+            : extra & OPT_TOP        ? "--interval or --iterations"
                                      : "--host");
         return EXIT_USAGE;
     }
-    if (cli->command == CMD_STATUS) {
+    if (cli->command == CMD_STATUS || cli->command == CMD_TOP) {
         if (rest < argc) {
-            say(NULL, "status takes no operand ('%s'); try --help", argv[rest]);
+            say(NULL, "%s takes no operand ('%s'); try --help", cmd, argv[rest]);
             return EXIT_USAGE;
         }
     } else if (cli->command == CMD_DRAIN) {
@@ -743,9 +731,10 @@ int main(int argc, char **argv)
         reader.keep = run.kept = &kept;
     }
     progress_init(&run.out.progress);
+    if (cli.no_progress)
+        run.out.progress.on = false;
     if ((rc = connect_pool(&cli, &run.pool)) == 0) {
-        if (cli.command != CMD_STATUS && cli.command != CMD_DRAIN &&
-            mp_pool_processes(run.pool) == 0 && run.out.progress.on)
+        if (cli.command <= CMD_STARMAP && mp_pool_processes(run.pool) == 0 && run.out.progress.on)
             say(NULL, "no worker is connected yet: waiting for one");
         switch (cli.command) {
         case CMD_APPLY:
@@ -755,7 +744,12 @@ int main(int argc, char **argv)
             rc = run_status(&run);
             break;
         case CMD_DRAIN:
-            rc = run_drain(&run);
+            rc = cli_drain(run.pool, cli.broker, cli.worker,
+                           cli.timeout_ms ? cli.timeout_ms : 60000);
+            break;
+        case CMD_TOP:
+            rc = cli_top(run.pool, cli.broker, cli.interval_ms ? cli.interval_ms : 1000,
+                         cli.iterations);
             break;
         default:
             rc = run_stream(&run, &reader);

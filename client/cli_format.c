@@ -87,6 +87,10 @@ void progress_draw(progress_t *p, size_t done, size_t sent)
         bar[PROGRESS_BAR] = '\0';
         fprintf(stderr, "\r\033[K[%s] %3u%% %zu/%zu items  %.0f/s", bar,
                 (unsigned)(shown * 100 / p->total), done, p->total, rate);
+        if (rate > 0 && shown < p->total) { /* the time left at the rate so far */
+            unsigned long eta = (unsigned long)((double)(p->total - shown) / rate + 0.5);
+            fprintf(stderr, "  ETA %lum%02lus", eta / 60, eta % 60);
+        }
     } else {
         fprintf(stderr, "\r\033[K%zu items done, %zu sent  %.0f/s", done, sent, rate);
     }
@@ -358,26 +362,26 @@ bool flush_output(output_t *out)
 
 /* ---- status report ---------------------------------------------------------------------- */
 
-static uint64_t field_uint(const mp_obj_t *map, const char *key)
+uint64_t field_uint(const mp_obj_t *map, const char *key)
 {
     const mp_obj_t *v = mp_obj_map_get(map, key);
     mp_obj_type_t t = v ? mp_obj_type(v) : MP_OBJ_NIL;
     return t == MP_OBJ_INT || t == MP_OBJ_UINT ? mp_obj_uint(v) : 0;
 }
 
-static const char *field_str(const mp_obj_t *map, const char *key)
+const char *field_str(const mp_obj_t *map, const char *key)
 {
     const mp_obj_t *v = mp_obj_map_get(map, key);
     return v && mp_obj_type(v) == MP_OBJ_STR ? mp_obj_str(v, NULL) : "?";
 }
 
 /* Items of an array, 0 for anything else. */
-static size_t array_len(const mp_obj_t *o)
+size_t array_len(const mp_obj_t *o)
 {
     return mp_obj_type(o) == MP_OBJ_ARRAY ? mp_obj_len(o) : 0;
 }
 
-static const char *plural(uint64_t n)
+const char *plural(uint64_t n)
 {
     return n == 1 ? "" : "s";
 }

@@ -1,5 +1,6 @@
 /*  cli_format.h - mp-client's output (cli_format.c): values as JSON, the
-    result lines, the progress line, the status report, messages. */
+    result lines, the progress line, the status report, messages; and the
+    operator commands top and drain (cli_ops.c). */
 #ifndef MP_CLI_FORMAT_H_INCLUDED
 #define MP_CLI_FORMAT_H_INCLUDED
 
@@ -60,6 +61,19 @@ bool flush_output(output_t *out);
 void print_status(const char *broker, const mp_obj_t *st);
 /* A worker on host is in the STATUS map. */
 bool has_worker_on(const mp_obj_t *st, const char *host);
+/* A STATUS map's fields: map[key] as an unsigned (0 when absent), as a
+   string ("" when absent); an array's length (0 when not one); "s" or "". */
+uint64_t field_uint(const mp_obj_t *map, const char *key);
+const char *field_str(const mp_obj_t *map, const char *key);
+size_t array_len(const mp_obj_t *o);
+const char *plural(uint64_t n);
+/* mp-client top: the cluster every interval_ms, iterations times (0: until
+   interrupted); cleared and redrawn when stdout is a terminal, snapshots
+   one after another otherwise. Its exit status. */
+int cli_top(mp_pool_t *pool, const char *broker, int interval_ms, long iterations);
+/* mp-client drain: DRAIN worker id, then wait (wait_ms) until it is gone.
+   0, or 1 (no such worker, still busy, no broker; said on stderr). */
+int cli_drain(mp_pool_t *pool, const char *broker, uint64_t id, int wait_ms);
 /* The worker of STATUS st whose "id" is id, or NULL. */
 const mp_obj_t *worker_by_id(const mp_obj_t *st, uint64_t id);
 

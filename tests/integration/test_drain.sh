@@ -98,6 +98,19 @@ pids_seen=$(for _ in $(seq 10); do timeout 10 "$client_bin" --broker "$ep" apply
 [ "$pids_seen" -eq 5 ] && pass "--maxtasksperchild 2: 10 applies ran in 5 executors" ||
     fail "--maxtasksperchild 2: 10 applies ran in 5 executors ($pids_seen)"
 
+# ---- mp-client top: the cluster, redrawn; --no-progress ----------------------------------
+
+timeout 10 "$client_bin" --broker "$ep" top --iterations 2 --interval 200 >"$tmp/top.out" 2>&1
+top_rc=$?
+if [ $top_rc -eq 0 ] && [ "$(grep -c '^mp-client top: broker' "$tmp/top.out")" -eq 2 ] &&
+    grep -Eq '^ +[0-9]+ .* idle$' "$tmp/top.out" && grep -q 'ITEMS/S' "$tmp/top.out"; then
+    pass "top: 2 snapshots, the worker's line"
+else
+    fail "top: 2 snapshots, the worker's line (exit $top_rc)" "$(head -8 "$tmp/top.out")"
+fi
+echo '[1, 7]' | timeout 10 "$client_bin" --broker "$ep" --no-progress starmap sleep_ms >"$tmp/np.out" 2>&1 &&
+    [ "$(cat "$tmp/np.out")" = 7 ] && pass "--no-progress" || fail "--no-progress" "$(cat "$tmp/np.out")"
+
 # ---- SIGTERM on a busy broker: what runs finishes, the rest comes back --------------------
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
