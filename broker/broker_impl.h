@@ -19,8 +19,9 @@
     still tracked until its running units come back, then dropped.
 
     The files, bottom up; each calls only the files above it in this list:
-    peers.c, units.c, metrics.c (counters, their text), http.c (GET
-    /metrics), sched.c, then clients.c and workers.c (the commands), then
+    peers.c, metrics.c (counters, their text), dashboard.c (the last
+    errors, the status JSON), units.c, http.c (GET /metrics, /api/status,
+    /), sched.c, then clients.c and workers.c (the commands), then
     engine.c (the loop and the public calls).
 */
 #ifndef MP_BROKER_IMPL_H_INCLUDED
@@ -169,9 +170,10 @@ struct mp_broker {
     uint64_t refused; /* peers refused: a key the allow-list of their role lacks, or
                          one source over max_per_source */
     uint64_t bytes_in, bytes_out, workers_lost, retries, clients_seen, workers_seen;
-    void *http_thread_sock; /* the HTTP server's requests (http.c), or NULL */
-    bool draining;          /* stopping gracefully: nothing new is dispatched */
-    size_t running_now;     /* dispatches running, for mp_broker_running (atomic) */
+    void *http_thread_sock;   /* the HTTP server's requests (http.c), or NULL */
+    struct bk_recent *recent; /* the last errors, for the dashboard (dashboard.c) */
+    bool draining;            /* stopping gracefully: nothing new is dispatched */
+    size_t running_now;       /* dispatches running, for mp_broker_running (atomic) */
     struct bk_http *http;
 };
 
@@ -259,6 +261,22 @@ void bk_observe_latency(queue_t *q, uint64_t ns);
 /* The OpenMetrics text (openmetrics: with "# EOF"; else Prometheus 0.0.4)
    of everything the broker counts, into out. 0 or MP_ENOMEM. */
 int bk_metrics_render(mp_broker_t *b, bool openmetrics, mp__buf_t *out);
+
+/* ---- dashboard.c: the last errors, and the JSON the dashboard polls ---------- */
+
+/* Records the errors frame of a RESULT or PARTIAL (errors [index code kind
+   message host pid]..., indexes relative to base) of a chunk of task:
+   the first few, for the dashboard. Cheap when nobody asked for HTTP. */
+void bk_recent_errors(mp_broker_t *b, const char *task, size_t base, const void *frame,
+                      size_t size);
+/* Records one error the broker made itself (lost, cancelled, ...). */
+void bk_recent_error(mp_broker_t *b, const char *task, size_t index, int code, int kind,
+                     const char *msg, const char *host, unsigned pid);
+/* GET /api/status: the JSON the dashboard draws (docs/CLUSTER.md 7). */
+int bk_status_json(mp_broker_t *b, mp__buf_t *out);
+/* The errors ring: made when the broker serves HTTP, freed with it. */
+int bk_recent_init(mp_broker_t *b);
+void bk_recent_free(mp_broker_t *b);
 
 /* ---- http.c: GET /metrics (libmicrohttpd's thread asks the broker's) --------- */
 

@@ -1,5 +1,7 @@
-/*  http.c - the broker's HTTP port (docs/CLUSTER.md, "Metrics"): GET
-    /metrics, OpenMetrics or Prometheus text, served by libmicrohttpd.
+/*  http.c - the broker's HTTP port (docs/CLUSTER.md 7), served by
+    libmicrohttpd: GET /metrics (OpenMetrics or Prometheus text), GET
+    /api/status (the JSON the dashboard polls) and GET / (the dashboard, a
+    page embedded in the binary: broker/dashboard.html).
 
     libmicrohttpd runs its own thread; the broker's state belongs to the
     broker thread. So a request is a question on an inproc PAIR: the HTTP
@@ -22,11 +24,12 @@
 #include <zmq.h>
 
 #include "broker_impl.h"
+#include "dashboard_html.h" /* generated from broker/dashboard.html (cmake/embed.cmake) */
 #include "mp/error.h"
 
 #define ANSWER_MS 2000
 
-enum { ASK_PROMETHEUS = 1, ASK_OPENMETRICS = 2 };
+enum { ASK_PROMETHEUS = 1, ASK_OPENMETRICS = 2, ASK_JSON = 3 };
 
 struct bk_http {
     struct MHD_Daemon *daemon;
@@ -111,8 +114,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
+        void *page = malloc(dashboard_html_len);
+        if (!page)
+            return MHD_NO;
+        memcpy(page, dashboard_html, dashboard_html_len);
+        return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", page, dashboard_html_len);
+    }
+    if (!strcmp(url, "/api/status")) {
+        size_t size = 0;
+        char *body = ask_broker(h, ASK_JSON, &size);
+        if (!body)
+            return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "the broker did not answer in time\n");
+        return reply(c, MHD_HTTP_OK, "application/json", body, size);
+    }
     if (strcmp(url, "/metrics"))
-        return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: GET /metrics\n");
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: GET /, /metrics, /api/status\n");
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     bool om = accept && strstr(accept, "application/openmetrics-text");
     size_t size = 0;
@@ -168,8 +186,10 @@ int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
         return MP_EINSECURE;
     }
     struct bk_http *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h || bk_recent_init(b)) {
+        free(h);
         return MP_ENOMEM;
+    }
     b->http = h;
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://mp-broker-http-%p", (void *)b);
@@ -194,7 +214,8 @@ int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
     inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
     snprintf(h->addr, sizeof h->addr, "%s:%u", ip,
              info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
-    mp__log(MP_LOG_INFO, WHO, "metrics on http://%s/metrics", h->addr);
+    mp__log(MP_LOG_INFO, WHO, "dashboard on http://%s/, metrics on http://%s/metrics", h->addr,
+            h->addr);
     return 0;
 }
 
@@ -206,7 +227,8 @@ void bk_http_answer(mp_broker_t *b)
         mp__buf_init(&out, NULL, 0);
         int rc = mp__buf_append(&out, q, 8); /* the seq, then the body */
         if (!rc)
-            rc = bk_metrics_render(b, q[8] == ASK_OPENMETRICS, &out);
+            rc = q[8] == ASK_JSON ? bk_status_json(b, &out)
+                                  : bk_metrics_render(b, q[8] == ASK_OPENMETRICS, &out);
         if (!rc)
             zmq_send(b->http_thread_sock, out.data, out.size, ZMQ_DONTWAIT);
         mp__buf_release(&out);
@@ -224,6 +246,7 @@ void bk_http_stop(mp_broker_t *b)
 void bk_http_free(mp_broker_t *b)
 {
     struct bk_http *h = b->http;
+    bk_recent_free(b);
     if (b->http_thread_sock)
         zmq_close(b->http_thread_sock);
     b->http_thread_sock = NULL;

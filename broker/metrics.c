@@ -9,8 +9,8 @@
     when someone scrapes. Rendering runs on the broker thread (http.c asks
     it through an inproc pair), so one scrape is one consistent snapshot.
 
-    Uses peers.c and units.c's state; called by workers.c, sched.c (the
-    latency of a dispatch) and engine.c (the text).
+    Reads the peers' and units' state (no calls); called by workers.c (the
+    latency of a dispatch) and http.c (the text).
 */
 #include <stdarg.h>
 #include <stdio.h>

@@ -33,6 +33,8 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
         b->failed += count;
         ch->queue->stats.items_failed += count;
     }
+    bk_recent_error(b, ch->name, base, code, kind, msg, u->worker ? u->worker->host : "",
+                    u->worker ? u->worker->pid : 0);
     if (!ch->client)
         return;
     mp__buf_t vals, errs, h;

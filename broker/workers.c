@@ -140,6 +140,8 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
     ch->queue->stats.items_done += count - nerrors;
     ch->queue->stats.items_failed += nerrors;
     bk_observe_latency(ch->queue, mp__now_ns() - u->dispatched_ns);
+    if (nerrors)
+        bk_recent_errors(b, ch->name, u->base + u->answered, mpp_data(m, 5), mpp_size(m, 5));
     ch->pending -= bk_unit_left(u);
     if (ch->client) {
         char hs[64];
@@ -190,6 +192,8 @@ static void worker_partial(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
         return;
     }
     chunk_t *ch = u->chunk;
+    if (nerrors)
+        bk_recent_errors(b, ch->name, u->base + from, mpp_data(m, 5), mpp_size(m, 5));
     if (ch->client) {
         char hs[64];
         mp__buf_t h;

@@ -9,6 +9,8 @@
 #                              Docker image's runtime stage)
 #   scripts/deps.sh --fuzz     to build and run the fuzz targets (scripts/fuzz.sh):
 #                              clang and libFuzzer
+#   scripts/deps.sh --browser  the dashboard's browser test: headless Chromium and
+#                              python3-websocket (its DevTools protocol client)
 set -euo pipefail
 build=(libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libcmocka-dev libjansson-dev libmicrohttpd-dev pkg-config cmake make gcc libc6-dev python3)
 case "${1:-}" in
@@ -16,7 +18,8 @@ case "${1:-}" in
 --test) pkgs=("${build[@]}" iproute2 docker-compose python3-zmq python3-msgpack python3-venv) ;;
 --runtime) pkgs=(libzmq5 libczmq4 libsodium23 libmsgpackc2 libjansson4 libmicrohttpd12) ;;
 --fuzz) pkgs=("${build[@]}" clang-14 libclang-rt-14-dev) ;;
-*) echo "usage: scripts/deps.sh [--test | --runtime | --fuzz]" >&2; exit 2 ;;
+--browser) pkgs=(chromium python3-websocket) ;;
+*) echo "usage: scripts/deps.sh [--test | --runtime | --fuzz | --browser]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -51,12 +51,17 @@ lines_of() { seq 1 "$1" | sed 's/.*/[300, &]/'; } # sleep_ms(300) returns the li
 tl_broker broker 120 --bind tcp://127.0.0.1:0 || exit 1
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 1 >"$tmp/w1.log" 2>&1
 w1_wrap=${pids[-1]}
+last_child && w1=$child
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 1 >"$tmp/w2.log" 2>&1
+last_child && w2=$child
 tl_until 100 0.1 has_workers 2 || fail "two workers joined"
-id1=$(status_json | "$py" -c '
+# the id STATUS gives the worker of pid $1
+id_of() {
+    status_json | "$py" -c '
 import json, sys
-ws = json.load(sys.stdin)["workers"]
-print(sorted(w["id"] for w in ws)[0])')
+print(next(w["id"] for w in json.load(sys.stdin)["workers"] if w["pid"] == int(sys.argv[1])))' "$1"
+}
+id1=$(id_of "$w1")
 lines_of 20 >"$tmp/in20"
 tl_bg timeout 60 "$client_bin" --broker "$ep" starmap sleep_ms --input "$tmp/in20" >"$tmp/map1.out" 2>"$tmp/map1.err"
 map1=${pids[-1]}
@@ -89,10 +94,7 @@ timeout 5 "$client_bin" --broker "$ep" drain 999999 >/dev/null 2>"$tmp/drain2.er
 
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 1 --maxtasksperchild 2 >"$tmp/w3.log" 2>&1
 tl_until 100 0.1 has_workers 2 || fail "the recycling worker joined"
-id2=$(status_json | "$py" -c '
-import json, sys
-ws = json.load(sys.stdin)["workers"]
-print(sorted(w["id"] for w in ws)[0])')
+id2=$(id_of "$w2")
 timeout 30 "$client_bin" --broker "$ep" drain "$id2" >/dev/null 2>&1 # only the recycling worker is left
 pids_seen=$(for _ in $(seq 10); do timeout 10 "$client_bin" --broker "$ep" apply get_pid; done | sort -u | wc -l)
 [ "$pids_seen" -eq 5 ] && pass "--maxtasksperchild 2: 10 applies ran in 5 executors" ||
