@@ -280,16 +280,18 @@ void bk_recent_free(mp_broker_t *b);
 
 /* ---- http.c: GET /metrics (libmicrohttpd's thread asks the broker's) --------- */
 
-/* Listens on addr ("HOST:PORT"); off loopback only when insecure. 0,
-   MP_EINVAL, MP_EHOSTUNKNOWN, MP_EINSECURE, -errno (logged). */
-int bk_http_start(mp_broker_t *b, const char *addr, bool insecure);
+/* Listens on o->http ("HOST:PORT"), with TLS and a token when o gives
+   them; off loopback only with both, or insecure. 0, MP_EINVAL,
+   MP_EHOSTUNKNOWN, MP_EINSECURE, MP_ENOENT (a file), -errno (logged). */
+int bk_http_start(mp_broker_t *b, const mp_broker_options_t *o);
 /* On the broker thread: answers the HTTP thread's questions. */
 void bk_http_answer(mp_broker_t *b);
 /* Stops listening (before the broker thread stops), then frees (after). */
 void bk_http_stop(mp_broker_t *b);
 void bk_http_free(mp_broker_t *b);
-/* "HOST:PORT" actually bound, or NULL. */
+/* "HOST:PORT" actually bound, or NULL; whether it speaks HTTPS. */
 const char *bk_http_addr(const mp_broker_t *b);
+bool bk_http_tls(const mp_broker_t *b);
 
 /* ---- clients.c and workers.c: the commands ---------------------------------- */
 

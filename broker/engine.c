@@ -389,7 +389,7 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp
             rc = -errno;
     }
     if (!rc && o->http && thread)
-        rc = bk_http_start(b, o->http, o->insecure);
+        rc = bk_http_start(b, o);
     if (!rc && thread && pthread_create(&b->thread, NULL, broker_thread, b) != 0)
         rc = MP_ENOMEM;
     if (rc) {
@@ -428,4 +428,9 @@ size_t mp_broker_running(const mp_broker_t *b)
 const char *mp_broker_http_address(const mp_broker_t *b)
 {
     return b ? bk_http_addr(b) : NULL;
+}
+
+bool mp_broker_http_tls(const mp_broker_t *b)
+{
+    return b && bk_http_tls(b);
 }

@@ -11,8 +11,10 @@
     from the one awaited. One HTTP thread (MHD's internal polling thread),
     so one question at a time.
 
-    The port follows the task ports' rule: loopback, or insecure said
-    explicitly (the text names task names and hosts; it changes nothing).
+    The port follows the task ports' rule: loopback, or secured (HTTPS
+    with the operator's certificate, and a bearer token every request
+    shows: what CURVE's encryption and allow-list are to the task ports),
+    or insecure said explicitly.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +38,9 @@ struct bk_http {
     void *ask;     /* the HTTP thread's end of the pair */
     uint64_t seq;  /* of the last question */
     char addr[80]; /* host:port bound */
+    bool tls;
+    char *cert, *key; /* PEM, kept while the daemon runs (MHD reads them in place) */
+    char *token;      /* NULL: none asked */
 };
 
 /* Asks the broker thread for the text; NULL on timeout (or out of memory),
@@ -97,6 +102,28 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
     return reply(c, status, "text/plain; charset=utf-8", strdup(text), strlen(text));
 }
 
+/* a == b, in a time that does not depend on where they differ */
+static bool same(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    unsigned char d = n != m;
+    for (size_t i = 0; i < n && i < m; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* The token the request shows (header or ?token=) is the broker's. */
+static bool authorized(const struct bk_http *h, struct MHD_Connection *c)
+{
+    if (!h->token)
+        return true;
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+    return (auth && !strncmp(auth, "Bearer ", 7) && same(auth + 7, h->token)) ||
+           (arg && same(arg, h->token));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **state)
@@ -114,6 +141,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+    if (!authorized(h, c)) {
+        const char *text = "a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN\n";
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
     if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         void *page = malloc(dashboard_html_len);
         if (!page)
@@ -170,18 +208,75 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa)
     return 0;
 }
 
-int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
+/* The whole file path, NUL-terminated, in *text (malloc'ed). */
+static int slurp(const char *what, const char *path, char **text)
 {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mp__log(MP_LOG_ERROR, WHO, "%s %s: %s", what, path, strerror(errno));
+        return MP_ENOENT;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t k;
+    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0)
+        if ((n += k) == cap - 1 && n < (1u << 20)) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown)
+                free(buf);
+            buf = grown;
+        }
+    fclose(f);
+    if (!buf)
+        return MP_ENOMEM;
+    buf[n] = '\0';
+    *text = buf;
+    return 0;
+}
+
+/* TLS and the token, as o says (the files are read now). */
+static int secure(struct bk_http *h, const mp_broker_options_t *o)
+{
+    if (!o->http_cert != !o->http_key) {
+        mp__log(MP_LOG_ERROR, WHO, "HTTPS needs both --http-cert and --http-key");
+        return MP_EINVAL;
+    }
+    int rc = 0;
+    if (o->http_cert && !(rc = slurp("--http-cert", o->http_cert, &h->cert)) &&
+        !(rc = slurp("--http-key", o->http_key, &h->key))) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            mp__log(MP_LOG_ERROR, WHO, "this libmicrohttpd has no TLS");
+            return MP_EINVAL;
+        }
+        h->tls = true;
+    }
+    if (!rc && o->http_token && !(rc = slurp("--http-token", o->http_token, &h->token))) {
+        size_t n = strlen(h->token);
+        while (n && (h->token[n - 1] == '\n' || h->token[n - 1] == '\r' || h->token[n - 1] == ' '))
+            h->token[--n] = '\0';
+        if (n < 16) {
+            mp__log(MP_LOG_ERROR, WHO, "--http-token %s: at least 16 characters", o->http_token);
+            rc = MP_EINVAL;
+        }
+    }
+    return rc;
+}
+
+int bk_http_start(mp_broker_t *b, const mp_broker_options_t *o)
+{
+    const char *addr = o->http;
     struct sockaddr_in sa;
     int rc = parse_addr(addr, &sa);
     if (rc) {
         mp__log(MP_LOG_ERROR, WHO, "--http %s: expected HOST:PORT (IPv4 address or name)", addr);
         return rc;
     }
-    if (!loopback(&sa) && !insecure) {
+    bool secured = o->http_cert && o->http_key && o->http_token;
+    if (!loopback(&sa) && !secured && !o->insecure) {
         mp__log(MP_LOG_ERROR, WHO,
-                "--http %s: other hosts could read the metrics; serve them on loopback "
-                "(127.0.0.1:PORT) or pass --insecure",
+                "--http %s: other hosts could reach it; serve it on loopback "
+                "(127.0.0.1:PORT), or secure it (--http-cert FILE --http-key FILE "
+                "--http-token FILE), or pass --insecure",
                 addr);
         return MP_EINSECURE;
     }
@@ -191,6 +286,8 @@ int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
         return MP_ENOMEM;
     }
     b->http = h;
+    if ((rc = secure(h, o)))
+        return rc;
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://mp-broker-http-%p", (void *)b);
     b->http_thread_sock = zmq_socket(b->ctx, ZMQ_PAIR);
@@ -200,10 +297,15 @@ int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
         zmq_connect(h->ask, ep) || zmq_setsockopt(h->ask, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(b->http_thread_sock, ZMQ_LINGER, &zero, sizeof zero))
         return -errno;
-    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL,
-                                 on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                 MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 10u, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (h->tls ? MHD_USE_TLS : 0);
+    h->daemon = h->tls
+                    ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                                       (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_HTTPS_MEM_KEY,
+                                       h->key, MHD_OPTION_HTTPS_MEM_CERT, h->cert, MHD_OPTION_END)
+                    : MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                                       (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!h->daemon) {
         int err = errno ? errno : EADDRINUSE;
         mp__log(MP_LOG_ERROR, WHO, "--http %s: cannot listen: %s", addr, strerror(err));
@@ -214,8 +316,9 @@ int bk_http_start(mp_broker_t *b, const char *addr, bool insecure)
     inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
     snprintf(h->addr, sizeof h->addr, "%s:%u", ip,
              info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
-    mp__log(MP_LOG_INFO, WHO, "dashboard on http://%s/, metrics on http://%s/metrics", h->addr,
-            h->addr);
+    mp__log(MP_LOG_INFO, WHO, "dashboard on %s://%s/, metrics on %s://%s/metrics%s",
+            h->tls ? "https" : "http", h->addr, h->tls ? "https" : "http", h->addr,
+            h->token ? " (token required)" : "");
     return 0;
 }
 
@@ -255,6 +358,13 @@ void bk_http_free(mp_broker_t *b)
     bk_http_stop(b);
     if (h->ask)
         zmq_close(h->ask);
+    free(h->cert);
+    if (h->key)
+        memset(h->key, 0, strlen(h->key));
+    free(h->key);
+    if (h->token)
+        memset(h->token, 0, strlen(h->token));
+    free(h->token);
     free(h);
     b->http = NULL;
 }
@@ -262,4 +372,9 @@ void bk_http_free(mp_broker_t *b)
 const char *bk_http_addr(const mp_broker_t *b)
 {
     return b->http ? b->http->addr : NULL;
+}
+
+bool bk_http_tls(const mp_broker_t *b)
+{
+    return b->http && b->http->tls;
 }

@@ -48,7 +48,8 @@ static void usage(FILE *out)
             "Environment (used when the option is not given): MP_BROKER_BIND (comma-\n"
             "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
             "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
-            "MP_INSECURE=1, MP_HTTP, MP_DRAIN_MS, MP_LOG_LEVEL.\n"
+            "MP_INSECURE=1, MP_HTTP, MP_HTTP_CERT, MP_HTTP_KEY, MP_HTTP_TOKEN, MP_DRAIN_MS,\n"
+            "MP_LOG_LEVEL.\n"
             "The bound endpoints are printed on stdout, one per line, then the metrics URL\n"
             "(http://HOST:PORT/metrics) with --http. Exit status: 0 after\n"
             "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
@@ -73,7 +74,7 @@ typedef struct {
     const char *binds[64];
     size_t nbinds;
     long heartbeat, attempts, maxmsg, maxqueued, maxpeers, drain_ms;
-    const char *curve_key, *allow_dir, *level_name, *http;
+    const char *curve_key, *allow_dir, *level_name, *http, *http_cert, *http_key, *http_token;
     bool insecure, drain_ms_set;
     char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
 } settings_t;
@@ -92,6 +93,9 @@ static int parse_args(int argc, char **argv, settings_t *s)
                                          {"insecure", no_argument, 0, 'I'},
                                          {"http", required_argument, 0, 'T'},
                                          {"drain-ms", required_argument, 0, 'G'},
+                                         {"http-cert", required_argument, 0, 'C'},
+                                         {"http-key", required_argument, 0, 'Y'},
+                                         {"http-token", required_argument, 0, 'O'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -138,6 +142,15 @@ static int parse_args(int argc, char **argv, settings_t *s)
         case 'T':
             s->http = optarg;
             break;
+        case 'C':
+            s->http_cert = optarg;
+            break;
+        case 'Y':
+            s->http_key = optarg;
+            break;
+        case 'O':
+            s->http_token = optarg;
+            break;
         case 'G':
             if (parse_int(optarg, "--drain-ms", 0, 3600000, &s->drain_ms))
                 return 2;
@@ -177,6 +190,12 @@ static int apply_env(settings_t *s)
         s->insecure = true;
     if (!s->http && (env = getenv("MP_HTTP")) && *env)
         s->http = env;
+    if (!s->http_cert && (env = getenv("MP_HTTP_CERT")) && *env)
+        s->http_cert = env;
+    if (!s->http_key && (env = getenv("MP_HTTP_KEY")) && *env)
+        s->http_key = env;
+    if (!s->http_token && (env = getenv("MP_HTTP_TOKEN")) && *env)
+        s->http_token = env;
     if (!s->drain_ms_set)
         s->drain_ms = 8000; /* the default; MP_DRAIN_MS below */
     int level = mp_prog_log_level("mp-broker", s->level_name);
@@ -223,6 +242,9 @@ int main(int argc, char **argv)
                              .allow_dir = s.allow_dir,
                              .insecure = s.insecure,
                              .http = s.http,
+                             .http_cert = s.http_cert,
+                             .http_key = s.http_key,
+                             .http_token = s.http_token,
                              .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
     rc = mp_broker_new(&o, &broker);
@@ -234,7 +256,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < mp_broker_endpoint_count(broker); i++)
         printf("%s\n", mp_broker_endpoint(broker, i));
     if (mp_broker_http_address(broker))
-        printf("http://%s/metrics\n", mp_broker_http_address(broker));
+        printf("%s://%s/metrics\n", mp_broker_http_tls(broker) ? "https" : "http",
+               mp_broker_http_address(broker));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);

@@ -55,6 +55,12 @@ typedef struct {
        OpenMetrics or Prometheus text (docs/CLUSTER.md, "Metrics"). Loopback
        only, unless insecure. NULL: no HTTP port. */
     const char *http;
+    /* Securing the HTTP port (docs/CLUSTER.md 7): HTTPS with this PEM
+       certificate and key (both or neither), and a bearer token (a file
+       holding at least 16 characters) every request must show, as
+       "Authorization: Bearer TOKEN" or "?token=TOKEN". Off loopback the HTTP
+       port needs all three, or insecure. */
+    const char *http_cert, *http_key, *http_token;
 } mp_broker_options_t;
 
 /* Binds and starts the broker thread. On success *broker_p is a new broker
@@ -89,6 +95,8 @@ MP_EXPORT size_t mp_broker_running(const mp_broker_t *broker);
 
 /* The HTTP port's "HOST:PORT" as bound (the port chosen), or NULL. */
 MP_EXPORT const char *mp_broker_http_address(const mp_broker_t *broker);
+/* Whether that port speaks HTTPS (http_cert, http_key). */
+MP_EXPORT bool mp_broker_http_tls(const mp_broker_t *broker);
 
 /* The endpoints actually bound, in the order given. */
 MP_EXPORT size_t mp_broker_endpoint_count(const mp_broker_t *broker);
