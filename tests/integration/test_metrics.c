@@ -97,6 +97,23 @@ static void test_metrics_count_a_known_workload_exactly(void **state)
     assert_true(task_metric(m, "mp_broker_items_queued", "square") == 0);
     assert_true(task_metric(m, "mp_broker_items_running", "square") == 0);
     assert_true(task_metric(m, "mp_broker_retries_total", "square") == 0);
+    assert_true(task_metric(m, "mp_broker_items_lost_total", "square") == 0);
+    assert_true(task_metric(m, "mp_broker_chunks_queued", "square") == 0);
+    assert_true(tu_metric(m, "mp_broker_returned_dispatches_total") == 0);
+    assert_true(tu_metric(m, "mp_broker_malformed_messages_total") == 0);
+    assert_true(tu_metric(m, "mp_broker_refused_peers_total") == 0);
+    /* the histogram's buckets are cumulative, the last one every dispatch */
+    static const char *le[] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1",
+                               "0.25",  "0.5",   "1",    "2.5",   "10",   "60"};
+    double prev = 0;
+    for (size_t i = 0; i < sizeof le / sizeof *le; i++) {
+        char series[128];
+        snprintf(series, sizeof series, "mp_broker_task_seconds_bucket{task=\"square\",le=\"%s\"}",
+                 le[i]);
+        double v = tu_metric(m, series);
+        assert_true(v >= prev && v <= 10);
+        prev = v;
+    }
     assert_true(tu_metric(m, "mp_broker_workers_lost_total") == 0);
     assert_true(tu_metric(m, "mp_broker_workers_joined_total") == 1);
     assert_true(tu_metric(m, "mp_broker_clients_joined_total") == 2);
