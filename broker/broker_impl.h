@@ -173,6 +173,7 @@ struct mp_broker {
     void *http_thread_sock;   /* the HTTP server's requests (http.c), or NULL */
     struct bk_recent *recent; /* the last errors, for the dashboard (dashboard.c) */
     bool draining;            /* stopping gracefully: nothing new is dispatched */
+    bool dropping;            /* units freed now are dropped (their client left), not done */
     size_t running_now;       /* dispatches running, for mp_broker_running (atomic) */
     struct bk_http *http;
 };

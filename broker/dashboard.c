@@ -221,14 +221,13 @@ static void tasks(jout_t *j, mp_broker_t *b)
         raw(j, q == b->queues ? "{" : ",{", q == b->queues ? 1 : 2);
         key(j, "name", true);
         str(j, q->name);
-        rawf(j,
-             ",\"queued\":%llu,\"running\":%llu,\"submitted\":%llu,\"done\":%llu,"
-             "\"failed\":%llu,\"lost\":%llu,\"retries\":%llu,\"dispatches\":%llu,"
-             "\"mean_ms\":%.3f}",
+        rawf(j, ",\"queued\":%llu,\"running\":%llu,\"submitted\":%llu,\"done\":%llu,",
              (unsigned long long)queued, (unsigned long long)running,
-             (unsigned long long)s->items_submitted, (unsigned long long)s->items_done,
+             (unsigned long long)s->items_submitted, (unsigned long long)s->items_done);
+        rawf(j, "\"failed\":%llu,\"lost\":%llu,\"retries\":%llu,\"dispatches\":%llu,",
              (unsigned long long)s->items_failed, (unsigned long long)s->items_lost,
-             (unsigned long long)s->retries, (unsigned long long)s->latency_count,
+             (unsigned long long)s->retries, (unsigned long long)s->latency_count);
+        rawf(j, "\"mean_ms\":%.3f}",
              s->latency_count ? s->latency_sum * 1000.0 / (double)s->latency_count : 0.0);
     }
     raw(j, "]", 1);
@@ -266,13 +265,14 @@ int bk_status_json(mp_broker_t *b, mp__buf_t *out)
         else
             executors += b->peers[i]->processes;
     }
-    rawf(&j,
-         "{\"version\":\"%s\",\"uptime_ms\":%llu,\"clients\":%zu,\"executors\":%zu,"
-         "\"done\":%llu,\"failed\":%llu,\"lost\":%llu,\"retries\":%llu,\"workers_lost\":%llu,"
-         "\"received_bytes\":%llu,\"sent_bytes\":%llu,\"workers\":",
+    /* in parts: each fits rawf's line whatever the counters hold */
+    rawf(&j, "{\"version\":\"%s\",\"uptime_ms\":%llu,\"clients\":%zu,\"executors\":%zu,",
          MP_BROKER_VERSION, (unsigned long long)((now - b->started_ns) / 1000000u), clients,
-         executors, (unsigned long long)b->done, (unsigned long long)b->failed,
-         (unsigned long long)b->lost, (unsigned long long)b->retries,
+         executors);
+    rawf(&j, "\"done\":%llu,\"failed\":%llu,\"lost\":%llu,\"retries\":%llu,",
+         (unsigned long long)b->done, (unsigned long long)b->failed, (unsigned long long)b->lost,
+         (unsigned long long)b->retries);
+    rawf(&j, "\"workers_lost\":%llu,\"received_bytes\":%llu,\"sent_bytes\":%llu,\"workers\":",
          (unsigned long long)b->workers_lost, (unsigned long long)b->bytes_in,
          (unsigned long long)b->bytes_out);
     workers(&j, b, now);

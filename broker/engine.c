@@ -150,13 +150,17 @@ static void *broker_thread(void *arg)
         int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR)
             break;
+        if (rc < 0) /* EINTR: the revents are last pass's, not news */
+            continue;
         if (items[1].revents & ZMQ_POLLIN) {
             char what[8];
             int n = zmq_recv(b->ctl_thread, what, sizeof what, ZMQ_DONTWAIT);
-            if (n != 5 || memcmp(what, "drain", 5))
+            if (n >= 0 && (n != 5 || memcmp(what, "drain", 5)))
                 break; /* stop */
-            b->draining = true;
-            mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
+            if (n == 5) {
+                b->draining = true;
+                mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
+            }
         }
         if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);

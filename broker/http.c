@@ -131,14 +131,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     (void)upload;
     struct bk_http *h = cls;
-    if (!*state) { /* the headers: answer when the (empty) body is in */
-        *state = h;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        *upload_size = 0; /* a body we do not read */
-        return MHD_YES;
-    }
+    /* refused at once, on the headers, before any body is read */
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
     if (!authorized(h, c)) {
@@ -151,6 +144,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
         MHD_destroy_response(r);
         return rc;
+    }
+    if (!*state) { /* answered once the (empty) body is in */
+        *state = h;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0; /* a body we do not read */
+        return MHD_YES;
     }
     if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         void *page = malloc(dashboard_html_len);
@@ -324,8 +325,14 @@ int bk_http_start(mp_broker_t *b, const mp_broker_options_t *o)
 
 void bk_http_answer(mp_broker_t *b)
 {
-    uint8_t q[9];
-    while (zmq_recv(b->http_thread_sock, q, sizeof q, ZMQ_DONTWAIT) == sizeof q) {
+    uint8_t q[9], next[9];
+    bool have = false;
+    /* only the newest question is awaited (the others timed out): answer it */
+    while (zmq_recv(b->http_thread_sock, next, sizeof next, ZMQ_DONTWAIT) == sizeof next) {
+        memcpy(q, next, sizeof q);
+        have = true;
+    }
+    if (have) {
         mp__buf_t out;
         mp__buf_init(&out, NULL, 0);
         int rc = mp__buf_append(&out, q, 8); /* the seq, then the body */
@@ -360,10 +367,10 @@ void bk_http_free(mp_broker_t *b)
         zmq_close(h->ask);
     free(h->cert);
     if (h->key)
-        memset(h->key, 0, strlen(h->key));
+        explicit_bzero(h->key, strlen(h->key));
     free(h->key);
     if (h->token)
-        memset(h->token, 0, strlen(h->token));
+        explicit_bzero(h->token, strlen(h->token));
     free(h->token);
     free(h);
     b->http = NULL;

@@ -68,16 +68,41 @@ static void family(text_t *t, const char *name, const char *type, const char *he
     putf(t, "# TYPE %s%s %s\n", name, counter && !t->om ? "_total" : "", type);
 }
 
-/* A label value: backslash, double quote and newline escaped. */
+/* Bytes of the valid UTF-8 sequence at p (1-4), or 0 when there is none. */
+static size_t utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+               : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0; /* overlong, a surrogate, past U+10FFFF */
+    return n;
+}
+
+/* A label value: backslash, double quote and newline escaped; a byte that
+   is not UTF-8 (a task name is a peer's bytes) becomes U+FFFD, so one odd
+   name cannot make the whole text unreadable to Prometheus. */
 static void label_value(text_t *t, const char *v)
 {
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
+    const unsigned char *p = (const unsigned char *)v;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (*p == '\\' || *p == '"')
             put(t, "\\", 1);
-        if (*v == '\n')
+        if (*p == '\n')
             put(t, "\\n", 2);
+        else if (n)
+            put(t, (const char *)p, n);
         else
-            put(t, v, 1);
+            put(t, "\xef\xbf\xbd", 3);
+        p += n ? n : 1;
     }
 }
 

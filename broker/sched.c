@@ -271,6 +271,7 @@ size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer)
 void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
 {
     size_t dropped = 0, killed = bk_cancel_running(b, c, NULL, false);
+    b->dropping = true; /* not "done": nobody is answered */
     for (queue_t *q = b->queues; q; q = q->next) {
         unit_t *u = q->head;
         while (u) {
@@ -284,6 +285,7 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
             u = next;
         }
     }
+    b->dropping = false;
     /* chunks with running units stay, orphaned, until those come back */
     chunk_t *ch = c->chunks;
     while (ch) {
@@ -312,10 +314,15 @@ void bk_drain_idle(mp_broker_t *b)
         mp__buf_init(&h, hs, sizeof hs);
         mp__w_array(&h, 2);
         mp__w_str(&h, "drained");
-        mp__w_bool(&h, true); /* stop: do not reconnect */
-        bk_send_to(b, w, MPP_B_WDISCONNECT, &h, NULL, 0);
+        mp__w_bool(&h, true);                                   /* stop: do not reconnect */
+        if (bk_send_to(b, w, MPP_B_WDISCONNECT, &h, NULL, 0)) { /* not sent: next pass */
+            i++;
+            continue;
+        }
         mp__log(MP_LOG_INFO, WHO, "worker %s (%s pid %u) drained: told to stop", w->hex, w->host,
                 w->pid);
         bk_peer_remove(b, w); /* peers[i] is now another peer */
+        fail_unserved(b);     /* as when a worker leaves */
+        bk_announce_processes(b);
     }
 }

@@ -101,7 +101,7 @@ void bk_unit_free(mp_broker_t *b, unit_t *u)
     zmq_msg_close(&u->items);
     free(u);
     if (ch->pending == 0) {
-        if (ch->client) /* answered whole to its client */
+        if (ch->client && !b->dropping) /* answered whole to its client */
             ch->queue->stats.chunks_done++;
         chunk_free(b, ch);
     }

@@ -22,6 +22,17 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* s for a terminal: a peer's control characters (an escape sequence in a
+   host or task name) shown as '?' */
+static const char *clean(const char *s, char *buf, size_t size)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 /* worker id's "done" in prev, or UINT64_MAX when it was not there */
 static uint64_t prev_done(const mp_obj_t *prev, uint64_t id)
 {
@@ -32,10 +43,13 @@ static uint64_t prev_done(const mp_obj_t *prev, uint64_t id)
 static void draw(const char *broker, const mp_obj_t *st, const mp_obj_t *prev, double secs)
 {
     uint64_t up = field_uint(st, "uptime_ms") / 1000, done = field_uint(st, "done");
-    double rate = prev && secs > 0 ? (double)(done - field_uint(prev, "done")) / secs : 0;
+    uint64_t before = prev ? field_uint(prev, "done") : done;
+    double rate =
+        secs > 0 && done >= before ? (double)(done - before) / secs : 0; /* a restart: 0 */
     const mp_obj_t *workers = mp_obj_map_get(st, "workers");
     size_t nw = array_len(workers);
     uint64_t procs = 0, running = 0;
+    char host[64], name[256];
     for (size_t i = 0; i < nw; i++) {
         procs += field_uint(mp_obj_array_at(workers, i), "processes");
         running += array_len(mp_obj_map_get(mp_obj_array_at(workers, i), "running"));
@@ -57,9 +71,11 @@ static void draw(const char *broker, const mp_obj_t *st, const mp_obj_t *prev, d
         size_t nrun = array_len(mp_obj_map_get(w, "running"));
         const mp_obj_t *draining = mp_obj_map_get(w, "draining");
         bool drain = draining && mp_obj_type(draining) == MP_OBJ_BOOL && mp_obj_bool(draining);
-        double wrate = was != UINT64_MAX && secs > 0 ? (double)(wdone - was) / secs : 0;
+        double wrate =
+            was != UINT64_MAX && secs > 0 && wdone >= was ? (double)(wdone - was) / secs : 0;
         printf("%6llu %-20.20s %8llu %5llu %8zu %10llu %8.0f %8llu  %s\n", (unsigned long long)id,
-               field_str(w, "host"), (unsigned long long)field_uint(w, "pid"),
+               clean(field_str(w, "host"), host, sizeof host),
+               (unsigned long long)field_uint(w, "pid"),
                (unsigned long long)field_uint(w, "processes"), nrun, (unsigned long long)wdone,
                wrate, (unsigned long long)field_uint(w, "failed"),
                drain  ? "draining"
@@ -72,7 +88,7 @@ static void draw(const char *broker, const mp_obj_t *st, const mp_obj_t *prev, d
     for (size_t i = 0; i < nq; i++) {
         const mp_obj_t *k = mp_obj_map_key_at(queued, i), *v = mp_obj_map_value_at(queued, i);
         printf("%s %s %llu chunk%s", i ? "," : "",
-               mp_obj_type(k) == MP_OBJ_STR ? mp_obj_str(k, NULL) : "?",
+               mp_obj_type(k) == MP_OBJ_STR ? clean(mp_obj_str(k, NULL), name, sizeof name) : "?",
                (unsigned long long)mp_obj_uint(v), plural(mp_obj_uint(v)));
     }
     printf("\n");

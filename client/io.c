@@ -149,6 +149,7 @@ void *mp__pool_io_thread(void *arg)
                         (unsigned long long)((now - pool->last_heard) / 1000000),
                         pool->ever_heard ? "" : " (never answered yet); reconnecting");
                 pool->connected = false;
+                pool->status_sent = false; /* asked again of the next broker */
                 if (pool->resend)
                     mp__pool_hold_all(pool, &ready); /* sent again when it is back */
                 else

@@ -480,6 +480,8 @@ static int ask_status(mp_pool_t *pool, uint64_t drain_id, int timeout_ms, mp_obj
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&pool->mutex);
+    if (pool->drain_id != drain_id) /* a different question than the one in flight */
+        pool->status_sent = false;
     pool->status_wanted = true;
     pool->drain_id = drain_id;
     mp__pool_wake(pool);
@@ -497,6 +499,8 @@ static int ask_status(mp_pool_t *pool, uint64_t drain_id, int timeout_ms, mp_obj
     }
     pool->status_wanted = false;
     pool->drain_id = 0;
+    if (rc == MP_ETIMEDOUT) /* the next question is sent, not waited for */
+        pool->status_sent = false;
     pthread_mutex_unlock(&pool->mutex);
     return rc;
 }

@@ -306,7 +306,8 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
             break;
         mp__log(MP_LOG_WARN, WHO, "the broker disconnected this pool");
         pool->connected = false;
-        if (pool->resend) /* a broker stopping may be restarting: wait for it */
+        pool->status_sent = false; /* a STATUS or DRAIN asked is asked again */
+        if (pool->resend)          /* a broker stopping may be restarting: wait for it */
             mp__pool_hold_all(pool, ready);
         else
             mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker disconnected", ready);

@@ -194,6 +194,37 @@ static void test_metrics_http_rules(void **state)
     assert_null(b);
 }
 
+/* A task name that is not UTF-8 (a peer's bytes; queued while no worker
+   is connected) shows as U+FFFD: the text stays valid for Prometheus. */
+static void test_metrics_label_values_stay_utf8(void **state)
+{
+    (void)state;
+    cluster_t c = {0};
+    snprintf(c.http, sizeof c.http, "127.0.0.1:%d", tu_free_port());
+    setenv("MP_HTTP", c.http, 1);
+    c.broker = tu_start_broker("tcp://127.0.0.1:0", "300", c.endpoint, sizeof c.endpoint);
+    unsetenv("MP_HTTP");
+    mp_pool_options_t o = {.broker = c.endpoint, .heartbeat_ms = 300};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    mp_obj_t *args = mp_obj_new_array();
+    mp_async_t *r = NULL;
+    assert_int_equal(mp_pool_apply_async(pool, "bad\xff\xc0name\"q", args, NULL, &r), 0);
+    char *m = NULL;
+    assert_true(TU_WAIT_UNTIL(
+        (free(m), m = scrape(c.http), strstr(m, "mp_broker_items_queued{task=\"bad")), 5000));
+    assert_non_null(strstr(m, "{task=\"bad\xef\xbf\xbd\xef\xbf\xbdname\\\"q\"} 1\n"));
+    for (const unsigned char *p = (const unsigned char *)m; *p; p++)
+        assert_true(*p != 0xff && *p != 0xc0);
+    free(m);
+    mp_async_destroy(&r);
+    mp_obj_destroy(&args);
+    mp_pool_terminate(pool);
+    mp_pool_join(pool);
+    mp_pool_destroy(&pool);
+    tu_kill_children();
+}
+
 /* An embedded pool's broker serves them too, on request. */
 static void test_metrics_of_an_embedded_pool(void **state)
 {
@@ -226,6 +257,7 @@ int main(int argc, char **argv)
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_metrics_http_rules, tu_kill_teardown),
         cmocka_unit_test_teardown(test_metrics_of_an_embedded_pool, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_metrics_label_values_stay_utf8, tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
