@@ -41,6 +41,7 @@ struct bk_http {
     bool tls;
     char *cert, *key; /* PEM, kept while the daemon runs (MHD reads them in place) */
     char *token;      /* NULL: none asked */
+    bool insecure;    /* off loopback without a token: any Host */
 };
 
 /* Asks the broker thread for the text; NULL on timeout (or out of memory),
@@ -112,6 +113,17 @@ static bool same(const char *a, const char *b)
     return d == 0;
 }
 
+/* Without a token the port is on loopback (or insecure): then the Host a
+   browser asked for must be a loopback name, so that a web page elsewhere
+   cannot read the cluster through a name it makes resolve to 127.0.0.1
+   (DNS rebinding). With a token, the token decides. */
+static bool host_ok(const struct bk_http *h, struct MHD_Connection *c)
+{
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    return h->token || h->insecure || !host || !strncmp(host, "127.", 4) ||
+           !strncmp(host, "localhost", 9) || !strncmp(host, "[::1]", 5) || !strcmp(host, h->addr);
+}
+
 /* The token the request shows (header or ?token=) is the broker's. */
 static bool authorized(const struct bk_http *h, struct MHD_Connection *c)
 {
@@ -134,6 +146,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* refused at once, on the headers, before any body is read */
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+    if (!host_ok(h, c))
+        return reply_text(c, MHD_HTTP_FORBIDDEN,
+                          "Host is not a loopback name (use 127.0.0.1, or a token)\n");
     if (!authorized(h, c)) {
         const char *text = "a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN\n";
         struct MHD_Response *r =
@@ -221,15 +236,17 @@ static int slurp(const char *what, const char *path, char **text)
     char *buf = malloc(cap);
     size_t k;
     while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0)
-        if ((n += k) == cap - 1 && n < (1u << 20)) {
-            char *grown = realloc(buf, cap *= 2);
+        if ((n += k) == cap - 1) {
+            char *grown = n < (1u << 20) ? realloc(buf, cap *= 2) : NULL;
             if (!grown)
                 free(buf);
             buf = grown;
         }
     fclose(f);
-    if (!buf)
-        return MP_ENOMEM;
+    if (!buf) {
+        mp__log(MP_LOG_ERROR, WHO, "%s %s: too large (1 MiB at most) or out of memory", what, path);
+        return MP_EINVAL;
+    }
     buf[n] = '\0';
     *text = buf;
     return 0;
@@ -287,6 +304,7 @@ int bk_http_start(mp_broker_t *b, const mp_broker_options_t *o)
         return MP_ENOMEM;
     }
     b->http = h;
+    h->insecure = o->insecure && !loopback(&sa);
     if ((rc = secure(h, o)))
         return rc;
     char ep[64];

@@ -142,13 +142,15 @@ int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t
                int npayload)
 {
     const char *sig = p->kind == PEER_WORKER ? MPP_SIG_WORKER : MPP_SIG_CLIENT;
-    b->bytes_out += p->idlen + MPP_SIG_SIZE + 1 + hdr->size;
+    uint64_t bytes = p->idlen + MPP_SIG_SIZE + 1 + hdr->size;
     for (int i = 0; i < npayload; i++)
-        b->bytes_out += zmq_msg_size(&payload[i]);
+        bytes += zmq_msg_size(&payload[i]);
     int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload, npayload,
                       ZMQ_DONTWAIT);
     if (rc)
         mp__log(MP_LOG_DEBUG, WHO, "send to %s failed: %s", p->hex, zmq_strerror(-rc));
+    else
+        b->bytes_out += bytes; /* what left */
     return rc;
 }
 

@@ -106,6 +106,20 @@ class SecuredHttp(unittest.TestCase):
         self.assertEqual(len(lines), 2)
         self.assertTrue(lines[1].startswith("http://"), lines[1])
 
+    def test_loopback_without_a_token_wants_a_loopback_host(self):
+        # DNS rebinding: a page elsewhere naming its own host that resolves to 127.0.0.1
+        lines, _ = self.broker("--http", "127.0.0.1:0")
+        url = lines[1]
+        for host, status in (("evil.example:80", 403), ("127.0.0.1", 200),
+                             ("localhost:9470", 200)):
+            req = urllib.request.Request(url, headers={"Host": host})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    got = r.status
+            except urllib.error.HTTPError as e:
+                got = e.code
+            self.assertEqual(got, status, host)
+
     def test_bad_settings_are_refused(self):
         short = os.path.join(self.tmp.name, "short")
         with open(short, "w") as f:
