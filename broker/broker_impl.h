@@ -158,6 +158,7 @@ struct mp_broker {
     mp__curve_t curve;
     bool auth;                                     /* holds the process's ZAP handler */
     struct _zcertstore_t *workers_ok, *clients_ok; /* allow_dir/workers, /clients */
+    struct _zcertstore_t *operators_ok;            /* allow_dir/operators: who may DRAIN */
     /* thread state */
     peer_t **peers;
     size_t npeers, peercap;
@@ -205,6 +206,11 @@ void bk_unknown_task(mp_broker_t *b, const char *name, char *msg, size_t size);
    allow-list of role (PEER_CLIENT or PEER_WORKER); else refuses the peer
    (DISCONNECT, logged, counted) and returns false. True without CURVE. */
 bool bk_admitted(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int role);
+/* With CURVE: true when the key of message m is an operator's (in
+   allow_dir/operators/; a client's key too, to be admitted at all); else
+   logs and counts the refusal. True without CURVE: whoever reaches the
+   broker may use it whole. */
+bool bk_operator(mp_broker_t *b, mpp_msg_t *m, const peer_t *c, const char *what);
 /* Counts and logs a malformed message (p, or hex when no peer). */
 void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why);
 

@@ -261,8 +261,10 @@ static void client_status(mp_broker_t *b, peer_t *c);
 
 /* C-DRAIN [worker-id]: that worker gets no new dispatch; once it holds none
    it is told to stop (bk_drain_idle). Answered with STATUS, where the
-   worker shows "draining" (or is absent: no such worker, or gone). */
-static void client_drain(mp_broker_t *b, peer_t *c, mp__rd_t *r)
+   worker shows "draining" (or is absent: no such worker, or gone). With
+   CURVE, only an operator's key may (bk_operator); the STATUS then shows
+   the worker not draining. */
+static void client_drain(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n;
     uint64_t id;
@@ -270,7 +272,8 @@ static void client_drain(mp_broker_t *b, peer_t *c, mp__rd_t *r)
         bk_malformed(b, c, NULL, MPP_C_DRAIN, "bad DRAIN header");
         return;
     }
-    for (size_t i = 0; i < b->npeers; i++) {
+    bool may = bk_operator(b, m, c, "DRAIN");
+    for (size_t i = 0; i < b->npeers && may; i++) {
         peer_t *w = b->peers[i];
         if (w->kind == PEER_WORKER && w->serial == id && !w->draining) {
             w->draining = true;
@@ -337,7 +340,7 @@ void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         client_status(b, c);
         break;
     case MPP_C_DRAIN:
-        client_drain(b, c, r);
+        client_drain(b, c, r, m);
         break;
     case MPP_C_HEARTBEAT:
         break;

@@ -225,6 +225,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
         mp__curve_auth_release();
     zcertstore_destroy(&b->workers_ok);
     zcertstore_destroy(&b->clients_ok);
+    zcertstore_destroy(&b->operators_ok);
     if (b->own_ctx && b->ctx)
         zmq_ctx_term(b->ctx);
     free(b);
@@ -285,7 +286,9 @@ static int start_curve(mp_broker_t *b, const mp_broker_options_t *o)
     b->workers_ok = zcertstore_new(path);
     snprintf(path, sizeof path, "%s/clients", o->allow_dir);
     b->clients_ok = zcertstore_new(path);
-    if (!b->workers_ok || !b->clients_ok)
+    snprintf(path, sizeof path, "%s/operators", o->allow_dir); /* may be absent: none */
+    b->operators_ok = zcertstore_new(path);
+    if (!b->workers_ok || !b->clients_ok || !b->operators_ok)
         return MP_ENOMEM;
     mp__log(MP_LOG_INFO, WHO, "CURVE on: server key %s, allow-list %s", b->curve.public_txt,
             o->allow_dir);

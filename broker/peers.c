@@ -272,3 +272,18 @@ bool bk_admitted(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int
                      role == PEER_WORKER ? MPP_B_WDISCONNECT : MPP_B_DISCONNECT, why);
     return false;
 }
+
+bool bk_operator(mp_broker_t *b, mpp_msg_t *m, const peer_t *c, const char *what)
+{
+    if (!b->curve.on)
+        return true;
+    const char *key = m->n >= 2 ? zmq_msg_gets(&m->f[1], "User-Id") : NULL;
+    if (key && b->operators_ok && zcertstore_lookup(b->operators_ok, key))
+        return true;
+    b->refused++;
+    mp__log(MP_LOG_WARN, WHO,
+            "refused %s from client %s: key %s is not in operators/ of the "
+            "allow-list",
+            what, c->hex, key ? key : "(none)");
+    return false;
+}

@@ -137,6 +137,15 @@ int cli_drain(mp_pool_t *pool, const char *broker, uint64_t id, int wait_ms)
         return 1;
     }
     const mp_obj_t *w = worker_by_id(st, id);
+    const mp_obj_t *draining = w ? mp_obj_map_get(w, "draining") : NULL;
+    if (w && draining && mp_obj_type(draining) == MP_OBJ_BOOL && !mp_obj_bool(draining)) {
+        say(NULL,
+            "drain: the broker at %s refused (with CURVE, the key must be in operators/ of "
+            "its allow-list)",
+            broker);
+        mp_obj_destroy(&st);
+        return 1;
+    }
     const mp_obj_t *host = w ? mp_obj_map_get(w, "host") : NULL;
     if (w)
         say(NULL, "draining worker %llu (%s pid %lld): %zu dispatch(es) to finish",

@@ -202,6 +202,45 @@ static void test_curve_key_added_at_run_time_is_admitted(void **state)
     mp_pool_destroy(&pool);
 }
 
+/* The worker's "draining" in a STATUS (-1: no worker). */
+static int draining_of(const mp_obj_t *st)
+{
+    const mp_obj_t *w = mp_obj_array_at(mp_obj_map_get(st, "workers"), 0);
+    return w ? mp_obj_bool(mp_obj_map_get(w, "draining")) : -1;
+}
+
+/* DRAIN takes a worker away for good: with CURVE only an operator's key
+   (allow/operators/, besides clients/) may. */
+static void test_curve_drain_needs_an_operator_key(void **state)
+{
+    (void)state;
+    start_broker();
+    start_worker("w1");
+    mp_pool_t *pool;
+    assert_int_equal(open_pool("c1", "broker", 5000, &pool), 0);
+    assert_int_equal(tu_wait_processes(pool, 1, 5000), 1);
+    mp_obj_t *st = NULL;
+    assert_int_equal(mp_pool_status(pool, 5000, &st), 0);
+    uint64_t id = (uint64_t)mp_obj_int(
+        mp_obj_map_get(mp_obj_array_at(mp_obj_map_get(st, "workers"), 0), "id"));
+    int64_t refused = mp_obj_int(mp_obj_map_get(st, "refused"));
+    mp_obj_destroy(&st);
+    assert_int_equal(mp_pool_drain_worker(pool, id, 5000, &st), 0);
+    assert_int_equal(draining_of(st), 0); /* refused: c1 is a client, not an operator */
+    assert_int_equal(mp_obj_int(mp_obj_map_get(st, "refused")), refused + 1);
+    mp_obj_destroy(&st);
+    tk_allow("c1", "operators"); /* no restart */
+    usleep(1200 * 1000);         /* zcertstore rereads the directory when it changed */
+    assert_int_equal(mp_pool_drain_worker(pool, id, 5000, &st), 0);
+    int d = draining_of(st);
+    assert_true(d == 1 || d == -1); /* draining, or gone already */
+    mp_obj_destroy(&st);
+    assert_true(TU_WAIT_UNTIL((mp_pool_status(pool, 5000, &st) == 0 &&
+                               (d = draining_of(st), mp_obj_destroy(&st), d == -1)),
+                              5000));
+    mp_pool_destroy(&pool);
+}
+
 static void test_curve_no_keys_off_loopback_is_refused(void **state)
 {
     (void)state;
@@ -233,6 +272,7 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_curve_key_added_at_run_time_is_admitted, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_curve_drain_needs_an_operator_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curve_no_keys_off_loopback_is_refused, setup,
                                         teardown),
     };

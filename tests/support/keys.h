@@ -1,7 +1,7 @@
 /*  keys.h - CURVE key pairs for the tests (support_keys.c): a temporary
     directory with NAME.key / NAME.key_secret pairs (zcert format, as
     mp-client keygen writes them) and an allow-list root allow/ with one
-    subdirectory per role (workers/, clients/, managers/). Programs that
+    subdirectory per role (workers/, clients/, managers/, operators/). Programs that
     use it compile support_keys.c and link czmq. */
 #ifndef MP_TEST_KEYS_H_INCLUDED
 #define MP_TEST_KEYS_H_INCLUDED

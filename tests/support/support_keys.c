@@ -18,8 +18,8 @@ void tk_setup(const char *const *names, size_t n)
     assert_non_null(mkdtemp(dir));
     snprintf(allow, sizeof allow, "%s/allow", dir);
     assert_int_equal(mkdir(allow, 0700), 0);
-    const char *roles[] = {"workers", "clients", "managers"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *roles[] = {"workers", "clients", "managers", "operators"};
+    for (size_t i = 0; i < sizeof roles / sizeof *roles; i++) {
         char sub[400];
         snprintf(sub, sizeof sub, "%s/%s", allow, roles[i]);
         assert_int_equal(mkdir(sub, 0700), 0);
