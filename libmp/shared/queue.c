@@ -178,7 +178,7 @@ static void repair(struct ring *r, struct side *s)
         if (s == &r->put && s->pending == 2 && !committed &&
             __atomic_sub_fetch(&r->unfinished, 1, __ATOMIC_SEQ_CST) == 0)
             mp__cond_broadcast(&r->all_done);
-        s->pending = 0;
+        __atomic_store_n(&s->pending, 0, __ATOMIC_RELEASE);
     }
 }
 
@@ -279,7 +279,7 @@ int mp_queue_put_bytes(mp_queue_t *q, const void *data, size_t size, int timeout
     }
     store(&r->put.pos, r->put.pos + room.need); /* commit */
     store(&r->put.n, r->put.n + 1);
-    r->put.pending = 0;
+    __atomic_store_n(&r->put.pending, 0, __ATOMIC_RELEASE);
     mp__mutex_unlock(&r->put.mutex);
     mp__cond_signal(&r->get.cond);
     return 0;
@@ -335,7 +335,7 @@ static int get_record(mp_queue_t *q, mp__buf_t *b, int timeout_ms)
             store(&r->get.n, r->get.n + 1);
         }
     }
-    r->get.pending = 0;
+    __atomic_store_n(&r->get.pending, 0, __ATOMIC_RELEASE);
     mp__mutex_unlock(&r->get.mutex);
     /* all producers: they wait for different amounts of room, and one woken
        producer that still does not fit would swallow the wake-up of
@@ -381,10 +381,26 @@ int mp_queue_get_bytes(mp_queue_t *q, void **data_p, size_t *size_p, int timeout
 
 /* ---- state ---------------------------------------------------------------- */
 
+/* A side's operations done: its n, or, while a journal is open (a holder
+   between its commit and its count, or killed there and not repaired yet:
+   repair() runs at the side's next lock), what repair() will make of it.
+   Without this, qsize right after a holder was killed mid-get counted an
+   item that is gone. */
+static uint64_t done(const struct side *s)
+{
+    if (__atomic_load_n(&s->pending, __ATOMIC_ACQUIRE)) {
+        uint64_t n = s->pending_n, at = s->pending_pos;
+        bool committed = load(&s->pos) != at;
+        if (__atomic_load_n(&s->pending, __ATOMIC_ACQUIRE)) /* still that journal */
+            return n + committed;
+    }
+    return load(&s->n);
+}
+
 static size_t count(const struct ring *r)
 {
     /* got first: a consumer may count its item before the producer counts it */
-    uint64_t got = load(&r->get.n), put = load(&r->put.n);
+    uint64_t got = done(&r->get), put = done(&r->put);
     return put > got ? (size_t)(put - got) : 0;
 }
 
