@@ -225,8 +225,11 @@ int bk_unit_trim(unit_t *u)
         zmq_msg_init(&rest);
     else if (slice_items(&u->items, u->answered, u->count, &rest))
         return MP_ENOMEM;
-    zmq_msg_close(&u->items);
+    /* move releases the old items itself (closing them first left the
+       destination invalid: the move failed, the slice leaked, and the
+       unit went back to its queue with no items) */
     zmq_msg_move(&u->items, &rest);
+    zmq_msg_close(&rest);
     u->base += u->answered;
     u->count -= u->answered;
     u->answered = 0;

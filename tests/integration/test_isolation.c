@@ -11,6 +11,7 @@
       item, on a tcp cluster and on the embedded pool (no time limit set:
       the point is isolation).
 */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,43 @@ static void test_isolation_imap_unordered_one_stuck_embedded(void **state)
     imap_unordered_with_one_stuck(false);
 }
 
+/* A worker lost after its stalled dispatch sent partial results: the
+   broker queues only the items not answered, sliced from the chunk's
+   items (bk_unit_trim), and another worker runs them: every result right,
+   once. (The slice used to be leaked and the unit re-queued with no
+   items: found by fuzz_broker.) */
+static void test_isolation_worker_lost_after_partial_results(void **state)
+{
+    (void)state;
+    char endpoint[256];
+    tu_start_broker("tcp://127.0.0.1:0", HB, endpoint, sizeof endpoint);
+    pid_t w1 = tu_start_worker(endpoint, "1", HB);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 1);
+    mp_items_t *in = mp_items_new();
+    for (int i = 0; i < 50; i++) { /* sleep_ms(ms, value) returns value */
+        assert_int_equal(mp_items_add_tuple(in, 2), 0);
+        assert_int_equal(mp_items_add_int(in, i == 10 ? 1500 : 1), 0);
+        assert_int_equal(mp_items_add_int(in, 1000 + i), 0);
+    }
+    mp_async_t *r = NULL;
+    mp_call_options_t co = {.chunksize = 50}; /* one dispatch */
+    assert_int_equal(mp_pool_starmap_async(pool, "sleep_ms", in, &co, &r), 0);
+    usleep(600 * 1000); /* item 10 runs; after 200 ms items 0..9 went as a PARTIAL */
+    tu_start_worker(endpoint, "1", HB);
+    kill(w1, SIGKILL); /* lost with item 10 running */
+    const mp_items_t *out = NULL;
+    assert_int_equal(mp_async_get(r, 30000, &out), 0);
+    assert_int_equal(mp_items_len(out), 50);
+    for (int i = 0; i < 50; i++) {
+        int64_t v = -1;
+        assert_int_equal(mp_items_int(out, (size_t)i, &v), 0);
+        assert_int_equal(v, 1000 + i);
+    }
+    mp_async_destroy(&r);
+    mp_items_destroy(&in);
+    mp_pool_destroy(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +299,8 @@ int main(void)
         cmocka_unit_test_teardown(test_isolation_applies_one_endless_embedded, tu_kill_teardown),
         cmocka_unit_test_teardown(test_isolation_imap_unordered_one_stuck_tcp, tu_kill_teardown),
         cmocka_unit_test_teardown(test_isolation_imap_unordered_one_stuck_embedded,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_isolation_worker_lost_after_partial_results,
                                   tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
