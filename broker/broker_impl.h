@@ -263,6 +263,9 @@ size_t bk_cancel_running(mp_broker_t *b, peer_t *c, chunk_t *ch, bool answer);
 
 /* ---- metrics.c: counters and their text -------------------------------------- */
 
+/* Items of q's task waiting for a worker, and running on workers now. */
+uint64_t bk_task_queued(const queue_t *q);
+uint64_t bk_task_running(const mp_broker_t *b, const queue_t *q);
 /* A dispatch of q's task answered after ns. */
 void bk_observe_latency(queue_t *q, uint64_t ns);
 /* The OpenMetrics text (openmetrics: with "# EOF"; else Prometheus 0.0.4)

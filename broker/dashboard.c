@@ -210,13 +210,7 @@ static void tasks(jout_t *j, mp_broker_t *b)
 {
     raw(j, "[", 1);
     for (const queue_t *q = b->queues; q; q = q->next) {
-        uint64_t queued = 0, running = 0;
-        for (const unit_t *u = q->head; u; u = u->next)
-            queued += bk_unit_left(u);
-        for (size_t i = 0; i < b->npeers; i++)
-            for (const unit_t *u = b->peers[i]->running; u; u = u->next)
-                if (u->chunk->queue == q && !u->cancelled)
-                    running += bk_unit_left(u);
+        uint64_t queued = bk_task_queued(q), running = bk_task_running(b, q);
         const task_stats_t *s = &q->stats;
         raw(j, q == b->queues ? "{" : ",{", q == b->queues ? 1 : 2);
         key(j, "name", true);

@@ -156,15 +156,15 @@ static uint64_t v_chunks_queued(mp_broker_t *b, const queue_t *q)
     (void)b;
     return q->depth;
 }
-static uint64_t v_items_queued(mp_broker_t *b, const queue_t *q)
+uint64_t bk_task_queued(const queue_t *q)
 {
-    (void)b;
     uint64_t n = 0;
     for (const unit_t *u = q->head; u; u = u->next)
         n += bk_unit_left(u);
     return n;
 }
-static uint64_t v_items_running(mp_broker_t *b, const queue_t *q)
+
+uint64_t bk_task_running(const mp_broker_t *b, const queue_t *q)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < b->npeers; i++)
@@ -172,6 +172,16 @@ static uint64_t v_items_running(mp_broker_t *b, const queue_t *q)
             if (u->chunk->queue == q && !u->cancelled)
                 n += bk_unit_left(u);
     return n;
+}
+
+static uint64_t v_items_queued(mp_broker_t *b, const queue_t *q)
+{
+    (void)b;
+    return bk_task_queued(q);
+}
+static uint64_t v_items_running(mp_broker_t *b, const queue_t *q)
+{
+    return bk_task_running(b, q);
 }
 
 static void per_task(text_t *t, mp_broker_t *b, const char *name, const char *type,

@@ -16,23 +16,12 @@ tl_init test_cli_isolation
 # a worker that takes work and never answers (SIGSTOP), then the broker
 # goes away (SIGTERM) and does not come back within --timeout: each line
 # that was sent gets an error line, the rest is counted and said; exit 3
-# the program under the `timeout` wrapper started last (tl_bg): its own pid,
-# not another test's (ctest runs tests side by side)
-last_child() {
-    child=
-    for _ in $(seq 50); do
-        child=$(pgrep -P "${pids[-1]}" | head -n 1)
-        [ -n "$child" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 tl_broker sbroker 60 --bind tcp://127.0.0.1:0 || exit 1
 sep=$ep
-last_child && sbroker=$child
+tl_last_child && sbroker=$child
 slog=$tmp/sbroker.err
 tl_bg timeout 60 "$worker_bin" --broker "$sep" --tasks "$tasks" -p 2 >"$tmp/sworker.log" 2>&1
-last_child && sworker=$child
+tl_last_child && sworker=$child
 stopped_joined() {
     timeout 5 "$client_bin" --broker "$sep" --timeout 2000 status >"$tmp/sstatus" 2>/dev/null &&
         grep -q '^workers: 1 (2 processes)' "$tmp/sstatus"
@@ -70,7 +59,7 @@ for cmd in map starmap; do
     # the broker again, on the same port, for the next round
     if [ $cmd = map ]; then
         tl_broker sbroker2 60 --bind "$sep" || exit 1
-        last_child && sbroker=$child
+        tl_last_child && sbroker=$child
         slog=$tmp/sbroker2.err
         tl_until 100 0.1 stopped_joined || fail "the worker rejoined" "$(cat "$tmp/sworker.log")"
     fi

@@ -17,16 +17,6 @@ tl_need "$tasks"
 tl_init test_drain
 py=/usr/bin/python3
 
-# the pid of the program the last `timeout` wrapper (tl_bg) runs
-last_child() {
-    child=
-    for _ in $(seq 50); do
-        child=$(pgrep -P "${pids[-1]}" | head -n 1)
-        [ -n "$child" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # wait_for PID SECS: its exit status, or 124 after SECS (then it is killed)
 wait_for() {
     local _
@@ -51,9 +41,9 @@ lines_of() { seq 1 "$1" | sed 's/.*/[300, &]/'; } # sleep_ms(300) returns the li
 tl_broker broker 120 --bind tcp://127.0.0.1:0 || exit 1
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 1 >"$tmp/w1.log" 2>&1
 w1_wrap=${pids[-1]}
-last_child && w1=$child
+tl_last_child && w1=$child
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 1 >"$tmp/w2.log" 2>&1
-last_child && w2=$child
+tl_last_child && w2=$child
 tl_until 100 0.1 has_workers 2 || fail "two workers joined"
 # the id STATUS gives the worker of pid $1
 id_of() {
@@ -117,7 +107,7 @@ echo '[1, 7]' | timeout 10 "$client_bin" --broker "$ep" --no-progress starmap sl
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 tl_broker b2 120 --bind "tcp://127.0.0.1:$port" --drain-ms 5000 || exit 1
-last_child && b2=$child
+tl_last_child && b2=$child
 tl_bg timeout 120 "$worker_bin" --broker "$ep" --tasks "$tasks" -p 2 >"$tmp/w4.log" 2>&1
 tl_until 100 0.1 has_workers 1 || fail "a worker joined the second broker"
 lines_of 30 >"$tmp/in30"

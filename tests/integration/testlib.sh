@@ -6,6 +6,8 @@
 #   tl_programs          $broker_bin, $worker_bin, $client_bin and $tasks (the
 #                        example tasks) of the build; tl_need of all four
 #   tl_bg CMD...         run CMD in the background; killed and reaped on exit
+#   tl_last_child        $child: the pid of the program the last tl_bg'd
+#                        `timeout` wrapper runs (its own, not another test's)
 #   tl_until N SECS CMD...  run CMD until it succeeds, at most N times, SECS
 #                        apart; status 1 when it never did
 #   tl_endpoint FILE     wait for mp-broker's first stdout line; sets $ep
@@ -64,6 +66,16 @@ tl_programs() {
 tl_bg() {
     "$@" &
     pids+=($!)
+}
+
+tl_last_child() {
+    child=
+    for _ in $(seq 50); do
+        child=$(pgrep -P "${pids[-1]}" | head -n 1)
+        [ -n "$child" ] && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 tl_until() {
