@@ -3,6 +3,7 @@
 */
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "support.h"
 
@@ -68,6 +69,26 @@ int tu_ipc_files(pid_t pid, char *path, size_t size)
         }
     closedir(d);
     return n;
+}
+
+/* A socket or block named after our pid that exists before main() is not
+   ours: a process that had this pid before was killed before it could
+   unlink it. Removed here, so the checks "nothing left behind" see only
+   what this process made (CI once failed on four such sockets). */
+__attribute__((constructor)) static void tu_remove_stale_names(void)
+{
+    char path[512];
+    while (tu_ipc_files(getpid(), path, sizeof path) > 0)
+        if (unlink(path) != 0)
+            break;
+    char own[32];
+    snprintf(own, sizeof own, "mp_%d_", (int)getpid());
+    DIR *d = opendir("/dev/shm");
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, own, strlen(own)) == 0)
+            shm_unlink(e->d_name);
+    if (d)
+        closedir(d);
 }
 
 /* ---- mp_process children ---------------------------------------------------------- */
