@@ -49,6 +49,62 @@ typedef struct chunk chunk_t;
 typedef struct unit unit_t;
 typedef struct queue queue_t;
 
+/* ---- the journal's index (jstore.c; PROTOCOL.md 7.3) ---------------------- */
+
+#define BK_MAX_JOB 64                 /* octets of a job name */
+#define BK_MAX_JOB_CHUNKS 1048576u    /* chunks of one job */
+#define BK_JOB_BUCKETS 1024
+
+typedef struct bk_jjob bk_jjob_t;
+typedef struct {
+    uint64_t off; /* a RESULT record: where, how long, which items */
+    uint32_t len, base, count;
+} bk_jpiece_t;
+typedef struct {
+    uint32_t seq, count;
+    uint32_t answered; /* items, in the pieces */
+    uint64_t off;      /* its SUBMIT record */
+    uint32_t len;
+    bk_jpiece_t *pieces;
+    uint32_t npieces, cap;
+    chunk_t *live; /* queued or running in the broker now, or NULL */
+    bk_jjob_t *job;
+} bk_jchunk_t;
+struct bk_jjob {
+    char name[BK_MAX_JOB + 1];
+    char owner[48]; /* the CURVE key that stored it ("" without CURVE) */
+    uint32_t total;
+    uint32_t answered; /* chunks answered whole */
+    bk_jchunk_t **chunks; /* stored ones, by seq */
+    size_t n, cap;
+    uint64_t bytes; /* its records' */
+    bk_jjob_t *next;
+};
+typedef struct {
+    int fd, lockfd, dirfd;
+    char path[4096];
+    uint64_t size, live_bytes, max_bytes;
+    bool dirty;  /* written since the last fdatasync */
+    bool broken; /* a failed write could not be undone: no new durable SUBMIT */
+    uint64_t syncs, compactions;
+    size_t njobs;
+    bk_jjob_t *buckets[BK_JOB_BUCKETS];
+} bk_jstore_t;
+typedef struct {
+    const char *job, *task, *owner;
+    uint64_t seq, total;
+    uint8_t mode;
+    size_t count;
+    uint32_t time_limit_ms;
+    const void *items, *init; /* init: NULL when none */
+    size_t items_size, init_size;
+} bk_jsubmit_t;
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} bk_jframe_t;
+struct bk_journal; /* journal.c's: STOREDs to send, FETCHes held */
+
 struct chunk {
     peer_t *client; /* NULL once the client left */
     queue_t *queue; /* its task name's queue (and counters): queues live as long as the broker */
@@ -65,6 +121,7 @@ struct chunk {
     uint64_t shm_pos, shm_len;
     uint32_t time_limit_ms; /* per task, passed on in TASK (0: none) */
     bool has_init;
+    bk_jchunk_t *durable; /* a durable job's chunk: no client, answers to the journal */
     chunk_t *next, *prev; /* in the client's chunk list */
 };
 
@@ -177,6 +234,8 @@ struct mp_broker {
     bool dropping;            /* units freed now are dropped (their client left), not done */
     size_t running_now;       /* dispatches running, for mp_broker_running (atomic) */
     struct bk_http *http;
+    bk_jstore_t *jstore;          /* --journal DIR, or NULL (jstore.c) */
+    struct bk_journal *journal;   /* what journal.c waits to send */
 };
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
@@ -214,10 +273,36 @@ bool bk_operator(mp_broker_t *b, mpp_msg_t *m, const peer_t *c, const char *what
 /* Counts and logs a malformed message (p, or hex when no peer). */
 void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const char *why);
 
+/* ---- jstore.c: the journal's file and index (docs/JOURNAL.md) ---------------- */
+
+/* Opens (makes) dir, locks it (MP_EBUSY: another broker has it), replays
+   its journal into the index; the file is cut at a damaged record. */
+int bk_jstore_open(const char *dir, uint64_t max_bytes, bk_jstore_t **js_p);
+void bk_jstore_close(bk_jstore_t **js_p);
+bk_jjob_t *bk_jstore_job(bk_jstore_t *js, const char *name, size_t len);
+bk_jchunk_t *bk_jstore_chunk(const bk_jjob_t *j, uint64_t seq);
+/* Appends a durable chunk's SUBMIT (making its job); the chunk must be
+   new. MP_EOVERLOADED past max_bytes, -errno from the disk. */
+int bk_jstore_submit(bk_jstore_t *js, const bk_jsubmit_t *s, bk_jchunk_t **c_p);
+/* Appends answers for items [base, base+count) of c. */
+int bk_jstore_result(bk_jstore_t *js, bk_jchunk_t *c, size_t base, size_t count, size_t nerrors,
+                     const void *values, size_t vsize, const void *errors, size_t esize);
+/* Appends a FORGET and drops j from the index (its chunks must not be
+   live); the file is emptied or rewritten when that pays. */
+void bk_jstore_forget(bk_jstore_t *js, bk_jjob_t *j);
+/* A record's three frames, read into *buf_p (the caller frees it). */
+int bk_jstore_read(bk_jstore_t *js, uint64_t off, uint32_t len, uint8_t **buf_p,
+                   bk_jframe_t f[3]);
+/* fdatasync when something was written since the last. */
+int bk_jstore_sync(bk_jstore_t *js);
+
 /* ---- units.c: chunks, units, queues ---------------------------------------- */
 
 /* Answers the items of u with one error each (kind, code, message). */
 void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const char *msg);
+/* Answers of items [base, base+count) of a durable chunk, to the journal. */
+void bk_journal_answer(mp_broker_t *b, chunk_t *ch, size_t base, size_t count, size_t nerrors,
+                       const void *values, size_t vsize, const void *errors, size_t esize);
 /* Frees u, and its chunk when no item of it is pending any more. */
 void bk_unit_free(mp_broker_t *b, unit_t *u);
 /* The queue of a task name; made when create (NULL: out of memory). */
@@ -302,6 +387,23 @@ void bk_http_free(mp_broker_t *b);
 /* "HOST:PORT" actually bound, or NULL; whether it speaks HTTPS. */
 const char *bk_http_addr(const mp_broker_t *b);
 bool bk_http_tls(const mp_broker_t *b);
+
+/* ---- journal.c: durable jobs (PROTOCOL.md 7.3) ---------------------------------- */
+
+/* Opens the journal at dir and queues again what it holds unanswered. */
+int bk_journal_open(mp_broker_t *b, const char *dir, uint64_t max_bytes);
+void bk_journal_close(mp_broker_t *b);
+/* A durable SUBMIT, checked as any SUBMIT: stored (m's items and init
+   frames taken), queued, STORED after the next sync; or FAILED. */
+void bk_journal_submit(mp_broker_t *b, peer_t *c, const bk_jsubmit_t *s, uint64_t chunk_id,
+                       mpp_msg_t *m);
+void bk_journal_fetch(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m);
+void bk_journal_forget(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m);
+/* Once per loop pass: one fdatasync for what was written, then the
+   STOREDs and the held FETCHes that are due. */
+void bk_journal_flush(mp_broker_t *b);
+/* When the earliest held FETCH is due (UINT64_MAX: none). */
+uint64_t bk_journal_next_deadline(const mp_broker_t *b);
 
 /* ---- clients.c and workers.c: the commands ---------------------------------- */
 

@@ -54,6 +54,24 @@ static const char *over_limit(char *buf, size_t size, uint64_t count)
     return buf;
 }
 
+/* SUBMIT's durable [job seq total] (PROTOCOL.md 7.3) into d; why not. */
+static const char *read_durable(mp__rd_t *r, bool by_shm, char *job, bk_jsubmit_t *d)
+{
+    size_t k, len;
+    const char *s;
+    if (mp__rd_array(r, &k) || k < 3 || mp__rd_str(r, &s, &len) || len == 0 || len > BK_MAX_JOB ||
+        mp__rd_uint(r, &d->seq) || mp__rd_uint(r, &d->total))
+        return "bad durable [job seq total]";
+    if (d->total == 0 || d->total > BK_MAX_JOB_CHUNKS || d->seq >= d->total)
+        return "durable seq or total out of range (total 1..1048576, seq below it)";
+    if (by_shm)
+        return "a durable chunk cannot be in shared memory";
+    memcpy(job, s, len);
+    job[len] = '\0';
+    d->job = job;
+    return NULL;
+}
+
 static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
 {
     size_t n, namelen;
@@ -96,6 +114,10 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     }
     if (!why && n >= 6 && (mp__rd_uint(r, &limit) || limit > UINT32_MAX))
         why = "bad time limit";
+    bk_jsubmit_t durable = {0};
+    char job[BK_MAX_JOB + 1];
+    if (!why && n >= 7 && mp__rd_peek(r) != MP_OBJ_NIL)
+        why = read_durable(r, by_shm, job, &durable);
     if (why) {
         bk_malformed(b, c, NULL, MPP_C_SUBMIT, why);
         bk_send_failed(b, c, chunk_id, MP_EBADREQUEST, why);
@@ -104,6 +126,18 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     char tname[MPP_MAX_NAME + 1];
     memcpy(tname, name, namelen);
     tname[namelen] = '\0';
+    if (durable.job) { /* the journal's from here (journal.c) */
+        durable.task = tname;
+        durable.mode = (uint8_t)mode;
+        durable.count = count;
+        durable.time_limit_ms = (uint32_t)limit;
+        durable.items = mpp_data(m, 4);
+        durable.items_size = mpp_size(m, 4);
+        durable.init = m->n == 6 ? mpp_data(m, 5) : NULL;
+        durable.init_size = m->n == 6 ? mpp_size(m, 5) : 0;
+        bk_journal_submit(b, c, &durable, chunk_id, m);
+        return;
+    }
     if (bk_worker_count(b) > 0 && !bk_anyone_serves(b, tname)) {
         char msg[6 * MPP_MAX_NAME + 128];
         bk_unknown_task(b, tname, msg, sizeof msg);
@@ -341,6 +375,12 @@ void bk_on_client(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, ui
         break;
     case MPP_C_DRAIN:
         client_drain(b, c, r, m);
+        break;
+    case MPP_C_FETCH:
+        bk_journal_fetch(b, c, r, m);
+        break;
+    case MPP_C_FORGET:
+        bk_journal_forget(b, c, r, m);
         break;
     case MPP_C_HEARTBEAT:
         break;

@@ -145,8 +145,9 @@ static void *broker_thread(void *arg)
                                {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
     int nitems = b->http_thread_sock ? 3 : 2;
     for (;;) {
-        uint64_t now = mp__now_ns();
-        long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
+        uint64_t now = mp__now_ns(), due = bk_journal_next_deadline(b);
+        due = due < next_hb ? due : next_hb;
+        long timeout = due > now ? (long)((due - now) / 1000000) + 1 : 0;
         int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR)
             break;
@@ -179,6 +180,7 @@ static void *broker_thread(void *arg)
             next_hb = mp__now_ns() + interval;
         }
         bk_drain_idle(b);
+        bk_journal_flush(b); /* one fdatasync for the pass, then STORED and FETCHED */
         size_t running = 0;
         for (size_t i = 0; i < b->npeers; i++)
             running += b->peers[i]->nrunning;
@@ -220,6 +222,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
         zmq_close(b->ctl_thread);
     bk_http_free(b);
     free_endpoints(b);
+    bk_journal_close(b);
     free(b->peers);
     if (b->auth)
         mp__curve_auth_release();
@@ -395,6 +398,9 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp
             zmq_connect(b->ctl_main, ctl))
             rc = -errno;
     }
+    if (!rc && o->journal_dir)
+        rc = bk_journal_open(b, o->journal_dir,
+                             o->journal_max_bytes ? o->journal_max_bytes : (1ull << 30));
     if (!rc && o->http && thread)
         rc = bk_http_start(b, o);
     if (!rc && thread && pthread_create(&b->thread, NULL, broker_thread, b) != 0)

@@ -40,6 +40,10 @@ static void usage(FILE *out)
             "      --insecure          listen off loopback without CURVE (warned at start)\n"
             "      --http HOST:PORT    serve GET /metrics (OpenMetrics/Prometheus text) there;\n"
             "                          loopback unless --insecure; port 0 picks a free one\n"
+            "      --journal DIR       keep durable jobs on disk there (made when missing;\n"
+            "                          replayed at start: docs/JOURNAL.md)\n"
+            "      --journal-max-mb MB journal size past which durable jobs are refused\n"
+            "                          (default 1024)\n"
             "  -l, --log-level LEVEL   error, warn, info (default) or debug\n"
             "  -v, --verbose           the same as --log-level debug\n"
             "  -q, --quiet             the same as --log-level warn\n"
@@ -49,7 +53,7 @@ static void usage(FILE *out)
             "separated endpoints), MP_HEARTBEAT_MS, MP_MAX_ATTEMPTS, MP_MAX_MESSAGE,\n"
             "MP_MAX_QUEUED, MP_MAX_PEERS_PER_SOURCE, MP_CURVE_KEY, MP_CURVE_ALLOW_DIR,\n"
             "MP_INSECURE=1, MP_HTTP, MP_HTTP_CERT, MP_HTTP_KEY, MP_HTTP_TOKEN, MP_DRAIN_MS,\n"
-            "MP_LOG_LEVEL.\n"
+            "MP_JOURNAL, MP_LOG_LEVEL.\n"
             "The bound endpoints are printed on stdout, one per line, then the metrics URL\n"
             "(http://HOST:PORT/metrics) with --http. Exit status: 0 after\n"
             "SIGTERM/SIGINT, 1 when it cannot start (e.g. cannot bind), 2 on bad usage.\n"
@@ -73,7 +77,8 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
 typedef struct {
     const char *binds[64];
     size_t nbinds;
-    long heartbeat, attempts, maxmsg, maxqueued, maxpeers, drain_ms;
+    long heartbeat, attempts, maxmsg, maxqueued, maxpeers, drain_ms, journal_mb;
+    const char *journal;
     const char *curve_key, *allow_dir, *level_name, *http, *http_cert, *http_key, *http_token;
     bool insecure, drain_ms_set;
     char *envbinds; /* MP_BROKER_BIND's copy, the binds point into it */
@@ -96,6 +101,8 @@ static int parse_args(int argc, char **argv, settings_t *s)
                                          {"http-cert", required_argument, 0, 'C'},
                                          {"http-key", required_argument, 0, 'Y'},
                                          {"http-token", required_argument, 0, 'O'},
+                                         {"journal", required_argument, 0, 'J'},
+                                         {"journal-max-mb", required_argument, 0, 'S'},
                                          {"log-level", required_argument, 0, 'l'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -159,6 +166,13 @@ static int parse_args(int argc, char **argv, settings_t *s)
         case 'I':
             s->insecure = true;
             break;
+        case 'J':
+            s->journal = optarg;
+            break;
+        case 'S':
+            if (parse_int(optarg, "--journal-max-mb", 1, 1L << 24, &s->journal_mb))
+                return 2;
+            break;
         default: {
             int rc = mp_prog_common_option("mp-broker", c, argv, usage, &s->level_name);
             if (rc >= 0)
@@ -196,6 +210,8 @@ static int apply_env(settings_t *s)
         s->http_key = env;
     if (!s->http_token && (env = getenv("MP_HTTP_TOKEN")) && *env)
         s->http_token = env;
+    if (!s->journal && (env = getenv("MP_JOURNAL")) && *env)
+        s->journal = env;
     if (!s->drain_ms_set)
         s->drain_ms = 8000; /* the default; MP_DRAIN_MS below */
     int level = mp_prog_log_level("mp-broker", s->level_name);
@@ -245,6 +261,8 @@ int main(int argc, char **argv)
                              .http_cert = s.http_cert,
                              .http_key = s.http_key,
                              .http_token = s.http_token,
+                             .journal_dir = s.journal,
+                             .journal_max_bytes = (uint64_t)s.journal_mb << 20,
                              .verbose = 0 /* the level set above */};
     mp_broker_t *broker = NULL;
     rc = mp_broker_new(&o, &broker);

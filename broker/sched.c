@@ -26,7 +26,7 @@
 void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const char *cause)
 {
     snprintf(u->cause, sizeof u->cause, "%s", cause);
-    if (!u->chunk->client || u->cancelled) { /* nobody waits for it */
+    if ((!u->chunk->client && !u->chunk->durable) || u->cancelled) { /* nobody waits for it */
         u->chunk->pending -= bk_unit_left(u);
         bk_unit_free(b, u);
         return;
@@ -66,8 +66,10 @@ static void fail_unserved(mp_broker_t *b)
             continue;
         char msg[6 * MPP_MAX_NAME + 128];
         bk_unknown_task(b, q->name, msg, sizeof msg);
-        while (q->head) {
-            unit_t *u = q->head;
+        for (unit_t *u = q->head, *next; u; u = next) {
+            next = u->next;
+            if (u->chunk->durable) /* stored: it waits for a worker that serves it */
+                continue;
             bk_queue_unlink(q, u);
             bk_answer_with_errors(b, u, MPP_KIND_UNKNOWN, MP_EUNKNOWNTASK, msg);
             bk_unit_free(b, u);

@@ -35,7 +35,7 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     }
     bk_recent_error(b, ch->name, base, code, kind, msg, u->worker ? u->worker->host : "",
                     u->worker ? u->worker->pid : 0);
-    if (!ch->client)
+    if (!ch->client && !ch->durable)
         return;
     mp__buf_t vals, errs, h;
     char hs[64];
@@ -61,7 +61,9 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     mp__w_uint(&h, base);
     mp__w_uint(&h, count);
     mp__w_uint(&h, count);
-    if (rc == 0) {
+    if (rc == 0 && ch->durable) {
+        bk_journal_answer(b, ch, base, count, count, vals.data, vals.size, errs.data, errs.size);
+    } else if (rc == 0) {
         zmq_msg_t frames[2];
         zmq_msg_init_size(&frames[0], vals.size);
         memcpy(zmq_msg_data(&frames[0]), vals.data, vals.size);
@@ -77,8 +79,23 @@ void bk_answer_with_errors(mp_broker_t *b, unit_t *u, int kind, int code, const 
     mp__buf_release(&h);
 }
 
+/* Answers of items [base, base+count) of a durable chunk: to the journal
+   (PROTOCOL.md 7.3). A write that fails is logged: those items run again
+   after the broker's next start. */
+void bk_journal_answer(mp_broker_t *b, chunk_t *ch, size_t base, size_t count, size_t nerrors,
+                       const void *values, size_t vsize, const void *errors, size_t esize)
+{
+    int rc = bk_jstore_result(b->jstore, ch->durable, base, count, nerrors, values, vsize, errors,
+                              esize);
+    if (rc)
+        mp__log(MP_LOG_ERROR, WHO, "journal: cannot record items %zu..%zu of job %s chunk %u: %s",
+                base, base + count - 1, ch->durable->job->name, ch->durable->seq, mp_strerror(rc));
+}
+
 static void chunk_free(mp_broker_t *b, chunk_t *ch)
 {
+    if (ch->durable)
+        ch->durable->live = NULL;
     if (ch->client) {
         peer_t *c = ch->client;
         if (ch->prev)
@@ -101,7 +118,7 @@ void bk_unit_free(mp_broker_t *b, unit_t *u)
     zmq_msg_close(&u->items);
     free(u);
     if (ch->pending == 0) {
-        if (ch->client && !b->dropping) /* answered whole to its client */
+        if ((ch->client || ch->durable) && !b->dropping) /* answered whole */
             ch->queue->stats.chunks_done++;
         chunk_free(b, ch);
     }

@@ -161,6 +161,10 @@ static void worker_result(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
         /* mpp_send consumed the frames: forget them */
         for (int i = 4; i < m->n; i++)
             zmq_msg_init(&m->f[i]);
+    } else if (ch->durable) {
+        bk_journal_answer(b, ch, u->base + u->answered, count, nerrors, mpp_data(m, 4),
+                          mpp_size(m, 4), nerrors ? mpp_data(m, 5) : NULL,
+                          nerrors ? mpp_size(m, 5) : 0);
     }
     bk_unit_free(b, u);
     bk_dispatch(b);
@@ -206,6 +210,9 @@ static void worker_partial(mp_broker_t *b, peer_t *w, mp__rd_t *r, mpp_msg_t *m)
         bk_send_to(b, ch->client, MPP_B_RESULT, &h, &m->f[4], nerrors ? 2 : 1);
         for (int i = 4; i < m->n; i++)
             zmq_msg_init(&m->f[i]);
+    } else if (ch->durable) {
+        bk_journal_answer(b, ch, u->base + from, count, nerrors, mpp_data(m, 4), mpp_size(m, 4),
+                          nerrors ? mpp_data(m, 5) : NULL, nerrors ? mpp_size(m, 5) : 0);
     }
     u->answered += count;
     ch->pending -= count;

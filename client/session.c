@@ -104,6 +104,57 @@ int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, 
     return rc;
 }
 
+int mp__session_submit_durable(void *sock, uint64_t id, const char *name, uint8_t mode,
+                               size_t count, uint32_t time_limit_ms, const char *job, uint64_t seq,
+                               uint64_t total, zmq_msg_t *items)
+{
+    char hs[MPP_MAX_NAME + 192];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 7);
+    mp__w_uint(&h, id);
+    mp__w_str(&h, name);
+    mp__w_uint(&h, mode);
+    mp__w_uint(&h, count);
+    mp__w_nil(&h);
+    mp__w_uint(&h, time_limit_ms);
+    mp__w_array(&h, 3);
+    mp__w_str(&h, job);
+    mp__w_uint(&h, seq);
+    mp__w_uint(&h, total);
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    zmq_msg_copy(&frame, items); /* the caller keeps its own: sent again until STORED */
+    int rc = mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_SUBMIT, h.data, h.size, &frame, 1,
+                      ZMQ_DONTWAIT);
+    mp__buf_release(&h);
+    return rc;
+}
+
+int mp__session_fetch(void *sock, const char *job, uint64_t from, uint64_t wait_ms)
+{
+    char hs[128];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 3);
+    mp__w_str(&h, job);
+    mp__w_uint(&h, from);
+    mp__w_uint(&h, wait_ms);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_FETCH, h.data, h.size, NULL, 0,
+                    ZMQ_DONTWAIT);
+}
+
+int mp__session_forget(void *sock, const char *job)
+{
+    char hs[128];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_str(&h, job);
+    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_FORGET, h.data, h.size, NULL, 0,
+                    ZMQ_DONTWAIT);
+}
+
 int mp__session_cancel(void *sock, uint64_t id)
 {
     char hs[16];

@@ -51,6 +51,8 @@ const char *mp_strerror(int rc)
         return "refused: a port other hosts can reach needs CURVE keys (or insecure)";
     case MP_ETIMELIMIT:
         return "a task ran past its time limit and was killed";
+    case MP_ENOJOURNAL:
+        return "the broker keeps no journal: durable jobs need mp-broker --journal DIR";
     case MP_EBROKERUNREACHABLE:
         return "broker not reached: nothing answered at its address";
     case MP_EBADARGS:

@@ -45,12 +45,18 @@ enum {
     MPP_C_HEARTBEAT = 0x05,
     MPP_C_DISCONNECT = 0x06,
     MPP_C_DRAIN = 0x07, /* PROTOCOL.md 4.1 */
+    MPP_C_FETCH = 0x08, /* 7.3: durable jobs */
+    MPP_C_FORGET = 0x09,
     MPP_B_WELCOME = 0x81,
     MPP_B_RESULT = 0x82,
     MPP_B_FAILED = 0x83,
     MPP_B_STATUS = 0x84,
     MPP_B_HEARTBEAT = 0x85,
     MPP_B_DISCONNECT = 0x86,
+    MPP_B_STORED = 0x87, /* 7.3 */
+    MPP_B_FETCHED = 0x88,
+    MPP_B_FETCHED_END = 0x89,
+    MPP_B_FORGOTTEN = 0x8a,
 };
 
 enum {

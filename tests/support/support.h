@@ -141,6 +141,9 @@ int tu_free_port(void);
 /* Starts mp-broker --bind bind --heartbeat heartbeat_ms -q and puts the
    first line it prints (its bound endpoint) into endpoint. */
 pid_t tu_start_broker(const char *bind, const char *heartbeat_ms, char *endpoint, size_t size);
+/* The same with more options (a NULL-terminated list, or NULL). */
+pid_t tu_start_broker_with(const char *bind, const char *heartbeat_ms, const char *const *extra,
+                           char *endpoint, size_t size);
 
 /* Starts mp-worker --broker broker with the test tasks (libtest_tasks.so),
    processes executors and heartbeat_ms, quiet. */

@@ -45,15 +45,24 @@ int tu_free_port(void)
 
 pid_t tu_start_broker(const char *bind, const char *heartbeat_ms, char *endpoint, size_t size)
 {
+    return tu_start_broker_with(bind, heartbeat_ms, NULL, endpoint, size);
+}
+
+pid_t tu_start_broker_with(const char *bind, const char *heartbeat_ms, const char *const *extra,
+                           char *endpoint, size_t size)
+{
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    char *argv[] = {MP_BUILD_DIR "/broker/mp-broker",
-                    "--bind",
-                    (char *)bind,
-                    "--heartbeat",
-                    (char *)heartbeat_ms,
-                    "-q",
-                    NULL};
+    char *argv[32] = {MP_BUILD_DIR "/broker/mp-broker",
+                      "--bind",
+                      (char *)bind,
+                      "--heartbeat",
+                      (char *)heartbeat_ms,
+                      "-q"};
+    int n = 6;
+    for (; extra && *extra && n < 31; extra++)
+        argv[n++] = (char *)*extra;
+    argv[n] = NULL;
     pid_t pid = tu_spawn(argv, fds[1]);
     close(fds[1]);
     tu_read_line(fds[0], endpoint, size); /* the first line is the bound endpoint */

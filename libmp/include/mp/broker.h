@@ -61,6 +61,12 @@ typedef struct {
        "Authorization: Bearer TOKEN" or "?token=TOKEN". Off loopback the HTTP
        port needs all three, or insecure. */
     const char *http_cert, *http_key, *http_token;
+    /* Durable jobs (docs/JOURNAL.md, PROTOCOL.md 7.3): the directory of
+       the journal (made when missing, locked: one broker per directory),
+       replayed at start; NULL: no durable jobs. Its size limit in bytes
+       (0: 1 GiB): past it, durable SUBMITs fail with OVERLOADED. */
+    const char *journal_dir;
+    uint64_t journal_max_bytes;
 } mp_broker_options_t;
 
 /* Binds and starts the broker thread. On success *broker_p is a new broker

@@ -66,6 +66,9 @@ extern "C" {
 /* a task ran past its time limit and was killed (not MP_ETIMEDOUT, which is
    a wait of the caller's that expired: mp_async_get tells the two apart) */
 #define MP_ETIMELIMIT (-4116)
+/* a durable job was submitted to a broker that keeps no journal (mp-broker
+   --journal DIR; docs/JOURNAL.md) */
+#define MP_ENOJOURNAL (-4117)
 
 /*  Returns a static, human-readable description of rc (0 or an MP_E* code).
     Never returns NULL. */

@@ -174,6 +174,42 @@ MP_EXPORT int mp_pool_drain_worker(mp_pool_t *pool, uint64_t worker_id, int time
                                    mp_obj_t **status_p);
 /* Callbacks that returned nonzero so far. */
 MP_EXPORT size_t mp_pool_callback_errors(const mp_pool_t *pool);
+
+/* ---- durable jobs (docs/JOURNAL.md): kept on the broker's disk ---------------
+
+   A durable job is a map whose input and results the broker keeps in its
+   journal (mp-broker --journal DIR): it runs to its end whether or not its
+   submitter stays, across broker restarts, and any client that knows its
+   name collects the results, each item once, in input order. Names are the
+   caller's (1..64 bytes: "nightly-2026-12-05", "host:pid:n"). */
+typedef struct {
+    size_t chunksize;  /* 0: automatic, as map's */
+    int time_limit_ms; /* per task, as mp_call_options_t's: 0 the pool's, < 0 none */
+    bool star;         /* items are argument tuples (starmap) */
+    int timeout_ms;    /* how long without progress (a STORED) before giving
+                          up, across broker restarts; 0: the pool's
+                          reconnect_timeout_ms (30 s) */
+} mp_submit_options_t;
+
+/* Submits job: task name over items. Returns once every chunk is on the
+   broker's disk (STORED), not when it ran. Sending it again is harmless:
+   the broker keeps each chunk once. MP_ENOJOURNAL (the broker has no
+   journal: an embedded pool's never has), MP_EBADREQUEST (the name is
+   another key's, or was used for another input size), MP_EOVERLOADED
+   (the journal is full), MP_EUNKNOWNTASK, MP_EBROKERLOST (no progress for
+   timeout_ms), MP_EINVAL (a bad name, no items). */
+MP_EXPORT int mp_pool_submit(mp_pool_t *pool, const char *job, const char *name,
+                             const mp_items_t *items, const mp_submit_options_t *options);
+/* Collects job's results: waits until every chunk is answered (timeout_ms,
+   < 0: for ever), then *results_p (caller owns) holds one result per item
+   in input order, failed items as errors (as mp_pool_map's). MP_ENOENT:
+   no such job (or another key's); MP_ETIMEDOUT: not done in time (the
+   job goes on; fetch again). The job stays until mp_pool_forget. */
+MP_EXPORT int mp_pool_fetch(mp_pool_t *pool, const char *job, int timeout_ms,
+                            mp_items_t **results_p);
+/* Withdraws job (what runs is cancelled) and deletes it from the journal.
+   0, or MP_ENOENT: no such job. */
+MP_EXPORT int mp_pool_forget(mp_pool_t *pool, const char *job);
 /* An embedded pool's metrics address ("HOST:PORT", options.http), or NULL. */
 MP_EXPORT const char *mp_pool_http_address(const mp_pool_t *pool);
 

@@ -1,0 +1,513 @@
+/*  journal.c - durable jobs (PROTOCOL.md 7.3, docs/JOURNAL.md): the
+    broker's side of a durable SUBMIT, FETCH and FORGET, and the replay's
+    chunks queued again at start.
+
+    A durable chunk is the journal's, not a client's: chunk->client is
+    NULL and chunk->durable its index entry (jstore.c), so a client that
+    leaves takes nothing with it, and answers go to the journal (units.c,
+    workers.c) instead of to a session. STORED goes out only after the
+    fdatasync that covers the chunk, and FETCHED only for what is on disk:
+    both wait for bk_journal_flush, which the loop calls once per pass, so
+    one fdatasync covers every SUBMIT and RESULT of the pass. A FETCH of a
+    chunk not answered yet is held (long polling) until it is, or until its
+    wait runs out.
+
+    Invariants: the STOREDs and held FETCHes name their client by routing
+    id, not by pointer (a client may be gone when they are answered: they
+    are then dropped); a jchunk's live chunk is queued or running, and
+    holds exactly its unanswered items.
+
+    Uses jstore.c, units.c, sched.c and peers.c; called by clients.c (the
+    commands) and engine.c (open, flush, close).
+*/
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "broker_impl.h"
+#include "base/log.h"
+#include "mp/error.h"
+
+#define FETCH_BYTES (8u << 20) /* results per FETCH answer, about */
+#define MAX_WAIT_MS 60000
+#define MAX_PENDING 65536 /* STOREDs and held FETCHes waiting, each */
+
+typedef struct {
+    uint8_t id[256];
+    size_t idlen;
+    uint64_t chunk_id; /* STORED */
+    char job[BK_MAX_JOB + 1];
+    uint64_t from, deadline_ns; /* a held FETCH */
+} waiting_t;
+
+struct bk_journal {
+    waiting_t *stored, *held;
+    size_t nstored, nheld;
+};
+
+static bool owns(mp_broker_t *b, const bk_jjob_t *j, const peer_t *c, mpp_msg_t *m)
+{
+    if (!b->curve.on || strcmp(j->owner, c->source) == 0)
+        return true;
+    return bk_operator(b, m, c, "a durable job of another key");
+}
+
+static void send_stored(mp_broker_t *b, peer_t *c, uint64_t chunk_id)
+{
+    char hs[16];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 1);
+    mp__w_uint(&h, chunk_id);
+    bk_send_to(b, c, MPP_B_STORED, &h, NULL, 0);
+}
+
+static waiting_t *wait_add(waiting_t **v, size_t *n, const peer_t *c)
+{
+    if (*n == MAX_PENDING)
+        return NULL;
+    if (*n == 0 || (*n & (*n - 1)) == 0) { /* grows at powers of two */
+        waiting_t *nv = realloc(*v, (*n < 4 ? 8 : *n * 2) * sizeof *nv);
+        if (!nv)
+            return NULL;
+        *v = nv;
+    }
+    waiting_t *w = &(*v)[(*n)++];
+    memset(w, 0, offsetof(waiting_t, job));
+    memcpy(w->id, c->id, c->idlen);
+    w->idlen = c->idlen;
+    return w;
+}
+
+/* ---- making a durable chunk live: queued for its unanswered items ------- */
+
+static int cmp_piece(const void *a, const void *b)
+{
+    const bk_jpiece_t *x = a, *y = b;
+    return x->base < y->base ? -1 : x->base > y->base;
+}
+
+/* A chunk for jc, taking items and init (init may be NULL), queued as one
+   unit per range of items no RESULT answered yet. */
+static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t mode,
+                     uint32_t limit, zmq_msg_t *items, zmq_msg_t *init)
+{
+    chunk_t *ch = calloc(1, sizeof *ch);
+    queue_t *q = bk_queue_get(b, task, true);
+    bk_jpiece_t *p = jc->npieces ? malloc(jc->npieces * sizeof *p) : NULL;
+    if (!ch || !q || (jc->npieces && !p)) {
+        free(ch);
+        free(p);
+        return MP_ENOMEM;
+    }
+    ch->queue = q;
+    ch->durable = jc;
+    snprintf(ch->name, sizeof ch->name, "%s", task);
+    ch->mode = mode;
+    ch->count = jc->count;
+    ch->pending = jc->count - jc->answered;
+    ch->time_limit_ms = limit;
+    zmq_msg_init(&ch->items);
+    zmq_msg_move(&ch->items, items);
+    if (init) {
+        zmq_msg_init(&ch->init);
+        zmq_msg_move(&ch->init, init);
+        ch->has_init = true;
+    }
+    jc->live = ch;
+    q->stats.chunks_submitted++;
+    q->stats.items_submitted += ch->pending;
+    /* a whole unit to slice the gaps from (never queued itself) */
+    unit_t whole = {.chunk = ch, .count = jc->count, .attempt = 1};
+    zmq_msg_init(&whole.items);
+    zmq_msg_copy(&whole.items, &ch->items);
+    if (jc->npieces)
+        memcpy(p, jc->pieces, jc->npieces * sizeof *p);
+    qsort(p, jc->npieces, sizeof *p, cmp_piece);
+    size_t at = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i <= jc->npieces; i++) {
+        size_t end = i < jc->npieces ? p[i].base : jc->count;
+        if (end > at) {
+            unit_t *u = bk_unit_slice(&whole, at, end - at, 1);
+            if (!u) { /* the items of this gap stay unanswered: the chunk ends, the job not */
+                ch->pending -= end - at;
+                rc = MP_ENOMEM;
+            } else {
+                bk_queue_push(q, u, false);
+            }
+        }
+        if (i < jc->npieces)
+            at = p[i].base + p[i].count;
+    }
+    zmq_msg_close(&whole.items);
+    free(p);
+    if (ch->pending == 0) { /* nothing could be queued */
+        jc->live = NULL;
+        zmq_msg_close(&ch->items);
+        if (ch->has_init)
+            zmq_msg_close(&ch->init);
+        free(ch);
+    }
+    return rc;
+}
+
+/* At start: every stored chunk with items not answered is queued again
+   from its SUBMIT record (a restart counts no attempt). */
+static size_t requeue_stored(mp_broker_t *b)
+{
+    size_t n = 0;
+    for (unsigned k = 0; k < BK_JOB_BUCKETS; k++)
+        for (bk_jjob_t *j = b->jstore->buckets[k]; j; j = j->next)
+            for (size_t i = 0; i < j->n; i++) {
+                bk_jchunk_t *jc = j->chunks[i];
+                if (jc->answered == jc->count)
+                    continue;
+                uint8_t *buf;
+                bk_jframe_t f[3];
+                if (bk_jstore_read(b->jstore, jc->off, jc->len, &buf, f))
+                    continue;
+                mp__rd_t r;
+                size_t len, tl, ol;
+                const char *s, *task, *owner;
+                uint64_t seq, total, mode, count, limit;
+                bool has_init = false;
+                mp__rd_init(&r, f[0].p, f[0].len);
+                zmq_msg_t items, init;
+                if (mp__rd_array(&r, &len) == 0 && len >= 9 && mp__rd_str(&r, &s, &len) == 0 &&
+                    mp__rd_uint(&r, &seq) == 0 && mp__rd_uint(&r, &total) == 0 &&
+                    mp__rd_str(&r, &task, &tl) == 0 && tl > 0 && tl <= MPP_MAX_NAME &&
+                    mp__rd_uint(&r, &mode) == 0 && mode <= MPP_MODE_STAR &&
+                    mp__rd_uint(&r, &count) == 0 && mp__rd_uint(&r, &limit) == 0 &&
+                    limit <= UINT32_MAX && mp__rd_str(&r, &owner, &ol) == 0 &&
+                    mp__rd_bool(&r, &has_init) == 0 && zmq_msg_init_size(&items, f[1].len) == 0) {
+                    char tname[MPP_MAX_NAME + 1];
+                    memcpy(tname, task, tl);
+                    tname[tl] = '\0';
+                    memcpy(zmq_msg_data(&items), f[1].p, f[1].len);
+                    if (has_init && zmq_msg_init_size(&init, f[2].len) == 0)
+                        memcpy(zmq_msg_data(&init), f[2].p, f[2].len);
+                    else
+                        has_init = false;
+                    if (make_live(b, jc, tname, (uint8_t)mode, (uint32_t)limit, &items,
+                                  has_init ? &init : NULL) == 0)
+                        n++;
+                    zmq_msg_close(&items);
+                    if (has_init)
+                        zmq_msg_close(&init);
+                }
+                free(buf);
+            }
+    return n;
+}
+
+int bk_journal_open(mp_broker_t *b, const char *dir, uint64_t max_bytes)
+{
+    int rc = bk_jstore_open(dir, max_bytes, &b->jstore);
+    if (rc)
+        return rc;
+    b->journal = calloc(1, sizeof *b->journal);
+    if (!b->journal) {
+        bk_jstore_close(&b->jstore);
+        return MP_ENOMEM;
+    }
+    size_t n = requeue_stored(b);
+    mp__log(MP_LOG_INFO, WHO, "journal %s: %zu job%s, %zu chunk%s queued again, %llu bytes", dir,
+            b->jstore->njobs, b->jstore->njobs == 1 ? "" : "s", n, n == 1 ? "" : "s",
+            (unsigned long long)b->jstore->size);
+    return 0;
+}
+
+void bk_journal_close(mp_broker_t *b)
+{
+    if (b->journal) {
+        free(b->journal->stored);
+        free(b->journal->held);
+        free(b->journal);
+        b->journal = NULL;
+    }
+    bk_jstore_close(&b->jstore);
+}
+
+/* ---- SUBMIT ------------------------------------------------------------- */
+
+void bk_journal_submit(mp_broker_t *b, peer_t *c, const bk_jsubmit_t *s, uint64_t chunk_id,
+                       mpp_msg_t *m)
+{
+    char why[6 * MPP_MAX_NAME + 128];
+    const char *owner = b->curve.on ? c->source : "";
+    bk_jjob_t *j = b->jstore ? bk_jstore_job(b->jstore, s->job, strlen(s->job)) : NULL;
+    bk_jchunk_t *jc = j ? bk_jstore_chunk(j, s->seq) : NULL;
+    int code = MP_EBADREQUEST;
+    why[0] = '\0';
+    if (!b->jstore)
+        code = MP_ENOJOURNAL,
+        snprintf(why, sizeof why, "no journal: this broker was started without --journal");
+    else if (b->jstore->broken)
+        code = MP_EOVERLOADED, snprintf(why, sizeof why, "the journal cannot be written");
+    else if (!jc && bk_worker_count(b) > 0 && !bk_anyone_serves(b, s->task))
+        code = MP_EUNKNOWNTASK, bk_unknown_task(b, s->task, why, sizeof why);
+    else if (j && strcmp(j->owner, owner) != 0)
+        snprintf(why, sizeof why, "job name '%s' is taken by another key", s->job);
+    else if (j && j->total != s->total)
+        snprintf(why, sizeof why, "job '%s' has %u chunks, not %llu", s->job, j->total,
+                 (unsigned long long)s->total);
+    else if (jc && jc->count != s->count)
+        snprintf(why, sizeof why, "chunk %llu of job '%s' was stored with %u items, not %zu",
+                 (unsigned long long)s->seq, s->job, jc->count, s->count);
+    if (why[0]) {
+        bk_send_failed(b, c, chunk_id, code, why);
+        return;
+    }
+    if (!jc) { /* new: on disk now, in the queue now, STORED after the sync */
+        bk_jsubmit_t own = *s;
+        own.owner = owner;
+        int rc = bk_jstore_submit(b->jstore, &own, &jc);
+        if (rc) {
+            if (rc == MP_EOVERLOADED)
+                snprintf(why, sizeof why, "journal full (%llu bytes: --journal-max-mb)",
+                         (unsigned long long)b->jstore->max_bytes);
+            else
+                snprintf(why, sizeof why, "journal write failed: %s", mp_strerror(rc));
+            bk_send_failed(b, c, chunk_id, MP_EOVERLOADED, why);
+            return;
+        }
+        rc = make_live(b, jc, s->task, s->mode, s->time_limit_ms, &m->f[4],
+                       m->n == 6 ? &m->f[5] : NULL);
+        if (rc) /* stored all the same: it runs after the broker's next start */
+            mp__log(MP_LOG_ERROR, WHO, "job %s chunk %u stored but not queued: %s", s->job, jc->seq,
+                    mp_strerror(rc));
+    }
+    waiting_t *w = wait_add(&b->journal->stored, &b->journal->nstored, c);
+    if (w)
+        w->chunk_id = chunk_id;
+    else /* it is stored; the client sends it again and gets its STORED then */
+        mp__log(MP_LOG_WARN, WHO, "too many STOREDs waiting: one dropped");
+}
+
+/* ---- FETCH -------------------------------------------------------------- */
+
+static void send_end(mp_broker_t *b, peer_t *c, const char *job, const bk_jjob_t *j, uint64_t next)
+{
+    char hs[BK_MAX_JOB + 64];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 5);
+    mp__w_str(&h, job);
+    mp__w_uint(&h, next);
+    mp__w_uint(&h, j ? j->total : 0);
+    mp__w_uint(&h, j ? j->n : 0);
+    mp__w_uint(&h, j ? j->answered : 0);
+    bk_send_to(b, c, MPP_B_FETCHED_END, &h, NULL, 0);
+}
+
+/* One RESULT record of chunk seq, as FETCHED. */
+static int send_piece(mp_broker_t *b, peer_t *c, const bk_jjob_t *j, const bk_jchunk_t *jc,
+                      const bk_jpiece_t *p)
+{
+    uint8_t *buf;
+    bk_jframe_t f[3];
+    int rc = bk_jstore_read(b->jstore, p->off, p->len, &buf, f);
+    if (rc)
+        return rc;
+    mp__rd_t r;
+    size_t n;
+    uint64_t skip, nerrors = 0;
+    mp__rd_init(&r, f[0].p, f[0].len);
+    if (mp__rd_array(&r, &n) || n < 5 || mp__rd_skip(&r) || mp__rd_uint(&r, &skip) ||
+        mp__rd_uint(&r, &skip) || mp__rd_uint(&r, &skip) || mp__rd_uint(&r, &nerrors)) {
+        free(buf);
+        return MP_EBADMSG;
+    }
+    char hs[BK_MAX_JOB + 64];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 5);
+    mp__w_str(&h, j->name);
+    mp__w_uint(&h, jc->seq);
+    mp__w_uint(&h, p->base);
+    mp__w_uint(&h, p->count);
+    mp__w_uint(&h, nerrors);
+    zmq_msg_t frames[2];
+    int nf = nerrors ? 2 : 1;
+    for (int i = 0; i < nf; i++)
+        if (zmq_msg_init_size(&frames[i], f[1 + i].len) == 0)
+            memcpy(zmq_msg_data(&frames[i]), f[1 + i].p, f[1 + i].len);
+        else
+            rc = MP_ENOMEM, nf = i;
+    free(buf);
+    if (rc) {
+        for (int i = 0; i < nf; i++)
+            zmq_msg_close(&frames[i]);
+        return rc;
+    }
+    return bk_send_to(b, c, MPP_B_FETCHED, &h, frames, nf);
+}
+
+/* FETCHED for chunks from, from+1, ... answered whole, up to FETCH_BYTES;
+   returns the next seq not sent. */
+static uint64_t send_results(mp_broker_t *b, peer_t *c, const bk_jjob_t *j, uint64_t from)
+{
+    size_t bytes = 0;
+    uint64_t seq = from;
+    while (seq < j->total && bytes < FETCH_BYTES) {
+        const bk_jchunk_t *jc = bk_jstore_chunk(j, seq);
+        if (!jc || jc->answered < jc->count)
+            break;
+        bk_jpiece_t *p = malloc((jc->npieces ? jc->npieces : 1) * sizeof *p);
+        if (!p)
+            break;
+        memcpy(p, jc->pieces, jc->npieces * sizeof *p);
+        qsort(p, jc->npieces, sizeof *p, cmp_piece); /* in item order: easier to read */
+        int rc = 0;
+        for (uint32_t i = 0; i < jc->npieces && !rc; i++) {
+            rc = send_piece(b, c, j, jc, &p[i]);
+            bytes += p[i].len;
+        }
+        free(p);
+        if (rc) { /* the fetcher gets the chunk whole next time, or never */
+            mp__log(MP_LOG_ERROR, WHO, "journal: cannot send job %s chunk %llu: %s", j->name,
+                    (unsigned long long)seq, mp_strerror(rc));
+            break;
+        }
+        seq++;
+    }
+    return seq;
+}
+
+static bool fetch_ready(const bk_jjob_t *j, uint64_t from)
+{
+    const bk_jchunk_t *jc = j ? bk_jstore_chunk(j, from) : NULL;
+    return !j || from >= j->total || (jc && jc->answered == jc->count);
+}
+
+void bk_journal_fetch(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
+{
+    size_t n, len;
+    const char *job;
+    uint64_t from, wait_ms;
+    if (mp__rd_array(r, &n) || n < 3 || mp__rd_str(r, &job, &len) || len == 0 || len > BK_MAX_JOB ||
+        mp__rd_uint(r, &from) || mp__rd_uint(r, &wait_ms)) {
+        bk_malformed(b, c, NULL, MPP_C_FETCH, "bad FETCH header");
+        return;
+    }
+    char name[BK_MAX_JOB + 1];
+    memcpy(name, job, len);
+    name[len] = '\0';
+    bk_jjob_t *j = b->jstore ? bk_jstore_job(b->jstore, name, len) : NULL;
+    if (j && !owns(b, j, c, m))
+        j = NULL; /* reads as unknown: no key learns another's job names */
+    if (j && !fetch_ready(j, from) && wait_ms > 0) {
+        waiting_t *w = wait_add(&b->journal->held, &b->journal->nheld, c);
+        if (w) {
+            snprintf(w->job, sizeof w->job, "%s", name);
+            w->from = from;
+            w->deadline_ns =
+                mp__now_ns() + (wait_ms > MAX_WAIT_MS ? MAX_WAIT_MS : wait_ms) * 1000000;
+            return;
+        }
+    }
+    if (b->jstore)
+        bk_jstore_sync(b->jstore);
+    send_end(b, c, name, j, j ? send_results(b, c, j, from) : from);
+}
+
+/* ---- FORGET ------------------------------------------------------------- */
+
+/* Withdraws jc's live chunk: running units cancelled, queued ones dropped;
+   the chunk becomes an orphan that ends when its workers answer. */
+static void withdraw(mp_broker_t *b, bk_jchunk_t *jc)
+{
+    chunk_t *ch = jc->live;
+    if (!ch)
+        return;
+    bk_cancel_running(b, NULL, ch, false);
+    ch->durable = NULL;
+    jc->live = NULL;
+    b->dropping = true;
+    for (unit_t *u = ch->queue->head, *next; u; u = next) {
+        next = u->next;
+        if (u->chunk == ch) {
+            bk_queue_unlink(ch->queue, u);
+            ch->pending -= bk_unit_left(u);
+            bk_unit_free(b, u); /* the last one frees ch */
+        }
+    }
+    b->dropping = false;
+}
+
+void bk_journal_forget(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
+{
+    size_t n, len;
+    const char *job;
+    if (mp__rd_array(r, &n) || n < 1 || mp__rd_str(r, &job, &len) || len == 0 || len > BK_MAX_JOB) {
+        bk_malformed(b, c, NULL, MPP_C_FORGET, "bad FORGET header");
+        return;
+    }
+    char name[BK_MAX_JOB + 1];
+    memcpy(name, job, len);
+    name[len] = '\0';
+    bk_jjob_t *j = b->jstore ? bk_jstore_job(b->jstore, name, len) : NULL;
+    if (j && !owns(b, j, c, m))
+        j = NULL;
+    if (j) {
+        for (size_t i = 0; i < j->n; i++)
+            withdraw(b, j->chunks[i]);
+        mp__log(MP_LOG_INFO, WHO, "job %s forgotten (%zu of %u chunks stored, %u answered)", name,
+                j->n, j->total, j->answered);
+        bk_jstore_forget(b->jstore, j);
+    }
+    char hs[BK_MAX_JOB + 16];
+    mp__buf_t h;
+    mp__buf_init(&h, hs, sizeof hs);
+    mp__w_array(&h, 2);
+    mp__w_str(&h, name);
+    mp__w_bool(&h, j != NULL);
+    bk_send_to(b, c, MPP_B_FORGOTTEN, &h, NULL, 0);
+}
+
+/* ---- once per loop pass ------------------------------------------------- */
+
+void bk_journal_flush(mp_broker_t *b)
+{
+    struct bk_journal *jn = b->journal;
+    if (!jn || (!jn->nstored && !jn->nheld && !b->jstore->dirty))
+        return;
+    int rc = bk_jstore_sync(b->jstore);
+    if (rc) { /* not on disk: no STORED; the clients send their chunks again */
+        mp__log(MP_LOG_ERROR, WHO, "journal: fdatasync failed: %s", mp_strerror(rc));
+        jn->nstored = 0;
+        return;
+    }
+    for (size_t i = 0; i < jn->nstored; i++) {
+        peer_t *c = bk_peer_find(b, jn->stored[i].id, jn->stored[i].idlen);
+        if (c && c->kind == PEER_CLIENT)
+            send_stored(b, c, jn->stored[i].chunk_id);
+    }
+    jn->nstored = 0;
+    uint64_t now = mp__now_ns();
+    size_t keep = 0;
+    for (size_t i = 0; i < jn->nheld; i++) {
+        waiting_t *w = &jn->held[i];
+        bk_jjob_t *j = bk_jstore_job(b->jstore, w->job, strlen(w->job));
+        if (!fetch_ready(j, w->from) && now < w->deadline_ns) {
+            jn->held[keep++] = *w;
+            continue;
+        }
+        peer_t *c = bk_peer_find(b, w->id, w->idlen);
+        if (c && c->kind == PEER_CLIENT)
+            send_end(b, c, w->job, j, j ? send_results(b, c, j, w->from) : w->from);
+    }
+    jn->nheld = keep;
+}
+
+uint64_t bk_journal_next_deadline(const mp_broker_t *b)
+{
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; b->journal && i < b->journal->nheld; i++)
+        if (b->journal->held[i].deadline_ns < next)
+            next = b->journal->held[i].deadline_ns;
+    return next;
+}
