@@ -8,7 +8,10 @@
     - a worker SIGKILLed every 200 ms (and replaced) during a 100,000-item
       map on 3 workers: every result once, in order;
     - a worker SIGSTOPped (no heartbeat): its dispatches move to another
-      worker, and what it sends after SIGCONT is not delivered twice.
+      worker, and what it sends after SIGCONT is not delivered twice;
+    - a durable 20,000-item job (mp-broker --journal): its client and the
+      broker SIGKILLed, the broker restarted and SIGKILLed again: a new
+      client fetches 20,000 results, each once, in order.
 
     Time limits (an endless task in a map of 1,000) and poison tasks are in
     test_limits.c and test_cluster.c. Label "chaos": run once, not again
@@ -25,6 +28,7 @@
 #define HB "300"
 
 static char endpoint[256], bind_at[64];
+static char journal_dir[128]; /* set: the broker keeps a journal there */
 
 /* A broker on a fixed loopback port, so that a restart listens where the
    clients and workers already point. */
@@ -32,7 +36,9 @@ static pid_t start_broker(void)
 {
     if (!bind_at[0])
         snprintf(bind_at, sizeof bind_at, "tcp://127.0.0.1:%d", tu_free_port());
-    return tu_start_broker(bind_at, HB, endpoint, sizeof endpoint);
+    const char *extra[] = {"--journal", journal_dir, NULL};
+    return tu_start_broker_with(bind_at, HB, journal_dir[0] ? extra : NULL, endpoint,
+                                sizeof endpoint);
 }
 
 static pid_t restart_broker(pid_t old)
@@ -47,6 +53,7 @@ static int setup(void **state)
 {
     (void)state;
     bind_at[0] = '\0';
+    journal_dir[0] = '\0';
     return 0;
 }
 
@@ -184,6 +191,55 @@ static void test_chaos_stopped_worker_loses_its_dispatches_once(void **state)
     mp_pool_destroy(&pool);
 }
 
+static void test_chaos_client_and_broker_killed_during_a_durable_20000_map(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    snprintf(journal_dir, sizeof journal_dir, "/tmp/mp-chaos-journal-%d", (int)getpid());
+    pid_t broker = start_broker();
+    tu_start_worker(endpoint, "2", HB);
+    tu_start_worker(endpoint, "2", HB);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t child = fork();
+    if (child == 0) { /* the submitter: stores the job, then waits for it (killed meanwhile) */
+        mp_pool_options_t o = {.broker = endpoint, .heartbeat_ms = 300};
+        mp_pool_t *pool = NULL;
+        mp_items_t *in = tu_range(N), *out = NULL;
+        mp_submit_options_t so = {.chunksize = 100};
+        int rc = mp_pool_new(&o, &pool) || mp_pool_submit(pool, "chaos", "slow_square", in, &so);
+        ssize_t w = write(fds[1], rc ? "E" : "S", 1);
+        (void)w;
+        mp_pool_fetch(pool, "chaos", -1, &out);
+        _exit(0);
+    }
+    close(fds[1]);
+    char c = 0;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    assert_int_equal(c, 'S');
+    usleep(500000); /* some of it ran */
+    kill(child, SIGKILL);
+    tu_reap(child);
+    broker = restart_broker(broker);
+    usleep(500000);
+    uint64_t t0 = tu_now_ms();
+    broker = restart_broker(broker);
+    mp_pool_t *pool = tu_cluster_pool(endpoint, 300, 4);
+    mp_items_t *out = NULL;
+    assert_int_equal(mp_pool_fetch(pool, "chaos", 60000, &out), 0);
+    tu_assert_squares(out, N);
+    printf("# durable 20,000-item job, its client and the broker killed, the broker twice: "
+           "every result once, in order; fetched %llu ms after the last restart\n",
+           (unsigned long long)(tu_now_ms() - t0));
+    mp_items_destroy(&out);
+    assert_int_equal(mp_pool_forget(pool, "chaos"), 0);
+    mp_pool_destroy(&pool);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", journal_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +251,8 @@ int main(void)
                                         setup, tu_kill_teardown),
         cmocka_unit_test_setup_teardown(test_chaos_stopped_worker_loses_its_dispatches_once, setup,
                                         tu_kill_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_chaos_client_and_broker_killed_during_a_durable_20000_map, setup, tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
