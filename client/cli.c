@@ -6,6 +6,7 @@
         mp-client status [--json]
         mp-client drain WORKER-ID
         mp-client top [--interval MS] [--iterations N]
+        mp-client submit JOB NAME; mp-client fetch JOB; mp-client forget JOB
 
     A thin program around the pool API (mp/pool.h), always on a cluster
     (mp-broker + mp-worker): it never starts an embedded pool. Values are
@@ -47,6 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_durable.h"
 #include "cli_format.h"
 #include "cli_input.h"
 #include "cli_keygen.h"
@@ -58,7 +60,19 @@
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3 };
 #define REST_WAIT_MS 2000 /* how long the rest of a stopped input is read to be counted */
-enum { CMD_APPLY, CMD_MAP, CMD_STARMAP, CMD_STATUS, CMD_DRAIN, CMD_TOP };
+enum {
+    CMD_APPLY,
+    CMD_MAP,
+    CMD_STARMAP,
+    CMD_STATUS,
+    CMD_DRAIN,
+    CMD_TOP,
+    CMD_SUBMIT, /* durable jobs: cli_durable.c */
+    CMD_STARSUBMIT,
+    CMD_FETCH,
+    CMD_FORGET,
+    NCOMMANDS
+};
 /* which options were given, to reject those that do not fit the command */
 enum {
     OPT_CHUNKSIZE = 1,
@@ -87,6 +101,7 @@ typedef struct {
     char **args; /* apply's arguments */
     int nargs;
     uint64_t worker; /* drain's WORKER-ID */
+    const char *job; /* submit, fetch, forget: the durable job's name */
 } cli_t;
 
 /* One command's run: where results go and how it went. */
@@ -110,56 +125,7 @@ static char *with_input(run_t *run, size_t index)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mp-client [options] apply NAME [ARG...]\n"
-            "       mp-client [options] map NAME [--input FILE] [--unordered] [--chunksize N]\n"
-            "                                    [--with-input]\n"
-            "       mp-client [options] starmap NAME [--input FILE] [--unordered] [--chunksize N]\n"
-            "                                        [--with-input]\n"
-            "       mp-client [options] status [--json] [--host HOST]\n"
-            "       mp-client [options] drain WORKER-ID\n"
-            "       mp-client [options] top [--interval MS] [--iterations N]\n"
-            "       mp-client keygen NAME\n"
-            "Runs libmp Pool tasks on a cluster (mp-broker + mp-worker); JSON in and out.\n\n"
-            "  apply NAME ARG...   call NAME once; each ARG is JSON, or a plain string when\n"
-            "                      it is not valid JSON (\"7\" is an int, '\"7\"' a string);\n"
-            "                      options go before NAME\n"
-            "  map NAME            call NAME on each input line (one JSON value per line)\n"
-            "  starmap NAME        same, each line a JSON array of arguments\n"
-            "  status              the broker's workers, queues and counters\n"
-            "  drain               a worker (its id in status) finishes what it holds, takes\n"
-            "                      nothing new, and exits; waits until it is gone (--timeout)\n"
-            "  top                 the cluster, redrawn every --interval MS (default 1000):\n"
-            "                      workers, items/s, queues; --iterations N stops after N\n"
-            "  keygen NAME         write a CURVE key pair: NAME.key (public) and\n"
-            "                      NAME.key_secret (docs/CLUSTER.md, Security)\n\n"
-            "  -b, --broker EP     tcp://HOST:PORT or ipc://PATH of mp-broker\n"
-            "                      (default: $MP_BROKER; one of them is required)\n"
-            "      --timeout MS    wait this long for the broker (default 10000)\n"
-            "      --task-timeout MS  a task still running after MS is killed and its\n"
-            "                      item fails (MP_ETIMELIMIT); the others complete\n"
-            "      --curve-key FILE       CURVE: this client's NAME.key_secret\n"
-            "      --curve-server-key KEY CURVE: the broker's NAME.key, or its 40 Z85\n"
-            "                      characters ($MP_CURVE_KEY, $MP_CURVE_SERVER_KEY)\n"
-            "  -i, --input FILE    read FILE instead of stdin\n"
-            "  -u, --unordered     print results as they complete\n"
-            "  -w, --with-input    print each input line, a tab, then its result\n"
-            "      --no-progress   no progress line (drawn on stderr when it is a terminal)\n"
-            "  -c, --chunksize N   items per message (map: default 1, as Python's imap,\n"
-            "                      100 or more for large inputs; starmap: automatic for\n"
-            "                      each batch of %d lines)\n"
-            "      --json          status: print the whole status map as JSON\n"
-            "      --host HOST     status: exit 1 unless a worker on HOST is connected\n"
-            "                      (a worker's healthcheck: --host \"$(hostname)\")\n"
-            "  -h, --help          this text\n"
-            "  -V, --version       print the version\n\n"
-            "One result line per item, in input order. A failed item prints\n"
-            "{\"error\": {\"code\", \"message\", \"task\", \"host\", \"pid\", \"index\"}} in its\n"
-            "place and the exit status is 1. Blank input lines are skipped. Exit status:\n"
-            "0 all done, 1 a failure (an item, the input, the broker), 2 bad usage,\n"
-            "3 stopped early: the call ended before the input did (the broker was lost);\n"
-            "the last line says how many input items were not run.\n",
-            BATCH_ITEMS);
+    cli_usage(out, BATCH_ITEMS);
 }
 
 /* ---- commands --------------------------------------------------------------------------- */
@@ -566,9 +532,12 @@ static int parse_options(int argc, char **argv, bool permute, cli_t *cli, int *n
    0, -1 (done: help or version) or EXIT_USAGE. */
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
-    static const char *commands[] = {"apply", "map", "starmap", "status", "drain", "top"};
+    static const char *commands[] = {"apply", "map",    "starmap",    "status", "drain",
+                                     "top",   "submit", "starsubmit", "fetch",  "forget"};
     static const unsigned stream = OPT_CHUNKSIZE | OPT_UNORDERED | OPT_INPUT | OPT_WITH_INPUT;
-    static const unsigned allowed[] = {0, stream, stream, OPT_JSON | OPT_HOST, 0, OPT_TOP};
+    static const unsigned durable = OPT_CHUNKSIZE | OPT_INPUT;
+    static const unsigned allowed[] = {
+        0, stream, stream, OPT_JSON | OPT_HOST, 0, OPT_TOP, durable, durable, 0, 0};
     int at, rest, rc = parse_options(argc, argv, false, cli, &at);
     if (rc)
         return rc;
@@ -577,7 +546,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
         return EXIT_USAGE;
     }
     cli->command = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < NCOMMANDS; i++)
         if (strcmp(argv[at], commands[i]) == 0)
             cli->command = i;
     if (cli->command < 0) {
@@ -616,6 +585,14 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
         if (parse_int(argv[rest], "WORKER-ID", 1, LONG_MAX, &id))
             return EXIT_USAGE;
         cli->worker = (uint64_t)id;
+    } else if (cli->command >= CMD_SUBMIT) {
+        int want = cli->command <= CMD_STARSUBMIT ? 2 : 1;
+        if (argc - rest != want) {
+            say(NULL, "%s takes %s; try --help", cmd, want == 2 ? "JOB NAME" : "one JOB");
+            return EXIT_USAGE;
+        }
+        cli->job = argv[rest];
+        cli->task = want == 2 ? argv[rest + 1] : NULL;
     } else {
         if (rest >= argc) {
             say(NULL, "%s needs a task NAME; try --help", cmd);
@@ -655,7 +632,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 static int open_input(const cli_t *cli, reader_t *r)
 {
     memset(r, 0, sizeof *r);
-    r->star = cli->command == CMD_STARMAP;
+    r->star = cli->command == CMD_STARMAP || cli->command == CMD_STARSUBMIT;
     if (!cli->input || strcmp(cli->input, "-") == 0) {
         r->in = stdin;
         r->name = "<stdin>";
@@ -721,7 +698,8 @@ int main(int argc, char **argv)
     mp_prog_tune_heap();
 
     reader_t reader = {0};
-    bool stream = cli.command == CMD_MAP || cli.command == CMD_STARMAP;
+    bool stream = cli.command == CMD_MAP || cli.command == CMD_STARMAP ||
+                  cli.command == CMD_SUBMIT || cli.command == CMD_STARSUBMIT;
     if (stream && (rc = open_input(&cli, &reader)))
         return rc;
     kept_t kept;
@@ -750,6 +728,20 @@ int main(int argc, char **argv)
         case CMD_TOP:
             rc = cli_top(run.pool, cli.broker, cli.interval_ms ? cli.interval_ms : 1000,
                          cli.iterations);
+            break;
+        case CMD_SUBMIT:
+        case CMD_STARSUBMIT: {
+            mp_submit_options_t so = {.chunksize = cli.chunksize,
+                                      .star = cli.command == CMD_STARSUBMIT,
+                                      .timeout_ms = cli.timeout_ms};
+            rc = cli_submit(run.pool, &reader, cli.job, cli.task, &so);
+            break;
+        }
+        case CMD_FETCH:
+            rc = cli_fetch(run.pool, &run.out, cli.job, cli.timeout_ms ? cli.timeout_ms : -1);
+            break;
+        case CMD_FORGET:
+            rc = cli_forget(run.pool, cli.job);
             break;
         default:
             rc = run_stream(&run, &reader);

@@ -37,6 +37,8 @@ typedef struct {
 /* One line on stderr, "mp-client: ...", after clearing the progress line
    (p: NULL when none is drawn). */
 void say(progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* mp-client's --help text (batch_items: starmap's lines per call). */
+void cli_usage(FILE *out, int batch_items);
 
 void progress_init(progress_t *p);
 void progress_clear(progress_t *p);
