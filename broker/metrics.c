@@ -287,6 +287,17 @@ int bk_metrics_render(mp_broker_t *b, bool openmetrics, mp__buf_t *out)
     global(&t, "mp_broker_refused_peers", "counter",
            "Peers refused (a key not admitted for their role, or too many from one source).",
            b->refused);
+    if (b->jstore) { /* --journal: durable jobs (docs/JOURNAL.md) */
+        const bk_jstore_t *js = b->jstore;
+        global(&t, "mp_broker_journal_jobs", "gauge", "Durable jobs in the journal.", js->njobs);
+        global(&t, "mp_broker_journal_bytes", "gauge", "Size of the journal file.", js->size);
+        global(&t, "mp_broker_journal_live_bytes", "gauge",
+               "Bytes of the journal's records of jobs not forgotten.", js->live_bytes);
+        global(&t, "mp_broker_journal_syncs", "counter",
+               "fdatasync calls on the journal (one per loop pass with writes).", js->syncs);
+        global(&t, "mp_broker_journal_compactions", "counter",
+               "Rewrites of the journal without its forgotten records.", js->compactions);
+    }
     if (openmetrics)
         put(&t, "# EOF\n", 6);
     return t.rc ? MP_ENOMEM : 0;

@@ -27,12 +27,12 @@
 
 #define HB "300"
 
-static char endpoint[256], bind_at[64], dir[128], journal[160];
+static char endpoint[256], bind_at[64], dir[128], journal[160], http[64];
 static pid_t broker, worker;
 
 static pid_t start_broker(bool with_journal)
 {
-    const char *extra[] = {"--journal", dir, NULL};
+    const char *extra[] = {"--http", http, "--journal", dir, NULL};
     return tu_start_broker_with(bind_at, HB, with_journal ? extra : NULL, endpoint,
                                 sizeof endpoint);
 }
@@ -50,6 +50,7 @@ static int setup(void **state)
     snprintf(bind_at, sizeof bind_at, "tcp://127.0.0.1:%d", tu_free_port());
     snprintf(dir, sizeof dir, "/tmp/mp-journal-test-%d", (int)getpid());
     snprintf(journal, sizeof journal, "%s/journal", dir);
+    snprintf(http, sizeof http, "127.0.0.1:%d", tu_free_port());
     broker = start_broker(true);
     worker = tu_start_worker(endpoint, "2", HB);
     return 0;
@@ -80,6 +81,16 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* A journal metric's value (GET /metrics). */
+static double metric(const char *series)
+{
+    char *body = NULL;
+    assert_int_equal(tu_http_get(http, "/metrics", NULL, &body, NULL, 0), 200);
+    double v = tu_metric(body, series);
+    free(body);
+    return v;
+}
+
 static void test_submit_fetch_forget(void **state)
 {
     (void)state;
@@ -96,11 +107,18 @@ static void test_submit_fetch_forget(void **state)
     /* submitting again is harmless: each chunk is kept once */
     assert_int_equal(mp_pool_submit(pool, "squares", "square", in, NULL), 0);
     assert_true(file_size(journal) > 1000);
+    assert_int_equal(metric("mp_broker_journal_jobs"), 1);
+    assert_int_equal(metric("mp_broker_journal_bytes"), file_size(journal));
+    assert_int_equal(metric("mp_broker_journal_live_bytes"), file_size(journal) - 8);
+    assert_true(metric("mp_broker_journal_syncs_total") >= 1);
     assert_int_equal(mp_pool_forget(pool, "squares"), 0);
     assert_int_equal(mp_pool_fetch(pool, "squares", 0, &out), MP_ENOENT);
     assert_null(out);
     assert_int_equal(mp_pool_forget(pool, "squares"), MP_ENOENT);
     assert_true(TU_WAIT_UNTIL(file_size(journal) == 8, 2000)); /* emptied: only its header */
+    assert_int_equal(metric("mp_broker_journal_jobs"), 0);
+    assert_int_equal(metric("mp_broker_journal_bytes"), 8);
+    assert_int_equal(metric("mp_broker_journal_live_bytes"), 0);
     /* and the pool's ordinary calls were never affected */
     tu_assert_map_squares(pool, 100);
     mp_items_destroy(&in);
