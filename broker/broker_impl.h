@@ -51,8 +51,8 @@ typedef struct queue queue_t;
 
 /* ---- the journal's index (jstore.c; PROTOCOL.md 7.3) ---------------------- */
 
-#define BK_MAX_JOB 64                 /* octets of a job name */
-#define BK_MAX_JOB_CHUNKS 1048576u    /* chunks of one job */
+#define BK_MAX_JOB 64              /* octets of a job name */
+#define BK_MAX_JOB_CHUNKS 1048576u /* chunks of one job */
 #define BK_JOB_BUCKETS 1024
 
 typedef struct bk_jjob bk_jjob_t;
@@ -74,10 +74,11 @@ struct bk_jjob {
     char name[BK_MAX_JOB + 1];
     char owner[48]; /* the CURVE key that stored it ("" without CURVE) */
     uint32_t total;
-    uint32_t answered; /* chunks answered whole */
+    uint32_t answered;    /* chunks answered whole */
     bk_jchunk_t **chunks; /* stored ones, by seq */
     size_t n, cap;
-    uint64_t bytes; /* its records' */
+    uint64_t bytes;  /* its records' */
+    unsigned bucket; /* in the index's hash */
     bk_jjob_t *next;
 };
 typedef struct {
@@ -234,8 +235,8 @@ struct mp_broker {
     bool dropping;            /* units freed now are dropped (their client left), not done */
     size_t running_now;       /* dispatches running, for mp_broker_running (atomic) */
     struct bk_http *http;
-    bk_jstore_t *jstore;          /* --journal DIR, or NULL (jstore.c) */
-    struct bk_journal *journal;   /* what journal.c waits to send */
+    bk_jstore_t *jstore;        /* --journal DIR, or NULL (jstore.c) */
+    struct bk_journal *journal; /* what journal.c waits to send */
 };
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
@@ -291,8 +292,7 @@ int bk_jstore_result(bk_jstore_t *js, bk_jchunk_t *c, size_t base, size_t count,
    live); the file is emptied or rewritten when that pays. */
 void bk_jstore_forget(bk_jstore_t *js, bk_jjob_t *j);
 /* A record's three frames, read into *buf_p (the caller frees it). */
-int bk_jstore_read(bk_jstore_t *js, uint64_t off, uint32_t len, uint8_t **buf_p,
-                   bk_jframe_t f[3]);
+int bk_jstore_read(bk_jstore_t *js, uint64_t off, uint32_t len, uint8_t **buf_p, bk_jframe_t f[3]);
 /* fdatasync when something was written since the last. */
 int bk_jstore_sync(bk_jstore_t *js);
 

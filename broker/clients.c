@@ -60,8 +60,8 @@ static const char *read_durable(mp__rd_t *r, bool by_shm, char *job, bk_jsubmit_
     size_t k, len;
     const char *s;
     if (mp__rd_array(r, &k) || k < 3 || mp__rd_str(r, &s, &len) || len == 0 || len > BK_MAX_JOB ||
-        mp__rd_uint(r, &d->seq) || mp__rd_uint(r, &d->total))
-        return "bad durable [job seq total]";
+        memchr(s, 0, len) || mp__rd_uint(r, &d->seq) || mp__rd_uint(r, &d->total))
+        return "bad durable [job seq total] (a job name is 1..64 octets, no NUL)";
     if (d->total == 0 || d->total > BK_MAX_JOB_CHUNKS || d->seq >= d->total)
         return "durable seq or total out of range (total 1..1048576, seq below it)";
     if (by_shm)

@@ -123,9 +123,10 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
     unit_t whole = {.chunk = ch, .count = jc->count, .attempt = 1};
     zmq_msg_init(&whole.items);
     zmq_msg_copy(&whole.items, &ch->items);
-    if (jc->npieces)
+    if (jc->npieces) {
         memcpy(p, jc->pieces, jc->npieces * sizeof *p);
-    qsort(p, jc->npieces, sizeof *p, cmp_piece);
+        qsort(p, jc->npieces, sizeof *p, cmp_piece);
+    }
     size_t at = 0;
     int rc = 0;
     for (uint32_t i = 0; i <= jc->npieces; i++) {

@@ -101,6 +101,7 @@ static bk_jjob_t *job_add(bk_jstore_t *js, const char *name, size_t len, uint32_
     snprintf(j->owner, sizeof j->owner, "%s", owner);
     j->total = total;
     unsigned h = name_hash(name, len);
+    j->bucket = h;
     j->next = js->buckets[h];
     js->buckets[h] = j;
     js->njobs++;
@@ -121,7 +122,7 @@ static void job_free(bk_jjob_t *j)
    a chunk still live must have been withdrawn by the caller. */
 static void job_remove(bk_jstore_t *js, bk_jjob_t *j)
 {
-    for (bk_jjob_t **pp = &js->buckets[name_hash(j->name, strlen(j->name))]; *pp; pp = &(*pp)->next)
+    for (bk_jjob_t **pp = &js->buckets[j->bucket]; *pp; pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
             break;
@@ -178,8 +179,11 @@ static bk_jchunk_t *chunk_add(bk_jjob_t *j, uint32_t seq, uint32_t count)
 
 static int piece_add(bk_jchunk_t *c, uint64_t off, uint32_t len, uint32_t base, uint32_t count)
 {
-    if (base > c->count || count > c->count - base || count > c->count - c->answered)
+    if (count == 0 || base > c->count || count > c->count - base || count > c->count - c->answered)
         return MP_EBADMSG;
+    for (uint32_t i = 0; i < c->npieces; i++) /* the pieces answer each item once */
+        if (base < c->pieces[i].base + c->pieces[i].count && c->pieces[i].base < base + count)
+            return MP_EBADMSG;
     if (c->npieces == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         bk_jpiece_t *v = realloc(c->pieces, cap * sizeof *v);
@@ -393,7 +397,8 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
     const char *job, *task, *owner;
     uint64_t seq, total, base, count, mode, limit;
     mp__rd_init(&r, f[0].p, f[0].len);
-    if (mp__rd_array(&r, &k) || mp__rd_str(&r, &job, &jl) || jl == 0 || jl > BK_MAX_JOB)
+    if (mp__rd_array(&r, &k) || mp__rd_str(&r, &job, &jl) || jl == 0 || jl > BK_MAX_JOB ||
+        memchr(job, 0, jl))
         return;
     bk_jjob_t *j = bk_jstore_job(js, job, jl);
     if (type == REC_FORGET) {

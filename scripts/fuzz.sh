@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [JOBS]: builds the fuzz targets with clang and
 # libFuzzer in build-fuzz/ (the library instrumented too: coverage counters,
-# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli) for SECONDS, starting
+# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli, fuzz_journal) for SECONDS, starting
 # from the checked-in corpus (tests/fuzz/corpus/...), new inputs kept in
 # build-fuzz/corpus/TARGET. Prints libFuzzer's last status line (execs, cov);
 # exits non-zero on a finding (the crash file is in build-fuzz/).
@@ -18,7 +18,8 @@ fuzz_cli) seeds=cli ;;
 fuzz_client) seeds=client ;;
 fuzz_manager) seeds=manager ;;
 fuzz_worker) seeds=worker ;;
-*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli)" >&2; exit 2 ;;
+fuzz_journal) seeds=journal ;;
+*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli, fuzz_journal)" >&2; exit 2 ;;
 esac
 "$top/scripts/deps.sh" --fuzz
 build="$top/build-fuzz"
