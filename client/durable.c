@@ -36,7 +36,7 @@ typedef struct {
     void *sock;
     uint64_t last_heard, next_hb, interval;
     int processes; /* WELCOME's */
-    bool lost;
+    bool welcomed, lost;
 } dsession_t;
 
 static int ds_open(dsession_t *s)
@@ -69,9 +69,10 @@ static int ds_reopen(dsession_t *s)
     return ds_open(s);
 }
 
-/* The next message for the caller (FAILED, STORED, FETCHED...), waiting at
-   most wait_ms: 0 and *m, MP_ETIMEDOUT, or MP_EBROKERLOST (DISCONNECT, or
-   silent for 3 intervals: s->lost). WELCOME and HEARTBEAT are read here. */
+/* The next message for the caller (WELCOME, FAILED, STORED, FETCHED...),
+   waiting at most wait_ms: 0 and *m, MP_ETIMEDOUT, or MP_EBROKERLOST
+   (DISCONNECT, or silent for 3 intervals: s->lost). HEARTBEATs are read
+   here, and WELCOME's executor count kept in s->processes. */
 static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
 {
     uint64_t end = mp__now_ns() + (uint64_t)wait_ms * 1000000ull;
@@ -108,8 +109,9 @@ static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
                 if (mp__rd_array(&r, &n) == 0 && n >= 3 && mp__rd_skip(&r) == 0 &&
                     mp__rd_skip(&r) == 0 && mp__rd_uint(&r, &v) == 0)
                     s->processes = v > 1000000 ? 1000000 : (int)v;
+                s->welcomed = true;
             }
-            if (*cmd == MPP_B_WELCOME || *cmd == MPP_B_HEARTBEAT) {
+            if (*cmd == MPP_B_HEARTBEAT) {
                 mpp_close(m);
                 continue;
             }
@@ -255,7 +257,7 @@ int mp_pool_submit(mp_pool_t *pool, const char *job, const char *name, const mp_
     int rc = ds_open(&s);
     /* the chunk size wants the executor count: WELCOME's, read first */
     for (uint64_t until = mp__now_ns() + 2000000000ull;
-         !rc && !s.processes && !s.lost && !opt.chunksize && mp__now_ns() < until;) {
+         !rc && !s.welcomed && !s.lost && !opt.chunksize && mp__now_ns() < until;) {
         mpp_msg_t m;
         uint8_t cmd;
         if (ds_next(&s, 50, &m, &cmd) == 0)
