@@ -77,14 +77,16 @@ struct bk_jjob {
     uint32_t answered;    /* chunks answered whole */
     bk_jchunk_t **chunks; /* stored ones, by seq */
     size_t n, cap;
-    uint64_t bytes;  /* its records' */
-    unsigned bucket; /* in the index's hash */
+    uint64_t bytes;       /* its records' */
+    uint64_t incarnation; /* random: the same name forgotten and used again is another job */
+    unsigned bucket;      /* in the index's hash */
     bk_jjob_t *next;
 };
 typedef struct {
     int fd, lockfd, dirfd;
     char path[4096];
     uint64_t size, live_bytes, max_bytes;
+    size_t max_record;
     bool dirty;  /* written since the last fdatasync */
     bool broken; /* a failed write could not be undone: no new durable SUBMIT */
     uint64_t syncs, compactions;
@@ -278,7 +280,7 @@ void bk_malformed(mp_broker_t *b, peer_t *p, const char *hex, uint8_t cmd, const
 
 /* Opens (makes) dir, locks it (MP_EBUSY: another broker has it), replays
    its journal into the index; the file is cut at a damaged record. */
-int bk_jstore_open(const char *dir, uint64_t max_bytes, bk_jstore_t **js_p);
+int bk_jstore_open(const char *dir, uint64_t max_bytes, size_t max_message, bk_jstore_t **js_p);
 void bk_jstore_close(bk_jstore_t **js_p);
 bk_jjob_t *bk_jstore_job(bk_jstore_t *js, const char *name, size_t len);
 bk_jchunk_t *bk_jstore_chunk(const bk_jjob_t *j, uint64_t seq);

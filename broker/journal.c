@@ -40,6 +40,7 @@ typedef struct {
     uint64_t chunk_id; /* STORED */
     char job[BK_MAX_JOB + 1];
     uint64_t from, deadline_ns; /* a held FETCH */
+    uint64_t incarnation;       /* of the job it asked (the name may be reused meanwhile) */
 } waiting_t;
 
 struct bk_journal {
@@ -206,7 +207,7 @@ static size_t requeue_stored(mp_broker_t *b)
 
 int bk_journal_open(mp_broker_t *b, const char *dir, uint64_t max_bytes)
 {
-    int rc = bk_jstore_open(dir, max_bytes, &b->jstore);
+    int rc = bk_jstore_open(dir, max_bytes, b->max_message, &b->jstore);
     if (rc)
         return rc;
     b->journal = calloc(1, sizeof *b->journal);
@@ -292,21 +293,23 @@ void bk_journal_submit(mp_broker_t *b, peer_t *c, const bk_jsubmit_t *s, uint64_
 
 static void send_end(mp_broker_t *b, peer_t *c, const char *job, const bk_jjob_t *j, uint64_t next)
 {
-    char hs[BK_MAX_JOB + 64];
+    char hs[BK_MAX_JOB + 80];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 5);
+    mp__w_array(&h, 6);
     mp__w_str(&h, job);
     mp__w_uint(&h, next);
     mp__w_uint(&h, j ? j->total : 0);
     mp__w_uint(&h, j ? j->n : 0);
     mp__w_uint(&h, j ? j->answered : 0);
+    mp__w_uint(&h, j ? j->incarnation : 0);
     bk_send_to(b, c, MPP_B_FETCHED_END, &h, NULL, 0);
 }
 
-/* One RESULT record of chunk seq, as FETCHED. */
-static int send_piece(mp_broker_t *b, peer_t *c, const bk_jjob_t *j, const bk_jchunk_t *jc,
-                      const bk_jpiece_t *p)
+/* One RESULT record of chunk jc as a FETCHED message, built (not sent)
+   in h and frames; *nf frames. */
+static int read_piece(mp_broker_t *b, const bk_jchunk_t *jc, const bk_jpiece_t *p, mp__buf_t *h,
+                      zmq_msg_t frames[2], int *nf)
 {
     uint8_t *buf;
     bk_jframe_t f[3];
@@ -322,53 +325,77 @@ static int send_piece(mp_broker_t *b, peer_t *c, const bk_jjob_t *j, const bk_jc
         free(buf);
         return MP_EBADMSG;
     }
-    char hs[BK_MAX_JOB + 64];
-    mp__buf_t h;
-    mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 5);
-    mp__w_str(&h, j->name);
-    mp__w_uint(&h, jc->seq);
-    mp__w_uint(&h, p->base);
-    mp__w_uint(&h, p->count);
-    mp__w_uint(&h, nerrors);
-    zmq_msg_t frames[2];
-    int nf = nerrors ? 2 : 1;
-    for (int i = 0; i < nf; i++)
-        if (zmq_msg_init_size(&frames[i], f[1 + i].len) == 0)
+    mp__w_array(h, 5);
+    mp__w_str(h, jc->job->name);
+    mp__w_uint(h, jc->seq);
+    mp__w_uint(h, p->base);
+    mp__w_uint(h, p->count);
+    mp__w_uint(h, nerrors);
+    *nf = 0;
+    for (int i = 0; i < (nerrors ? 2 : 1) && !rc; i++)
+        if (zmq_msg_init_size(&frames[i], f[1 + i].len) == 0) {
             memcpy(zmq_msg_data(&frames[i]), f[1 + i].p, f[1 + i].len);
-        else
-            rc = MP_ENOMEM, nf = i;
+            (*nf)++;
+        } else {
+            rc = MP_ENOMEM;
+        }
     free(buf);
-    if (rc) {
-        for (int i = 0; i < nf; i++)
-            zmq_msg_close(&frames[i]);
-        return rc;
+    return rc;
+}
+
+/* Chunk jc's pieces as FETCHED messages, in item order: all read first,
+   then all sent, so a fetcher gets a chunk whole or not at all. */
+static int send_chunk(mp_broker_t *b, peer_t *c, const bk_jchunk_t *jc, size_t *bytes)
+{
+    uint32_t np = jc->npieces;
+    bk_jpiece_t *p = malloc((np ? np : 1) * sizeof *p);
+    mp__buf_t *h = calloc(np ? np : 1, sizeof *h);
+    zmq_msg_t(*frames)[2] = calloc(np ? np : 1, sizeof *frames);
+    int *nf = calloc(np ? np : 1, sizeof *nf);
+    int rc = p && h && frames && nf ? 0 : MP_ENOMEM;
+    uint32_t built = 0;
+    if (!rc && np) {
+        memcpy(p, jc->pieces, np * sizeof *p);
+        qsort(p, np, sizeof *p, cmp_piece);
     }
-    return bk_send_to(b, c, MPP_B_FETCHED, &h, frames, nf);
+    for (; !rc && built < np; built++) {
+        mp__buf_init(&h[built], NULL, 0);
+        if ((rc = read_piece(b, jc, &p[built], &h[built], frames[built], &nf[built]))) {
+            built++; /* its frames and buffer are released below */
+            break;
+        }
+        *bytes += p[built].len;
+    }
+    for (uint32_t i = 0; i < built; i++) {
+        if (!rc)
+            bk_send_to(b, c, MPP_B_FETCHED, &h[i], frames[i], nf[i]); /* takes the frames */
+        else
+            for (int k = 0; k < nf[i]; k++)
+                zmq_msg_close(&frames[i][k]);
+        mp__buf_release(&h[i]);
+    }
+    free(p);
+    free(h);
+    free(frames);
+    free(nf);
+    return rc;
 }
 
 /* FETCHED for chunks from, from+1, ... answered whole, up to FETCH_BYTES;
-   returns the next seq not sent. */
+   returns the next seq not sent. Nothing goes out that is not on disk: a
+   journal whose sync failed sends no result. */
 static uint64_t send_results(mp_broker_t *b, peer_t *c, const bk_jjob_t *j, uint64_t from)
 {
     size_t bytes = 0;
     uint64_t seq = from;
+    if (bk_jstore_sync(b->jstore) || b->jstore->broken)
+        return from;
     while (seq < j->total && bytes < FETCH_BYTES) {
         const bk_jchunk_t *jc = bk_jstore_chunk(j, seq);
         if (!jc || jc->answered < jc->count)
             break;
-        bk_jpiece_t *p = malloc((jc->npieces ? jc->npieces : 1) * sizeof *p);
-        if (!p)
-            break;
-        memcpy(p, jc->pieces, jc->npieces * sizeof *p);
-        qsort(p, jc->npieces, sizeof *p, cmp_piece); /* in item order: easier to read */
-        int rc = 0;
-        for (uint32_t i = 0; i < jc->npieces && !rc; i++) {
-            rc = send_piece(b, c, j, jc, &p[i]);
-            bytes += p[i].len;
-        }
-        free(p);
-        if (rc) { /* the fetcher gets the chunk whole next time, or never */
+        int rc = send_chunk(b, c, jc, &bytes);
+        if (rc) { /* the fetcher asks for this chunk again */
             mp__log(MP_LOG_ERROR, WHO, "journal: cannot send job %s chunk %llu: %s", j->name,
                     (unsigned long long)seq, mp_strerror(rc));
             break;
@@ -404,14 +431,13 @@ void bk_journal_fetch(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         waiting_t *w = wait_add(&b->journal->held, &b->journal->nheld, c);
         if (w) {
             snprintf(w->job, sizeof w->job, "%s", name);
+            w->incarnation = j->incarnation;
             w->from = from;
             w->deadline_ns =
                 mp__now_ns() + (wait_ms > MAX_WAIT_MS ? MAX_WAIT_MS : wait_ms) * 1000000;
             return;
         }
     }
-    if (b->jstore)
-        bk_jstore_sync(b->jstore);
     send_end(b, c, name, j, j ? send_results(b, c, j, from) : from);
 }
 
@@ -459,6 +485,7 @@ void bk_journal_forget(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         mp__log(MP_LOG_INFO, WHO, "job %s forgotten (%zu of %u chunks stored, %u answered)", name,
                 j->n, j->total, j->answered);
         bk_jstore_forget(b->jstore, j);
+        bk_jstore_sync(b->jstore); /* FORGOTTEN means: gone from the disk too */
     }
     char hs[BK_MAX_JOB + 16];
     mp__buf_t h;
@@ -477,14 +504,17 @@ void bk_journal_flush(mp_broker_t *b)
     if (!jn || (!jn->nstored && !jn->nheld && !b->jstore->dirty))
         return;
     int rc = bk_jstore_sync(b->jstore);
-    if (rc) { /* not on disk: no STORED; the clients send their chunks again */
-        mp__log(MP_LOG_ERROR, WHO, "journal: fdatasync failed: %s", mp_strerror(rc));
-        jn->nstored = 0;
-        return;
-    }
+    char why[128];
+    if (rc) /* not on disk, and maybe never: no STORED, no result (jstore: broken) */
+        mp__log(MP_LOG_ERROR, WHO,
+                "journal: fdatasync failed: %s; durable jobs are refused until a restart",
+                mp_strerror(rc));
+    snprintf(why, sizeof why, "the journal cannot be written: %s", mp_strerror(rc));
     for (size_t i = 0; i < jn->nstored; i++) {
         peer_t *c = bk_peer_find(b, jn->stored[i].id, jn->stored[i].idlen);
-        if (c && c->kind == PEER_CLIENT)
+        if (c && c->kind == PEER_CLIENT && rc)
+            bk_send_failed(b, c, jn->stored[i].chunk_id, MP_EOVERLOADED, why);
+        else if (c && c->kind == PEER_CLIENT)
             send_stored(b, c, jn->stored[i].chunk_id);
     }
     jn->nstored = 0;
@@ -493,6 +523,8 @@ void bk_journal_flush(mp_broker_t *b)
     for (size_t i = 0; i < jn->nheld; i++) {
         waiting_t *w = &jn->held[i];
         bk_jjob_t *j = bk_jstore_job(b->jstore, w->job, strlen(w->job));
+        if (j && j->incarnation != w->incarnation) /* forgotten, and its name used again */
+            j = NULL;
         if (!fetch_ready(j, w->from) && now < w->deadline_ns) {
             jn->held[keep++] = *w;
             continue;

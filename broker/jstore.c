@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,7 +33,6 @@
 
 #define MAGIC "MPJOUR01"
 #define MAGIC_SIZE 8
-#define MAX_RECORD (MPP_DEFAULT_MAX_MSG + (1u << 20)) /* a SUBMIT is at most a message */
 #define COMPACT_FLOOR (16u << 20) /* below this, forgotten records stay until the file empties */
 
 enum { REC_SUBMIT = 1, REC_RESULT = 2, REC_FORGET = 3 };
@@ -91,8 +91,18 @@ bk_jjob_t *bk_jstore_job(bk_jstore_t *js, const char *name, size_t len)
     return NULL;
 }
 
+/* A job's incarnation: random, so that a job forgotten and submitted again
+   under its name is another job to whoever fetched the first. */
+static uint64_t new_incarnation(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = (uint64_t)mp__now_ns() * 6364136223846793005ull;
+    return v ? v : 1;
+}
+
 static bk_jjob_t *job_add(bk_jstore_t *js, const char *name, size_t len, uint32_t total,
-                          const char *owner)
+                          const char *owner, uint64_t incarnation)
 {
     bk_jjob_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -100,6 +110,7 @@ static bk_jjob_t *job_add(bk_jstore_t *js, const char *name, size_t len, uint32_
     memcpy(j->name, name, len);
     snprintf(j->owner, sizeof j->owner, "%s", owner);
     j->total = total;
+    j->incarnation = incarnation;
     unsigned h = name_hash(name, len);
     j->bucket = h;
     j->next = js->buckets[h];
@@ -177,13 +188,22 @@ static bk_jchunk_t *chunk_add(bk_jjob_t *j, uint32_t seq, uint32_t count)
     return c;
 }
 
-static int piece_add(bk_jchunk_t *c, uint64_t off, uint32_t len, uint32_t base, uint32_t count)
+/* Whether items [base, base+count) of c may be answered: in range, and
+   none of them answered before (the pieces answer each item once). */
+static bool piece_fits(const bk_jchunk_t *c, uint64_t base, uint64_t count)
 {
     if (count == 0 || base > c->count || count > c->count - base || count > c->count - c->answered)
-        return MP_EBADMSG;
-    for (uint32_t i = 0; i < c->npieces; i++) /* the pieces answer each item once */
+        return false;
+    for (uint32_t i = 0; i < c->npieces; i++)
         if (base < c->pieces[i].base + c->pieces[i].count && c->pieces[i].base < base + count)
-            return MP_EBADMSG;
+            return false;
+    return true;
+}
+
+static int piece_add(bk_jchunk_t *c, uint64_t off, uint32_t len, uint32_t base, uint32_t count)
+{
+    if (!piece_fits(c, base, count))
+        return MP_EBADMSG;
     if (c->npieces == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         bk_jpiece_t *v = realloc(c->pieces, cap * sizeof *v);
@@ -210,8 +230,8 @@ static int append(bk_jstore_t *js, uint8_t type, const void *const *p, const siz
     size_t body = 1;
     for (int i = 0; i < n; i++)
         body += 4 + len[i];
-    if (body > MAX_RECORD)
-        return MP_EINVAL;
+    if (body > js->max_record)
+        return MP_E2BIG;
     uint32_t crc = crc_add(0, &type, 1);
     int k = 0;
     iov[k++] = (struct iovec){head, sizeof head};
@@ -257,10 +277,14 @@ static int append(bk_jstore_t *js, uint8_t type, const void *const *p, const siz
 int bk_jstore_submit(bk_jstore_t *js, const bk_jsubmit_t *s, bk_jchunk_t **c_p)
 {
     bk_jjob_t *j = bk_jstore_job(js, s->job, strlen(s->job));
+    bool made = !j;
+    if (made &&
+        !(j = job_add(js, s->job, strlen(s->job), (uint32_t)s->total, s->owner, new_incarnation())))
+        return MP_ENOMEM;
     char hs[MPP_MAX_NAME + 256];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
-    mp__w_array(&h, 9);
+    mp__w_array(&h, 10);
     mp__w_str(&h, s->job);
     mp__w_uint(&h, s->seq);
     mp__w_uint(&h, s->total);
@@ -270,21 +294,17 @@ int bk_jstore_submit(bk_jstore_t *js, const bk_jsubmit_t *s, bk_jchunk_t **c_p)
     mp__w_uint(&h, s->time_limit_ms);
     mp__w_str(&h, s->owner);
     mp__w_bool(&h, s->init != NULL);
+    mp__w_uint(&h, j->incarnation);
     const void *p[3] = {h.data, s->items, s->init ? s->init : ""};
     size_t len[3] = {h.size, s->items_size, s->init ? s->init_size : 0};
     uint64_t off;
     uint32_t rlen;
-    if (js->size + 8 + 13 + len[0] + len[1] + len[2] > js->max_bytes) {
-        mp__buf_release(&h);
-        return MP_EOVERLOADED;
+    bk_jchunk_t *c = NULL;
+    int rc = MP_EOVERLOADED;
+    if (js->size + 8 + 13 + len[0] + len[1] + len[2] <= js->max_bytes) {
+        c = chunk_add(j, s->seq, s->count);
+        rc = c ? append(js, REC_SUBMIT, p, len, 3, &off, &rlen) : MP_ENOMEM;
     }
-    bool made = false;
-    if (!j) {
-        j = job_add(js, s->job, strlen(s->job), s->total, s->owner);
-        made = true;
-    }
-    bk_jchunk_t *c = j ? chunk_add(j, s->seq, s->count) : NULL;
-    int rc = c ? append(js, REC_SUBMIT, p, len, 3, &off, &rlen) : MP_ENOMEM;
     mp__buf_release(&h);
     if (rc) {
         if (c) { /* out of the index again */
@@ -293,7 +313,7 @@ int bk_jstore_submit(bk_jstore_t *js, const bk_jsubmit_t *s, bk_jchunk_t **c_p)
             j->n--;
             free(c);
         }
-        if (made && j)
+        if (made)
             job_remove(js, j);
         return rc;
     }
@@ -308,6 +328,8 @@ int bk_jstore_submit(bk_jstore_t *js, const bk_jsubmit_t *s, bk_jchunk_t **c_p)
 int bk_jstore_result(bk_jstore_t *js, bk_jchunk_t *c, size_t base, size_t count, size_t nerrors,
                      const void *values, size_t vsize, const void *errors, size_t esize)
 {
+    if (!piece_fits(c, base, count)) /* checked first: nothing is written for nothing */
+        return MP_EINVAL;
     char hs[128];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
@@ -321,8 +343,6 @@ int bk_jstore_result(bk_jstore_t *js, bk_jchunk_t *c, size_t base, size_t count,
     size_t len[3] = {h.size, vsize, nerrors ? esize : 0};
     uint64_t off;
     uint32_t rlen;
-    if (base > c->count || count > c->count - base || count > c->count - c->answered)
-        return MP_EINVAL;
     int rc = append(js, REC_RESULT, p, len, 3, &off, &rlen);
     if (rc)
         return rc;
@@ -381,9 +401,15 @@ int bk_jstore_sync(bk_jstore_t *js)
 {
     if (!js->dirty)
         return 0;
-    js->dirty = false;
     js->syncs++;
-    return fdatasync(js->fd) == 0 ? 0 : -errno;
+    if (fdatasync(js->fd) != 0) { /* what was written may never reach the disk (Linux
+                                     marks the failed pages clean): no more promises */
+        int rc = -errno;
+        js->broken = true;
+        return rc;
+    }
+    js->dirty = false;
+    return 0;
 }
 
 /* ---- opening: the lock, the replay, the rewrite ------------------------- */
@@ -395,7 +421,8 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
     mp__rd_t r;
     size_t k, jl, tl, ol;
     const char *job, *task, *owner;
-    uint64_t seq, total, base, count, mode, limit;
+    uint64_t seq, total, base, count, mode, limit, incarnation;
+    bool has_init;
     mp__rd_init(&r, f[0].p, f[0].len);
     if (mp__rd_array(&r, &k) || mp__rd_str(&r, &job, &jl) || jl == 0 || jl > BK_MAX_JOB ||
         memchr(job, 0, jl))
@@ -409,17 +436,18 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
     if (n != 3 || mp__rd_uint(&r, &seq))
         return;
     if (type == REC_SUBMIT) {
-        if (k < 9 || mp__rd_uint(&r, &total) || mp__rd_str(&r, &task, &tl) ||
+        if (k < 10 || mp__rd_uint(&r, &total) || mp__rd_str(&r, &task, &tl) ||
             mp__rd_uint(&r, &mode) || mp__rd_uint(&r, &count) || mp__rd_uint(&r, &limit) ||
-            mp__rd_str(&r, &owner, &ol) || ol >= sizeof j->owner || total == 0 ||
+            mp__rd_str(&r, &owner, &ol) || mp__rd_bool(&r, &has_init) ||
+            mp__rd_uint(&r, &incarnation) || ol >= sizeof j->owner || total == 0 ||
             total > BK_MAX_JOB_CHUNKS || seq >= total || count == 0 || count > MPP_MAX_COUNT)
             return;
         char own[sizeof j->owner];
         memcpy(own, owner, ol);
         own[ol] = '\0';
-        if (!j && !(j = job_add(js, job, jl, (uint32_t)total, own)))
+        if (!j && !(j = job_add(js, job, jl, (uint32_t)total, own, incarnation)))
             return;
-        if (j->total != total || bk_jstore_chunk(j, seq))
+        if (j->total != total || j->incarnation != incarnation || bk_jstore_chunk(j, seq))
             return; /* not ours to keep: the first record stands */
         bk_jchunk_t *c = chunk_add(j, (uint32_t)seq, (uint32_t)count);
         if (c) {
@@ -431,6 +459,7 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
     } else if (type == REC_RESULT && j) {
         bk_jchunk_t *c = bk_jstore_chunk(j, seq);
         if (k >= 4 && c && mp__rd_uint(&r, &base) == 0 && mp__rd_uint(&r, &count) == 0 &&
+            base <= UINT32_MAX && count <= UINT32_MAX &&
             piece_add(c, off, len, (uint32_t)base, (uint32_t)count) == 0) {
             j->bytes += len;
             js->live_bytes += len;
@@ -438,8 +467,24 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
     }
 }
 
+/* Reads len bytes at off whole: 0, or -errno (a read error is not a torn
+   record: the open fails instead of cutting the file there). */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO; /* the file shrank under us */
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 /* Reads every record from the header on; stops at the first that is cut
-   short or damaged, and cuts the file there. */
+   short or damaged (its length past the end, its checksum wrong), and
+   cuts the file there. */
 static int replay(bk_jstore_t *js)
 {
     struct stat st;
@@ -448,10 +493,11 @@ static int replay(bk_jstore_t *js)
     uint64_t end = (uint64_t)st.st_size, at = MAGIC_SIZE;
     uint8_t head[8];
     while (at + 8 <= end) {
-        if (pread(js->fd, head, 8, (off_t)at) != 8)
-            break;
+        int rc = pread_all(js->fd, head, 8, at);
+        if (rc)
+            return rc;
         uint64_t len = 8 + (uint64_t)get32(head);
-        if (get32(head) > MAX_RECORD || at + len > end)
+        if (get32(head) > js->max_record || at + len > end)
             break;
         uint8_t *buf = malloc(len);
         if (!buf)
@@ -459,8 +505,11 @@ static int replay(bk_jstore_t *js)
         uint8_t type;
         bk_jframe_t f[3];
         int n;
-        bool ok = pread(js->fd, buf, len, (off_t)at) == (ssize_t)len &&
-                  parse(buf, len, &type, f, 3, &n) == 0 && n >= 1;
+        if ((rc = pread_all(js->fd, buf, len, at))) {
+            free(buf);
+            return rc;
+        }
+        bool ok = parse(buf, len, &type, f, 3, &n) == 0 && n >= 1;
         if (ok)
             replay_record(js, type, f, n, at, (uint32_t)len);
         free(buf);
@@ -487,10 +536,17 @@ static int copy_record(int fd, int out, uint64_t off, uint32_t len, uint64_t *ou
 {
     uint8_t *buf = malloc(len);
     int rc = buf ? 0 : MP_ENOMEM;
-    if (!rc && pread(fd, buf, len, (off_t)off) != (ssize_t)len)
-        rc = MP_EBADMSG;
-    if (!rc && pwrite(out, buf, len, (off_t)*out_size) != (ssize_t)len)
-        rc = -errno;
+    if (!rc)
+        rc = pread_all(fd, buf, len, off);
+    for (size_t done = 0; !rc && done < len;) { /* a short write goes on, a full disk fails */
+        ssize_t w = pwrite(out, buf + done, len - done, (off_t)(*out_size + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            rc = w < 0 ? -errno : -ENOSPC;
+        else
+            done += (size_t)w;
+    }
     free(buf);
     if (!rc) {
         *at = *out_size;
@@ -611,7 +667,7 @@ void bk_jstore_forget(bk_jstore_t *js, bk_jjob_t *j)
     }
 }
 
-int bk_jstore_open(const char *dir, uint64_t max_bytes, bk_jstore_t **js_p)
+int bk_jstore_open(const char *dir, uint64_t max_bytes, size_t max_message, bk_jstore_t **js_p)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, crc_init);
@@ -620,6 +676,7 @@ int bk_jstore_open(const char *dir, uint64_t max_bytes, bk_jstore_t **js_p)
         return MP_ENOMEM;
     js->fd = js->lockfd = js->dirfd = -1;
     js->max_bytes = max_bytes;
+    js->max_record = max_message + (1u << 20); /* a SUBMIT or a RESULT is at most a message */
     char lock[sizeof js->path];
     snprintf(js->path, sizeof js->path, "%s/journal", dir);
     snprintf(lock, sizeof lock, "%s/lock", dir);

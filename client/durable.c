@@ -35,8 +35,7 @@ typedef struct {
     mp_pool_t *pool;
     void *sock;
     uint64_t last_heard, next_hb, interval;
-    int processes; /* WELCOME's */
-    bool welcomed, lost;
+    bool lost;
 } dsession_t;
 
 static int ds_open(dsession_t *s)
@@ -72,7 +71,7 @@ static int ds_reopen(dsession_t *s)
 /* The next message for the caller (WELCOME, FAILED, STORED, FETCHED...),
    waiting at most wait_ms: 0 and *m, MP_ETIMEDOUT, or MP_EBROKERLOST
    (DISCONNECT, or silent for 3 intervals: s->lost). HEARTBEATs are read
-   here, and WELCOME's executor count kept in s->processes. */
+   here. */
 static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
 {
     uint64_t end = mp__now_ns() + (uint64_t)wait_ms * 1000000ull;
@@ -101,16 +100,6 @@ static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
                 s->lost = true;
                 return MP_EBROKERLOST;
             }
-            if (*cmd == MPP_B_WELCOME) {
-                mp__rd_t r;
-                size_t n;
-                uint64_t v;
-                mp__rd_init(&r, mpp_data(m, 2), mpp_size(m, 2));
-                if (mp__rd_array(&r, &n) == 0 && n >= 3 && mp__rd_skip(&r) == 0 &&
-                    mp__rd_skip(&r) == 0 && mp__rd_uint(&r, &v) == 0)
-                    s->processes = v > 1000000 ? 1000000 : (int)v;
-                s->welcomed = true;
-            }
             if (*cmd == MPP_B_HEARTBEAT) {
                 mpp_close(m);
                 continue;
@@ -120,6 +109,16 @@ static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
         if (mp__now_ns() >= end)
             return MP_ETIMEDOUT;
     }
+}
+
+/* The automatic chunk size of a durable job: from the item count alone
+   (the executors may change between two submissions of one job, and the
+   broker keeps each chunk once, with its count): about 256 chunks, of at
+   least 64 items. */
+static size_t auto_chunksize(size_t n)
+{
+    size_t size = (n + 255) / 256;
+    return size < 64 ? 64 : size;
 }
 
 static bool job_name_ok(const char *job)
@@ -255,19 +254,9 @@ int mp_pool_submit(mp_pool_t *pool, const char *job, const char *name, const mp_
         return MP_EINVAL;
     dsession_t s = {.pool = pool};
     int rc = ds_open(&s);
-    /* the chunk size wants the executor count: WELCOME's, read first */
-    for (uint64_t until = mp__now_ns() + 2000000000ull;
-         !rc && !s.welcomed && !s.lost && !opt.chunksize && mp__now_ns() < until;) {
-        mpp_msg_t m;
-        uint8_t cmd;
-        if (ds_next(&s, 50, &m, &cmd) == 0)
-            mpp_close(&m);
-    }
     size_t n = mp_items_len(items), size = opt.chunksize;
-    if (!size) { /* as map's: about four chunks per executor */
-        size_t p = s.processes > 0 ? (size_t)s.processes : 1;
-        size = (n + 4 * p - 1) / (4 * p);
-    }
+    if (!size) /* from n alone, so that a submission sent again cuts the same chunks */
+        size = auto_chunksize(n);
     if (size > MPP_MAX_COUNT)
         size = MPP_MAX_COUNT;
     if ((n + size - 1) / size > 1048576) /* the most chunks a job may have */
@@ -297,7 +286,8 @@ typedef struct {
     mp_items_t *batch; /* FETCHED since the last END */
     uint64_t seq;      /* of the last FETCHED, and the items it had so far */
     size_t at;
-    uint64_t from; /* the first chunk not appended to the results */
+    uint64_t from;        /* the first chunk not appended to the results */
+    uint64_t incarnation; /* the job's, from its first FETCHED-END (0: none yet) */
     bool any;
 } fetch_t;
 
@@ -339,14 +329,21 @@ static int fetch_end(fetch_t *f, mpp_msg_t *m, mp_items_t *results)
     mp__rd_t r;
     size_t n, len;
     const char *job;
-    uint64_t next, total, stored, answered;
+    uint64_t next, total, stored, answered, incarnation = 0;
     mp__rd_init(&r, mpp_data(m, 2), mpp_size(m, 2));
     if (mp__rd_array(&r, &n) || n < 5 || mp__rd_str(&r, &job, &len) || len != strlen(f->job) ||
         memcmp(job, f->job, len) || mp__rd_uint(&r, &next) || mp__rd_uint(&r, &total) ||
-        mp__rd_uint(&r, &stored) || mp__rd_uint(&r, &answered))
+        mp__rd_uint(&r, &stored) || mp__rd_uint(&r, &answered) ||
+        (n >= 6 && mp__rd_uint(&r, &incarnation)))
         return MP_EBADREQUEST;
     if (total == 0)
         return MP_ENOENT;
+    if (f->incarnation && incarnation != f->incarnation) {
+        mp__log(MP_LOG_WARN, "mp-pool",
+                "job %s was forgotten and submitted again while it was fetched", f->job);
+        return MP_ENOENT; /* another job of the same name: not appended to the first's */
+    }
+    f->incarnation = incarnation;
     if (next < f->from || (next > f->from && !(f->any && f->seq == next - 1)) ||
         (next == f->from && f->any))
         return MP_EBADREQUEST; /* the END does not cover what came */
@@ -414,11 +411,17 @@ int mp_pool_fetch(mp_pool_t *pool, const char *job, int timeout_ms, mp_items_t *
     while (rc == 0) {
         uint64_t now = mp__now_ns();
         uint64_t wait = deadline > now ? (deadline - now) / 1000000 : 0;
+        uint64_t before = f.from;
         rc = fetch_round(&s, &f, results, wait < FETCH_WAIT_MS ? wait : FETCH_WAIT_MS);
+        now = mp__now_ns();
         if (rc == 0) { /* not done yet */
-            last = mp__now_ns();
-            rc = last >= deadline ? MP_ETIMEDOUT : 0;
-        } else if (rc == MP_EBROKERLOST && mp__now_ns() - last <= lost_ns) {
+            last = now;
+            rc = now >= deadline ? MP_ETIMEDOUT : 0;
+            if (!rc && f.from == before && now - start < deadline - start)
+                usleep(20000); /* answered at once, with nothing (not held): no busy loop */
+        } else if (rc == MP_EBROKERLOST && now >= deadline) {
+            rc = MP_ETIMEDOUT;
+        } else if (rc == MP_EBROKERLOST && now - last <= lost_ns) {
             rc = ds_reopen(&s); /* and ask again from the first chunk not appended */
         }
     }

@@ -104,8 +104,13 @@ static void test_submit_fetch_forget(void **state)
     assert_int_equal(mp_pool_fetch(pool, "squares", 0, &out), 0);
     tu_assert_squares(out, 1000);
     mp_items_destroy(&out);
-    /* submitting again is harmless: each chunk is kept once */
+    /* submitting again is harmless: each chunk is kept once, and it is cut
+       the same way although the cluster changed (a second worker) */
+    pid_t second = tu_start_worker(endpoint, "2", HB);
+    assert_int_equal(tu_wait_processes(pool, 4, 10000), 4);
     assert_int_equal(mp_pool_submit(pool, "squares", "square", in, NULL), 0);
+    kill(second, SIGTERM);
+    tu_wait_exit(second, 5000);
     assert_true(file_size(journal) > 1000);
     assert_int_equal(metric("mp_broker_journal_jobs"), 1);
     assert_int_equal(metric("mp_broker_journal_bytes"), file_size(journal));
@@ -139,7 +144,9 @@ static void test_no_journal(void **state)
     pool = tu_new_pool(1, NULL); /* embedded: no journal either */
     assert_int_equal(mp_pool_submit(pool, "j", "square", in, NULL), MP_ENOJOURNAL);
     assert_int_equal(mp_pool_submit(pool, "", "square", in, NULL), MP_EINVAL);
-    assert_int_equal(mp_pool_submit(pool, "x", "square", mp_items_new(), NULL), MP_EINVAL);
+    mp_items_t *none = mp_items_new();
+    assert_int_equal(mp_pool_submit(pool, "x", "square", none, NULL), MP_EINVAL);
+    mp_items_destroy(&none);
     mp_pool_destroy(&pool);
     mp_items_destroy(&in);
 }
