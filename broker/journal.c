@@ -32,7 +32,9 @@
 
 #define FETCH_BYTES (8u << 20) /* results per FETCH answer, about */
 #define MAX_WAIT_MS 60000
-#define MAX_PENDING 65536 /* STOREDs and held FETCHes waiting, each */
+#define MAX_PENDING 65536          /* STOREDs and held FETCHes waiting, each */
+#define LINGER_NS 5000000ull       /* a held FETCH whose chunk is answered waits for more */
+#define LAZY_SYNC_NS 1000000000ull /* answers nobody waits for reach the disk this often */
 
 typedef struct {
     uint8_t id[256];
@@ -41,11 +43,13 @@ typedef struct {
     char job[BK_MAX_JOB + 1];
     uint64_t from, deadline_ns; /* a held FETCH */
     uint64_t incarnation;       /* of the job it asked (the name may be reused meanwhile) */
+    uint64_t ready_ns;          /* when its chunk was seen answered (0: not yet) */
 } waiting_t;
 
 struct bk_journal {
     waiting_t *stored, *held;
     size_t nstored, nheld;
+    uint64_t last_sync_ns;
 };
 
 static bool owns(mp_broker_t *b, const bk_jjob_t *j, const peer_t *c, mpp_msg_t *m)
@@ -76,7 +80,7 @@ static waiting_t *wait_add(waiting_t **v, size_t *n, const peer_t *c)
         *v = nv;
     }
     waiting_t *w = &(*v)[(*n)++];
-    memset(w, 0, offsetof(waiting_t, job));
+    memset(w, 0, sizeof *w);
     memcpy(w->id, c->id, c->idlen);
     w->idlen = c->idlen;
     return w;
@@ -498,12 +502,40 @@ void bk_journal_forget(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
 
 /* ---- once per loop pass ------------------------------------------------- */
 
+/* Whether held FETCH w is due now: its job is gone, its wait is over, or
+   its chunk is answered and either the job is done or LINGER_NS passed
+   since (a fetcher then gets the chunks answered meanwhile in one answer,
+   and the broker syncs once for them, not once per chunk). */
+static bool held_due(mp_broker_t *b, waiting_t *w, uint64_t now)
+{
+    bk_jjob_t *j = bk_jstore_job(b->jstore, w->job, strlen(w->job));
+    if (!j || j->incarnation != w->incarnation || now >= w->deadline_ns)
+        return true;
+    if (!fetch_ready(j, w->from))
+        return false;
+    if (!w->ready_ns)
+        w->ready_ns = now;
+    return j->answered == j->total || now - w->ready_ns >= LINGER_NS;
+}
+
 void bk_journal_flush(mp_broker_t *b)
 {
     struct bk_journal *jn = b->journal;
-    if (!jn || (!jn->nstored && !jn->nheld && !b->jstore->dirty))
+    if (!jn)
         return;
+    uint64_t now = mp__now_ns();
+    bool due = false;
+    for (size_t i = 0; i < jn->nheld; i++)
+        due = held_due(b, &jn->held[i], now) || due;
+    if (!jn->nstored && !due) { /* nobody waits: answers reach the disk lazily */
+        if (b->jstore->dirty && now - jn->last_sync_ns >= LAZY_SYNC_NS) {
+            bk_jstore_sync(b->jstore);
+            jn->last_sync_ns = now;
+        }
+        return;
+    }
     int rc = bk_jstore_sync(b->jstore);
+    jn->last_sync_ns = now;
     char why[128];
     if (rc) /* not on disk, and maybe never: no STORED, no result (jstore: broken) */
         mp__log(MP_LOG_ERROR, WHO,
@@ -518,17 +550,16 @@ void bk_journal_flush(mp_broker_t *b)
             send_stored(b, c, jn->stored[i].chunk_id);
     }
     jn->nstored = 0;
-    uint64_t now = mp__now_ns();
     size_t keep = 0;
     for (size_t i = 0; i < jn->nheld; i++) {
         waiting_t *w = &jn->held[i];
-        bk_jjob_t *j = bk_jstore_job(b->jstore, w->job, strlen(w->job));
-        if (j && j->incarnation != w->incarnation) /* forgotten, and its name used again */
-            j = NULL;
-        if (!fetch_ready(j, w->from) && now < w->deadline_ns) {
+        if (!held_due(b, w, now)) {
             jn->held[keep++] = *w;
             continue;
         }
+        bk_jjob_t *j = bk_jstore_job(b->jstore, w->job, strlen(w->job));
+        if (j && j->incarnation != w->incarnation) /* forgotten, and its name used again */
+            j = NULL;
         peer_t *c = bk_peer_find(b, w->id, w->idlen);
         if (c && c->kind == PEER_CLIENT)
             send_end(b, c, w->job, j, j ? send_results(b, c, j, w->from) : w->from);
@@ -538,9 +569,14 @@ void bk_journal_flush(mp_broker_t *b)
 
 uint64_t bk_journal_next_deadline(const mp_broker_t *b)
 {
+    const struct bk_journal *jn = b->journal;
     uint64_t next = UINT64_MAX;
-    for (size_t i = 0; b->journal && i < b->journal->nheld; i++)
-        if (b->journal->held[i].deadline_ns < next)
-            next = b->journal->held[i].deadline_ns;
+    for (size_t i = 0; jn && i < jn->nheld; i++) {
+        const waiting_t *w = &jn->held[i];
+        uint64_t at = w->ready_ns ? w->ready_ns + LINGER_NS : w->deadline_ns;
+        next = at < next ? at : next;
+    }
+    if (jn && b->jstore->dirty && jn->last_sync_ns + LAZY_SYNC_NS < next)
+        next = jn->last_sync_ns + LAZY_SYNC_NS;
     return next;
 }

@@ -113,11 +113,11 @@ static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
 
 /* The automatic chunk size of a durable job: from the item count alone
    (the executors may change between two submissions of one job, and the
-   broker keeps each chunk once, with its count): about 256 chunks, of at
+   broker keeps each chunk once, with its count): about 64 chunks, of at
    least 64 items. */
 static size_t auto_chunksize(size_t n)
 {
-    size_t size = (n + 255) / 256;
+    size_t size = (n + 63) / 64;
     return size < 64 ? 64 : size;
 }
 

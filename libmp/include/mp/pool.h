@@ -183,7 +183,7 @@ MP_EXPORT size_t mp_pool_callback_errors(const mp_pool_t *pool);
    name collects the results, each item once, in input order. Names are the
    caller's (1..64 bytes: "nightly-2026-12-05", "host:pid:n"). */
 typedef struct {
-    size_t chunksize;  /* 0: automatic, from the item count alone (about 256
+    size_t chunksize;  /* 0: automatic, from the item count alone (about 64
                           chunks of at least 64 items), so that the job sent
                           again is cut the same way: a chunk size other than
                           the first submission's is refused (MP_EBADREQUEST) */
