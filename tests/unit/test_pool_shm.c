@@ -327,7 +327,13 @@ static void test_pool_shm_results_larger_than_the_output_ring(void **state)
 {
     (void)state;
     enum { N = 600 };
-    mp_pool_t *pool = tu_new_pool(2, NULL);
+    /* heartbeats of 2 s: under ASan on a loaded 2-core machine, moving a
+       37.5 MiB reply once kept the embedded worker from hearing its broker
+       for 1.5 s (3 x 500 ms), and it stopped (CI) */
+    mp_pool_options_t o = {.processes = 2, .heartbeat_ms = 2000};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    assert_int_equal(mp_pool_processes(pool), 2);
     mp_items_t *in = ints(N);
     /* 0: 75 items (9.4 MiB) a reply, some fit; 300: 37.5 MiB, none does */
     const size_t sizes[] = {0, 300};
