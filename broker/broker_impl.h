@@ -193,6 +193,7 @@ struct peer {
     uint64_t shm_id; /* READY: the pool rings it shares with us, 0: none */
     bool draining;   /* C-DRAIN: no new dispatches; told to stop once it holds none */
     char source[64]; /* its CURVE key, or IP address, or "local": peers are bounded per source */
+    size_t index;    /* in b->peers */
 };
 
 struct mp_broker {
@@ -222,6 +223,9 @@ struct mp_broker {
     /* thread state */
     peer_t **peers;
     size_t npeers, peercap;
+    peer_t **slots; /* the hash table of peers by routing id (peers.c) */
+    size_t slotcap;
+    size_t nworkers, ndraining; /* workers; of those, draining */
     queue_t *queues;
     uint64_t next_dispatch;
     uint64_t use_counter;

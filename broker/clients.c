@@ -311,6 +311,7 @@ static void client_drain(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         peer_t *w = b->peers[i];
         if (w->kind == PEER_WORKER && w->serial == id && !w->draining) {
             w->draining = true;
+            b->ndraining++;
             mp__log(MP_LOG_INFO, WHO, "worker %s (%s pid %u) draining: %zu dispatch%s to finish",
                     w->hex, w->host, w->pid, w->nrunning, w->nrunning == 1 ? "" : "es");
         }

@@ -139,7 +139,7 @@ static void *broker_thread(void *arg)
 {
     mp_broker_t *b = arg;
     uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
-    uint64_t next_hb = mp__now_ns() + interval;
+    uint64_t next_hb = mp__now_ns() + interval, next_running = 0;
     zmq_pollitem_t items[3] = {{b->router, 0, ZMQ_POLLIN, 0},
                                {b->ctl_thread, 0, ZMQ_POLLIN, 0},
                                {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
@@ -181,10 +181,13 @@ static void *broker_thread(void *arg)
         }
         bk_drain_idle(b);
         bk_journal_flush(b); /* one fdatasync for the pass, then STORED and FETCHED */
-        size_t running = 0;
-        for (size_t i = 0; i < b->npeers; i++)
-            running += b->peers[i]->nrunning;
-        __atomic_store_n(&b->running_now, running, __ATOMIC_RELEASE);
+        if (b->draining || mp__now_ns() >= next_running) { /* mp_broker_running's count */
+            size_t running = 0;
+            for (size_t i = 0; i < b->npeers; i++)
+                running += b->peers[i]->nrunning;
+            __atomic_store_n(&b->running_now, running, __ATOMIC_RELEASE);
+            next_running = mp__now_ns() + 100000000ull; /* a scan of the peers, 10 a second */
+        }
     }
     shutdown_peers(b);
     return NULL;
@@ -224,6 +227,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
     free_endpoints(b);
     bk_journal_close(b);
     free(b->peers);
+    free(b->slots);
     if (b->auth)
         mp__curve_auth_release();
     zcertstore_destroy(&b->workers_ok);

@@ -1,8 +1,10 @@
 /*  peers.c - the broker's peers and what it sends them (docs/PROTOCOL.md).
 
-    A peer is a client or a worker, found by its routing id. A broker serves
-    tens of peers, and a scan of short ids is cheaper than hashing at that
-    size (issue: at thousands of workers it is not; see BENCHMARKS.md). The
+    A peer is a client or a worker, found by its routing id through a hash
+    table (open addressing, linear probing, deletion by backward shift): a
+    broker with a thousand workers handles each message without a scan of
+    them all (BENCHMARKS.md, "Scale"). b->peers keeps them in an array too,
+    each knowing its slot, for the loops over all of them. The
     senders below never block: a peer that cannot take a message is gone
     (ROUTER_MANDATORY, ZMQ_DONTWAIT), and its departure is noticed by the
     caller or by the heartbeat.
@@ -20,12 +22,64 @@
 #include "base/log.h"
 #include "mp/error.h"
 
+static size_t id_hash(const void *id, size_t idlen)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < idlen; i++)
+        h = (h ^ ((const uint8_t *)id)[i]) * 1099511628211ull;
+    return (size_t)(h ^ h >> 29);
+}
+
+/* The slot of id in the hash table: where it is, or the free slot where it
+   would go. The table is never full (at most half). */
+static size_t slot_of(const mp_broker_t *b, const void *id, size_t idlen)
+{
+    size_t mask = b->slotcap - 1, i = id_hash(id, idlen) & mask;
+    for (peer_t *p; (p = b->slots[i]); i = (i + 1) & mask)
+        if (p->idlen == idlen && memcmp(p->id, id, idlen) == 0)
+            break;
+    return i;
+}
+
 peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen)
 {
-    for (size_t i = 0; i < b->npeers; i++)
-        if (b->peers[i]->idlen == idlen && memcmp(b->peers[i]->id, id, idlen) == 0)
-            return b->peers[i];
-    return NULL;
+    return b->slotcap ? b->slots[slot_of(b, id, idlen)] : NULL;
+}
+
+/* The table at twice the peers' array capacity: rehashed on growth. */
+static int slots_grow(mp_broker_t *b, size_t cap)
+{
+    peer_t **old = b->slots;
+    size_t oldcap = b->slotcap;
+    if (!(b->slots = calloc(cap, sizeof *b->slots))) {
+        b->slots = old;
+        return MP_ENOMEM;
+    }
+    b->slotcap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            b->slots[slot_of(b, old[i]->id, old[i]->idlen)] = old[i];
+    free(old);
+    return 0;
+}
+
+/* Removes p from the table, shifting back the entries of its run so that
+   no probe stops early at the hole. */
+static void slots_delete(mp_broker_t *b, const peer_t *p)
+{
+    size_t mask = b->slotcap - 1, i = slot_of(b, p->id, p->idlen);
+    if (b->slots[i] != p)
+        return;
+    b->slots[i] = NULL;
+    for (size_t j = (i + 1) & mask; b->slots[j]; j = (j + 1) & mask) {
+        size_t home = id_hash(b->slots[j]->id, b->slots[j]->idlen) & mask;
+        /* the entry at j may move to the hole i unless its home lies in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            b->slots[i] = b->slots[j];
+            b->slots[j] = NULL;
+            i = j;
+        }
+    }
 }
 
 /* Where a peer's message came from: its CURVE key when the broker checks
@@ -71,6 +125,8 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
             return NULL;
         b->peers = grown;
         b->peercap = cap;
+        if (slots_grow(b, 2 * cap))
+            return NULL;
     }
     peer_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -87,17 +143,25 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     p->last_seen = mp__now_ns();
     p->expiry_ns = (uint64_t)b->heartbeat_ms * MPP_LIVENESS * 1000000ull;
     p->serial = ++b->peer_serial;
+    p->index = b->npeers;
     b->peers[b->npeers++] = p;
+    b->slots[slot_of(b, id, idlen)] = p;
+    if (kind == PEER_WORKER)
+        b->nworkers++;
     return p;
 }
 
 void bk_peer_remove(mp_broker_t *b, peer_t *p)
 {
-    for (size_t i = 0; i < b->npeers; i++)
-        if (b->peers[i] == p) {
-            b->peers[i] = b->peers[--b->npeers];
-            break;
-        }
+    slots_delete(b, p);
+    if (p->index < b->npeers && b->peers[p->index] == p) { /* the last one takes its place */
+        b->peers[p->index] = b->peers[--b->npeers];
+        b->peers[p->index]->index = p->index;
+    }
+    if (p->kind == PEER_WORKER)
+        b->nworkers--;
+    if (p->draining)
+        b->ndraining--;
     for (size_t i = 0; i < p->nnames; i++)
         free(p->names[i]);
     free(p->names);
@@ -115,10 +179,7 @@ size_t bk_total_processes(mp_broker_t *b)
 
 size_t bk_worker_count(mp_broker_t *b)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < b->npeers; i++)
-        n += b->peers[i]->kind == PEER_WORKER;
-    return n;
+    return b->nworkers;
 }
 
 bool bk_serves(const peer_t *w, const char *name)

@@ -305,7 +305,7 @@ void bk_client_gone(mp_broker_t *b, peer_t *c, const char *why)
 
 void bk_drain_idle(mp_broker_t *b)
 {
-    for (size_t i = 0; i < b->npeers;) {
+    for (size_t i = 0; b->ndraining && i < b->npeers;) {
         peer_t *w = b->peers[i];
         if (w->kind != PEER_WORKER || !w->draining || w->nrunning) {
             i++;
