@@ -185,7 +185,41 @@ static void serve(int ctl, int out, bool curve)
     _exit(0);
 }
 
-static void remote_figures(bool curve, double *get_us, double *raw_us)
+/* get_many and set_many of the KEYS keys, REMOTE_OPS of each: us per key. */
+static void batch_figures(mp_mdict_t *d, double *get_us, double *set_us)
+{
+    mp_obj_t *keys[KEYS], *vals[KEYS], *got[KEYS];
+    for (int i = 0; i < KEYS; i++)
+        keys[i] = mp_obj_new_int(i);
+    double g[RUNS], s[RUNS];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_s();
+        for (int b = 0; b < REMOTE_OPS / KEYS; b++) {
+            if (mp_mdict_get_many(d, (const mp_obj_t *const *)keys, KEYS, got, NULL))
+                exit(1);
+            for (int i = 0; i < KEYS; i++)
+                mp_obj_destroy(&got[i]);
+        }
+        g[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+        for (int i = 0; i < KEYS; i++)
+            vals[i] = mp_obj_new_int(i + run);
+        t0 = now_s();
+        for (int b = 0; b < REMOTE_OPS / KEYS; b++)
+            if (mp_mdict_set_many(d, (const mp_obj_t *const *)keys, (const mp_obj_t *const *)vals,
+                                  KEYS))
+                exit(1);
+        s[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+        for (int i = 0; i < KEYS; i++)
+            mp_obj_destroy(&vals[i]);
+    }
+    for (int i = 0; i < KEYS; i++)
+        mp_obj_destroy(&keys[i]);
+    *get_us = median(g, RUNS);
+    *set_us = median(s, RUNS);
+}
+
+static void remote_figures(bool curve, double *get_us, double *raw_us, double *many_get_us,
+                           double *many_set_us)
 {
     int ctl[2], out[2];
     if (pipe(ctl) || pipe(out))
@@ -233,6 +267,8 @@ static void remote_figures(bool curve, double *get_us, double *raw_us)
     }
     *get_us = median(g, RUNS);
     *raw_us = median(w, RUNS);
+    if (many_get_us)
+        batch_figures(d, many_get_us, many_set_us);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(sock);
@@ -246,10 +282,10 @@ int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     /* first: forks before this process has ZeroMQ threads */
-    double remote_get, raw_rtt, remote_curve, raw_curve;
+    double remote_get, raw_rtt, remote_curve, raw_curve, many_get, many_set;
     keygen();
-    remote_figures(false, &remote_get, &raw_rtt);
-    remote_figures(true, &remote_curve, &raw_curve);
+    remote_figures(false, &remote_get, &raw_rtt, &many_get, &many_set);
+    remote_figures(true, &remote_curve, &raw_curve, NULL, NULL);
     char rm[160];
     snprintf(rm, sizeof rm, "rm -rf '%s'", keydir);
     if (system(rm) != 0)
@@ -275,6 +311,8 @@ int main(int argc, char **argv)
     printf("nested_dict_set\tus/op\t%.4f\n", median(nested, RUNS));
     printf("remote_dict_get_tcp\tus/op\t%.4f\n", remote_get);
     printf("remote_dict_get_tcp_curve\tus/op\t%.4f\n", remote_curve);
+    printf("remote_dict_get_many_tcp\tus/op\t%.4f\n", many_get);
+    printf("remote_dict_set_many_tcp\tus/op\t%.4f\n", many_set);
     printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", raw_rtt);
     return 0;
 }

@@ -95,6 +95,45 @@ int mp_mdict_get(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
     return copy_default(dflt, value_p);
 }
 
+int mp_mdict_get_many(mp_mdict_t *d, const mp_obj_t *const *keys, size_t n, mp_obj_t **values,
+                      int *rcs)
+{
+    if (!d || (!keys && n) || !values)
+        return MP_EINVAL;
+    memset(values, 0, n * sizeof *values);
+    if (mo_is_proxy(d))
+        return mr_call_many(d, MR_D_GET, n, keys, NULL, values, rcs);
+    for (size_t i = 0; i < n; i++) {
+        int rc = mp_mdict_get(d, keys[i], NULL, &values[i]);
+        if (rcs)
+            rcs[i] = rc;
+        if (rc && rc != MP_ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+int mp_mdict_set_many(mp_mdict_t *d, const mp_obj_t *const *keys, const mp_obj_t *const *values,
+                      size_t n)
+{
+    if (!d || ((!keys || !values) && n))
+        return MP_EINVAL;
+    if (mo_is_proxy(d)) {
+        int *rcs = calloc(n ? n : 1, sizeof *rcs);
+        int rc = rcs ? mr_call_many(d, MR_D_SET, n, keys, values, NULL, rcs) : MP_ENOMEM;
+        for (size_t i = 0; !rc && i < n; i++)
+            rc = rcs[i];
+        free(rcs);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = mp_mdict_set(d, keys[i], values[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int mp_mdict_del(mp_mdict_t *d, const mp_obj_t *key)
 {
     if (mo_is_proxy(d))

@@ -64,7 +64,9 @@ enum {
     MR_L_SLICE,
     MR_L_CLEAR,
     MR_L_APPEND_UNIQUE,
+    MR_BATCH, /* a0: [[0, op, address, args...], ...]: many calls, one round trip */
 };
+#define MR_BATCH_MAX 4096 /* calls in one BATCH */
 
 /* Sends [id] signature cmd body (body packed; id NULL on a DEALER).
    0 or -errno. */

@@ -213,6 +213,50 @@ int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, c
     return call(p->remote, op, address, args, n, result, extra);
 }
 
+int mr_call_many(struct mp_mobj *o, int op, size_t n, const mp_obj_t *const *a0,
+                 const mp_obj_t *const *a1, mp_obj_t **results, int *rcs)
+{
+    proxy_t *p = (proxy_t *)o;
+    uint32_t kind = o->type & ~(uint32_t)MO_PROXY;
+    if ((kind != MO_DICT && kind != MO_NS) || op >= MR_Q_PUT || !a0)
+        return MP_EINVAL;
+    int64_t address = (int64_t)p->head.slot | (int64_t)p->head.data << 16;
+    for (size_t at = 0; at < n;) {
+        size_t m = n - at < MR_BATCH_MAX ? n - at : MR_BATCH_MAX;
+        mp_obj_t *subs = mp_obj_new_array(), *res = NULL;
+        for (size_t i = 0; subs && i < m; i++) {
+            mp_obj_t *b = mp_obj_new_array();
+            mp_obj_array_add(b, mp_obj_new_int(0));
+            mp_obj_array_add(b, mp_obj_new_int(op));
+            mp_obj_array_add(b, mp_obj_new_int(address));
+            mp_obj_array_add(b, a0[at + i] ? mp_obj_dup(a0[at + i]) : mp_obj_new_nil());
+            if (a1)
+                mp_obj_array_add(b, a1[at + i] ? mp_obj_dup(a1[at + i]) : mp_obj_new_nil());
+            if (mp_obj_array_add(subs, b))
+                mp_obj_destroy(&subs);
+        }
+        mp_obj_t *args[3] = {subs, NULL, NULL};
+        int rc = subs ? call(p->remote, MR_BATCH, address, args, 1, &res, NULL) : MP_ENOMEM;
+        mp_obj_destroy(&subs);
+        if (!rc && (!res || mp_obj_type(res) != MP_OBJ_ARRAY || mp_obj_len(res) != m))
+            rc = MP_EBADMSG;
+        for (size_t i = 0; !rc && i < m; i++) {
+            const mp_obj_t *one = mp_obj_array_at(res, i), *v = mp_obj_array_at(one, 1);
+            int64_t code = mp_obj_len(one) >= 3 ? mp_obj_int(mp_obj_array_at(one, 0)) : MP_EBADMSG;
+            if (rcs)
+                rcs[at + i] = code >= -5000 && code <= 1 ? (int)code : MP_EBADMSG;
+            if (results)
+                results[at + i] =
+                    code == 0 && v && mp_obj_type(v) != MP_OBJ_NIL ? mp_obj_dup(v) : NULL;
+        }
+        mp_obj_destroy(&res);
+        if (rc)
+            return rc;
+        at += m;
+    }
+    return 0;
+}
+
 static int load_curve(mp_remote_t *r, const mp_remote_options_t *o)
 {
     char why[1024];

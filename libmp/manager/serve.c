@@ -313,6 +313,41 @@ static int exec_list(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int6
     return rc;
 }
 
+static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra);
+
+/* BATCH: each sub-call [0, op, address, args...] run in order as a CALL of
+   its own (no BATCH in a BATCH); *res the array of their [rc, result,
+   extra], *extra their count. */
+static int exec_batch(mp_manager_server_t *s, const mp_obj_t *subs, mp_obj_t **res, int64_t *extra)
+{
+    size_t n = subs && mp_obj_type(subs) == MP_OBJ_ARRAY ? mp_obj_len(subs) : 0;
+    if (!n || n > MR_BATCH_MAX)
+        return MP_EINVAL;
+    mp_obj_t *out = mp_obj_new_array();
+    for (size_t i = 0; out && i < n; i++) {
+        const mp_obj_t *b = mp_obj_array_at(subs, i);
+        mp_obj_t *r = NULL, *one = mp_obj_new_array();
+        int64_t x = 0;
+        int rc = b && mp_obj_type(b) == MP_OBJ_ARRAY && mpm_arg_int(b, 1) != MR_BATCH
+                     ? execute(s, b, &r, &x)
+                     : MP_EINVAL;
+        /* each add takes its item, also when it fails: nothing leaks */
+        int bad = mp_obj_array_add(one, mp_obj_new_int(rc)) != 0;
+        bad |= mp_obj_array_add(one, r ? r : mp_obj_new_nil()) != 0;
+        bad |= mp_obj_array_add(one, mp_obj_new_int(x)) != 0;
+        bad |= mp_obj_array_add(out, one) != 0;
+        if (bad) {
+            mp_obj_destroy(&out); /* out of memory: the whole batch fails */
+            return MP_ENOMEM;
+        }
+    }
+    if (!out)
+        return MP_ENOMEM;
+    *res = out;
+    *extra = (int64_t)n;
+    return 0;
+}
+
 /* Runs one CALL body [id, op, slot, args...]: its rc; *res and *extra the
    result and the extra integer the REPLY carries. */
 static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra)
@@ -326,6 +361,8 @@ static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, in
                    .i1 = mpm_arg_int(b, 4)};
     *res = NULL;
     *extra = 0;
+    if (q.op == MR_BATCH)
+        return exec_batch(s, q.a0, res, extra);
     if (q.op == MR_OPEN)
         return open_named(s, &q, extra);
     if (q.op == MR_Q_PUT || q.op == MR_Q_GET || q.op == MR_Q_QSIZE)

@@ -531,6 +531,90 @@ static void test_remote_bad_input_never_kills_the_server(void **state)
     assert_int_equal(stop_server(&srv), 0);
 }
 
+/* get_many / set_many: 10,000 keys in three BATCHes each way, on a remote
+   dict and on the local one behind it; absent keys read MP_ENOENT; a BATCH
+   inside a BATCH, or an empty one, is answered (REPLY, its code an error:
+   serve.c) and the server serves on. */
+static void test_remote_get_many_and_set_many(void **state)
+{
+    (void)state;
+    enum { N = 10000, MISSING = 5 };
+    mp_manager_t *m;
+    mp_manager_server_t *srv;
+    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &srv), 0);
+    mp_remote_t *r = NULL;
+    assert_int_equal(
+        mp_manager_connect(mp_manager_server_endpoint(srv), KEY, strlen(KEY), NULL, &r), 0);
+    mp_mdict_t *d, *local;
+    assert_int_equal(mp_remote_dict(r, "many", &d), 0);
+    assert_int_equal(mp_manager_named_dict(m, "many", &local), 0);
+    mp_obj_t **keys = calloc(N + MISSING, sizeof *keys), **vals = calloc(N, sizeof *vals);
+    mp_obj_t **got = calloc(N + MISSING, sizeof *got);
+    int *rcs = calloc(N + MISSING, sizeof *rcs);
+    for (int i = 0; i < N + MISSING; i++)
+        keys[i] = mp_obj_new_int(i);
+    for (int i = 0; i < N; i++)
+        vals[i] = mp_obj_new_int((int64_t)i * 3);
+    assert_int_equal(
+        mp_mdict_set_many(d, (const mp_obj_t *const *)keys, (const mp_obj_t *const *)vals, N), 0);
+    for (int pass = 0; pass < 2; pass++) { /* the remote proxy, then the local dict */
+        mp_mdict_t *dd = pass ? local : d;
+        assert_int_equal(
+            mp_mdict_get_many(dd, (const mp_obj_t *const *)keys, N + MISSING, got, rcs), 0);
+        for (int i = 0; i < N + MISSING; i++) {
+            if (i < N) {
+                assert_int_equal(rcs[i], 0);
+                assert_int_equal(mp_obj_int(got[i]), (int64_t)i * 3);
+            } else {
+                assert_int_equal(rcs[i], MP_ENOENT);
+                assert_null(got[i]);
+            }
+            mp_obj_destroy(&got[i]);
+        }
+    }
+    size_t len = 0;
+    assert_int_equal(mp_mdict_len(local, &len), 0);
+    assert_int_equal(len, N);
+    /* a nested BATCH and an empty one, sent raw: refused, and the server serves on */
+    void *ctx = zmq_ctx_new(), *s = tu_dealer(ctx, mp_manager_server_endpoint(srv));
+    raw_auth(s);
+    for (int k = 0; k < 2; k++) {
+        mp_obj_t *b = mp_obj_new_array(), *subs = mp_obj_new_array();
+        mp_obj_array_add(b, mp_obj_new_int(7));
+        mp_obj_array_add(b, mp_obj_new_int(MR_BATCH));
+        mp_obj_array_add(b, mp_obj_new_int(1));
+        if (k == 0) {
+            mp_obj_t *inner = mp_obj_new_array();
+            mp_obj_array_add(inner, mp_obj_new_int(0));
+            mp_obj_array_add(inner, mp_obj_new_int(MR_BATCH));
+            mp_obj_array_add(inner, mp_obj_new_int(1));
+            mp_obj_array_add(subs, inner);
+        }
+        mp_obj_array_add(b, subs);
+        raw_send(s, 3, b);
+        mp_obj_destroy(&b);
+        assert_int_equal(raw_recv(s), 0x84);
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    mp_obj_t *v = NULL;
+    assert_int_equal(mp_mdict_get(d, keys[1], NULL, &v), 0);
+    assert_int_equal(mp_obj_int(v), 3);
+    mp_obj_destroy(&v);
+    for (int i = 0; i < N + MISSING; i++)
+        mp_obj_destroy(&keys[i]);
+    for (int i = 0; i < N; i++)
+        mp_obj_destroy(&vals[i]);
+    free(keys);
+    free(vals);
+    free(got);
+    free(rcs);
+    mp_remote_disconnect(&r);
+    mp_manager_server_stop(&srv);
+    mp_manager_destroy(&m);
+}
+
 /* The same over ipc://, in one process: a server thread and a client. */
 static void test_remote_over_ipc(void **state)
 {
@@ -642,6 +726,7 @@ int main(int argc, char **argv)
                                   tu_teardown),
         cmocka_unit_test_teardown(test_remote_bad_input_never_kills_the_server, tu_teardown),
         cmocka_unit_test_teardown(test_remote_over_ipc, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_get_many_and_set_many, tu_teardown),
         cmocka_unit_test_teardown(test_remote_hello_flood_never_evicts_an_authenticated_peer,
                                   tu_teardown),
         cmocka_unit_test_teardown(test_remote_queues_between_processes, tu_teardown),

@@ -194,6 +194,17 @@ MP_EXPORT int mp_mdict_set(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t
 MP_EXPORT int mp_mdict_get(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t *dflt,
                            mp_obj_t **value_p);
 MP_EXPORT int mp_mdict_del(mp_mdict_t *dict, const mp_obj_t *key); /* MP_ENOENT */
+/* Many gets, or sets, at once: on a remote dict one round trip carries up
+   to 4096 of them (MANAGER.md 6, BATCH), so a loop of calls costs a
+   fraction of one call each; on a local dict they are the loop. get_many:
+   values[i] (caller owns) = dict[keys[i]], or NULL with rcs[i] (may be
+   NULL) = MP_ENOENT when absent. Returns 0 once every key was looked up,
+   else the error that stopped it (MP_EMANAGERLOST, ...). set_many: each
+   dict[keys[i]] = values[i], in order; 0 or the first error. */
+MP_EXPORT int mp_mdict_get_many(mp_mdict_t *dict, const mp_obj_t *const *keys, size_t n,
+                                mp_obj_t **values, int *rcs);
+MP_EXPORT int mp_mdict_set_many(mp_mdict_t *dict, const mp_obj_t *const *keys,
+                                const mp_obj_t *const *values, size_t n);
 /* 1 present, 0 absent, or an error < 0. */
 MP_EXPORT int mp_mdict_contains(mp_mdict_t *dict, const mp_obj_t *key);
 MP_EXPORT int mp_mdict_len(mp_mdict_t *dict, size_t *len_p);
