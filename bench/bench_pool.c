@@ -363,7 +363,7 @@ int main(int argc, char **argv)
         {"map_1e7_ints", "items/s", map_1e7_ints_per_s, false, true},
         {"starmap_1e6_pairs", "items/s", starmap_pairs_per_s, false, false},
         {"apply_async_1e5", "tasks/s", apply_async_per_s, false, true},
-        {"apply_sync_1e4", "us", apply_sync_us, false, false},
+        {"apply_sync_1e4", "us", apply_sync_us, false, true},
         {"imap_unordered_1e5_chunksize1", "items/s", imap_unordered_per_s, false, false},
         {"pool_startup", "ms", startup_ms, true, false},
         {"pool_lifecycle", "ms", lifecycle_ms, true, false},

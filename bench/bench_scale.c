@@ -18,6 +18,11 @@
       queue ITEMS          ITEMS ints submitted while no worker serves the
                            task: the broker's RSS growth per item, less the
                            payload (the items' msgpack bytes)
+      rawrelay CALLS       (no broker) the raw limit of a blocking apply on
+                           a cluster: three processes, a client DEALER, a
+                           relay ROUTER and an echoing worker DEALER on tcp
+                           loopback, CALLS round trips client -> relay ->
+                           worker -> relay -> client: us each
     Each mode prints one tab-separated row: name, unit, value.
 */
 #include <signal.h>
@@ -331,8 +336,82 @@ static int queue(const char *ep, int broker_pid, long items)
     return queued == chunks ? 0 : 1;
 }
 
+/* The relay: a ROUTER that passes each message from "C" to "W" and back. */
+static void relay_main(int ready_fd)
+{
+    void *ctx = zmq_ctx_new(), *r = zmq_socket(ctx, ZMQ_ROUTER);
+    char ep[128];
+    size_t len = sizeof ep;
+    if (zmq_bind(r, "tcp://127.0.0.1:0") || zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, ep, &len))
+        _exit(1);
+    if (write(ready_fd, ep, strlen(ep) + 1) < 0)
+        _exit(1);
+    for (;;) {
+        char id[16], body[256];
+        int n = zmq_recv(r, id, sizeof id, 0), m = zmq_recv(r, body, sizeof body, 0);
+        if (n < 0 || m < 0)
+            _exit(0);
+        const char *to = n == 1 && id[0] == 'C' ? "W" : "C";
+        zmq_send(r, to, 1, ZMQ_SNDMORE);
+        zmq_send(r, body, (size_t)m, 0);
+    }
+}
+
+static void *dealer(void *ctx, const char *id, const char *ep)
+{
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_setsockopt(d, ZMQ_ROUTING_ID, id, 1);
+    int zero = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    return zmq_connect(d, ep) ? NULL : d;
+}
+
+static int rawrelay(int calls)
+{
+    int fds[2];
+    if (pipe(fds))
+        return 1;
+    pid_t relay = fork();
+    if (relay == 0)
+        relay_main(fds[1]); /* before any ZeroMQ context here */
+    char ep[128] = {0};
+    if (read(fds[0], ep, sizeof ep) <= 0)
+        return 1;
+    pid_t worker = fork();
+    if (worker == 0) { /* echoes what the relay passes it */
+        void *ctx = zmq_ctx_new(), *w = dealer(ctx, "W", ep);
+        zmq_send(w, "hi", 2, 0); /* the relay learns its id */
+        for (char b[256];;) {
+            int n = zmq_recv(w, b, sizeof b, 0);
+            if (n < 0 || zmq_send(w, b, (size_t)n, 0) < 0)
+                _exit(0);
+        }
+    }
+    void *ctx = zmq_ctx_new(), *c = dealer(ctx, "C", ep);
+    char b[256], msg[32] = "0123456789abcdef";
+    if (zmq_recv(c, b, sizeof b, 0) < 0) /* the worker's "hi", relayed: both are known */
+        return 1;
+    for (int i = 0; i < calls / 10; i++)
+        if (zmq_send(c, msg, 24, 0) < 0 || zmq_recv(c, b, sizeof b, 0) < 0)
+            return 1;
+    double t0 = now_s();
+    for (int i = 0; i < calls; i++)
+        if (zmq_send(c, msg, 24, 0) < 0 || zmq_recv(c, b, sizeof b, 0) < 0)
+            return 1;
+    printf("raw_relay_round_trip_tcp\tus\t%.3f\n", (now_s() - t0) / calls * 1e6);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+    kill(worker, SIGKILL);
+    kill(relay, SIGKILL);
+    waitpid(worker, NULL, 0);
+    waitpid(relay, NULL, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "rawrelay"))
+        return rawrelay(atoi(argv[2]));
     const char *ep = NULL;
     int pid = 0, a = 1;
     for (; a + 1 < argc && argv[a][0] == '-'; a += 2)
