@@ -157,9 +157,14 @@ static void *broker_thread(void *arg)
             char what[8];
             int n = zmq_recv(b->ctl_thread, what, sizeof what, ZMQ_DONTWAIT);
             if (n >= 0 && (n != 5 || memcmp(what, "drain", 5)))
-                break; /* stop */
-            if (n == 5) {
+                break;    /* stop */
+            if (n == 5) { /* answered once the count is exact: mp_broker_drain waits for it */
                 b->draining = true;
+                size_t running = 0;
+                for (size_t i = 0; i < b->npeers; i++)
+                    running += b->peers[i]->nrunning;
+                __atomic_store_n(&b->running_now, running, __ATOMIC_RELEASE);
+                zmq_send(b->ctl_thread, "ok", 2, ZMQ_DONTWAIT);
                 mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
             }
         }
@@ -434,7 +439,15 @@ int mp_broker_drain(mp_broker_t *b)
 {
     if (!b || !b->started)
         return MP_EINVAL;
-    return zmq_send(b->ctl_main, "drain", 5, 0) == 5 ? 0 : -errno;
+    if (zmq_send(b->ctl_main, "drain", 5, 0) != 5)
+        return -errno;
+    /* the broker thread answers once it dispatches nothing more and has
+       counted what runs: mp_broker_running is exact from here on */
+    zmq_pollitem_t it = {b->ctl_main, 0, ZMQ_POLLIN, 0};
+    char ok[4];
+    if (zmq_poll(&it, 1, 10000) == 1)
+        zmq_recv(b->ctl_main, ok, sizeof ok, ZMQ_DONTWAIT);
+    return 0;
 }
 
 size_t mp_broker_running(const mp_broker_t *b)

@@ -125,9 +125,11 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
             return NULL;
         b->peers = grown;
         b->peercap = cap;
-        if (slots_grow(b, 2 * cap))
-            return NULL;
     }
+    /* the table at twice the array's capacity (never over half full); a
+       growth that failed is tried again at the next peer */
+    if (b->slotcap < 2 * b->peercap && slots_grow(b, 2 * b->peercap))
+        return NULL;
     peer_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;

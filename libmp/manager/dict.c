@@ -95,16 +95,33 @@ int mp_mdict_get(mp_mdict_t *d, const mp_obj_t *key, const mp_obj_t *dflt, mp_ob
     return copy_default(dflt, value_p);
 }
 
+/* The first per-key code that is an error (MP_ENOENT is an answer). */
+static int first_error(const int *rcs, size_t n, bool enoent_ok)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rcs[i] < 0 && !(enoent_ok && rcs[i] == MP_ENOENT))
+            return rcs[i];
+    return 0;
+}
+
 int mp_mdict_get_many(mp_mdict_t *d, const mp_obj_t *const *keys, size_t n, mp_obj_t **values,
                       int *rcs)
 {
-    if (!d || (!keys && n) || !values)
+    if (!d || (!keys && n) || (!values && n))
         return MP_EINVAL;
-    memset(values, 0, n * sizeof *values);
-    if (mo_is_proxy(d))
-        return mr_call_many(d, MR_D_GET, n, keys, NULL, values, rcs);
+    if (n)
+        memset(values, 0, n * sizeof *values);
+    if (mo_is_proxy(d)) {
+        int *codes = rcs ? rcs : calloc(n ? n : 1, sizeof *codes);
+        int rc = codes ? mr_call_many(d, MR_D_GET, n, keys, NULL, values, codes) : MP_ENOMEM;
+        if (!rc)
+            rc = first_error(codes, n, true);
+        if (codes != rcs)
+            free(codes);
+        return rc;
+    }
     for (size_t i = 0; i < n; i++) {
-        int rc = mp_mdict_get(d, keys[i], NULL, &values[i]);
+        int rc = keys[i] ? mp_mdict_get(d, keys[i], NULL, &values[i]) : MP_EINVAL;
         if (rcs)
             rcs[i] = rc;
         if (rc && rc != MP_ENOENT)
@@ -121,8 +138,8 @@ int mp_mdict_set_many(mp_mdict_t *d, const mp_obj_t *const *keys, const mp_obj_t
     if (mo_is_proxy(d)) {
         int *rcs = calloc(n ? n : 1, sizeof *rcs);
         int rc = rcs ? mr_call_many(d, MR_D_SET, n, keys, values, NULL, rcs) : MP_ENOMEM;
-        for (size_t i = 0; !rc && i < n; i++)
-            rc = rcs[i];
+        if (!rc)
+            rc = first_error(rcs, n, false);
         free(rcs);
         return rc;
     }

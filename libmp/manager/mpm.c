@@ -19,6 +19,8 @@ int mpm_send(void *sock, const void *id, size_t idlen, uint8_t cmd, const mp_obj
     char *data = NULL;
     size_t size = 0;
     int rc = mp_obj_pack(body, &data, &size);
+    if (!rc && size > MPP_DEFAULT_MAX_MSG - 64) /* the other side would drop it, and us */
+        rc = MP_E2BIG;
     if (!rc)
         rc = mpp_send(sock, id, idlen, SIG, cmd, data, size, NULL, 0, ZMQ_DONTWAIT);
     free(data);

@@ -69,7 +69,7 @@ enum {
 #define MR_BATCH_MAX 4096 /* calls in one BATCH */
 
 /* Sends [id] signature cmd body (body packed; id NULL on a DEALER).
-   0 or -errno. */
+   0, MP_E2BIG (packed, it is over the message limit: not sent), or -errno. */
 int mpm_send(void *sock, const void *id, size_t idlen, uint8_t cmd, const mp_obj_t *body);
 /* Reads frames [sig, cmd, body] from m starting at frame `at`: the command
    and the decoded body (an array). -1 when malformed. */

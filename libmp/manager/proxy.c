@@ -213,45 +213,74 @@ int mr_call(struct mp_mobj *o, int op, const mp_obj_t *a0, const mp_obj_t *a1, c
     return call(p->remote, op, address, args, n, result, extra);
 }
 
+/* One BATCH of m sub-calls op(a0[i], a1[i]) on address: its REPLY's
+   entries into results and rcs. */
+static int call_batch(proxy_t *p, int op, int64_t address, size_t m, const mp_obj_t *const *a0,
+                      const mp_obj_t *const *a1, mp_obj_t **results, int *rcs)
+{
+    mp_obj_t *subs = mp_obj_new_array(), *res = NULL;
+    int bad = !subs;
+    for (size_t i = 0; i < m && !bad; i++) {
+        mp_obj_t *b = mp_obj_new_array();
+        /* each add takes its item, also when it fails */
+        bad |= mp_obj_array_add(b, mp_obj_new_int(0)) != 0;
+        bad |= mp_obj_array_add(b, mp_obj_new_int(op)) != 0;
+        bad |= mp_obj_array_add(b, mp_obj_new_int(address)) != 0;
+        bad |= mp_obj_array_add(b, mp_obj_dup(a0[i])) != 0;
+        if (a1)
+            bad |= mp_obj_array_add(b, mp_obj_dup(a1[i])) != 0;
+        bad |= mp_obj_array_add(subs, b) != 0;
+    }
+    mp_obj_t *args[3] = {subs, NULL, NULL};
+    int rc = bad ? MP_ENOMEM : call(p->remote, MR_BATCH, address, args, 1, &res, NULL);
+    mp_obj_destroy(&subs);
+    if (!rc && (!res || mp_obj_type(res) != MP_OBJ_ARRAY || mp_obj_len(res) != m))
+        rc = MP_EBADMSG;
+    for (size_t i = 0; !rc && i < m; i++) { /* [rc, result, extra], checked as a REPLY is */
+        const mp_obj_t *one = mp_obj_array_at(res, i);
+        const mp_obj_t *code = one && mp_obj_type(one) == MP_OBJ_ARRAY && mp_obj_len(one) >= 3
+                                   ? mp_obj_array_at(one, 0)
+                                   : NULL;
+        if (!code || mp_obj_type(code) != MP_OBJ_INT || mp_obj_int(code) < -5000 ||
+            mp_obj_int(code) > 1) {
+            rc = MP_EBADMSG;
+            break;
+        }
+        rcs[i] = (int)mp_obj_int(code);
+        const mp_obj_t *v = mp_obj_array_at(one, 1);
+        if (results && rcs[i] == 0 && v && mp_obj_type(v) != MP_OBJ_NIL &&
+            !(results[i] = mp_obj_dup(v)))
+            rcs[i] = MP_ENOMEM;
+    }
+    mp_obj_destroy(&res);
+    return rc;
+}
+
 int mr_call_many(struct mp_mobj *o, int op, size_t n, const mp_obj_t *const *a0,
                  const mp_obj_t *const *a1, mp_obj_t **results, int *rcs)
 {
     proxy_t *p = (proxy_t *)o;
     uint32_t kind = o->type & ~(uint32_t)MO_PROXY;
-    if ((kind != MO_DICT && kind != MO_NS) || op >= MR_Q_PUT || !a0)
+    if ((kind != MO_DICT && kind != MO_NS) || op >= MR_Q_PUT || (!a0 && n) || !rcs)
         return MP_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!a0[i] || (a1 && !a1[i])) /* as the single calls: no NULL key or value */
+            return MP_EINVAL;
     int64_t address = (int64_t)p->head.slot | (int64_t)p->head.data << 16;
+    size_t m = MR_BATCH_MAX;
     for (size_t at = 0; at < n;) {
-        size_t m = n - at < MR_BATCH_MAX ? n - at : MR_BATCH_MAX;
-        mp_obj_t *subs = mp_obj_new_array(), *res = NULL;
-        for (size_t i = 0; subs && i < m; i++) {
-            mp_obj_t *b = mp_obj_new_array();
-            mp_obj_array_add(b, mp_obj_new_int(0));
-            mp_obj_array_add(b, mp_obj_new_int(op));
-            mp_obj_array_add(b, mp_obj_new_int(address));
-            mp_obj_array_add(b, a0[at + i] ? mp_obj_dup(a0[at + i]) : mp_obj_new_nil());
-            if (a1)
-                mp_obj_array_add(b, a1[at + i] ? mp_obj_dup(a1[at + i]) : mp_obj_new_nil());
-            if (mp_obj_array_add(subs, b))
-                mp_obj_destroy(&subs);
+        m = m < n - at ? m : n - at;
+        int rc = call_batch(p, op, address, m, a0 + at, a1 ? a1 + at : NULL,
+                            results ? results + at : NULL, rcs + at);
+        if (rc == MP_E2BIG && m > 1) { /* over the message limit: the same in halves */
+            m /= 2;
+            continue;
         }
-        mp_obj_t *args[3] = {subs, NULL, NULL};
-        int rc = subs ? call(p->remote, MR_BATCH, address, args, 1, &res, NULL) : MP_ENOMEM;
-        mp_obj_destroy(&subs);
-        if (!rc && (!res || mp_obj_type(res) != MP_OBJ_ARRAY || mp_obj_len(res) != m))
-            rc = MP_EBADMSG;
-        for (size_t i = 0; !rc && i < m; i++) {
-            const mp_obj_t *one = mp_obj_array_at(res, i), *v = mp_obj_array_at(one, 1);
-            int64_t code = mp_obj_len(one) >= 3 ? mp_obj_int(mp_obj_array_at(one, 0)) : MP_EBADMSG;
-            if (rcs)
-                rcs[at + i] = code >= -5000 && code <= 1 ? (int)code : MP_EBADMSG;
-            if (results)
-                results[at + i] =
-                    code == 0 && v && mp_obj_type(v) != MP_OBJ_NIL ? mp_obj_dup(v) : NULL;
-        }
-        mp_obj_destroy(&res);
-        if (rc)
+        if (rc) { /* what was not answered carries the error */
+            for (size_t i = at; i < n; i++)
+                rcs[i] = rc;
             return rc;
+        }
         at += m;
     }
     return 0;

@@ -315,6 +315,28 @@ static int exec_list(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int6
 
 static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra);
 
+/* What a BATCH may carry: a dict call on one key whose reply is small or a
+   value read (a reply too large is refused whole, MP_E2BIG: nothing may
+   have been taken out by then, so no pop and no queue call). */
+static bool batchable(int64_t op)
+{
+    switch (op) {
+    case MR_D_SET:
+    case MR_D_GET:
+    case MR_D_GET_DFLT:
+    case MR_D_DEL:
+    case MR_D_CONTAINS:
+    case MR_D_SETDEFAULT:
+    case MR_D_INCR:
+    case MR_D_INCRF:
+    case MR_D_CAS:
+    case MR_D_CAS_ABSENT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* BATCH: each sub-call [0, op, address, args...] run in order as a CALL of
    its own (no BATCH in a BATCH); *res the array of their [rc, result,
    extra], *extra their count. */
@@ -328,7 +350,7 @@ static int exec_batch(mp_manager_server_t *s, const mp_obj_t *subs, mp_obj_t **r
         const mp_obj_t *b = mp_obj_array_at(subs, i);
         mp_obj_t *r = NULL, *one = mp_obj_new_array();
         int64_t x = 0;
-        int rc = b && mp_obj_type(b) == MP_OBJ_ARRAY && mpm_arg_int(b, 1) != MR_BATCH
+        int rc = b && mp_obj_type(b) == MP_OBJ_ARRAY && batchable(mpm_arg_int(b, 1))
                      ? execute(s, b, &r, &x)
                      : MP_EINVAL;
         /* each add takes its item, also when it fails: nothing leaks */
@@ -446,7 +468,17 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
         mp_obj_array_add(r, mp_obj_new_int(rc));
         mp_obj_array_add(r, res ? res : mp_obj_new_nil());
         mp_obj_array_add(r, mp_obj_new_int(extra));
-        mpm_send(s->sock, id, idlen, MPM_REPLY, r);
+        if (mpm_send(s->sock, id, idlen, MPM_REPLY, r) == MP_E2BIG) {
+            /* a result over the message limit: said, not sent (a BATCH of
+               gets: the client asks again in smaller batches) */
+            mp_obj_destroy(&r);
+            r = mp_obj_new_array();
+            mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
+            mp_obj_array_add(r, mp_obj_new_int(MP_E2BIG));
+            mp_obj_array_add(r, mp_obj_new_nil());
+            mp_obj_array_add(r, mp_obj_new_int(0));
+            mpm_send(s->sock, id, idlen, MPM_REPLY, r);
+        }
         mp_obj_destroy(&r);
     } else if (cmd == MPM_HELLO) {
         deny(s, id, idlen, "refused: the server has too many live peers");

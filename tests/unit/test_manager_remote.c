@@ -541,7 +541,8 @@ static void test_remote_get_many_and_set_many(void **state)
     enum { N = 10000, MISSING = 5 };
     mp_manager_t *m;
     mp_manager_server_t *srv;
-    assert_int_equal(mp_manager_new(NULL, &m), 0);
+    mp_manager_options_t mo = {.capacity = 256u << 20}; /* room for 72 MiB of values below */
+    assert_int_equal(mp_manager_new(&mo, &m), 0);
     assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &srv), 0);
     mp_remote_t *r = NULL;
     assert_int_equal(
@@ -602,6 +603,30 @@ static void test_remote_get_many_and_set_many(void **state)
     assert_int_equal(mp_mdict_get(d, keys[1], NULL, &v), 0);
     assert_int_equal(mp_obj_int(v), 3);
     mp_obj_destroy(&v);
+    /* eight 9 MiB values: a batch of them is over the 64 MiB message limit
+       both ways (MP_E2BIG), so it goes in halves, and every value arrives */
+    enum { BIG = 8 };
+    char *blob = malloc(9u << 20);
+    memset(blob, 'x', 9u << 20);
+    mp_obj_t *bigv[BIG], *bigk[BIG], *bigg[BIG];
+    for (int i = 0; i < BIG; i++) {
+        blob[0] = (char)('a' + i);
+        bigv[i] = mp_obj_new_bin(blob, 9u << 20);
+        bigk[i] = mp_obj_new_int(-1 - i);
+    }
+    assert_int_equal(
+        mp_mdict_set_many(d, (const mp_obj_t *const *)bigk, (const mp_obj_t *const *)bigv, BIG), 0);
+    assert_int_equal(mp_mdict_get_many(d, (const mp_obj_t *const *)bigk, BIG, bigg, NULL), 0);
+    for (int i = 0; i < BIG; i++) {
+        assert_true(mp_obj_equal(bigg[i], bigv[i]));
+        mp_obj_destroy(&bigg[i]);
+        mp_obj_destroy(&bigv[i]);
+        mp_obj_destroy(&bigk[i]);
+    }
+    free(blob);
+    /* no NULL key or value */
+    const mp_obj_t *nullkey[1] = {NULL};
+    assert_int_equal(mp_mdict_get_many(d, nullkey, 1, got, NULL), MP_EINVAL);
     for (int i = 0; i < N + MISSING; i++)
         mp_obj_destroy(&keys[i]);
     for (int i = 0; i < N; i++)

@@ -96,7 +96,8 @@ MP_EXPORT int mp_broker_address_check(const char *address, char *why, size_t siz
    queued back to the clients, which send it again to the next broker at
    the same address (docs/PROTOCOL.md 7.1). 0 or MP_EINVAL. */
 MP_EXPORT int mp_broker_drain(mp_broker_t *broker);
-/* Dispatches running on workers (as of the broker thread's last loop). */
+/* Dispatches running on workers: exact while draining (mp_broker_drain
+   returns once the broker counted them), else counted 10 times a second. */
 MP_EXPORT size_t mp_broker_running(const mp_broker_t *broker);
 
 /* The HTTP port's "HOST:PORT" as bound (the port chosen), or NULL. */

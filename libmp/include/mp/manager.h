@@ -195,12 +195,17 @@ MP_EXPORT int mp_mdict_get(mp_mdict_t *dict, const mp_obj_t *key, const mp_obj_t
                            mp_obj_t **value_p);
 MP_EXPORT int mp_mdict_del(mp_mdict_t *dict, const mp_obj_t *key); /* MP_ENOENT */
 /* Many gets, or sets, at once: on a remote dict one round trip carries up
-   to 4096 of them (MANAGER.md 6, BATCH), so a loop of calls costs a
-   fraction of one call each; on a local dict they are the loop. get_many:
-   values[i] (caller owns) = dict[keys[i]], or NULL with rcs[i] (may be
-   NULL) = MP_ENOENT when absent. Returns 0 once every key was looked up,
-   else the error that stopped it (MP_EMANAGERLOST, ...). set_many: each
-   dict[keys[i]] = values[i], in order; 0 or the first error. */
+   to 4096 of them (MANAGER.md 6, BATCH; fewer when their values would be
+   over the 64 MiB message limit), so a loop of calls costs a fraction of
+   one call each; on a local dict they are the loop. Not a transaction:
+   another client's call may run between two of them. No key or value may
+   be NULL (MP_EINVAL). get_many: values[i] (caller owns, also when an
+   error is returned) = dict[keys[i]], or NULL with rcs[i] = MP_ENOENT when
+   absent; rcs may be NULL. Returns 0 once every key was looked up, else
+   the first error (a lost server, MP_E2BIG: one value alone over the
+   limit), rcs[i] holding each key's. set_many: each dict[keys[i]] =
+   values[i], in order; 0 or the first error (remote: a batch's sets all
+   run, later batches are not sent). */
 MP_EXPORT int mp_mdict_get_many(mp_mdict_t *dict, const mp_obj_t *const *keys, size_t n,
                                 mp_obj_t **values, int *rcs);
 MP_EXPORT int mp_mdict_set_many(mp_mdict_t *dict, const mp_obj_t *const *keys,
