@@ -73,6 +73,7 @@ static void heartbeat(mp_broker_t *b)
     uint64_t now = mp__now_ns();
     char hs[32];
     mp__buf_t h;
+    size_t processes = bk_total_processes(b); /* once: every client gets the same */
     for (size_t i = 0; i < b->npeers;) {
         peer_t *p = b->peers[i];
         if (now - p->last_seen > p->expiry_ns) {
@@ -91,7 +92,7 @@ static void heartbeat(mp_broker_t *b)
             bk_send_to(b, p, MPP_B_WHEARTBEAT, &h, NULL, 0);
         } else {
             mp__w_array(&h, 1);
-            mp__w_uint(&h, bk_total_processes(b));
+            mp__w_uint(&h, processes);
             bk_send_to(b, p, MPP_B_HEARTBEAT, &h, NULL, 0);
         }
         i++;
