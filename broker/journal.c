@@ -415,22 +415,34 @@ static bool fetch_ready(const bk_jjob_t *j, uint64_t from)
     return !j || from >= j->total || (jc && jc->answered == jc->count);
 }
 
-void bk_journal_fetch(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
+/* The header's job name (its first item, after the array header) into
+   name, and the job of that name c may see: NULL when there is none, or
+   it is another key's (it reads as unknown: no key learns another's job
+   names). false when the name is malformed. */
+static bool job_of(mp_broker_t *b, peer_t *c, mpp_msg_t *m, mp__rd_t *r, size_t min_items,
+                   char name[BK_MAX_JOB + 1], bk_jjob_t **j_p)
 {
     size_t n, len;
     const char *job;
-    uint64_t from, wait_ms;
-    if (mp__rd_array(r, &n) || n < 3 || mp__rd_str(r, &job, &len) || len == 0 || len > BK_MAX_JOB ||
-        mp__rd_uint(r, &from) || mp__rd_uint(r, &wait_ms)) {
-        bk_malformed(b, c, NULL, MPP_C_FETCH, "bad FETCH header");
-        return;
-    }
-    char name[BK_MAX_JOB + 1];
+    if (mp__rd_array(r, &n) || n < min_items || mp__rd_str(r, &job, &len) || len == 0 ||
+        len > BK_MAX_JOB)
+        return false;
     memcpy(name, job, len);
     name[len] = '\0';
     bk_jjob_t *j = b->jstore ? bk_jstore_job(b->jstore, name, len) : NULL;
-    if (j && !owns(b, j, c, m))
-        j = NULL; /* reads as unknown: no key learns another's job names */
+    *j_p = j && owns(b, j, c, m) ? j : NULL;
+    return true;
+}
+
+void bk_journal_fetch(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
+{
+    uint64_t from, wait_ms;
+    char name[BK_MAX_JOB + 1];
+    bk_jjob_t *j;
+    if (!job_of(b, c, m, r, 3, name, &j) || mp__rd_uint(r, &from) || mp__rd_uint(r, &wait_ms)) {
+        bk_malformed(b, c, NULL, MPP_C_FETCH, "bad FETCH header");
+        return;
+    }
     if (j && !fetch_ready(j, from) && wait_ms > 0) {
         waiting_t *w = wait_add(&b->journal->held, &b->journal->nheld, c);
         if (w) {
@@ -471,18 +483,12 @@ static void withdraw(mp_broker_t *b, bk_jchunk_t *jc)
 
 void bk_journal_forget(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
 {
-    size_t n, len;
-    const char *job;
-    if (mp__rd_array(r, &n) || n < 1 || mp__rd_str(r, &job, &len) || len == 0 || len > BK_MAX_JOB) {
+    char name[BK_MAX_JOB + 1];
+    bk_jjob_t *j;
+    if (!job_of(b, c, m, r, 1, name, &j)) {
         bk_malformed(b, c, NULL, MPP_C_FORGET, "bad FORGET header");
         return;
     }
-    char name[BK_MAX_JOB + 1];
-    memcpy(name, job, len);
-    name[len] = '\0';
-    bk_jjob_t *j = b->jstore ? bk_jstore_job(b->jstore, name, len) : NULL;
-    if (j && !owns(b, j, c, m))
-        j = NULL;
     if (j) {
         for (size_t i = 0; i < j->n; i++)
             withdraw(b, j->chunks[i]);
