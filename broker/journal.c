@@ -20,7 +20,6 @@
     Uses jstore.c, units.c, sched.c and peers.c; called by clients.c (the
     commands) and engine.c (open, flush, close).
 */
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -373,25 +373,33 @@ static int parse(uint8_t *buf, size_t size, uint8_t *type, bk_jframe_t *f, int n
     return 0;
 }
 
+/* Reads len bytes at off whole: 0, or -errno (a read error is not a torn
+   record: the open fails instead of cutting the file there). */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO; /* the file shrank under us */
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 int bk_jstore_read(bk_jstore_t *js, uint64_t off, uint32_t len, uint8_t **buf_p, bk_jframe_t f[3])
 {
     uint8_t *buf = malloc(len ? len : 1), type;
     int n;
     if (!buf)
         return MP_ENOMEM;
-    for (size_t done = 0; done < len;) {
-        ssize_t r = pread(js->fd, buf + done, len - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(buf);
-            return r < 0 ? -errno : MP_EBADMSG;
-        }
-        done += (size_t)r;
-    }
-    if (parse(buf, len, &type, f, 3, &n) || n != 3) {
+    int rc = pread_all(js->fd, buf, len, off);
+    if (!rc && (parse(buf, len, &type, f, 3, &n) || n != 3))
+        rc = MP_EBADMSG;
+    if (rc) {
         free(buf);
-        return MP_EBADMSG;
+        return rc;
     }
     *buf_p = buf;
     return 0;
@@ -465,21 +473,6 @@ static void replay_record(bk_jstore_t *js, uint8_t type, bk_jframe_t *f, int n, 
             js->live_bytes += len;
         }
     }
-}
-
-/* Reads len bytes at off whole: 0, or -errno (a read error is not a torn
-   record: the open fails instead of cutting the file there). */
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-    for (size_t done = 0; done < len;) {
-        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EIO; /* the file shrank under us */
-        done += (size_t)r;
-    }
-    return 0;
 }
 
 /* Reads every record from the header on; stops at the first that is cut

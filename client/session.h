@@ -35,8 +35,8 @@ int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, 
 /* A durable SUBMIT (PROTOCOL.md 7.3): chunk seq of total of job, items
    copied (the caller sends them again until STORED). 0 or -errno. */
 int mp__session_submit_durable(void *sock, uint64_t id, const char *name, uint8_t mode,
-                               size_t count, uint32_t time_limit_ms, const char *job,
-                               uint64_t seq, uint64_t total, zmq_msg_t *items);
+                               size_t count, uint32_t time_limit_ms, const char *job, uint64_t seq,
+                               uint64_t total, zmq_msg_t *items);
 /* FETCH [job from wait-ms] and FORGET [job]. 0 or -errno. */
 int mp__session_fetch(void *sock, const char *job, uint64_t from, uint64_t wait_ms);
 int mp__session_forget(void *sock, const char *job);
