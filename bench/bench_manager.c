@@ -2,10 +2,20 @@
     (bench_manager.py, same workloads). Prints "name <TAB> unit <TAB> value"
     lines, the median of RUNS runs, in microseconds per operation.
 
-    Remote: a child process serves a manager on tcp loopback; this process
-    times a dict get through a proxy, and a raw ZeroMQ DEALER -> ROUTER echo
-    round trip to the same child (the floor a remote call stands on). */
+    Remote: a child process serves a manager on tcp loopback, over a plain
+    TCP stream (mpm+tcp://, as Python's manager) and over ZeroMQ (tcp://,
+    with and without CURVE); this process times a dict get through a proxy
+    on each, and the raw echo round trips to the same child they stand on:
+    a plain TCP socket (both sides polling briefly, as the stream does) and
+    a ZeroMQ DEALER -> ROUTER. */
 #include <czmq.h>
+#include <errno.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <mp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -114,8 +124,57 @@ static void *echo_thread(void *sock)
     }
 }
 
-/* The serving child: a manager with d[0..KEYS) and a raw echo ROUTER; the
-   two endpoints go to out, one per line; exits when ctl closes. */
+#define SPIN_NS 50000 /* as the stream transport's default */
+
+/* Reads n bytes, polling without sleeping for SPIN_NS first. */
+static int spin_read(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    double spin_end = now_s() + SPIN_NS / 1e9;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+            return -1;
+        if (now_s() > spin_end) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            poll(&p, 1, -1);
+        }
+    }
+    return 0;
+}
+
+/* A plain TCP echo of 16-byte messages: the floor of the stream transport. */
+static void *tcp_echo_thread(void *arg)
+{
+    int lfd = (int)(intptr_t)arg, fd = accept(lfd, NULL, NULL), one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char buf[16];
+    while (spin_read(fd, buf, sizeof buf) == 0 && send(fd, buf, sizeof buf, 0) == sizeof buf) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A listening loopback socket: its fd, its port in *port. */
+static int tcp_listener(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 1) ||
+        getsockname(fd, (struct sockaddr *)&a, &len))
+        exit(1);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The serving child: a manager with d[0..KEYS) served on ZeroMQ (CURVE or
+   not) and on a plain stream, a raw echo ROUTER and a raw TCP echo; the
+   four endpoints go to out, one per line; exits when ctl closes. */
 static char keydir[64]; /* CURVE keys for the _curve row (keygen) */
 
 static void keygen(void)
@@ -168,8 +227,14 @@ static void serve(int ctl, int out, bool curve)
                                     .keylen = 3,
                                     .curve_key = curve ? key("server.key_secret") : NULL,
                                     .allow_dir = curve ? key("allow") : NULL};
-    if (mp_manager_serve_with(m, &o, &s))
+    mp_manager_serve_options_t so = {
+        .endpoint = "mpm+tcp://127.0.0.1:0", .authkey = "key", .keylen = 3};
+    mp_manager_server_t *ss;
+    if (mp_manager_serve_with(m, &o, &s) || mp_manager_serve_with(m, &so, &ss))
         _exit(2);
+    int port, lfd = tcp_listener(&port);
+    pthread_t te;
+    pthread_create(&te, NULL, tcp_echo_thread, (void *)(intptr_t)lfd);
     void *ctx = zmq_ctx_new(), *echo = zmq_socket(ctx, ZMQ_ROUTER);
     char ep[256];
     size_t len = sizeof ep;
@@ -177,7 +242,8 @@ static void serve(int ctl, int out, bool curve)
         _exit(3);
     pthread_t t;
     pthread_create(&t, NULL, echo_thread, echo);
-    dprintf(out, "%s\n%s\n", mp_manager_server_endpoint(s), ep);
+    dprintf(out, "%s\n%s\n%s\n%d\n", mp_manager_server_endpoint(s), ep,
+            mp_manager_server_endpoint(ss), port);
     close(out);
     char c;
     while (read(ctl, &c, 1) > 0) {
@@ -218,8 +284,73 @@ static void batch_figures(mp_mdict_t *d, double *get_us, double *set_us)
     *set_us = median(s, RUNS);
 }
 
-static void remote_figures(bool curve, double *get_us, double *raw_us, double *many_get_us,
-                           double *many_set_us)
+typedef struct {
+    double zmq_get, zmq_raw;    /* over ZeroMQ (CURVE or not), and its echo */
+    double stream_get, tcp_raw; /* over mpm+tcp://, and the plain TCP echo */
+    double many_get, many_set;  /* batches over mpm+tcp:// */
+} remote_t;
+
+/* get through a proxy of d: us per call (the median of RUNS runs). */
+static double proxy_get_us(mp_mdict_t *d)
+{
+    double g[RUNS];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_s();
+        for (int i = 0; i < REMOTE_OPS; i++) {
+            mp_obj_t *k = mp_obj_new_int(i % KEYS), *v = NULL;
+            if (mp_mdict_get(d, k, NULL, &v))
+                exit(1);
+            mp_obj_destroy(&k);
+            mp_obj_destroy(&v);
+        }
+        g[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+    }
+    return median(g, RUNS);
+}
+
+static double zmq_echo_us(const char *endpoint)
+{
+    double w[RUNS];
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(sock, endpoint);
+    char msg[32] = "MPM01", back[64];
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_s();
+        for (int i = 0; i < REMOTE_OPS; i++)
+            if (zmq_send(sock, msg, 16, 0) < 0 || zmq_recv(sock, back, sizeof back, 0) < 0)
+                exit(1);
+        w[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+    }
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return median(w, RUNS);
+}
+
+static double tcp_echo_us(int port)
+{
+    double w[RUNS];
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+        exit(1);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char msg[16] = "MPM01";
+    for (int run = 0; run < RUNS; run++) {
+        double t0 = now_s();
+        for (int i = 0; i < REMOTE_OPS; i++)
+            if (send(fd, msg, sizeof msg, 0) != sizeof msg || spin_read(fd, msg, sizeof msg))
+                exit(1);
+        w[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
+    }
+    close(fd);
+    return median(w, RUNS);
+}
+
+static void remote_figures(bool curve, remote_t *f)
 {
     int ctl[2], out[2];
     if (pipe(ctl) || pipe(out))
@@ -232,48 +363,29 @@ static void remote_figures(bool curve, double *get_us, double *raw_us, double *m
     }
     close(ctl[0]);
     close(out[1]);
-    char buf[600] = {0}, mgr[256], raw[256];
+    char buf[1024] = {0}, mgr[256], raw[256], stream[256];
+    int port;
     size_t n = 0;
     ssize_t r;
     while ((r = read(out[0], buf + n, sizeof buf - 1 - n)) > 0)
         n += (size_t)r;
-    if (sscanf(buf, "%255s %255s", mgr, raw) != 2)
+    if (sscanf(buf, "%255s %255s %255s %d", mgr, raw, stream, &port) != 4)
         exit(1);
-    mp_remote_t *rm;
-    mp_mdict_t *d;
+    mp_remote_t *rm, *rs;
+    mp_mdict_t *d, *ds;
     mp_remote_options_t ro = {.curve_key = curve ? key("client.key_secret") : NULL,
                               .curve_server_key = curve ? key("server.key") : NULL};
-    if (mp_manager_connect(mgr, "key", 3, &ro, &rm) || mp_remote_dict(rm, "d", &d))
+    if (mp_manager_connect(mgr, "key", 3, &ro, &rm) || mp_remote_dict(rm, "d", &d) ||
+        mp_manager_connect(stream, "key", 3, NULL, &rs) || mp_remote_dict(rs, "d", &ds))
         exit(1);
-    double g[RUNS], w[RUNS];
-    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
-    zmq_connect(sock, raw);
-    char msg[32] = "MPM01", back[64];
-    for (int run = 0; run < RUNS; run++) {
-        double t0 = now_s();
-        for (int i = 0; i < REMOTE_OPS; i++) {
-            mp_obj_t *k = mp_obj_new_int(i % KEYS), *v = NULL;
-            if (mp_mdict_get(d, k, NULL, &v))
-                exit(1);
-            mp_obj_destroy(&k);
-            mp_obj_destroy(&v);
-        }
-        g[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
-        t0 = now_s();
-        for (int i = 0; i < REMOTE_OPS; i++)
-            if (zmq_send(sock, msg, 16, 0) < 0 || zmq_recv(sock, back, sizeof back, 0) < 0)
-                exit(1);
-        w[run] = (now_s() - t0) / REMOTE_OPS * 1e6;
-    }
-    *get_us = median(g, RUNS);
-    *raw_us = median(w, RUNS);
-    if (many_get_us)
-        batch_figures(d, many_get_us, many_set_us);
-    int linger = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
+    f->zmq_get = proxy_get_us(d);
+    f->zmq_raw = zmq_echo_us(raw);
+    f->stream_get = proxy_get_us(ds);
+    f->tcp_raw = tcp_echo_us(port);
+    if (!curve)
+        batch_figures(ds, &f->many_get, &f->many_set);
     mp_remote_disconnect(&rm);
+    mp_remote_disconnect(&rs);
     close(ctl[1]);
     waitpid(pid, NULL, 0);
 }
@@ -282,10 +394,10 @@ int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     /* first: forks before this process has ZeroMQ threads */
-    double remote_get, raw_rtt, remote_curve, raw_curve, many_get, many_set;
+    remote_t plain = {0}, curve = {0};
     keygen();
-    remote_figures(false, &remote_get, &raw_rtt, &many_get, &many_set);
-    remote_figures(true, &remote_curve, &raw_curve, NULL, NULL);
+    remote_figures(false, &plain);
+    remote_figures(true, &curve);
     char rm[160];
     snprintf(rm, sizeof rm, "rm -rf '%s'", keydir);
     if (system(rm) != 0)
@@ -309,10 +421,12 @@ int main(int argc, char **argv)
     printf("dict_incr_atomic\tus/op\t%.4f\n", median(incr, RUNS));
     printf("list_append\tus/op\t%.4f\n", median(append, RUNS));
     printf("nested_dict_set\tus/op\t%.4f\n", median(nested, RUNS));
-    printf("remote_dict_get_tcp\tus/op\t%.4f\n", remote_get);
-    printf("remote_dict_get_tcp_curve\tus/op\t%.4f\n", remote_curve);
-    printf("remote_dict_get_many_tcp\tus/op\t%.4f\n", many_get);
-    printf("remote_dict_set_many_tcp\tus/op\t%.4f\n", many_set);
-    printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", raw_rtt);
+    printf("remote_dict_get_tcp\tus/op\t%.4f\n", plain.stream_get);
+    printf("remote_dict_get_zmq_tcp\tus/op\t%.4f\n", plain.zmq_get);
+    printf("remote_dict_get_zmq_tcp_curve\tus/op\t%.4f\n", curve.zmq_get);
+    printf("remote_dict_get_many_tcp\tus/op\t%.4f\n", plain.many_get);
+    printf("remote_dict_set_many_tcp\tus/op\t%.4f\n", plain.many_set);
+    printf("raw_tcp_round_trip\tus/op\t%.4f\n", plain.tcp_raw);
+    printf("raw_zmq_round_trip_tcp\tus/op\t%.4f\n", plain.zmq_raw);
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "codec/curve.h"
 #include "manager/proxy.h"
+#include "manager/stream.h"
 #include "mp/error.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -41,12 +42,26 @@ struct mp_remote {
     size_t nproxies, cap;
     mp__curve_t curve;
     mp__curve_watch_t watch; /* a refused handshake: MP_EAUTH at once, not a timeout */
+    /* mpm+tcp:// and mpm+ipc:// (stream.h): a socket of our own, or -1 */
+    bool stream;
+    int fd, spin_us;
+    mpms_in_t in;
 };
 
 /* ---- connection and calls -------------------------------------------------------- */
 
+/* A new connection: over a stream, closes the old one (the next handshake
+   connects); over ZeroMQ, a new socket. */
 static int open_socket(mp_remote_t *r)
 {
+    r->authed = false;
+    if (r->stream) {
+        if (r->fd >= 0)
+            close(r->fd);
+        r->fd = -1;
+        mpms_in_free(&r->in);
+        return 0;
+    }
     mp__curve_unwatch(&r->watch);
     if (r->sock)
         zmq_close(r->sock); /* linger 0: what it still queued is dropped */
@@ -63,6 +78,13 @@ static int open_socket(mp_remote_t *r)
    server refused the handshake), or MP_EMANAGERLOST. */
 static int wait_message(mp_remote_t *r, uint64_t deadline, uint8_t *cmd, mp_obj_t **body)
 {
+    if (r->stream) { /* the connection's end or a timeout: the server is lost */
+        int rc = r->fd >= 0 ? mpms_wait(&r->in, r->fd, deadline, r->spin_us, cmd, body)
+                            : MP_EMANAGERLOST;
+        if (rc == MP_EBADMSG)
+            mp__log(MP_LOG_WARN, "mp-remote", "%s sent a malformed message", r->endpoint);
+        return rc ? MP_EMANAGERLOST : 0;
+    }
     for (;;) {
         uint64_t now = mp__now_ns();
         if (now >= deadline)
@@ -88,11 +110,46 @@ static int wait_message(mp_remote_t *r, uint64_t deadline, uint8_t *cmd, mp_obj_
     }
 }
 
+static int send_message(mp_remote_t *r, uint8_t cmd, const mp_obj_t *body, uint64_t deadline)
+{
+    if (!r->stream)
+        return mpm_send(r->sock, NULL, 0, cmd, body);
+    int rc = r->fd >= 0 ? mpms_send(r->fd, cmd, body, deadline) : MP_EMANAGERLOST;
+    return rc == MP_E2BIG || rc == MP_ENOMEM || rc == 0 ? rc : MP_EMANAGERLOST;
+}
+
+/* Over a stream: a connection, tried again every 10 ms until deadline
+   (a server restarting comes back). 0 or MP_EMANAGERLOST. */
+static int stream_connect(mp_remote_t *r, uint64_t deadline)
+{
+    if (r->fd >= 0) { /* one the server closed (it restarted) is replaced */
+        int rc = mpms_fill(&r->in, r->fd);
+        if (rc >= 0)
+            return 0;
+        open_socket(r);
+    }
+    for (;;) {
+        int rc = mpms_connect(r->endpoint, deadline, &r->fd);
+        if (!rc || rc == MP_EINVAL)
+            return rc ? rc : 0;
+        uint64_t now = mp__now_ns();
+        if (now + 10000000ull >= deadline)
+            return MP_EMANAGERLOST;
+        usleep(10000);
+    }
+}
+
 static int handshake(mp_remote_t *r, uint64_t deadline)
 {
+    if (r->stream) {
+        int rc = stream_connect(r, deadline);
+        if (rc)
+            return rc;
+        r->in.limit = MPP_DEFAULT_MAX_MSG;
+    }
     mp_obj_t *b = mp_obj_new_array(), *reply = NULL;
     uint8_t cmd = 0;
-    int rc = b ? mpm_send(r->sock, NULL, 0, MPM_HELLO, b) : MP_ENOMEM;
+    int rc = b ? send_message(r, MPM_HELLO, b, deadline) : MP_ENOMEM;
     mp_obj_destroy(&b);
     while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_CHALLENGE &&
            cmd != MPM_DENIED)
@@ -115,7 +172,7 @@ static int handshake(mp_remote_t *r, uint64_t deadline)
     mp_obj_destroy(&reply);
     b = mp_obj_new_array();
     mp_obj_array_add(b, mp_obj_new_bin(mac, sizeof mac));
-    rc = mpm_send(r->sock, NULL, 0, MPM_AUTH, b);
+    rc = send_message(r, MPM_AUTH, b, deadline);
     mp_obj_destroy(&b);
     while (!rc && !(rc = wait_message(r, deadline, &cmd, &reply)) && cmd != MPM_WELCOME &&
            cmd != MPM_DENIED)
@@ -144,6 +201,8 @@ static int call(mp_remote_t *r, int op, int64_t address, mp_obj_t *args[3], int 
     pthread_mutex_lock(&r->mutex);
     uint64_t deadline = mp__now_ns() + (uint64_t)r->timeout_ms * 1000000ull;
     int rc = 0;
+    if (r->stream && r->authed && r->fd >= 0 && mpms_fill(&r->in, r->fd) < 0)
+        open_socket(r); /* the server closed it (it restarted): a new one */
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!r->authed && (rc = handshake(r, deadline)))
             break;
@@ -154,7 +213,7 @@ static int call(mp_remote_t *r, int op, int64_t address, mp_obj_t *args[3], int 
         mp_obj_array_add(b, mp_obj_new_int(address));
         for (int i = 0; i < nargs; i++)
             mp_obj_array_add(b, args[i] ? mp_obj_dup(args[i]) : mp_obj_new_nil());
-        rc = mpm_send(r->sock, NULL, 0, MPM_CALL, b);
+        rc = send_message(r, MPM_CALL, b, deadline);
         mp_obj_destroy(&b);
         uint8_t cmd = 0;
         mp_obj_t *reply = NULL;
@@ -311,15 +370,18 @@ int mp_manager_connect(const char *endpoint, const void *key, size_t keylen,
     pthread_mutex_init(&r->mutex, NULL);
     strcpy(r->endpoint, endpoint);
     r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    r->stream = mpms_is_stream(endpoint);
+    r->fd = -1;
+    r->spin_us = !o || !o->spin_us ? MPMS_SPIN_DEFAULT_US : o->spin_us < 0 ? 0 : o->spin_us;
     r->keylen = keylen;
     r->key = malloc(keylen + 1);
     int rc = r->key ? 0 : MP_ENOMEM;
     if (!rc && keylen)
         memcpy(r->key, key, keylen);
     if (!rc && o && (o->curve_key || o->curve_server_key))
-        rc = load_curve(r, o);
+        rc = r->stream ? MP_EINVAL : load_curve(r, o); /* CURVE is ZeroMQ's */
     if (!rc)
-        rc = (r->ctx = zmq_ctx_new()) ? open_socket(r) : MP_ENOMEM;
+        rc = r->stream ? 0 : (r->ctx = zmq_ctx_new()) ? open_socket(r) : MP_ENOMEM;
     if (!rc) {
         pthread_mutex_lock(&r->mutex);
         rc = handshake(r, mp__now_ns() + (uint64_t)r->timeout_ms * 1000000ull);
@@ -344,6 +406,9 @@ void mp_remote_disconnect(mp_remote_t **remote_p)
     mp__curve_unwatch(&r->watch);
     if (r->sock)
         zmq_close(r->sock);
+    if (r->fd >= 0)
+        close(r->fd);
+    mpms_in_free(&r->in);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
     memset(&r->curve, 0, sizeof r->curve);

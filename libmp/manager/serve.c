@@ -10,6 +10,7 @@
     tries again.
 */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,8 +22,8 @@
 #include "base/hmac.h"
 #include "base/log.h"
 #include "codec/curve.h"
-#include "manager/mpm.h"
-#include "manager/owned.h"
+#include "manager/exec.h"
+#include "manager/stream.h"
 #include "mp/error.h"
 
 #define WHO "mp-manager"
@@ -60,7 +61,12 @@ struct mp_manager_server {
     bool auth;           /* holds the process's ZAP handler (curve.h) */
     zcertstore_t *admit; /* with CURVE: allow_dir/managers */
     uint64_t calls, refused;
-    mp__ratelimit_t malformed_rl;
+    mp__ratelimit_t malformed_rl, refused_rl;
+    /* mpm+tcp:// and mpm+ipc:// (stream.h): the listener and connections */
+    int listen_fd;
+    struct conn **conns;
+    size_t nconns;
+    uint64_t spin_ns;
 };
 
 /* The least recently seen peer that is authed (or not), and, for authed
@@ -108,295 +114,6 @@ static peer_t *peer_get(mp_manager_server_t *s, const void *id, size_t idlen, bo
     return p;
 }
 
-static void deny(mp_manager_server_t *s, const void *id, size_t idlen, const char *why)
-{
-    mp_obj_t *b = mp_obj_new_array();
-    mp_obj_array_add(b, mp_obj_new_str(why));
-    mpm_send(s->sock, id, idlen, MPM_DENIED, b);
-    mp_obj_destroy(&b);
-}
-
-/* The object a CALL's address names (slot | gen << 16; gen 0: not
-   checked), if it exists and has a type the op accepts: else MP_EINVAL, or
-   MP_ENOENT when the object a reference reached is gone. */
-static int object_at(mp_manager_server_t *s, int64_t address, bool list, struct mp_mobj **o_p)
-{
-    ma_arena_t *a = s->m->arena;
-    int64_t slot = address & 0xffff, gen = address >> 16;
-    if (address < 1 || slot < 1 || slot > MA_MAX_OBJECTS || gen > UINT32_MAX)
-        return MP_EINVAL;
-    uint32_t off = __atomic_load_n(&a->objects[slot], __ATOMIC_ACQUIRE);
-    struct mp_mobj *o = off ? ma_at(a, off) : NULL;
-    if (!o || (gen && o->gen != gen))
-        return gen ? MP_ENOENT : MP_EINVAL;
-    if ((o->type == MO_LIST) != list)
-        return MP_EINVAL;
-    *o_p = o;
-    return 0;
-}
-
-/* ---- calls ------------------------------------------------------------------------- */
-
-/* A CALL body: [id, op, slot, args...]. */
-typedef struct {
-    int64_t op, slot;
-    mp_obj_t *a0, *a1, *a2;
-    int64_t i0, i1; /* a0, a1 as integers (-1: not one) */
-} request_t;
-
-/* [id, OPEN, kind, name]: the named object's address (slot | gen << 16),
-   or the named queue's number, in *extra. */
-static int open_named(mp_manager_server_t *s, const request_t *q, int64_t *extra)
-{
-    const char *name = q->a1 && mp_obj_type(q->a1) == MP_OBJ_STR ? mp_obj_str(q->a1, NULL) : NULL;
-    struct mp_mobj *o = NULL;
-    int rc = MP_EINVAL;
-    if (name && q->slot == MO_DICT)
-        rc = mp_manager_named_dict(s->m, name, &o);
-    else if (name && q->slot == MO_LIST)
-        rc = mp_manager_named_list(s->m, name, &o);
-    else if (name && q->slot == MO_NS)
-        rc = mp_manager_named_namespace(s->m, name, &o);
-    if (name && q->slot == MO_QUEUE) {
-        *extra = ma_queue_named(s->m, name);
-        return *extra ? 0 : MP_ENOMEM;
-    }
-    *extra = rc ? 0 : (int64_t)o->slot | (int64_t)o->gen << 16;
-    return rc;
-}
-
-/* A queue op: never blocks the server, the client waits and tries again. */
-static int exec_queue(mp_manager_server_t *s, const request_t *q, mp_obj_t **res, int64_t *extra)
-{
-    /* a named queue's number, or minus the id a reference gave */
-    mp_queue_t *queue = q->slot > 0 ? ma_queue_at(s->m, q->slot)
-                        : q->slot < 0 && q->slot >= -(int64_t)UINT32_MAX
-                            ? ma_queue_by_id(s->m, (uint32_t)-q->slot)
-                            : NULL;
-    int rc = !queue              ? MP_EINVAL
-             : q->op == MR_Q_PUT ? mp_queue_put(queue, q->a0, 0)
-             : q->op == MR_Q_GET ? mp_queue_get(queue, res, 0)
-                                 : 0;
-    if (queue && q->op == MR_Q_QSIZE)
-        *extra = (int64_t)mp_queue_qsize(queue);
-    return rc;
-}
-
-static int exec_dict(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int64_t *extra)
-{
-    mp_obj_t *a0 = q->a0, *a1 = q->a1, *a2 = q->a2;
-    int64_t i1 = q->i1;
-    size_t n = 0;
-    bool flag = false;
-    int rc = MP_ENOENT;
-    switch (q->op) {
-    case MR_D_SET:
-        rc = mp_mdict_set(o, a0, a1);
-        break;
-    case MR_D_GET:
-        rc = mp_mdict_get(o, a0, NULL, res);
-        break;
-    case MR_D_GET_DFLT:
-        rc = mp_mdict_get(o, a0, a1, res);
-        break;
-    case MR_D_DEL:
-        rc = mp_mdict_del(o, a0);
-        break;
-    case MR_D_CONTAINS:
-        rc = mp_mdict_contains(o, a0);
-        break;
-    case MR_D_LEN:
-        rc = mp_mdict_len(o, &n);
-        *extra = (int64_t)n;
-        break;
-    case MR_D_KEYS:
-        rc = mp_mdict_keys(o, res);
-        break;
-    case MR_D_VALUES:
-        rc = mp_mdict_values(o, res);
-        break;
-    case MR_D_ITEMS:
-        rc = mp_mdict_items(o, res);
-        break;
-    case MR_D_UPDATE:
-        rc = mp_mdict_update(o, a0);
-        break;
-    case MR_D_POP:
-        rc = mp_mdict_pop(o, a0, NULL, res);
-        break;
-    case MR_D_POP_DFLT:
-        rc = mp_mdict_pop(o, a0, a1, res);
-        break;
-    case MR_D_SETDEFAULT:
-        rc = mp_mdict_setdefault(o, a0, a1, res);
-        break;
-    case MR_D_CLEAR:
-        rc = mp_mdict_clear(o);
-        break;
-    case MR_D_INCR:
-        rc = mp_mdict_incr(o, a0, i1, extra);
-        break;
-    case MR_D_INCRF: {
-        double r = 0;
-        rc = mp_mdict_incr_float(o, a0, a1 ? mp_obj_float(a1) : 0, &r);
-        *res = rc ? NULL : mp_obj_new_float(r);
-        break;
-    }
-    case MR_D_CAS:
-        rc = mp_mdict_cas(o, a0, a1, a2, &flag);
-        *extra = flag;
-        break;
-    case MR_D_CAS_ABSENT:
-        rc = mp_mdict_cas(o, a0, NULL, a1, &flag);
-        *extra = flag;
-        break;
-    default:
-        rc = MP_EINVAL;
-    }
-    return rc;
-}
-
-static int exec_list(struct mp_mobj *o, const request_t *q, mp_obj_t **res, int64_t *extra)
-{
-    mp_obj_t *a0 = q->a0, *a1 = q->a1;
-    int64_t i0 = q->i0, i1 = q->i1;
-    size_t n = 0;
-    bool flag = false;
-    int rc = MP_ENOENT;
-    switch (q->op) {
-    case MR_L_APPEND:
-        rc = mp_mlist_append(o, a0);
-        break;
-    case MR_L_EXTEND:
-        rc = mp_mlist_extend(o, a0);
-        break;
-    case MR_L_GET:
-        rc = mp_mlist_get(o, i0, res);
-        break;
-    case MR_L_SET:
-        rc = mp_mlist_set(o, i0, a1);
-        break;
-    case MR_L_INSERT:
-        rc = mp_mlist_insert(o, i0, a1);
-        break;
-    case MR_L_POP:
-        rc = mp_mlist_pop(o, i0, res);
-        break;
-    case MR_L_REMOVE:
-        rc = mp_mlist_remove(o, a0);
-        break;
-    case MR_L_INDEX:
-        rc = mp_mlist_index(o, a0, &n);
-        *extra = (int64_t)n;
-        break;
-    case MR_L_COUNT:
-        rc = mp_mlist_count(o, a0, &n);
-        *extra = (int64_t)n;
-        break;
-    case MR_L_LEN:
-        rc = mp_mlist_len(o, &n);
-        *extra = (int64_t)n;
-        break;
-    case MR_L_SLICE:
-        rc = mp_mlist_slice(o, i0, i1, res);
-        break;
-    case MR_L_CLEAR:
-        rc = mp_mlist_clear(o);
-        break;
-    case MR_L_APPEND_UNIQUE:
-        rc = mp_mlist_append_unique(o, a0, &flag);
-        *extra = flag;
-        break;
-    default:
-        rc = MP_EINVAL;
-    }
-    return rc;
-}
-
-static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra);
-
-/* What a BATCH may carry: a dict call on one key whose reply is small or a
-   value read (a reply too large is refused whole, MP_E2BIG: nothing may
-   have been taken out by then, so no pop and no queue call). */
-static bool batchable(int64_t op)
-{
-    switch (op) {
-    case MR_D_SET:
-    case MR_D_GET:
-    case MR_D_GET_DFLT:
-    case MR_D_DEL:
-    case MR_D_CONTAINS:
-    case MR_D_SETDEFAULT:
-    case MR_D_INCR:
-    case MR_D_INCRF:
-    case MR_D_CAS:
-    case MR_D_CAS_ABSENT:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* BATCH: each sub-call [0, op, address, args...] run in order as a CALL of
-   its own (no BATCH in a BATCH); *res the array of their [rc, result,
-   extra], *extra their count. */
-static int exec_batch(mp_manager_server_t *s, const mp_obj_t *subs, mp_obj_t **res, int64_t *extra)
-{
-    size_t n = subs && mp_obj_type(subs) == MP_OBJ_ARRAY ? mp_obj_len(subs) : 0;
-    if (!n || n > MR_BATCH_MAX)
-        return MP_EINVAL;
-    mp_obj_t *out = mp_obj_new_array();
-    for (size_t i = 0; out && i < n; i++) {
-        const mp_obj_t *b = mp_obj_array_at(subs, i);
-        mp_obj_t *r = NULL, *one = mp_obj_new_array();
-        int64_t x = 0;
-        int rc = b && mp_obj_type(b) == MP_OBJ_ARRAY && batchable(mpm_arg_int(b, 1))
-                     ? execute(s, b, &r, &x)
-                     : MP_EINVAL;
-        /* each add takes its item, also when it fails: nothing leaks */
-        int bad = mp_obj_array_add(one, mp_obj_new_int(rc)) != 0;
-        bad |= mp_obj_array_add(one, r ? r : mp_obj_new_nil()) != 0;
-        bad |= mp_obj_array_add(one, mp_obj_new_int(x)) != 0;
-        bad |= mp_obj_array_add(out, one) != 0;
-        if (bad) {
-            mp_obj_destroy(&out); /* out of memory: the whole batch fails */
-            return MP_ENOMEM;
-        }
-    }
-    if (!out)
-        return MP_ENOMEM;
-    *res = out;
-    *extra = (int64_t)n;
-    return 0;
-}
-
-/* Runs one CALL body [id, op, slot, args...]: its rc; *res and *extra the
-   result and the extra integer the REPLY carries. */
-static int execute(mp_manager_server_t *s, const mp_obj_t *b, mp_obj_t **res, int64_t *extra)
-{
-    request_t q = {.op = mpm_arg_int(b, 1),
-                   .slot = mpm_arg_int(b, 2),
-                   .a0 = mpm_arg(b, 3),
-                   .a1 = mpm_arg(b, 4),
-                   .a2 = mpm_arg(b, 5),
-                   .i0 = mpm_arg_int(b, 3),
-                   .i1 = mpm_arg_int(b, 4)};
-    *res = NULL;
-    *extra = 0;
-    if (q.op == MR_BATCH)
-        return exec_batch(s, q.a0, res, extra);
-    if (q.op == MR_OPEN)
-        return open_named(s, &q, extra);
-    if (q.op == MR_Q_PUT || q.op == MR_Q_GET || q.op == MR_Q_QSIZE)
-        return exec_queue(s, &q, res, extra);
-    bool list = q.op >= MR_L_FIRST;
-    struct mp_mobj *o = NULL;
-    int rc = object_at(s, q.slot, list, &o);
-    if (rc)
-        return rc;
-    return list ? exec_list(o, &q, res, extra) : exec_dict(o, &q, res, extra);
-}
-
 /* ---- messages and the thread ------------------------------------------------------- */
 
 /* With CURVE, zauth admitted every key under the allow-list root; this
@@ -414,32 +131,68 @@ static bool admitted(mp_manager_server_t *s, mpp_msg_t *m)
     return false;
 }
 
-static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
+/* Where an answer goes: a ZeroMQ peer (its routing id) or a stream
+   connection. */
+typedef struct conn conn_t;
+typedef struct {
+    const void *id;
+    size_t idlen;
+    conn_t *c;
+    size_t *pending; /* the count of unauthenticated peers p is one of */
+} to_t;
+
+static int conn_send(mp_manager_server_t *s, conn_t *c, uint8_t cmd, const mp_obj_t *body);
+
+static int answer(mp_manager_server_t *s, const to_t *to, uint8_t cmd, const mp_obj_t *body)
 {
-    uint8_t cmd;
-    mp_obj_t *b;
-    if (m->n < 1 || mpm_parse(m, 1, &cmd, &b)) {
-        if (mp__ratelimit(&s->malformed_rl, WHO, "malformed messages"))
-            mp__log(MP_LOG_WARN, WHO, "malformed message; dropped");
-        return;
+    return to->c ? conn_send(s, to->c, cmd, body) : mpm_send(s->sock, to->id, to->idlen, cmd, body);
+}
+
+static void deny(mp_manager_server_t *s, const to_t *to, const char *why)
+{
+    mp_obj_t *b = mp_obj_new_array();
+    mp_obj_array_add(b, mp_obj_new_str(why));
+    answer(s, to, MPM_DENIED, b);
+    mp_obj_destroy(&b);
+}
+
+static void on_call(mp_manager_server_t *s, const to_t *to, const mp_obj_t *b)
+{
+    int64_t extra = 0;
+    mp_obj_t *res = NULL, *r = mp_obj_new_array();
+    int rc = mpm_execute(s->m, b, &res, &extra);
+    __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+    mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
+    mp_obj_array_add(r, mp_obj_new_int(rc));
+    mp_obj_array_add(r, res ? res : mp_obj_new_nil());
+    mp_obj_array_add(r, mp_obj_new_int(extra));
+    if (answer(s, to, MPM_REPLY, r) == MP_E2BIG) {
+        /* a result over the message limit: said, not sent (a BATCH of
+           gets: the client asks again in smaller batches) */
+        mp_obj_destroy(&r);
+        r = mp_obj_new_array();
+        mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
+        mp_obj_array_add(r, mp_obj_new_int(MP_E2BIG));
+        mp_obj_array_add(r, mp_obj_new_nil());
+        mp_obj_array_add(r, mp_obj_new_int(0));
+        answer(s, to, MPM_REPLY, r);
     }
-    const void *id = mpp_data(m, 0);
-    size_t idlen = mpp_size(m, 0);
-    if (s->admit && !admitted(s, m)) {
-        if (cmd == MPM_HELLO)
-            deny(s, id, idlen, "refused: this CURVE key is not in the manager's allow-list");
-        mp_obj_destroy(&b);
-        return;
-    }
-    peer_t *p = peer_get(s, id, idlen, cmd == MPM_HELLO);
+    mp_obj_destroy(&r);
+}
+
+/* A command from peer p (NULL: none, the table is full): the handshake,
+   then calls. Both transports. */
+static void on_command(mp_manager_server_t *s, peer_t *p, const to_t *to, uint8_t cmd,
+                       const mp_obj_t *b)
+{
     if (cmd == MPM_HELLO && p) {
         if (p->authed) /* authenticating again */
-            s->npending++;
+            (*to->pending)++;
         p->authed = false;
         mp_obj_t *r = mp_obj_new_array();
         if (getrandom(p->nonce, sizeof p->nonce, 0) == (ssize_t)sizeof p->nonce) {
             mp_obj_array_add(r, mp_obj_new_bin(p->nonce, sizeof p->nonce));
-            mpm_send(s->sock, id, idlen, MPM_CHALLENGE, r);
+            answer(s, to, MPM_CHALLENGE, r);
         }
         mp_obj_destroy(&r);
     } else if (cmd == MPM_AUTH && p && !p->authed) {
@@ -450,40 +203,39 @@ static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
         const void *got = mac && mp_obj_type(mac) == MP_OBJ_BIN ? mp_obj_bin(mac, &len) : NULL;
         if (got && len == sizeof want && mp__consttime_equal(got, want, sizeof want)) {
             p->authed = true;
-            s->npending--;
+            (*to->pending)--;
             mp_obj_t *r = mp_obj_new_array();
-            mpm_send(s->sock, id, idlen, MPM_WELCOME, r);
+            answer(s, to, MPM_WELCOME, r);
             mp_obj_destroy(&r);
         } else {
             mp__log(MP_LOG_WARN, WHO, "a client gave a wrong authentication key; refused");
             memset(p->nonce, 0, sizeof p->nonce); /* one try per HELLO */
-            deny(s, id, idlen, "authentication failed: wrong key");
+            deny(s, to, "authentication failed: wrong key");
         }
     } else if (cmd == MPM_CALL && p && p->authed) {
-        int64_t extra = 0;
-        mp_obj_t *res = NULL, *r = mp_obj_new_array();
-        int rc = execute(s, b, &res, &extra);
-        __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
-        mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
-        mp_obj_array_add(r, mp_obj_new_int(rc));
-        mp_obj_array_add(r, res ? res : mp_obj_new_nil());
-        mp_obj_array_add(r, mp_obj_new_int(extra));
-        if (mpm_send(s->sock, id, idlen, MPM_REPLY, r) == MP_E2BIG) {
-            /* a result over the message limit: said, not sent (a BATCH of
-               gets: the client asks again in smaller batches) */
-            mp_obj_destroy(&r);
-            r = mp_obj_new_array();
-            mp_obj_array_add(r, mp_obj_new_int(mpm_arg_int(b, 0)));
-            mp_obj_array_add(r, mp_obj_new_int(MP_E2BIG));
-            mp_obj_array_add(r, mp_obj_new_nil());
-            mp_obj_array_add(r, mp_obj_new_int(0));
-            mpm_send(s->sock, id, idlen, MPM_REPLY, r);
-        }
-        mp_obj_destroy(&r);
+        on_call(s, to, b);
     } else if (cmd == MPM_HELLO) {
-        deny(s, id, idlen, "refused: the server has too many live peers");
+        deny(s, to, "refused: the server has too many live peers");
     } else {
-        deny(s, id, idlen, "not authenticated");
+        deny(s, to, "not authenticated");
+    }
+}
+
+static void on_message(mp_manager_server_t *s, mpp_msg_t *m)
+{
+    uint8_t cmd;
+    mp_obj_t *b;
+    if (m->n < 1 || mpm_parse(m, 1, &cmd, &b)) {
+        if (mp__ratelimit(&s->malformed_rl, WHO, "malformed messages"))
+            mp__log(MP_LOG_WARN, WHO, "malformed message; dropped");
+        return;
+    }
+    to_t to = {.id = mpp_data(m, 0), .idlen = mpp_size(m, 0), .pending = &s->npending};
+    if (s->admit && !admitted(s, m)) {
+        if (cmd == MPM_HELLO)
+            deny(s, &to, "refused: this CURVE key is not in the manager's allow-list");
+    } else {
+        on_command(s, peer_get(s, to.id, to.idlen, cmd == MPM_HELLO), &to, cmd, b);
     }
     mp_obj_destroy(&b);
 }
@@ -505,6 +257,200 @@ static void *server_thread(void *arg)
             mpp_close(&m);
         }
     }
+    return NULL;
+}
+
+/* ---- MPM/1 over a plain stream (stream.h) ---------------------------------------- */
+
+struct conn {
+    int fd;
+    mpms_in_t in;
+    char *out;             /* what the socket has not taken yet: no more calls are */
+    size_t outoff, outlen; /* read from this connection until it has */
+    peer_t peer;
+};
+
+static void conn_close(mp_manager_server_t *s, size_t i)
+{
+    conn_t *c = s->conns[i];
+    if (!c->peer.authed)
+        s->npending--;
+    close(c->fd);
+    mpms_in_free(&c->in);
+    free(c->out);
+    free(c);
+    s->conns[i] = s->conns[--s->nconns];
+}
+
+/* Writes what it can now and keeps the rest for POLLOUT. */
+static int conn_send(mp_manager_server_t *s, conn_t *c, uint8_t cmd, const mp_obj_t *body)
+{
+    (void)s;
+    uint8_t hdr[MPMS_HEADER];
+    char *data;
+    size_t size;
+    int rc = mpms_frame(cmd, body, hdr, &data, &size);
+    if (rc)
+        return rc;
+    size_t total = MPMS_HEADER + size, done = 0;
+    if (c->outlen == c->outoff) {
+        long w = mpms_write_some(c->fd, hdr, MPMS_HEADER, data, size);
+        done = w > 0 ? (size_t)w : 0; /* an error shows at the next read */
+    }
+    if (done < total) {
+        size_t keep = c->outlen - c->outoff, more = total - done;
+        char *o = malloc(keep + more);
+        if (!o) {
+            free(data);
+            return MP_ENOMEM;
+        }
+        if (keep)
+            memcpy(o, c->out + c->outoff, keep);
+        size_t at = keep, from = done > MPMS_HEADER ? done - MPMS_HEADER : 0;
+        if (done < MPMS_HEADER) { /* what is left of the header, then the body */
+            memcpy(o + at, hdr + done, MPMS_HEADER - done);
+            at += MPMS_HEADER - done;
+        }
+        if (size > from)
+            memcpy(o + at, data + from, size - from);
+        free(c->out);
+        c->out = o;
+        c->outoff = 0;
+        c->outlen = keep + more;
+    }
+    free(data);
+    return 0;
+}
+
+/* The connection's pending output, written as far as the socket takes it. */
+static int conn_flush(conn_t *c)
+{
+    long w = mpms_write_some(c->fd, NULL, 0, c->out + c->outoff, c->outlen - c->outoff);
+    if (w < 0)
+        return (int)w;
+    c->outoff += (size_t)w;
+    if (c->outoff == c->outlen) {
+        free(c->out);
+        c->out = NULL;
+        c->outoff = c->outlen = 0;
+    }
+    return 0;
+}
+
+/* New connections: each a peer that has not authenticated. Past
+   MAX_PENDING of those, the one silent longest is closed; past MAX_PEERS
+   connections, the new one is. */
+static void conn_accept(mp_manager_server_t *s)
+{
+    for (int k = 0; k < 64; k++) {
+        int fd = mpms_accept(s->listen_fd);
+        if (fd < 0)
+            return;
+        if (s->nconns >= MAX_PEERS) {
+            close(fd);
+            if (mp__ratelimit(&s->refused_rl, WHO, "refused connections"))
+                mp__log(MP_LOG_WARN, WHO, "refused a connection: %d peers", MAX_PEERS);
+            continue;
+        }
+        if (s->npending >= MAX_PENDING) {
+            size_t old = s->nconns;
+            for (size_t i = 0; i < s->nconns; i++)
+                if (!s->conns[i]->peer.authed &&
+                    (old == s->nconns || s->conns[i]->peer.seen < s->conns[old]->peer.seen))
+                    old = i;
+            if (old < s->nconns)
+                conn_close(s, old);
+        }
+        conn_t *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            return;
+        }
+        c->fd = fd;
+        c->in.limit = MPMS_UNAUTH_MAX;
+        c->peer.seen = ++s->clock;
+        s->conns[s->nconns++] = c;
+        s->npending++;
+    }
+}
+
+/* What connection i sent: whole messages run in order while its answers
+   go out at once; 0, or an error (close it). */
+static int conn_read(mp_manager_server_t *s, size_t i)
+{
+    conn_t *c = s->conns[i];
+    int rc = mpms_fill(&c->in, c->fd);
+    to_t to = {.c = c, .pending = &s->npending};
+    while (rc >= 0 && c->outlen == c->outoff) {
+        uint8_t cmd;
+        mp_obj_t *b;
+        int got = mpms_take(&c->in, &cmd, &b);
+        if (got <= 0) {
+            rc = got < 0 ? got : rc;
+            break;
+        }
+        c->peer.seen = ++s->clock;
+        on_command(s, &c->peer, &to, cmd, b);
+        mp_obj_destroy(&b);
+        c->in.limit = c->peer.authed ? MPP_DEFAULT_MAX_MSG : MPMS_UNAUTH_MAX;
+    }
+    if (rc == MP_EBADMSG && mp__ratelimit(&s->malformed_rl, WHO, "malformed messages"))
+        mp__log(MP_LOG_WARN, WHO, "malformed message on a connection; closed it");
+    return rc < 0 ? rc : 0;
+}
+
+/* One pass: poll (not sleeping while spinning), then what is ready. True
+   when a message or connection was handled; -1 to stop. */
+static int stream_pass(mp_manager_server_t *s, struct pollfd *pf, bool spinning)
+{
+    size_t n = s->nconns;
+    pf[0] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++)
+        pf[2 + i] =
+            (struct pollfd){.fd = s->conns[i]->fd,
+                            .events = s->conns[i]->outlen > s->conns[i]->outoff ? POLLOUT : POLLIN};
+    int ready = poll(pf, 2 + n, spinning ? 0 : -1);
+    if (ready < 0 && errno != EINTR)
+        return -1;
+    if (ready <= 0)
+        return 0;
+    if (pf[0].revents)
+        return -1;
+    for (size_t i = n; i-- > 0;) { /* backwards: a close moves the last one here */
+        short ev = pf[2 + i].revents;
+        conn_t *c = s->conns[i];
+        int rc = 0;
+        if (ev & POLLOUT)
+            rc = conn_flush(c);
+        /* all sent: the calls it held back (received, not run) run now */
+        if (!rc && (ev & (POLLIN | POLLHUP | POLLERR | POLLOUT)) && c->outlen == c->outoff)
+            rc = conn_read(s, i);
+        else if (!rc && (ev & (POLLHUP | POLLERR)))
+            rc = MP_EEOF;
+        if (rc)
+            conn_close(s, i);
+    }
+    if (pf[1].revents)
+        conn_accept(s);
+    return 1;
+}
+
+static void *stream_thread(void *arg)
+{
+    mp_manager_server_t *s = arg;
+    struct pollfd *pf = calloc(2 + MAX_PEERS, sizeof *pf);
+    uint64_t spin_end = 0;
+    for (int rc = 0; pf && rc >= 0;) {
+        bool spinning = spin_end && mp__now_ns() < spin_end;
+        if ((rc = stream_pass(s, pf, spinning)) > 0)
+            spin_end = mp__now_ns() + s->spin_ns;
+        else if (!spinning)
+            spin_end = 0;
+    }
+    free(pf);
+    while (s->nconns)
+        conn_close(s, s->nconns - 1);
     return NULL;
 }
 
@@ -548,8 +494,50 @@ static int check_options(const mp_manager_serve_options_t *o)
                 "(allow_dir)");
         return MP_EINVAL;
     }
-    return mp__curve_policy(WHO, o->endpoint, o->curve_key != NULL, o->insecure,
-                            "curve_key and allow_dir");
+    bool stream = mpms_is_stream(o->endpoint);
+    if (stream && o->curve_key) {
+        mp__log(MP_LOG_ERROR, WHO, "CURVE runs over ZeroMQ only: serve tcp://, not %s",
+                o->endpoint);
+        return MP_EINVAL;
+    }
+    /* a stream endpoint is as local as the tcp:// or ipc:// it names */
+    return mp__curve_policy(WHO, stream ? o->endpoint + 4 : o->endpoint, o->curve_key != NULL,
+                            o->insecure, "curve_key and allow_dir");
+}
+
+/* The ZeroMQ ROUTER, CURVE or not, bound. */
+static int start_zmq(mp_manager_server_t *s, const mp_manager_serve_options_t *o)
+{
+    int rc = 0;
+    if (o->curve_key)
+        rc = start_curve(s, o);
+    else if (!(s->ctx = zmq_ctx_new()))
+        rc = MP_ENOMEM;
+    if (!rc && (!(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
+                mpp_socket_setup(s->sock, MPP_DEFAULT_MAX_MSG) ||
+                (s->curve.on && mp__curve_server(s->sock, &s->curve))))
+        rc = MP_ENOMEM;
+    if (!rc && zmq_bind(s->sock, o->endpoint) < 0) {
+        rc = -errno;
+        mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
+    }
+    size_t len = sizeof s->endpoint;
+    if (!rc && zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) < 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The plain stream's listener (stream.h). */
+static int start_stream(mp_manager_server_t *s, const mp_manager_serve_options_t *o)
+{
+    s->spin_ns =
+        o->spin_us < 0 ? 0 : (uint64_t)(o->spin_us ? o->spin_us : MPMS_SPIN_DEFAULT_US) * 1000;
+    if (!(s->conns = calloc(MAX_PEERS, sizeof *s->conns)))
+        return MP_ENOMEM;
+    int rc = mpms_listen(o->endpoint, &s->listen_fd, s->endpoint, sizeof s->endpoint);
+    if (rc)
+        mp__log(MP_LOG_ERROR, WHO, "cannot listen on %s: %s", o->endpoint, mp_strerror(rc));
+    return rc;
 }
 
 int mp_manager_serve_with(mp_manager_t *m, const mp_manager_serve_options_t *o,
@@ -565,7 +553,7 @@ int mp_manager_serve_with(mp_manager_t *m, const mp_manager_serve_options_t *o,
     if (!s)
         return MP_ENOMEM;
     s->m = m;
-    s->stop_fd = -1;
+    s->stop_fd = s->listen_fd = -1;
     s->keylen = o->keylen;
     s->key = malloc(o->keylen + 1);
     s->peers = calloc(MAX_PEERS, sizeof *s->peers);
@@ -574,22 +562,11 @@ int mp_manager_serve_with(mp_manager_t *m, const mp_manager_serve_options_t *o,
         memcpy(s->key, o->authkey, o->keylen);
     if (!rc && (s->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
         rc = -errno;
-    if (!rc && o->curve_key)
-        rc = start_curve(s, o);
-    else if (!rc && !(s->ctx = zmq_ctx_new()))
-        rc = MP_ENOMEM;
-    if (!rc && (!(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
-                mpp_socket_setup(s->sock, MPP_DEFAULT_MAX_MSG) ||
-                (s->curve.on && mp__curve_server(s->sock, &s->curve))))
-        rc = MP_ENOMEM;
-    if (!rc && zmq_bind(s->sock, o->endpoint) < 0) {
-        rc = -errno;
-        mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
-    }
-    size_t len = sizeof s->endpoint;
-    if (!rc && zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) < 0)
-        rc = -errno;
-    if (!rc && (rc = -pthread_create(&s->thread, NULL, server_thread, s)) == 0) {
+    bool stream = mpms_is_stream(o->endpoint);
+    if (!rc)
+        rc = stream ? start_stream(s, o) : start_zmq(s, o);
+    if (!rc &&
+        (rc = -pthread_create(&s->thread, NULL, stream ? stream_thread : server_thread, s)) == 0) {
         *server_p = s;
         return 0;
     }
@@ -635,6 +612,12 @@ void mp_manager_server_stop(mp_manager_server_t **s_p)
     memset(&s->curve, 0, sizeof s->curve);
     if (strncmp(s->endpoint, "ipc://", 6) == 0 && s->endpoint[6] != '@')
         unlink(s->endpoint + 6); /* libzmq does not always remove it */
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+        if (strncmp(s->endpoint, "mpm+ipc://", 10) == 0)
+            unlink(s->endpoint + 10);
+    }
+    free(s->conns);
     if (s->stop_fd >= 0)
         close(s->stop_fd);
     if (s->key)

@@ -5,7 +5,11 @@
     HMAC-SHA256 the handshake rests on, against the standards' vectors.
 
     The serving process is a child forked before this process makes any
-    ZeroMQ context (the fork rule); it exits when its pipe closes. */
+    ZeroMQ context (the fork rule); it exits when its pipe closes.
+
+    Run twice by ctest: over ZeroMQ (tcp://), and with
+    MP_TEST_TRANSPORT=stream over a plain TCP stream (mpm+tcp://), where
+    the tests that speak raw ZeroMQ are left to test_manager_stream.c. */
 #include <signal.h>
 #include <stdlib.h>
 #include <zmq.h>
@@ -17,6 +21,10 @@
 #include "support.h"
 
 #define KEY "s3cret-key"
+
+static bool stream; /* MP_TEST_TRANSPORT=stream */
+#define SERVE_EP (stream ? "mpm+tcp://127.0.0.1:0" : "tcp://127.0.0.1:0")
+#define BOUND_PREFIX (stream ? "mpm+tcp://127.0.0.1:" : "tcp://127.0.0.1:")
 
 typedef struct {
     pid_t pid;
@@ -34,7 +42,7 @@ static void serve_child(int ctl, int out)
         _exit(1);
     mp_obj_t *k = mp_obj_new_str("seed"), *v = mp_obj_new_int(1);
     mp_mdict_set(d, k, v);
-    if (mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &s))
+    if (mp_manager_serve(m, SERVE_EP, KEY, strlen(KEY), &s))
         _exit(2);
     const char *ep = mp_manager_server_endpoint(s);
     if (write(out, ep, strlen(ep) + 1) < 0)
@@ -65,7 +73,7 @@ static void start_server(server_t *srv)
     close(out[1]);
     srv->ctl = ctl[1];
     tu_read_line(out[0], srv->endpoint, sizeof srv->endpoint);
-    assert_true(strncmp(srv->endpoint, "tcp://127.0.0.1:", 16) == 0);
+    assert_true(strncmp(srv->endpoint, BOUND_PREFIX, strlen(BOUND_PREFIX)) == 0);
 }
 
 static int stop_server(server_t *srv)
@@ -543,7 +551,7 @@ static void test_remote_get_many_and_set_many(void **state)
     mp_manager_server_t *srv;
     mp_manager_options_t mo = {.capacity = 256u << 20}; /* room for 72 MiB of values below */
     assert_int_equal(mp_manager_new(&mo, &m), 0);
-    assert_int_equal(mp_manager_serve(m, "tcp://127.0.0.1:0", KEY, strlen(KEY), &srv), 0);
+    assert_int_equal(mp_manager_serve(m, SERVE_EP, KEY, strlen(KEY), &srv), 0);
     mp_remote_t *r = NULL;
     assert_int_equal(
         mp_manager_connect(mp_manager_server_endpoint(srv), KEY, strlen(KEY), NULL, &r), 0);
@@ -577,10 +585,12 @@ static void test_remote_get_many_and_set_many(void **state)
     size_t len = 0;
     assert_int_equal(mp_mdict_len(local, &len), 0);
     assert_int_equal(len, N);
-    /* a nested BATCH and an empty one, sent raw: refused, and the server serves on */
-    void *ctx = zmq_ctx_new(), *s = tu_dealer(ctx, mp_manager_server_endpoint(srv));
-    raw_auth(s);
-    for (int k = 0; k < 2; k++) {
+    /* a nested BATCH and an empty one, sent raw: refused, and the server
+       serves on (over a stream: test_manager_stream.c) */
+    void *ctx = zmq_ctx_new(), *s = stream ? NULL : tu_dealer(ctx, mp_manager_server_endpoint(srv));
+    if (s)
+        raw_auth(s);
+    for (int k = 0; s && k < 2; k++) {
         mp_obj_t *b = mp_obj_new_array(), *subs = mp_obj_new_array();
         mp_obj_array_add(b, mp_obj_new_int(7));
         mp_obj_array_add(b, mp_obj_new_int(MR_BATCH));
@@ -597,7 +607,8 @@ static void test_remote_get_many_and_set_many(void **state)
         mp_obj_destroy(&b);
         assert_int_equal(raw_recv(s), 0x84);
     }
-    zmq_close(s);
+    if (s)
+        zmq_close(s);
     zmq_ctx_term(ctx);
     mp_obj_t *v = NULL;
     assert_int_equal(mp_mdict_get(d, keys[1], NULL, &v), 0);
@@ -740,6 +751,18 @@ static void test_remote_hello_flood_never_evicts_an_authenticated_peer(void **st
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
+    const char *t = getenv("MP_TEST_TRANSPORT");
+    stream = t && strcmp(t, "stream") == 0;
+    const struct CMUnitTest both[] = {
+        cmocka_unit_test_teardown(test_remote_pool_tasks_use_a_served_manager, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_every_call_through_a_proxy, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_serving_process_killed_errors_within_the_timeout,
+                                  tu_teardown),
+        cmocka_unit_test_teardown(test_remote_get_many_and_set_many, tu_teardown),
+        cmocka_unit_test_teardown(test_remote_queues_between_processes, tu_teardown),
+    };
+    if (stream)
+        return cmocka_run_group_tests_name("manager_remote_stream", both, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_remote_sha256_and_hmac_match_the_standard_vectors,
                                   tu_teardown),

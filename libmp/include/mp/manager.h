@@ -137,6 +137,8 @@ typedef struct {
     const char *curve_key; /* the server's NAME.key_secret (mp-client keygen NAME) */
     const char *allow_dir; /* admits allow_dir/managers/ NAME.key files, reread on change */
     bool insecure;         /* allow an endpoint off loopback without CURVE (warned) */
+    int spin_us;           /* mpm+tcp/mpm+ipc: after a message, poll this long before sleeping;
+                              0: 50, negative: never */
 } mp_manager_serve_options_t;
 
 /* As mp_manager_serve; also MP_EINSECURE (off loopback without CURVE, not
@@ -156,6 +158,8 @@ typedef struct {
     int timeout_ms;        /* per call; 0: 5000. A call not answered in time is MP_EMANAGERLOST */
     const char *curve_key; /* this client's NAME.key_secret: CURVE on */
     const char *curve_server_key; /* the server's public key: 40 Z85 characters or its NAME.key */
+    int spin_us;                  /* mpm+tcp/mpm+ipc: wait for a reply this long without sleeping;
+                                     0: 50, negative: never */
 } mp_remote_options_t;
 
 /* Connects and authenticates: 0, MP_EAUTH (wrong authkey, or a CURVE
