@@ -115,7 +115,9 @@ typedef struct mp_manager_server mp_manager_server_t;
 typedef struct mp_remote mp_remote_t;
 
 /* Serves the manager's objects on endpoint (tcp://HOST:PORT, port 0 or *
-   for a free one; ipc://PATH) from a thread of this process, to clients
+   for a free one; ipc://PATH: over ZeroMQ; mpm+tcp://HOST:PORT,
+   mpm+ipc://PATH: over a plain socket, 8x faster a call, no CURVE:
+   docs/MANAGER.md 6.3) from a thread of this process, to clients
    that know authkey (keylen bytes; the key never crosses the wire).
    Fork rule (mp/process.h): start serving after forking (a Pool, Process
    objects with fork), not before. An endpoint other hosts can reach
