@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [JOBS]: builds the fuzz targets with clang and
 # libFuzzer in build-fuzz/ (the library instrumented too: coverage counters,
-# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli, fuzz_journal) for SECONDS, starting
+# ASan, UBSan) and fuzzes TARGET (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_manager_stream, fuzz_cli, fuzz_journal) for SECONDS, starting
 # from the checked-in corpus (tests/fuzz/corpus/...), new inputs kept in
 # build-fuzz/corpus/TARGET. Prints libFuzzer's last status line (execs, cov);
 # exits non-zero on a finding (the crash file is in build-fuzz/).
@@ -17,9 +17,10 @@ fuzz_broker) seeds=broker ;;
 fuzz_cli) seeds=cli ;;
 fuzz_client) seeds=client ;;
 fuzz_manager) seeds=manager ;;
+fuzz_manager_stream) seeds=manager_stream ;;
 fuzz_worker) seeds=worker ;;
 fuzz_journal) seeds=journal ;;
-*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_cli, fuzz_journal)" >&2; exit 2 ;;
+*) echo "scripts/fuzz.sh: unknown target '$target' (fuzz_obj, fuzz_wire, fuzz_broker, fuzz_worker, fuzz_client, fuzz_manager, fuzz_manager_stream, fuzz_cli, fuzz_journal)" >&2; exit 2 ;;
 esac
 "$top/scripts/deps.sh" --fuzz
 build="$top/build-fuzz"

@@ -375,25 +375,25 @@ static void conn_accept(mp_manager_server_t *s)
 }
 
 /* What connection i sent: whole messages run in order while its answers
-   go out at once; 0, or an error (close it). */
+   go out at once; 0, or an error (close it). At the end of its stream,
+   the calls received whole are still run first (while nothing it is owed
+   waits to be sent). */
 static int conn_read(mp_manager_server_t *s, size_t i)
 {
     conn_t *c = s->conns[i];
-    int rc = mpms_fill(&c->in, c->fd);
+    int rc = mpms_fill(&c->in, c->fd), got = 0;
     to_t to = {.c = c, .pending = &s->npending};
-    while (rc >= 0 && c->outlen == c->outoff) {
+    while (rc != MP_EBADMSG && c->outlen == c->outoff) {
         uint8_t cmd;
         mp_obj_t *b;
-        int got = mpms_take(&c->in, &cmd, &b);
-        if (got <= 0) {
-            rc = got < 0 ? got : rc;
+        if ((got = mpms_take(&c->in, &cmd, &b)) <= 0)
             break;
-        }
         c->peer.seen = ++s->clock;
         on_command(s, &c->peer, &to, cmd, b);
         mp_obj_destroy(&b);
         c->in.limit = c->peer.authed ? MPP_DEFAULT_MAX_MSG : MPMS_UNAUTH_MAX;
     }
+    rc = got < 0 ? got : rc;
     if (rc == MP_EBADMSG && mp__ratelimit(&s->malformed_rl, WHO, "malformed messages"))
         mp__log(MP_LOG_WARN, WHO, "malformed message on a connection; closed it");
     return rc < 0 ? rc : 0;

@@ -170,6 +170,24 @@ manager = {
     + mmsg(1, CALL, [1, 3, 1, "k"]) + mmsg(0, HELLO, []) + mmsg(0, 2, ["short"]),
 }
 
+def raw(conn, data):
+    """Bytes written as they are on a connection (fuzz_manager_stream.c)."""
+    return bytes([conn | 2, 0]) + struct.pack(">H", len(data)) + data
+
+
+# fuzz_manager_stream.c reads the same messages (op bit 0: the connection),
+# and raw bytes: half a frame finished by the next write, a wrong signature,
+# a length over the limit, a body that is not an array
+manager_stream = dict(manager)
+manager_stream.update({
+    "split_frame": raw(0, struct.pack(">I", 6 + len(mp([1, 1, 1, None, "d"]))) + b"MPM01")
+    + raw(0, bytes([CALL]) + mp([1, 1, 1, None, "d"])) + mmsg(0, CALL, [2, 7, 1]),
+    "bad_frames": raw(1, b"GET / HTTP/1.1\r\n\r\n") + raw(0, struct.pack(">I", 0xffffffff))
+    + raw(0, struct.pack(">I", 7) + b"MPM01" + bytes([CALL, 5])),
+    "unauth_big": raw(1, struct.pack(">I", 5000) + b"MPM01" + bytes([HELLO]) + b"\x90" * 200),
+})
+
+
 def wmsg(cmd, header, *payload, op=0):
     """A broker-to-worker message in fuzz_worker.c's format."""
     out = bytes([op | len(payload), cmd])
@@ -196,7 +214,7 @@ worker = {
 
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 for sub, corpus in (("broker", seeds), ("cli", cli), ("client", client), ("manager", manager),
-                    ("worker", worker)):
+                    ("manager_stream", manager_stream), ("worker", worker)):
     out = os.path.join(top, sub)
     os.makedirs(out, exist_ok=True)
     for name, data in corpus.items():
