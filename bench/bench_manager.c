@@ -285,20 +285,20 @@ static void batch_figures(mp_mdict_t *d, double *get_us, double *set_us)
 }
 
 typedef struct {
-    double zmq_get, zmq_raw;    /* over ZeroMQ (CURVE or not), and its echo */
-    double stream_get, tcp_raw; /* over mpm+tcp://, and the plain TCP echo */
-    double many_get, many_set;  /* batches over mpm+tcp:// */
+    double zmq_get, zmq_raw;                /* over ZeroMQ (CURVE or not), and its echo */
+    double stream_get, stream_set, tcp_raw; /* over mpm+tcp://, and the plain TCP echo */
+    double many_get, many_set;              /* batches over mpm+tcp:// */
 } remote_t;
 
-/* get through a proxy of d: us per call (the median of RUNS runs). */
-static double proxy_get_us(mp_mdict_t *d)
+/* A get (or a set) through a proxy of d: us per call (the median of RUNS runs). */
+static double proxy_call_us(mp_mdict_t *d, bool set)
 {
     double g[RUNS];
     for (int run = 0; run < RUNS; run++) {
         double t0 = now_s();
         for (int i = 0; i < REMOTE_OPS; i++) {
-            mp_obj_t *k = mp_obj_new_int(i % KEYS), *v = NULL;
-            if (mp_mdict_get(d, k, NULL, &v))
+            mp_obj_t *k = mp_obj_new_int(i % KEYS), *v = set ? mp_obj_new_int(i) : NULL;
+            if (set ? mp_mdict_set(d, k, v) : mp_mdict_get(d, k, NULL, &v))
                 exit(1);
             mp_obj_destroy(&k);
             mp_obj_destroy(&v);
@@ -378,9 +378,10 @@ static void remote_figures(bool curve, remote_t *f)
     if (mp_manager_connect(mgr, "key", 3, &ro, &rm) || mp_remote_dict(rm, "d", &d) ||
         mp_manager_connect(stream, "key", 3, NULL, &rs) || mp_remote_dict(rs, "d", &ds))
         exit(1);
-    f->zmq_get = proxy_get_us(d);
+    f->zmq_get = proxy_call_us(d, false);
     f->zmq_raw = zmq_echo_us(raw);
-    f->stream_get = proxy_get_us(ds);
+    f->stream_get = proxy_call_us(ds, false);
+    f->stream_set = proxy_call_us(ds, true);
     f->tcp_raw = tcp_echo_us(port);
     if (!curve)
         batch_figures(ds, &f->many_get, &f->many_set);
@@ -422,6 +423,7 @@ int main(int argc, char **argv)
     printf("list_append\tus/op\t%.4f\n", median(append, RUNS));
     printf("nested_dict_set\tus/op\t%.4f\n", median(nested, RUNS));
     printf("remote_dict_get_tcp\tus/op\t%.4f\n", plain.stream_get);
+    printf("remote_dict_set_tcp\tus/op\t%.4f\n", plain.stream_set);
     printf("remote_dict_get_zmq_tcp\tus/op\t%.4f\n", plain.zmq_get);
     printf("remote_dict_get_zmq_tcp_curve\tus/op\t%.4f\n", curve.zmq_get);
     printf("remote_dict_get_many_tcp\tus/op\t%.4f\n", plain.many_get);

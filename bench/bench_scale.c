@@ -23,9 +23,17 @@
                            relay ROUTER and an echoing worker DEALER on tcp
                            loopback, CALLS round trips client -> relay ->
                            worker -> relay -> client: us each
-    Each mode prints one tab-separated row: name, unit, value.
+      hops CALLS           (no broker) what one hop costs here, three rows:
+                           an echo between two threads over inproc://, two
+                           processes over ipc:// (DEALER -> ROUTER, as an
+                           embedded pool's broker and worker), and two
+                           processes over a socketpair (plain reads and
+                           writes): us per round trip
+    Each mode prints one tab-separated row (hops: three): name, unit, value.
 */
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,10 +416,114 @@ static int rawrelay(int calls)
     return 0;
 }
 
+/* ---- hops ---------------------------------------------------------------------------- */
+
+static void *inproc_echo(void *sock)
+{
+    for (char b[64];;) {
+        int n = zmq_recv(sock, b, sizeof b, 0);
+        if (n <= 0 || zmq_send(sock, b, (size_t)n, 0) < 0)
+            return NULL; /* an empty message: stop */
+    }
+}
+
+/* calls round trips of a 16-byte message on a DEALER (or PAIR): us each. */
+static double zmq_rtt(void *s, int calls)
+{
+    char b[64], msg[16] = "0123456789abcde";
+    for (int i = 0; i < calls / 10; i++)
+        if (zmq_send(s, msg, sizeof msg, 0) < 0 || zmq_recv(s, b, sizeof b, 0) < 0)
+            return -1;
+    double t0 = now_s();
+    for (int i = 0; i < calls; i++)
+        if (zmq_send(s, msg, sizeof msg, 0) < 0 || zmq_recv(s, b, sizeof b, 0) < 0)
+            return -1;
+    return (now_s() - t0) / calls * 1e6;
+}
+
+static int hops(int calls)
+{
+    /* two processes on a socketpair, first: no ZeroMQ thread yet */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+        return 1;
+    pid_t echo = fork();
+    if (echo == 0) {
+        close(sv[0]);
+        for (char b[64];;) {
+            ssize_t n = read(sv[1], b, sizeof b);
+            if (n <= 0 || write(sv[1], b, (size_t)n) != n)
+                _exit(0);
+        }
+    }
+    close(sv[1]);
+    char b[64], msg[16] = "0123456789abcde";
+    double t0 = 0;
+    for (int i = -calls / 10; i < calls; i++) {
+        if (i == 0)
+            t0 = now_s();
+        if (write(sv[0], msg, sizeof msg) != sizeof msg || read(sv[0], b, sizeof b) != sizeof msg)
+            return 1;
+    }
+    double pair_us = (now_s() - t0) / calls * 1e6;
+    close(sv[0]);
+    waitpid(echo, NULL, 0);
+    /* two processes over ipc://: a ROUTER echo forked before this
+       process makes its context */
+    char path[64];
+    snprintf(path, sizeof path, "ipc:///tmp/mp-bench-hops-%d.ipc", (int)getpid());
+    int ready[2];
+    if (pipe(ready))
+        return 1;
+    echo = fork();
+    if (echo == 0) {
+        void *ctx = zmq_ctx_new(), *r = zmq_socket(ctx, ZMQ_ROUTER);
+        if (zmq_bind(r, path) || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;) {
+            zmq_msg_t id, body;
+            zmq_msg_init(&id);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&id, r, 0) < 0 || zmq_msg_recv(&body, r, 0) < 0)
+                _exit(0);
+            zmq_msg_send(&id, r, ZMQ_SNDMORE);
+            zmq_msg_send(&body, r, 0);
+        }
+    }
+    if (read(ready[0], b, 1) != 1)
+        return 1;
+    void *ctx = zmq_ctx_new(), *d = dealer(ctx, "D", path);
+    double ipc_us = d ? zmq_rtt(d, calls) : -1;
+    zmq_close(d);
+    kill(echo, SIGKILL);
+    waitpid(echo, NULL, 0);
+    unlink(path + 6);
+    /* two threads over inproc:// */
+    void *p0 = zmq_socket(ctx, ZMQ_PAIR), *p1 = zmq_socket(ctx, ZMQ_PAIR);
+    zmq_bind(p0, "inproc://hops");
+    zmq_connect(p1, "inproc://hops");
+    pthread_t t;
+    pthread_create(&t, NULL, inproc_echo, p1);
+    double inproc_us = zmq_rtt(p0, calls);
+    zmq_send(p0, "", 0, 0);
+    pthread_join(t, NULL);
+    zmq_close(p0);
+    zmq_close(p1);
+    zmq_ctx_term(ctx);
+    if (ipc_us < 0 || inproc_us < 0)
+        return 1;
+    printf("raw_hop_inproc_round_trip\tus\t%.3f\n", inproc_us);
+    printf("raw_hop_ipc_round_trip\tus\t%.3f\n", ipc_us);
+    printf("raw_hop_socketpair_round_trip\tus\t%.3f\n", pair_us);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "rawrelay"))
         return rawrelay(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "hops"))
+        return hops(atoi(argv[2]));
     const char *ep = NULL;
     int pid = 0, a = 1;
     for (; a + 1 < argc && argv[a][0] == '-'; a += 2)
