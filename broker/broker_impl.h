@@ -36,6 +36,7 @@
 #include "base/log.h"
 #include "codec/curve.h"
 #include "codec/mpp.h"
+#include "codec/mpps.h"
 #include "codec/wire.h"
 #include "mp/broker.h"
 #include "mp/version.h"
@@ -197,6 +198,11 @@ struct peer {
 };
 
 struct mp_broker {
+    /* An embedded pool's worker on a socket pair (codec/mpps.h), or -1:
+       its messages are routed with an empty routing id, which no ZeroMQ
+       peer can have, and sent back on the pair. */
+    int stream_fd;
+    mpps_buf_t stream_in, stream_out;
     void *ctx;
     bool own_ctx;
     void *router;
@@ -247,6 +253,11 @@ struct mp_broker {
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
 
+/* The embedded worker's socket pair (b->stream_fd): a message to it, and
+   its end (the worker is then heard from no more: its heartbeats lapse). */
+int bk_stream_send(mp_broker_t *b, const char *sig, uint8_t cmd, const void *hdr, size_t hsize,
+                   zmq_msg_t *payload, int npayload);
+void bk_stream_close(mp_broker_t *b);
 peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen);
 /* A new peer, whose first message is m. NULL when out of memory, the id
    is too long, or its source has max_per_source peers already (it is told

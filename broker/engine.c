@@ -136,16 +136,47 @@ static void shutdown_peers(mp_broker_t *b)
     }
 }
 
+/* The embedded worker's socket pair: what it sent, routed as a ROUTER
+   message whose routing id is empty; what waits to go to it, written. Its
+   end (the worker died) closes the pair: its heartbeats then lapse. */
+static void stream_ready(mp_broker_t *b, short revents)
+{
+    if ((revents & ZMQ_POLLOUT) && mpps_flush(&b->stream_out, b->stream_fd) < 0) {
+        bk_stream_close(b);
+        return;
+    }
+    if (!(revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+        return;
+    int rc = mpps_fill(&b->stream_in, b->stream_fd), got;
+    do {
+        mpp_msg_t m;
+        zmq_msg_init(&m.f[0]);
+        m.n = 1;
+        if ((got = mpps_take(&b->stream_in, &m, 1)) == 1)
+            route(b, &m);
+        mpp_close(&m);
+    } while (got == 1 && b->stream_fd >= 0);
+    if (got < 0)
+        mp__log(MP_LOG_WARN, WHO, "the embedded worker's stream is malformed: closed");
+    if ((got < 0 || rc < 0) && b->stream_fd >= 0)
+        bk_stream_close(b);
+}
+
 static void *broker_thread(void *arg)
 {
     mp_broker_t *b = arg;
     uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
     uint64_t next_hb = mp__now_ns() + interval, next_running = 0;
-    zmq_pollitem_t items[3] = {{b->router, 0, ZMQ_POLLIN, 0},
-                               {b->ctl_thread, 0, ZMQ_POLLIN, 0},
-                               {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
-    int nitems = b->http_thread_sock ? 3 : 2;
     for (;;) {
+        zmq_pollitem_t items[4] = {{b->router, 0, ZMQ_POLLIN, 0},
+                                   {b->ctl_thread, 0, ZMQ_POLLIN, 0},
+                                   {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
+        int nitems = b->http_thread_sock ? 3 : 2, at_stream = -1;
+        if (b->stream_fd >= 0) {
+            at_stream = nitems;
+            short ev = ZMQ_POLLIN | (mpps_pending(&b->stream_out) ? ZMQ_POLLOUT : 0);
+            items[nitems++] = (zmq_pollitem_t){NULL, b->stream_fd, ev, 0};
+        }
         uint64_t now = mp__now_ns(), due = bk_journal_next_deadline(b);
         due = due < next_hb ? due : next_hb;
         long timeout = due > now ? (long)((due - now) / 1000000) + 1 : 0;
@@ -169,8 +200,10 @@ static void *broker_thread(void *arg)
                 mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
             }
         }
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+        if (b->http_thread_sock && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
+        if (at_stream >= 0 && items[at_stream].revents)
+            stream_ready(b, items[at_stream].revents);
         if (items[0].revents & ZMQ_POLLIN) {
             /* drain what is there, bounded so heartbeats keep their pace */
             for (int k = 0; k < 1000; k++) {
@@ -230,6 +263,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
     if (b->ctl_thread)
         zmq_close(b->ctl_thread);
     bk_http_free(b);
+    bk_stream_close(b);
     free_endpoints(b);
     bk_journal_close(b);
     free(b->peers);
@@ -247,7 +281,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
 
 int mp_broker_new(const mp_broker_options_t *o, mp_broker_t **b_p)
 {
-    return mp__broker_new_shm(o, NULL, b_p);
+    return mp__broker_new_shm(o, NULL, -1, b_p);
 }
 
 /* The security policy, before anything starts: CURVE keys both or
@@ -338,16 +372,18 @@ static int bind_all(mp_broker_t *b, const mp_broker_options_t *o)
     return 0;
 }
 
-static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp_broker_t **b_p);
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, bool thread,
+                  mp_broker_t **b_p);
 
-int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, mp_broker_t **b_p)
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd,
+                       mp_broker_t **b_p)
 {
-    return create(o, shm, true, b_p);
+    return create(o, shm, stream_fd, true, b_p);
 }
 
 int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p)
 {
-    return create(o, NULL, false, b_p);
+    return create(o, NULL, -1, false, b_p);
 }
 
 void mp__broker_route(mp_broker_t *b, mpp_msg_t *m)
@@ -371,19 +407,25 @@ void mp__broker_reset(mp_broker_t *b)
     b->next_dispatch = 0; /* the same input meets the same dispatch ids */
 }
 
-static int create(const mp_broker_options_t *o, mp__pshm_t *shm, bool thread, mp_broker_t **b_p)
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, bool thread,
+                  mp_broker_t **b_p)
 {
-    if (!o || !b_p || !o->binds || o->nbinds == 0)
+    if (!o || !b_p || !o->binds || o->nbinds == 0) {
+        if (stream_fd >= 0)
+            close(stream_fd);
         return MP_EINVAL;
+    }
     if (o->verbose > 0)
         mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
     int rc = check_security(o);
-    if (rc)
-        return rc;
-    mp_broker_t *b = calloc(1, sizeof *b);
-    if (!b)
-        return MP_ENOMEM;
+    mp_broker_t *b = rc ? NULL : calloc(1, sizeof *b);
+    if (!b) {
+        if (stream_fd >= 0)
+            close(stream_fd);
+        return rc ? rc : MP_ENOMEM;
+    }
     b->shm = shm;
+    b->stream_fd = stream_fd;
     b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;

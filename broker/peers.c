@@ -12,9 +12,11 @@
     The bottom of the broker: it calls no other broker file.
 */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <czmq.h>
 #include <zmq.h>
 
@@ -136,7 +138,10 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     memcpy(p->id, id, idlen);
     p->idlen = idlen;
     snprintf(p->source, sizeof p->source, "%s", source);
-    mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
+    if (idlen == 0) /* the embedded worker on the socket pair */
+        snprintf(p->hex, sizeof p->hex, "pair");
+    else
+        mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;
     if (kind == PEER_WORKER)
         b->workers_seen++;
@@ -200,6 +205,32 @@ bool bk_anyone_serves(mp_broker_t *b, const char *name)
     return false;
 }
 
+/* To the embedded worker on the socket pair: queued, and written at once
+   as far as the socket takes it (the rest when the loop sees POLLOUT).
+   EHOSTUNREACH when the pair is closed, as a ROUTER says of a gone peer. */
+int bk_stream_send(mp_broker_t *b, const char *sig, uint8_t cmd, const void *hdr, size_t hsize,
+                   zmq_msg_t *payload, int npayload)
+{
+    if (b->stream_fd < 0) {
+        for (int i = 0; i < npayload; i++)
+            zmq_msg_close(&payload[i]);
+        return -EHOSTUNREACH;
+    }
+    int rc = mpps_put(&b->stream_out, sig, cmd, hdr, hsize, payload, npayload);
+    if (!rc && mpps_flush(&b->stream_out, b->stream_fd) < 0)
+        bk_stream_close(b);
+    return rc;
+}
+
+void bk_stream_close(mp_broker_t *b)
+{
+    if (b->stream_fd >= 0)
+        close(b->stream_fd);
+    b->stream_fd = -1;
+    mpps_free(&b->stream_in);
+    mpps_free(&b->stream_out);
+}
+
 /* Sends to a peer; EHOSTUNREACH means it is gone (ROUTER_MANDATORY). */
 int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t *payload,
                int npayload)
@@ -208,8 +239,9 @@ int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t
     uint64_t bytes = p->idlen + MPP_SIG_SIZE + 1 + hdr->size;
     for (int i = 0; i < npayload; i++)
         bytes += zmq_msg_size(&payload[i]);
-    int rc = mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload, npayload,
-                      ZMQ_DONTWAIT);
+    int rc = p->idlen == 0 ? bk_stream_send(b, sig, cmd, hdr->data, hdr->size, payload, npayload)
+                           : mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size,
+                                      payload, npayload, ZMQ_DONTWAIT);
     if (rc)
         mp__log(MP_LOG_DEBUG, WHO, "send to %s failed: %s", p->hex, zmq_strerror(-rc));
     else
@@ -226,7 +258,10 @@ void bk_disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 1);
     mp__w_str(&h, why);
-    mpp_send(b->router, id, idlen, sig, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
+    if (idlen == 0)
+        bk_stream_send(b, sig, cmd, h.data, h.size, NULL, 0);
+    else
+        mpp_send(b->router, id, idlen, sig, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
     mp__buf_release(&h);
 }
 

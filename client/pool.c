@@ -3,10 +3,12 @@
     callback errors, status).
 
     Embedded start-up, in this order:
-      1. fork the worker process (mp_worker_run on an ipc:// endpoint) while
-         this pool has no ZeroMQ context or thread yet;
-      2. make the context, start the broker thread bound to ipc:// (the
-         worker) and inproc:// (this pool's DEALER, no syscalls per message);
+      1. fork the worker process while this pool has no ZeroMQ context or
+         thread yet; it speaks to the broker on a socket pair made before
+         the fork (PROTOCOL.md 9.2: no ZeroMQ I/O thread in between);
+      2. make the context, start the broker thread with the pair's other
+         end, bound to ipc:// (for workers from elsewhere) and inproc://
+         (this pool's DEALER, no syscalls per message);
       3. start the I/O thread (io.c), HELLO, and wait until the broker
          reports the worker's executors.
     A cluster pool (options.broker or $MP_BROKER) skips 1 and the broker.
@@ -63,6 +65,7 @@ static int worker_entry(void *arg)
     worker_arg_t *wa = arg;
     mp_pool_t *pool = wa->pool;
     close(pool->stop_pipe[1]);
+    close(pool->stream_pair[0]); /* the broker's end */
     /* if this process dies, the worker stops cleanly (SIGTERM, not the
        daemon's SIGKILL): it hands back its work and removes the ipc socket
        this process could not */
@@ -74,7 +77,7 @@ static int worker_entry(void *arg)
                              .exit_on_broker_loss = true,
                              .stop_fd = pool->stop_pipe[0],
                              .hold_ms = -1 /* the only worker: nobody to hand to */};
-    return mp__worker_run_embedded(&o, pool->shm, true) ? 1 : 0;
+    return mp__worker_run_embedded(&o, pool->shm, true, pool->stream_pair[1]) ? 1 : 0;
 }
 
 static int pack_init(mp_pool_t *pool, const mp_pool_options_t *o)
@@ -129,7 +132,10 @@ static int start_worker(mp_pool_t *pool, const mp_pool_options_t *o)
         pool->shm = mp__pshm_new(pool->processes_wanted, POOL_SHM_IN, POOL_SHM_OUT);
     /* a socket pair, not a pipe: the stop byte is sent with MSG_NOSIGNAL (a
        worker already gone must not SIGPIPE us) */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stop_pipe) < 0) {
+    /* and a second pair: the broker thread and the worker speak MPP/1 on
+       it (PROTOCOL.md 9.2), without ZeroMQ's I/O threads in between */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stop_pipe) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stream_pair) < 0) {
         rc = -errno;
     } else {
         mp_process_opts_t po = {
@@ -138,6 +144,8 @@ static int start_worker(mp_pool_t *pool, const mp_pool_options_t *o)
         rc = pool->worker ? mp_process_start(pool->worker) : MP_ENOMEM;
         close(pool->stop_pipe[0]);
         pool->stop_pipe[0] = -1;
+        close(pool->stream_pair[1]); /* the worker's end */
+        pool->stream_pair[1] = -1;
     }
     return rc;
 }
@@ -154,7 +162,8 @@ static int start_broker(mp_pool_t *pool, const mp_pool_options_t *o)
                               .zmq_context = pool->ctx,
                               .heartbeat_ms = pool->heartbeat_ms,
                               .http = o ? o->http : NULL};
-    int rc = mp__broker_new_shm(&bo, pool->shm, &pool->broker);
+    int rc = mp__broker_new_shm(&bo, pool->shm, pool->stream_pair[0], &pool->broker);
+    pool->stream_pair[0] = -1; /* the broker's now, also when it failed */
     snprintf(pool->endpoint, sizeof pool->endpoint, "%s", inproc);
     return rc;
 }
@@ -231,6 +240,7 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     pthread_mutex_init(&pool->sync_mutex, NULL);
     pool->wake_fd = pool->sync_fd = -1;
     pool->stop_pipe[0] = pool->stop_pipe[1] = -1;
+    pool->stream_pair[0] = pool->stream_pair[1] = -1;
     pool->heartbeat_ms = o && o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     pool->timeout_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     pool->time_limit_ms = o && o->time_limit_ms > 0 ? (uint32_t)o->time_limit_ms : 0;
@@ -427,6 +437,8 @@ void mp_pool_destroy(mp_pool_t **pool_p)
         close(pool->sync_fd);
     if (pool->stop_pipe[1] >= 0)
         close(pool->stop_pipe[1]);
+    if (pool->stream_pair[0] >= 0) /* a start that failed before the broker took it */
+        close(pool->stream_pair[0]);
     mp_obj_destroy(&pool->status);
     free(pool->cancels);
     pthread_mutex_destroy(&pool->mutex);

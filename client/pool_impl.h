@@ -85,7 +85,8 @@ struct mp_pool {
     mp_broker_t *broker;
     mp_process_t *worker;
     int stop_pipe[2];
-    mp__pshm_t *shm; /* embedded: map items and results travel through it */
+    int stream_pair[2]; /* embedded: the broker's and the worker's ends (codec/mpps.h) */
+    mp__pshm_t *shm;    /* embedded: map items and results travel through it */
     /* I/O thread */
     pthread_t thread;
     bool thread_started;

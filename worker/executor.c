@@ -416,7 +416,7 @@ static void zygote_main(int ctl, mp__progress_t *progress, char *results, int ma
 }
 
 int mp__zygote_start(mp__zygote_t *z, mp__progress_t *progress, char *results, int maxtasks,
-                     const char *host, mp__pshm_t *shm)
+                     const char *host, mp__pshm_t *shm, int close_fd)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -430,6 +430,8 @@ int mp__zygote_start(mp__zygote_t *z, mp__progress_t *progress, char *results, i
     }
     if (pid == 0) {
         close(sv[0]);
+        if (close_fd >= 0)
+            close(close_fd);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         zygote_main(sv[1], progress, results, maxtasks, host, shm);
     }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,9 +35,31 @@ void wk_job_free(job_t *j)
     free(j);
 }
 
+/* On the socket pair: queued, then written, waiting for room at most one
+   liveness span (the broker thread reads whenever it runs). */
+static int stream_send(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
+{
+    if (w->stream_fd < 0) {
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&payload[i]);
+        return -EPIPE;
+    }
+    int rc = mpps_put(&w->stream_out, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n);
+    uint64_t end = mp__now_ns() + (uint64_t)w->heartbeat_ms * MPP_LIVENESS * 1000000ull;
+    while (!rc && (rc = mpps_flush(&w->stream_out, w->stream_fd)) == 1) {
+        struct pollfd pf = {.fd = w->stream_fd, .events = POLLOUT};
+        rc = mp__now_ns() < end ? 0 : -ETIMEDOUT;
+        if (!rc && poll(&pf, 1, 100) < 0 && errno != EINTR)
+            rc = -errno;
+    }
+    return rc;
+}
+
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
 {
-    int rc = mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n, 0);
+    int rc = w->stream_fd >= 0 || !w->sock
+                 ? stream_send(w, cmd, h, payload, n)
+                 : mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n, 0);
     if (rc)
         mp__log(MP_LOG_WARN, WHO, "send to broker failed: %s", zmq_strerror(-rc));
     return rc;
@@ -75,6 +98,13 @@ void wk_send_ready(worker_t *w)
 
 int wk_open_socket(worker_t *w)
 {
+    if (w->stream_fd >= 0) { /* the pair is there: say READY on it */
+        w->session++;
+        w->last_heard = mp__now_ns();
+        w->heard = false;
+        wk_send_ready(w);
+        return 0;
+    }
     w->sock = zmq_socket(w->ctx, ZMQ_DEALER);
     /* backoff from 100 ms (10 ms on ipc://, where the broker is local and a
        fresh embedded pool binds a moment after its worker starts) to 5 s */
@@ -119,7 +149,8 @@ int wk_reconnect(worker_t *w, const char *why)
     else
         mp__log(MP_LOG_DEBUG, WHO, "broker %s still silent; retrying", w->o.broker);
     w->warned = !w->heard;
-    zmq_close(w->sock);
+    if (w->sock)
+        zmq_close(w->sock);
     w->sock = NULL;
     wk_drop_queued(w);
     return wk_open_socket(w);
@@ -233,11 +264,32 @@ static void on_task(worker_t *w, mpp_msg_t *m)
     w->held++; /* the loop hands it to an idle executor (wk_assign) */
 }
 
+/* The next message from the broker: 0, or nothing (more) now. On the
+   socket pair, its end means the broker is gone (the pool stopped). */
+static int next_message(worker_t *w, mpp_msg_t *m, bool first)
+{
+    if (w->stream_fd < 0)
+        return w->sock ? mpp_recv(w->sock, m, ZMQ_DONTWAIT) : -EAGAIN;
+    int rc = first ? mpps_fill(&w->stream_in, w->stream_fd) : 0;
+    int got = mpps_take(&w->stream_in, m, 0);
+    if (got == 1)
+        return 0;
+    if (got < 0 || rc < 0) { /* the end, or not MPP/1 */
+        if (got < 0 || rc != MP_EEOF)
+            mp__log(MP_LOG_WARN, WHO, "the pool's stream failed: %s",
+                    mp_strerror(got < 0 ? got : rc));
+        close(w->stream_fd);
+        w->stream_fd = -1;
+        w->broker_gone = w->stopping = true;
+    }
+    return -EAGAIN;
+}
+
 void wk_on_broker(worker_t *w)
 {
     for (int k = 0; k < 1000; k++) {
         mpp_msg_t m;
-        if (mpp_recv(w->sock, &m, ZMQ_DONTWAIT))
+        if (next_message(w, &m, k == 0))
             return;
         w->last_heard = mp__now_ns();
         w->broker_gone = false; /* it speaks */

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "codec/curve.h"
 #include "codec/mpp.h"
+#include "codec/mpps.h"
 #include "codec/wire.h"
 #include "mp/worker.h"
 #include "pool/poolshm.h"
@@ -93,6 +94,10 @@ typedef struct {
     uint64_t done, lost;
     unsigned withheld;            /* credit handed back with queued dispatches (wk_check_hold) */
     mp__ratelimit_t malformed_rl; /* warnings about the broker's messages */
+    /* An embedded pool's worker: the broker on a socket pair end
+       (codec/mpps.h), not a DEALER; -1 otherwise */
+    int stream_fd;
+    mpps_buf_t stream_in, stream_out;
 } worker_t;
 
 /* ---- session.c ---- */

@@ -97,7 +97,7 @@ static int load_keys(worker_t *w)
 
 static void teardown(worker_t *w)
 {
-    if (w->sock && !w->broker_gone && w->heard) {
+    if ((w->sock || w->stream_fd >= 0) && !w->broker_gone && w->heard) {
         char hs[8];
         mp__buf_t h;
         mp__buf_init(&h, hs, sizeof hs);
@@ -105,13 +105,21 @@ static void teardown(worker_t *w)
         /* hand back what we hold: the broker re-queues it, no attempt
            counted. Only to a broker that is there: a DISCONNECT queued for
            one that is gone would hold zmq_ctx_term for the whole linger. */
-        mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, MPP_W_DISCONNECT, h.data, h.size, NULL, 0,
-                 ZMQ_DONTWAIT);
-        int linger = 500; /* let DISCONNECT leave */
-        zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+        if (w->stream_fd >= 0) {
+            wk_send_cmd(w, MPP_W_DISCONNECT, &h, NULL, 0);
+        } else {
+            mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, MPP_W_DISCONNECT, h.data, h.size, NULL, 0,
+                     ZMQ_DONTWAIT);
+            int linger = 500; /* let DISCONNECT leave */
+            zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+        }
     }
     if (w->sock)
         zmq_close(w->sock);
+    if (w->stream_fd >= 0)
+        close(w->stream_fd);
+    mpps_free(&w->stream_in);
+    mpps_free(&w->stream_out);
     if (w->ctx)
         zmq_ctx_term(w->ctx);
     mp__zygote_stop(&w->zygote);
@@ -135,7 +143,7 @@ static void teardown(worker_t *w)
 
 int mp_worker_run(const mp_worker_options_t *o)
 {
-    return mp__worker_run_embedded(o, NULL, false);
+    return mp__worker_run_embedded(o, NULL, false, -1);
 }
 
 /* Signals to a signalfd, the executors' progress slots, the zygote and its
@@ -155,7 +163,7 @@ static int start(worker_t *w)
     if (w->sfd < 0 || !w->ex || !w->progress || !w->results)
         return w->sfd < 0 ? -errno : MP_ENOMEM;
     int rc = mp__zygote_start(&w->zygote, w->progress, w->results, w->o.maxtasksperchild, w->host,
-                              w->shm);
+                              w->shm, w->stream_fd);
     if (rc)
         return rc;
     for (int i = 0; i < w->nex; i++) {
@@ -243,7 +251,8 @@ static int serve(worker_t *w)
     w->next_heartbeat = started + (uint64_t)w->heartbeat_ms * 1000000ull;
     while (!rc && !w->stopping) {
         int n = 0;
-        items[n++] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+        items[n++] = w->stream_fd >= 0 ? (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0}
+                                       : (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->sfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->zygote.ctl, ZMQ_POLLIN, 0};
         if (w->o.stop_fd >= 0)
@@ -300,10 +309,14 @@ static int serve(worker_t *w)
     return rc;
 }
 
-int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded)
+int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded,
+                            int stream_fd)
 {
-    if (!o || !o->broker || o->processes < 0 || o->processes > MAX_EXECUTORS)
+    if (!o || !o->broker || o->processes < 0 || o->processes > MAX_EXECUTORS) {
+        if (stream_fd >= 0)
+            close(stream_fd);
         return MP_EINVAL;
+    }
     if (o->verbose > 0)
         mp__log_set_level(o->verbose > 1 ? MP_LOG_DEBUG : MP_LOG_INFO);
     worker_t w = {.o = *o,
@@ -311,6 +324,7 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
                   .zygote = {-1, 0},
                   .shm = shm,
                   .embedded = embedded,
+                  .stream_fd = stream_fd,
                   .pool_pid = getppid()};
     if (shm && mp__pshm_slots(shm) < (o->processes ? o->processes : mp_cpu_count()))
         w.shm = NULL; /* an executor without a ring of its own: none use them */

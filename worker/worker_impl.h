@@ -42,10 +42,12 @@ typedef struct {
 
 /* Forks the zygote. progress[i] is executor i's progress slot and results
    its result areas (shared memory made by the caller); shm, when not NULL,
-   the embedded pool's rings (executor i writes output ring i). Call before
-   any thread exists. 0 or -errno. */
+   the embedded pool's rings (executor i writes output ring i); close_fd
+   (>= 0) a descriptor of the supervisor's the zygote and executors must
+   not hold (its broker's socket pair). Call before any thread exists. 0
+   or -errno. */
 int mp__zygote_start(mp__zygote_t *z, mp__progress_t *progress, char *results, int maxtasks,
-                     const char *host, mp__pshm_t *shm);
+                     const char *host, mp__pshm_t *shm, int close_fd);
 /* Asks for an executor in slot. 0 or -errno. */
 int mp__zygote_spawn(mp__zygote_t *z, int slot);
 /* One event; 0, MP_EAGAIN (none now), MP_EEOF (the zygote is gone). */

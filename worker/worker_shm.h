@@ -13,7 +13,10 @@
 
 /* mp_worker_run for an embedded pool (embedded: its parent is the pool):
    its executors use shm (NULL: frames only), and when the pool's process
-   dies it removes the pool's ipc socket (PROTOCOL.md 9). */
-int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded);
+   dies it removes the pool's ipc socket (PROTOCOL.md 9). With stream_fd >=
+   0 (taken over) it speaks to its broker on that socket pair end
+   (codec/mpps.h, PROTOCOL.md 9.2) instead of connecting to o->broker. */
+int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool embedded,
+                            int stream_fd);
 
 #endif

@@ -1,7 +1,9 @@
 /*  fuzz_wire.c - the decoders that read peer bytes on the task path:
     the wire cursor (skip/obj), a result frame into an mp_items_t, an errors
     frame, and the executor's chunk runner (the items frame a client sent,
-    forwarded by the broker, run through a task in map and star mode).
+    forwarded by the broker, run through a task in map and star mode), and
+    the MPP/1 stream framing of an embedded pool's socket pair (mpps.h):
+    every message taken is put again and must come back frame for frame.
     Any input must be rejected or handled without a crash, a leak or a read
     out of bounds (run under ASan in CI). */
 #include <dirent.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "codec/items_impl.h"
+#include "codec/mpps.h"
 #include "mp.h"
 #include "pool/task_impl.h"
 #include "codec/wire.h"
@@ -43,8 +46,43 @@ MP_TASK(fuzz_sum)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The bytes as a stream of framed messages (codec/mpps.h). */
+static void stream_messages(const uint8_t *data, size_t size)
+{
+    mpps_buf_t in = {.buf = malloc(size + 1), .len = size, .cap = size + 1};
+    if (!in.buf)
+        return;
+    memcpy(in.buf, data, size);
+    mpp_msg_t m;
+    while (mpps_take(&in, &m, 0) == 1) {
+        if (!m.too_many && m.n >= 3 && mpp_size(&m, 0) == MPP_SIG_SIZE && mpp_size(&m, 1) == 1) {
+            zmq_msg_t pay[MPP_MAX_FRAMES];
+            int np = m.n - 3;
+            for (int i = 0; i < np; i++) {
+                zmq_msg_init(&pay[i]);
+                zmq_msg_copy(&pay[i], &m.f[3 + i]);
+            }
+            mpps_buf_t out = {0};
+            mpp_msg_t back;
+            if (mpps_put(&out, (const char *)mpp_data(&m, 0), mpp_data(&m, 1)[0], mpp_data(&m, 2),
+                         mpp_size(&m, 2), pay, np) ||
+                mpps_take(&out, &back, 0) != 1 || back.n != m.n)
+                abort();
+            for (int i = 0; i < m.n; i++)
+                if (mpp_size(&back, i) != mpp_size(&m, i) ||
+                    memcmp(mpp_data(&back, i), mpp_data(&m, i), mpp_size(&m, i)))
+                    abort();
+            mpp_close(&back);
+            mpps_free(&out);
+        }
+        mpp_close(&m);
+    }
+    mpps_free(&in);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    stream_messages(data, size);
     mp__rd_t r;
     mp__rd_init(&r, data, size);
     size_t values = 0;

@@ -76,7 +76,7 @@ static void setup(void)
     w.nex = 2;
     w.ex = calloc(2, sizeof *w.ex);
     w.progress = calloc(2, sizeof *w.progress);
-    w.sfd = -1;
+    w.sfd = w.stream_fd = -1; /* a DEALER, not a socket pair */
     w.ctx = zmq_ctx_new();
     router = zmq_socket(w.ctx, ZMQ_ROUTER);
     if (!w.ex || !w.progress || zmq_bind(router, w.o.broker))

@@ -1,0 +1,47 @@
+/*  mpps.h - MPP/1 messages over a byte stream (docs/PROTOCOL.md 9.2): how
+    an embedded pool's broker thread and its worker process talk, over a
+    socket pair instead of ZeroMQ's ipc://, so that no I/O thread stands
+    between them. Shared by the broker and the worker supervisor. Not
+    installed.
+
+    A message: u32 length (big-endian, of what follows) | u8 frame count |
+    per frame: u32 length | its bytes. The frames are the ones a DEALER
+    sends: signature, command, header, payload.
+*/
+#ifndef MP_MPPS_H_INCLUDED
+#define MP_MPPS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/mpp.h"
+
+/* Bytes received and not yet taken, or queued and not yet written. */
+typedef struct {
+    uint8_t *buf;
+    size_t off, len, cap;
+} mpps_buf_t;
+
+/* Queues [sig cmd header payload...] (the payload messages are consumed
+   whatever happens). 0 or MP_ENOMEM. */
+int mpps_put(mpps_buf_t *out, const char *sig, uint8_t cmd, const void *header, size_t header_size,
+             zmq_msg_t *payload, int npayload);
+/* Writes what out holds, without blocking: 0 (all written), 1 (the socket
+   is full: wait for POLLOUT), or -errno. */
+int mpps_flush(mpps_buf_t *out, int fd);
+/* Reads what the socket has, without blocking: > 0, 0 (nothing there),
+   MP_EEOF (the other end closed), -errno. */
+int mpps_fill(mpps_buf_t *in, int fd);
+/* Takes the next whole message into m's frames from m->f[at] on (frames
+   before at are the caller's: the broker's routing id): 1, 0 (not whole
+   yet), MP_EBADMSG (not this framing: drop the stream), MP_ENOMEM. More
+   than MPP_MAX_FRAMES frames: m->too_many, as mpp_recv. */
+int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at);
+/* Bytes queued and not yet written. */
+static inline size_t mpps_pending(const mpps_buf_t *b)
+{
+    return b->len - b->off;
+}
+void mpps_free(mpps_buf_t *b);
+
+#endif
