@@ -180,17 +180,20 @@ static void *broker_thread(void *arg)
         uint64_t now = mp__now_ns(), due = bk_journal_next_deadline(b);
         due = due < next_hb ? due : next_hb;
         long timeout = due > now ? (long)((due - now) / 1000000) + 1 : 0;
-        int rc = zmq_poll(items, nitems, timeout);
+        /* the router is asked before sleeping; ctl and http are read to
+           EAGAIN when ready (mpp_poll's rule) */
+        int rc = mpp_poll(items, nitems, 1, timeout);
         if (rc < 0 && errno != EINTR)
             break;
         if (rc < 0) /* EINTR: the revents are last pass's, not news */
             continue;
-        if (items[1].revents & ZMQ_POLLIN) {
-            char what[8];
-            int n = zmq_recv(b->ctl_thread, what, sizeof what, ZMQ_DONTWAIT);
-            if (n >= 0 && (n != 5 || memcmp(what, "drain", 5)))
-                break;    /* stop */
-            if (n == 5) { /* answered once the count is exact: mp_broker_drain waits for it */
+        bool stop = false;
+        char what[8];
+        for (int n; (items[1].revents & ZMQ_POLLIN) && !stop &&
+                    (n = zmq_recv(b->ctl_thread, what, sizeof what, ZMQ_DONTWAIT)) >= 0;) {
+            if (n != 5 || memcmp(what, "drain", 5)) {
+                stop = true; /* stop */
+            } else {         /* answered once the count is exact: mp_broker_drain waits for it */
                 b->draining = true;
                 size_t running = 0;
                 for (size_t i = 0; i < b->npeers; i++)
@@ -200,6 +203,8 @@ static void *broker_thread(void *arg)
                 mp__log(MP_LOG_INFO, WHO, "draining: nothing new is dispatched");
             }
         }
+        if (stop)
+            break;
         if (b->http_thread_sock && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
         if (at_stream >= 0 && items[at_stream].revents)

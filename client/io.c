@@ -102,19 +102,23 @@ void *mp__pool_io_thread(void *arg)
             mp__pool_run_callbacks(pool, ready.v, ready.n);
             ready.n = 0;
         }
+        /* the sockets first: both asked before sleeping (mpp_poll) */
         zmq_pollitem_t items[3] = {{pool->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, pool->wake_fd, ZMQ_POLLIN, 0},
-                                   {pool->watch.pair, 0, ZMQ_POLLIN, 0}};
+                                   {pool->watch.pair, 0, ZMQ_POLLIN, 0},
+                                   {NULL, pool->wake_fd, ZMQ_POLLIN, 0}};
+        if (!pool->watch.pair) /* no CURVE watch: the socket and the eventfd */
+            items[1] = items[2];
         uint64_t now = mp__now_ns();
         long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
-        zmq_poll(items, pool->watch.pair ? 3 : 2, timeout);
-        if (items[1].revents & ZMQ_POLLIN) {
+        int nitems = pool->watch.pair ? 3 : 2, at_wake = nitems - 1;
+        mpp_poll(items, nitems, nitems - 1, timeout);
+        if (items[at_wake].revents & ZMQ_POLLIN) {
             uint64_t v;
             ssize_t r = read(pool->wake_fd, &v, sizeof v);
             (void)r;
         }
         pthread_mutex_lock(&pool->mutex);
-        if (items[2].revents & ZMQ_POLLIN)
+        if (pool->watch.pair && (items[1].revents & ZMQ_POLLIN))
             check_refused(pool);
         if (items[0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < 256; k++) {

@@ -200,7 +200,7 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
                                    {NULL, pool->sync_fd, ZMQ_POLLIN, 0}};
         uint64_t now = mp__now_ns();
         long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
-        zmq_poll(items, 2, timeout);
+        mpp_poll(items, 2, 1, timeout);
         if (items[0].revents & ZMQ_POLLIN)
             sync_drain(pool, call);
         if (call->done)

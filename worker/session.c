@@ -57,6 +57,11 @@ static int stream_send(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payloa
 
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
 {
+    if (!w->sock && w->stream_fd < 0 && w->broker_gone) { /* the pair ended: nobody to tell */
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&payload[i]);
+        return -EPIPE;
+    }
     int rc = w->stream_fd >= 0 || !w->sock
                  ? stream_send(w, cmd, h, payload, n)
                  : mpp_send(w->sock, NULL, 0, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n, 0);
@@ -265,7 +270,10 @@ static void on_task(worker_t *w, mpp_msg_t *m)
 }
 
 /* The next message from the broker: 0, or nothing (more) now. On the
-   socket pair, its end means the broker is gone (the pool stopped). */
+   socket pair, its end means the broker is gone: the pool is stopping
+   (its stop fd says so next) or died (SIGTERM, PR_SET_PDEATHSIG, comes
+   next, and the pool's ipc socket is removed then); failing both, the
+   silence ends the worker after the liveness span. */
 static int next_message(worker_t *w, mpp_msg_t *m, bool first)
 {
     if (w->stream_fd < 0)
@@ -280,7 +288,7 @@ static int next_message(worker_t *w, mpp_msg_t *m, bool first)
                     mp_strerror(got < 0 ? got : rc));
         close(w->stream_fd);
         w->stream_fd = -1;
-        w->broker_gone = w->stopping = true;
+        w->broker_gone = true;
     }
     return -EAGAIN;
 }

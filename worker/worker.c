@@ -251,8 +251,9 @@ static int serve(worker_t *w)
     w->next_heartbeat = started + (uint64_t)w->heartbeat_ms * 1000000ull;
     while (!rc && !w->stopping) {
         int n = 0;
-        items[n++] = w->stream_fd >= 0 ? (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0}
-                                       : (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+        /* the socket pair (-1 once it ended: poll skips it), or the DEALER */
+        items[n++] = w->sock ? (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0}
+                             : (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->sfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->zygote.ctl, ZMQ_POLLIN, 0};
         if (w->o.stop_fd >= 0)
@@ -276,7 +277,7 @@ static int serve(worker_t *w)
         watch = wk_check_partials(w, now); /* one stuck item holds only itself */
         if (watch >= 0 && watch < timeout)
             timeout = watch;
-        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+        if (mpp_poll(items, n, 1, timeout) < 0 && errno != EINTR) {
             rc = -errno;
             break;
         }

@@ -12,8 +12,10 @@
 */
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -49,6 +51,65 @@ int mpp_recv(void *sock, mpp_msg_t *m, int flags)
         if (!more)
             return 0;
     }
+}
+
+/* A socket's readiness (ZMQ_EVENTS runs its pending commands). */
+static short socket_events(zmq_pollitem_t *it)
+{
+    int ev = 0;
+    size_t len = sizeof ev;
+    if (zmq_getsockopt(it->socket, ZMQ_EVENTS, &ev, &len) < 0)
+        return ZMQ_POLLERR;
+    return (short)(ev & it->events & (ZMQ_POLLIN | ZMQ_POLLOUT));
+}
+
+int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms)
+{
+    struct pollfd stack[16], *pf = n <= 16 ? stack : malloc((size_t)n * sizeof *pf);
+    if (!pf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mp__now_ns() + (uint64_t)timeout_ms * 1000000;
+    int ready = 0;
+    for (int i = 0; i < n; i++) { /* before sleeping: the hot sockets */
+        items[i].revents = items[i].socket && i < nhot ? socket_events(&items[i]) : 0;
+        ready += items[i].revents != 0;
+        int fd = items[i].fd;
+        size_t len = sizeof fd;
+        if (items[i].socket && zmq_getsockopt(items[i].socket, ZMQ_FD, &fd, &len) < 0)
+            fd = -1;
+        short ev = items[i].socket ? POLLIN
+                                   : (short)((items[i].events & ZMQ_POLLIN ? POLLIN : 0) |
+                                             (items[i].events & ZMQ_POLLOUT ? POLLOUT : 0));
+        pf[i] = (struct pollfd){.fd = fd, .events = ev};
+    }
+    while (!ready) {
+        int ms = -1;
+        if (timeout_ms >= 0) {
+            uint64_t now = mp__now_ns();
+            ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+        }
+        if (poll(pf, (nfds_t)n, ms) < 0) {
+            ready = -1;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (items[i].socket) /* its mailbox fired: what is it now? */
+                items[i].revents = pf[i].revents ? socket_events(&items[i]) : 0;
+            else /* as zmq_poll maps them */
+                items[i].revents =
+                    (short)((pf[i].revents & POLLIN ? ZMQ_POLLIN : 0) |
+                            (pf[i].revents & POLLOUT ? ZMQ_POLLOUT : 0) |
+                            (pf[i].revents & ~(POLLIN | POLLOUT | POLLPRI) ? ZMQ_POLLERR : 0));
+            ready += items[i].revents != 0;
+        }
+        if (!ready && timeout_ms >= 0 && mp__now_ns() >= deadline)
+            break;
+    }
+    if (pf != stack)
+        free(pf);
+    return ready;
 }
 
 void mpp_close(mpp_msg_t *m)
