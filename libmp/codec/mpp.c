@@ -84,9 +84,13 @@ int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms)
                                              (items[i].events & ZMQ_POLLOUT ? POLLOUT : 0));
         pf[i] = (struct pollfd){.fd = fd, .events = ev};
     }
-    while (!ready) {
+    /* poll(2) always, not sleeping when a hot socket is ready: the plain
+       fds and the other sockets are reported beside it, never starved */
+    for (bool first = true;; first = false) {
         int ms = -1;
-        if (timeout_ms >= 0) {
+        if (ready) {
+            ms = 0;
+        } else if (timeout_ms >= 0) {
             uint64_t now = mp__now_ns();
             ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
         }
@@ -94,17 +98,22 @@ int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms)
             ready = -1;
             break;
         }
+        ready = 0;
         for (int i = 0; i < n; i++) {
-            if (items[i].socket) /* its mailbox fired: what is it now? */
-                items[i].revents = pf[i].revents ? socket_events(&items[i]) : 0;
-            else /* as zmq_poll maps them */
+            if (items[i].socket) { /* its mailbox fired: what is it now? */
+                if (pf[i].revents)
+                    items[i].revents = socket_events(&items[i]);
+                else if (!first)
+                    items[i].revents = 0;
+            } else { /* as zmq_poll maps them */
                 items[i].revents =
                     (short)((pf[i].revents & POLLIN ? ZMQ_POLLIN : 0) |
                             (pf[i].revents & POLLOUT ? ZMQ_POLLOUT : 0) |
                             (pf[i].revents & ~(POLLIN | POLLOUT | POLLPRI) ? ZMQ_POLLERR : 0));
+            }
             ready += items[i].revents != 0;
         }
-        if (!ready && timeout_ms >= 0 && mp__now_ns() >= deadline)
+        if (ready || (timeout_ms >= 0 && mp__now_ns() >= deadline))
             break;
     }
     if (pf != stack)
