@@ -120,12 +120,18 @@ int mpps_fill(mpps_buf_t *in, int fd)
     }
     if (reserve(in, want))
         return MP_ENOMEM;
+    int r = mpps_recv_some(fd, in->buf + in->len, in->cap - in->len);
+    if (r > 0)
+        in->len += (size_t)r;
+    return r;
+}
+
+int mpps_recv_some(int fd, void *p, size_t n)
+{
     for (;;) {
-        ssize_t r = recv(fd, in->buf + in->len, in->cap - in->len, MSG_DONTWAIT);
-        if (r > 0) {
-            in->len += (size_t)r;
+        ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+        if (r > 0)
             return r > 0x7fffffff ? 0x7fffffff : (int)r;
-        }
         if (r == 0)
             return MP_EEOF;
         if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -32,6 +32,9 @@ int mpps_flush(mpps_buf_t *out, int fd);
 /* Reads what the socket has, without blocking: > 0, 0 (nothing there),
    MP_EEOF (the other end closed), -errno. */
 int mpps_fill(mpps_buf_t *in, int fd);
+/* One recv of up to n bytes without blocking: > 0, 0 (nothing there),
+   MP_EEOF (the other end closed), -errno. */
+int mpps_recv_some(int fd, void *p, size_t n);
 /* Takes the next whole message into m's frames from m->f[at] on (frames
    before at are the caller's: the broker's routing id): 1, 0 (not whole
    yet), MP_EBADMSG (not this framing: drop the stream), MP_ENOMEM. More

@@ -25,6 +25,7 @@
 
 #include "base/base.h"
 #include "codec/mpp.h"
+#include "codec/mpps.h"
 #include "manager/stream.h"
 #include "mp/error.h"
 
@@ -289,19 +290,10 @@ int mpms_fill(mpms_in_t *in, int fd)
         in->buf = b;
         in->cap = cap;
     }
-    for (;;) {
-        ssize_t r = recv(fd, in->buf + in->len, in->cap - in->len, MSG_DONTWAIT);
-        if (r > 0) {
-            in->len += (size_t)r;
-            return (int)(r > 0x7fffffff ? 0x7fffffff : r);
-        }
-        if (r == 0)
-            return MP_EEOF;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        if (errno != EINTR)
-            return -errno;
-    }
+    int r = mpps_recv_some(fd, in->buf + in->len, in->cap - in->len);
+    if (r > 0)
+        in->len += (size_t)r;
+    return r;
 }
 
 int mpms_take(mpms_in_t *in, uint8_t *cmd, mp_obj_t **body)
