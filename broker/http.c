@@ -344,13 +344,18 @@ int bk_http_start(mp_broker_t *b, const mp_broker_options_t *o)
 void bk_http_answer(mp_broker_t *b)
 {
     uint8_t q[9], next[9];
-    bool have = false;
-    /* only the newest question is awaited (the others timed out): answer it */
-    while (zmq_recv(b->http_thread_sock, next, sizeof next, ZMQ_DONTWAIT) == sizeof next) {
-        memcpy(q, next, sizeof q);
-        have = true;
-    }
-    if (have) {
+    /* only the newest question is awaited (the others timed out): answer
+       it; then read again to EAGAIN, since the send may have taken the
+       wake-up of a question that came meanwhile (mpp_poll's rule) */
+    for (bool have = true; have;) {
+        have = false;
+        for (int n; (n = zmq_recv(b->http_thread_sock, next, sizeof next, ZMQ_DONTWAIT)) >= 0;)
+            if (n == sizeof next) {
+                memcpy(q, next, sizeof q);
+                have = true;
+            }
+        if (!have)
+            break;
         mp__buf_t out;
         mp__buf_init(&out, NULL, 0);
         int rc = mp__buf_append(&out, q, 8); /* the seq, then the body */

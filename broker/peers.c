@@ -217,8 +217,10 @@ int bk_stream_send(mp_broker_t *b, const char *sig, uint8_t cmd, const void *hdr
         return -EHOSTUNREACH;
     }
     int rc = mpps_put(&b->stream_out, sig, cmd, hdr, hsize, payload, npayload);
-    if (!rc && mpps_flush(&b->stream_out, b->stream_fd) < 0)
-        bk_stream_close(b);
+    if (!rc && mpps_flush(&b->stream_out, b->stream_fd) < 0) {
+        bk_stream_close(b); /* the worker is gone: not delivered */
+        rc = -EHOSTUNREACH;
+    }
     return rc;
 }
 

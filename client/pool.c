@@ -134,9 +134,12 @@ static int start_worker(mp_pool_t *pool, const mp_pool_options_t *o)
        worker already gone must not SIGPIPE us) */
     /* and a second pair: the broker thread and the worker speak MPP/1 on
        it (PROTOCOL.md 9.2), without ZeroMQ's I/O threads in between */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stop_pipe) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stream_pair) < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stop_pipe) < 0) {
         rc = -errno;
+    } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pool->stream_pair) < 0) {
+        rc = -errno;
+        close(pool->stop_pipe[0]);
+        pool->stop_pipe[0] = -1; /* stop_pipe[1] goes with the pool */
     } else {
         mp_process_opts_t po = {
             .name = "PoolWorker", .daemon = true, .start_method = MP_START_FORK};

@@ -295,7 +295,8 @@ static int next_message(worker_t *w, mpp_msg_t *m, bool first)
 
 void wk_on_broker(worker_t *w)
 {
-    for (int k = 0; k < 1000; k++) {
+    /* on the pair, every whole message read: poll(2) cannot see the buffer */
+    for (int k = 0; k < 1000 || w->stream_fd >= 0; k++) {
         mpp_msg_t m;
         if (next_message(w, &m, k == 0))
             return;

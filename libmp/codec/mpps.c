@@ -110,6 +110,8 @@ int mpps_flush(mpps_buf_t *out, int fd)
 
 int mpps_fill(mpps_buf_t *in, int fd)
 {
+    if (in->off == in->len && in->cap > 16 * CHUNK) /* a big message went: give its room back */
+        mpps_free(in);
     size_t want = CHUNK, have = in->len - in->off;
     if (have >= 4) { /* room for the whole message under way */
         size_t need = 4 + (size_t)get32(in->buf + in->off);

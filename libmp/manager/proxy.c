@@ -163,7 +163,8 @@ static int handshake(mp_remote_t *r, uint64_t deadline)
     mp_obj_t *nonce = mpm_arg(reply, 0);
     size_t len = 0;
     const void *n = nonce && mp_obj_type(nonce) == MP_OBJ_BIN ? mp_obj_bin(nonce, &len) : NULL;
-    if (!n || len != 32) {
+    static const uint8_t zero[32];
+    if (!n || len != 32 || memcmp(n, zero, 32) == 0) { /* no real server sends zeros */
         mp_obj_destroy(&reply);
         return MP_EBADMSG;
     }

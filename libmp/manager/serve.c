@@ -42,6 +42,7 @@ typedef struct {
     uint8_t id[256];
     size_t idlen;
     bool authed;
+    bool challenged; /* a CHALLENGE went out and no AUTH has answered it */
     uint8_t nonce[32];
     uint64_t seen, seen_ns;
 } peer_t;
@@ -67,6 +68,7 @@ struct mp_manager_server {
     struct conn **conns;
     size_t nconns;
     uint64_t spin_ns;
+    uint64_t accept_paused_until; /* out of descriptors: the listener rests */
 };
 
 /* The least recently seen peer that is authed (or not), and, for authed
@@ -191,11 +193,13 @@ static void on_command(mp_manager_server_t *s, peer_t *p, const to_t *to, uint8_
         p->authed = false;
         mp_obj_t *r = mp_obj_new_array();
         if (getrandom(p->nonce, sizeof p->nonce, 0) == (ssize_t)sizeof p->nonce) {
+            p->challenged = true;
             mp_obj_array_add(r, mp_obj_new_bin(p->nonce, sizeof p->nonce));
             answer(s, to, MPM_CHALLENGE, r);
         }
         mp_obj_destroy(&r);
-    } else if (cmd == MPM_AUTH && p && !p->authed) {
+    } else if (cmd == MPM_AUTH && p && !p->authed && p->challenged) {
+        p->challenged = false; /* one try per HELLO */
         uint8_t want[MP_SHA256_SIZE];
         mpm_auth_mac(s->key, s->keylen, p->nonce, want);
         mp_obj_t *mac = mpm_arg(b, 0);
@@ -344,6 +348,12 @@ static void conn_accept(mp_manager_server_t *s)
 {
     for (int k = 0; k < 64; k++) {
         int fd = mpms_accept(s->listen_fd);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            /* the listener stays readable: rest it 100 ms, not spin */
+            s->accept_paused_until = mp__now_ns() + 100000000ull;
+            if (mp__ratelimit(&s->refused_rl, WHO, "refused connections"))
+                mp__log(MP_LOG_WARN, WHO, "cannot accept a connection: %s", mp_strerror(fd));
+        }
         if (fd < 0)
             return;
         if (s->nconns >= MAX_PEERS) {
@@ -405,12 +415,13 @@ static int stream_pass(mp_manager_server_t *s, struct pollfd *pf, bool spinning)
 {
     size_t n = s->nconns;
     pf[0] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
-    pf[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+    bool paused = mp__now_ns() < s->accept_paused_until;
+    pf[1] = (struct pollfd){.fd = paused ? -1 : s->listen_fd, .events = POLLIN};
     for (size_t i = 0; i < n; i++)
         pf[2 + i] =
             (struct pollfd){.fd = s->conns[i]->fd,
                             .events = s->conns[i]->outlen > s->conns[i]->outoff ? POLLOUT : POLLIN};
-    int ready = poll(pf, 2 + n, spinning ? 0 : -1);
+    int ready = poll(pf, 2 + n, spinning ? 0 : paused ? 100 : -1);
     if (ready < 0 && errno != EINTR)
         return -1;
     if (ready <= 0)

@@ -97,8 +97,10 @@ static int resolve(const char *endpoint, bool passive, addr_t *a)
 static void tune(int fd, int family)
 {
     int one = 1;
-    if (family != AF_UNIX)
+    if (family != AF_UNIX) { /* keepalive: a peer whose host vanished is found out */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
 }
 
 int mpms_listen(const char *endpoint, int *fd_p, char *bound, size_t boundlen)
