@@ -309,10 +309,15 @@ static void worker_lost_item(mp_broker_t *b, peer_t *w, mp__rd_t *r)
         k + 1 < u->count ? bk_unit_slice(u, u->base + k + 1, u->count - k - 1, u->attempt) : NULL;
     unit_t *culprit = u->count > 1 ? bk_unit_slice(u, u->base + k, 1, u->attempt) : NULL;
     if ((k > a && !before) || (k + 1 < u->count && !after) || (u->count > 1 && !culprit)) {
-        /* could not split (out of memory): treat the whole unit as lost */
-        free(before);
-        free(after);
-        free(culprit);
+        /* could not split (out of memory, or items that do not parse):
+           treat the whole unit as lost; the slices made are dropped, their
+           items frames with them */
+        unit_t *made[3] = {before, after, culprit};
+        for (int i = 0; i < 3; i++)
+            if (made[i]) {
+                zmq_msg_close(&made[i]->items);
+                free(made[i]);
+            }
         bk_requeue_or_lose(b, u, true, why);
         bk_dispatch(b);
         return;
