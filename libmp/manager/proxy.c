@@ -131,7 +131,7 @@ static int stream_connect(mp_remote_t *r, uint64_t deadline)
     for (;;) {
         int rc = mpms_connect(r->endpoint, deadline, &r->fd);
         if (!rc || rc == MP_EINVAL)
-            return rc ? rc : 0;
+            return rc;
         uint64_t now = mp__now_ns();
         if (now + 10000000ull >= deadline)
             return MP_EMANAGERLOST;

@@ -178,6 +178,19 @@ static void test_stream_wrong_key_and_calls_before_the_handshake_do_nothing(void
     raw_send(&r, MPM_CALL, set); /* no handshake at all */
     assert_int_equal(raw_recv(&r, NULL), MPM_DENIED);
     raw_close(&r);
+    /* an AUTH without a CHALLENGE, right for the nonce a fresh peer starts
+       with (zeros): DENIED, and the CALL after it too */
+    uint8_t zero[32] = {0}, mac[32];
+    mpm_auth_mac(KEY, strlen(KEY), zero, mac);
+    mp_obj_t *zauth = mp_obj_new_array();
+    mp_obj_array_add(zauth, mp_obj_new_bin(mac, sizeof mac));
+    r = raw_open(f.ep);
+    raw_send(&r, MPM_AUTH, zauth);
+    assert_int_equal(raw_recv(&r, NULL), MPM_DENIED);
+    raw_send(&r, MPM_CALL, set);
+    assert_int_equal(raw_recv(&r, NULL), MPM_DENIED);
+    raw_close(&r);
+    mp_obj_destroy(&zauth);
     mp_obj_destroy(&set);
     mp_obj_destroy(&auth);
     mp_obj_destroy(&empty);
