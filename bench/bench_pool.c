@@ -72,10 +72,12 @@ static double lifecycle_max;    /* ms, the slowest pool_lifecycle cycle */
 static void emit(const char *name, const char *unit, double value)
 {
     /* through a broker: _tcp, and _tcp_curve when the pool speaks CURVE
-       (MP_CURVE_KEY set: the pool reads its keys from the environment) */
-    const char *curve = getenv("MP_CURVE_KEY");
+       (MP_CURVE_KEY set: the pool reads its keys from the environment);
+       MP_BENCH_SUFFIX says otherwise (_mpp_tcp: the workers on mpp+tcp://) */
+    const char *curve = getenv("MP_CURVE_KEY"), *suffix = getenv("MP_BENCH_SUFFIX");
     printf("%s%s\t%s\t%.3f\n", name,
            !broker           ? ""
+           : suffix          ? suffix
            : curve && *curve ? "_tcp_curve"
                              : "_tcp",
            unit, value);

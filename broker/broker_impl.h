@@ -172,6 +172,7 @@ enum { PEER_CLIENT, PEER_WORKER };
 struct peer {
     uint8_t id[256];
     size_t idlen;
+    bool stream; /* on a plain stream (streams.c), not the ROUTER */
     char hex[16];
     int kind;
     uint64_t last_seen; /* ns */
@@ -197,12 +198,28 @@ struct peer {
     size_t index;    /* in b->peers */
 };
 
+/* A peer on a plain stream (streams.c): the embedded worker's socket
+   pair, or a connection accepted on an mpp+ endpoint. */
+typedef struct {
+    int fd;       /* -1: a free slot */
+    uint32_t gen; /* its routing id's generation: a closed one's names nobody */
+    bool pair;    /* the embedded worker's socket pair */
+    bool heard;   /* a whole message came */
+    uint64_t accepted_ns;
+    char source[64]; /* its IP address, or "local" */
+    mpps_buf_t in, out;
+} bk_conn_t;
+
 struct mp_broker {
-    /* An embedded pool's worker on a socket pair (codec/mpps.h), or -1:
-       its messages are routed with an empty routing id, which no ZeroMQ
-       peer can have, and sent back on the pair. */
-    int stream_fd;
-    mpps_buf_t stream_in, stream_out;
+    /* Stream peers (streams.c): their slots, the mpp+ listeners, and the
+       broker loop's poll items (the fixed ones, then these) */
+    bk_conn_t *conns;
+    size_t conncap, nconns;
+    int *listeners;
+    size_t nlisteners;
+    zmq_pollitem_t *pitems;
+    int *pslots; /* per poll item: its connection's slot, -1 a listener */
+    size_t pcap;
     void *ctx;
     bool own_ctx;
     void *router;
@@ -253,11 +270,36 @@ struct mp_broker {
 
 /* ---- peers.c: peers and sending ------------------------------------------ */
 
-/* The embedded worker's socket pair (b->stream_fd): a message to it, and
-   its end (the worker is then heard from no more: its heartbeats lapse). */
-int bk_stream_send(mp_broker_t *b, const char *sig, uint8_t cmd, const void *hdr, size_t hsize,
-                   zmq_msg_t *payload, int npayload);
-void bk_stream_close(mp_broker_t *b);
+/* ---- streams.c: peers on plain streams (PROTOCOL.md 9.2, 9.3) --------- */
+
+#define BK_STREAM_IDLEN 9 /* 0x00 | slot | generation: no ZeroMQ peer's */
+typedef void (*bk_route_fn)(mp_broker_t *b, mpp_msg_t *m);
+
+/* Whether a routing id is a stream peer's. */
+bool bk_stream_is(const void *id, size_t idlen);
+/* Its source (IP address or "local"), or NULL: not an open connection. */
+const char *bk_stream_source(mp_broker_t *b, const void *id, size_t idlen);
+bool bk_stream_is_pair(mp_broker_t *b, const void *id, size_t idlen);
+/* A connection to serve (the broker owns fd from here): 0, MP_EBUSY (the
+   table is full), MP_ENOMEM. */
+int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source);
+/* Listens on an mpp+tcp:// or mpp+ipc:// endpoint; bound: what it is. */
+int bk_stream_listen(mp_broker_t *b, const char *endpoint, char *bound, size_t boundlen);
+/* A message to the stream peer id: queued, and written at once as far as
+   the socket takes it. EHOSTUNREACH when that connection is closed (or
+   is now, having failed), as a ROUTER says of a gone peer. */
+int bk_stream_send(mp_broker_t *b, const void *id, size_t idlen, const char *sig, uint8_t cmd,
+                   const void *hdr, size_t hsize, zmq_msg_t *payload, int npayload);
+/* The loop's poll items: b->pitems with room for fixed items first, then
+   the listeners and connections; *n_p all of them. NULL: out of memory. */
+zmq_pollitem_t *bk_streams_items(mp_broker_t *b, int fixed, int *n_p);
+/* Accepts, reads (each whole message to route), and writes, for the items
+   from..n that bk_streams_items made and poll found ready. */
+void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
+                      bk_route_fn route);
+/* Closes the connections that said nothing since they came. */
+void bk_streams_sweep(mp_broker_t *b, uint64_t now);
+void bk_streams_free(mp_broker_t *b);
 peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen);
 /* A new peer, whose first message is m. NULL when out of memory, the id
    is too long, or its source has max_per_source peers already (it is told

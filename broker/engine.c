@@ -26,6 +26,7 @@
 
 #include "broker_impl.h"
 #include "broker_shm.h"
+#include "codec/plain.h"
 #include "base/log.h"
 #include "mp/error.h"
 
@@ -136,47 +137,23 @@ static void shutdown_peers(mp_broker_t *b)
     }
 }
 
-/* The embedded worker's socket pair: what it sent, routed as a ROUTER
-   message whose routing id is empty; what waits to go to it, written. Its
-   end (the worker died) closes the pair: its heartbeats then lapse. */
-static void stream_ready(mp_broker_t *b, short revents)
-{
-    if ((revents & ZMQ_POLLOUT) && mpps_flush(&b->stream_out, b->stream_fd) < 0) {
-        bk_stream_close(b);
-        return;
-    }
-    if (!(revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-        return;
-    int rc = mpps_fill(&b->stream_in, b->stream_fd), got;
-    do {
-        mpp_msg_t m;
-        zmq_msg_init(&m.f[0]);
-        m.n = 1;
-        if ((got = mpps_take(&b->stream_in, &m, 1)) == 1)
-            route(b, &m);
-        mpp_close(&m);
-    } while (got == 1 && b->stream_fd >= 0);
-    if (got < 0)
-        mp__log(MP_LOG_WARN, WHO, "the embedded worker's stream is malformed: closed");
-    if ((got < 0 || rc < 0) && b->stream_fd >= 0)
-        bk_stream_close(b);
-}
-
 static void *broker_thread(void *arg)
 {
     mp_broker_t *b = arg;
     uint64_t interval = (uint64_t)b->heartbeat_ms * 1000000ull;
     uint64_t next_hb = mp__now_ns() + interval, next_running = 0;
     for (;;) {
-        zmq_pollitem_t items[4] = {{b->router, 0, ZMQ_POLLIN, 0},
-                                   {b->ctl_thread, 0, ZMQ_POLLIN, 0},
-                                   {b->http_thread_sock, 0, ZMQ_POLLIN, 0}};
-        int nitems = b->http_thread_sock ? 3 : 2, at_stream = -1;
-        if (b->stream_fd >= 0) {
-            at_stream = nitems;
-            short ev = ZMQ_POLLIN | (mpps_pending(&b->stream_out) ? ZMQ_POLLOUT : 0);
-            items[nitems++] = (zmq_pollitem_t){NULL, b->stream_fd, ev, 0};
+        /* the router, ctl, http, then the stream peers (streams.c) */
+        int fixed = b->http_thread_sock ? 3 : 2, nitems;
+        zmq_pollitem_t *items = bk_streams_items(b, fixed, &nitems);
+        if (!items) { /* out of memory: a moment, and again */
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+            continue;
         }
+        items[0] = (zmq_pollitem_t){b->router, 0, ZMQ_POLLIN, 0};
+        items[1] = (zmq_pollitem_t){b->ctl_thread, 0, ZMQ_POLLIN, 0};
+        if (fixed == 3)
+            items[2] = (zmq_pollitem_t){b->http_thread_sock, 0, ZMQ_POLLIN, 0};
         uint64_t now = mp__now_ns(), due = bk_journal_next_deadline(b);
         due = due < next_hb ? due : next_hb;
         long timeout = due > now ? (long)((due - now) / 1000000) + 1 : 0;
@@ -207,8 +184,7 @@ static void *broker_thread(void *arg)
             break;
         if (b->http_thread_sock && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
-        if (at_stream >= 0 && items[at_stream].revents)
-            stream_ready(b, items[at_stream].revents);
+        bk_streams_ready(b, items, fixed, nitems, route);
         if (items[0].revents & ZMQ_POLLIN) {
             /* drain what is there, bounded so heartbeats keep their pace */
             for (int k = 0; k < 1000; k++) {
@@ -221,6 +197,7 @@ static void *broker_thread(void *arg)
         }
         if (mp__now_ns() >= next_hb) {
             heartbeat(b);
+            bk_streams_sweep(b, mp__now_ns());
             next_hb = mp__now_ns() + interval;
         }
         bk_drain_idle(b);
@@ -240,8 +217,10 @@ static void *broker_thread(void *arg)
 static void free_endpoints(mp_broker_t *b)
 {
     for (size_t i = 0; i < b->nendpoints; i++) {
-        if (strncmp(b->endpoints[i], "ipc://", 6) == 0 && b->endpoints[i][6] != '@')
-            unlink(b->endpoints[i] + 6);
+        const char *ep = b->endpoints[i], *plain = mp__plain_transport("mpp", ep);
+        ep = plain ? plain : ep;
+        if (strncmp(ep, "ipc://", 6) == 0 && ep[6] != '@')
+            unlink(ep + 6);
         free(b->endpoints[i]);
     }
     free(b->endpoints);
@@ -268,7 +247,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
     if (b->ctl_thread)
         zmq_close(b->ctl_thread);
     bk_http_free(b);
-    bk_stream_close(b);
+    bk_streams_free(b);
     free_endpoints(b);
     bk_journal_close(b);
     free(b->peers);
@@ -306,7 +285,15 @@ static int check_security(const mp_broker_options_t *o)
         return MP_EINVAL;
     }
     for (size_t i = 0; i < o->nbinds; i++) {
-        int rc = mp__curve_policy(WHO, o->binds[i], keys, o->insecure,
+        const char *plain = mp__plain_transport("mpp", o->binds[i]);
+        if (plain && keys && !o->insecure) { /* no CURVE there: a door round the keys */
+            mp__log(MP_LOG_ERROR, WHO,
+                    "refusing to listen on %s: a plain stream has no CURVE, and this broker "
+                    "checks keys; bind tcp:// for its peers (or pass --insecure)",
+                    o->binds[i]);
+            return MP_EINSECURE;
+        }
+        int rc = mp__curve_policy(WHO, plain ? plain : o->binds[i], keys && !plain, o->insecure,
                                   "--curve-key FILE --allow-dir DIR");
         if (rc)
             return rc;
@@ -360,6 +347,19 @@ static int bind_all(mp_broker_t *b, const mp_broker_options_t *o)
     if (!b->endpoints)
         return MP_ENOMEM;
     for (size_t i = 0; i < o->nbinds; i++) {
+        if (mp__plain_is("mpp", o->binds[i])) { /* a stream listener (streams.c) */
+            char ep[MAX_ENDPOINT];
+            int rc = bk_stream_listen(b, o->binds[i], ep, sizeof ep);
+            if (rc) {
+                mp__log(MP_LOG_ERROR, WHO, "cannot listen on %s: %s", o->binds[i],
+                        rc < 0 ? zmq_strerror(-rc) : mp_strerror(rc));
+                return rc;
+            }
+            if (!(b->endpoints[b->nendpoints] = strdup(ep)))
+                return MP_ENOMEM;
+            b->nendpoints++;
+            continue;
+        }
         if (zmq_bind(b->router, o->binds[i]) < 0) {
             int err = errno;
             mp__log(MP_LOG_ERROR, WHO, "cannot bind %s: %s", o->binds[i], zmq_strerror(err));
@@ -430,7 +430,11 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, 
         return rc ? rc : MP_ENOMEM;
     }
     b->shm = shm;
-    b->stream_fd = stream_fd;
+    if (stream_fd >= 0 && bk_stream_add(b, stream_fd, true, "local")) {
+        close(stream_fd);
+        free(b);
+        return MP_ENOMEM;
+    }
     b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;
     b->max_message = o->max_message ? o->max_message : MPP_DEFAULT_MAX_MSG;

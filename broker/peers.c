@@ -85,9 +85,16 @@ static void slots_delete(mp_broker_t *b, const peer_t *p)
 }
 
 /* Where a peer's message came from: its CURVE key when the broker checks
-   keys, else its IP address; "local" for ipc:// and inproc://. */
-static void peer_source(mpp_msg_t *m, char *out, size_t size)
+   keys, else its IP address; "local" for ipc:// and inproc://. A stream
+   peer's is its connection's. */
+static void peer_source(mp_broker_t *b, mpp_msg_t *m, char *out, size_t size)
 {
+    const char *stream =
+        m && m->n >= 1 ? bk_stream_source(b, mpp_data(m, 0), mpp_size(m, 0)) : NULL;
+    if (stream) {
+        snprintf(out, size, "%s", stream);
+        return;
+    }
     const char *key = m && m->n >= 2 ? zmq_msg_gets(&m->f[1], "User-Id") : NULL;
     const char *addr = m && m->n >= 2 ? zmq_msg_gets(&m->f[1], "Peer-Address") : NULL;
     snprintf(out, size, "%s", key && *key ? key : addr && *addr ? addr : "local");
@@ -117,7 +124,7 @@ static bool room_for(mp_broker_t *b, const char *source, const void *id, size_t 
 peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, int kind)
 {
     char source[64];
-    peer_source(m, source, sizeof source);
+    peer_source(b, m, source, sizeof source);
     if (idlen > sizeof((peer_t *)0)->id || !room_for(b, source, id, idlen, kind))
         return NULL;
     if (b->npeers == b->peercap) {
@@ -138,8 +145,11 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     memcpy(p->id, id, idlen);
     p->idlen = idlen;
     snprintf(p->source, sizeof p->source, "%s", source);
-    if (idlen == 0) /* the embedded worker on the socket pair */
+    p->stream = bk_stream_is(id, idlen);
+    if (p->stream && bk_stream_is_pair(b, id, idlen)) /* the embedded worker */
         snprintf(p->hex, sizeof p->hex, "pair");
+    else if (p->stream) /* its slot and generation */
+        mpp_id_hex((const uint8_t *)id + 1, 6, p->hex, sizeof p->hex);
     else
         mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;
@@ -205,34 +215,6 @@ bool bk_anyone_serves(mp_broker_t *b, const char *name)
     return false;
 }
 
-/* To the embedded worker on the socket pair: queued, and written at once
-   as far as the socket takes it (the rest when the loop sees POLLOUT).
-   EHOSTUNREACH when the pair is closed, as a ROUTER says of a gone peer. */
-int bk_stream_send(mp_broker_t *b, const char *sig, uint8_t cmd, const void *hdr, size_t hsize,
-                   zmq_msg_t *payload, int npayload)
-{
-    if (b->stream_fd < 0) {
-        for (int i = 0; i < npayload; i++)
-            zmq_msg_close(&payload[i]);
-        return -EHOSTUNREACH;
-    }
-    int rc = mpps_put(&b->stream_out, sig, cmd, hdr, hsize, payload, npayload);
-    if (!rc && mpps_flush(&b->stream_out, b->stream_fd) < 0) {
-        bk_stream_close(b); /* the worker is gone: not delivered */
-        rc = -EHOSTUNREACH;
-    }
-    return rc;
-}
-
-void bk_stream_close(mp_broker_t *b)
-{
-    if (b->stream_fd >= 0)
-        close(b->stream_fd);
-    b->stream_fd = -1;
-    mpps_free(&b->stream_in);
-    mpps_free(&b->stream_out);
-}
-
 /* Sends to a peer; EHOSTUNREACH means it is gone (ROUTER_MANDATORY). */
 int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t *payload,
                int npayload)
@@ -241,9 +223,10 @@ int bk_send_to(mp_broker_t *b, peer_t *p, uint8_t cmd, mp__buf_t *hdr, zmq_msg_t
     uint64_t bytes = p->idlen + MPP_SIG_SIZE + 1 + hdr->size;
     for (int i = 0; i < npayload; i++)
         bytes += zmq_msg_size(&payload[i]);
-    int rc = p->idlen == 0 ? bk_stream_send(b, sig, cmd, hdr->data, hdr->size, payload, npayload)
-                           : mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size,
-                                      payload, npayload, ZMQ_DONTWAIT);
+    int rc = p->stream ? bk_stream_send(b, p->id, p->idlen, sig, cmd, hdr->data, hdr->size, payload,
+                                        npayload)
+                       : mpp_send(b->router, p->id, p->idlen, sig, cmd, hdr->data, hdr->size,
+                                  payload, npayload, ZMQ_DONTWAIT);
     if (rc)
         mp__log(MP_LOG_DEBUG, WHO, "send to %s failed: %s", p->hex, zmq_strerror(-rc));
     else
@@ -260,8 +243,8 @@ void bk_disconnect_id(mp_broker_t *b, const void *id, size_t idlen, const char *
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 1);
     mp__w_str(&h, why);
-    if (idlen == 0)
-        bk_stream_send(b, sig, cmd, h.data, h.size, NULL, 0);
+    if (bk_stream_is(id, idlen))
+        bk_stream_send(b, id, idlen, sig, cmd, h.data, h.size, NULL, 0);
     else
         mpp_send(b->router, id, idlen, sig, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
     mp__buf_release(&h);

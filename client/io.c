@@ -69,9 +69,8 @@ static void check_refused(mp_pool_t *pool)
    (placing or failing a million items), so it is not silent. */
 static bool pending_input(mp_pool_t *pool)
 {
-    int events = 0;
-    size_t len = sizeof events;
-    if (zmq_getsockopt(pool->sock, ZMQ_EVENTS, &events, &len) || !(events & ZMQ_POLLIN))
+    int events = mpp_events(pool->sock);
+    if (events < 0 || !(events & ZMQ_POLLIN))
         return false;
     pool->last_heard = mp__now_ns();
     return true;

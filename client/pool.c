@@ -289,6 +289,13 @@ int mp_pool_new(const mp_pool_options_t *o, mp_pool_t **pool_p)
     if (broker && *broker) {
         char why[512];
         int rc = mp_broker_address_check(broker, why, sizeof why);
+        if (!rc && strncmp(broker, "mpp+", 4) == 0) { /* workers' only */
+            snprintf(why, sizeof why,
+                     "%s is a plain stream endpoint, which serves workers: a pool connects to "
+                     "the broker's tcp:// or ipc:// endpoint",
+                     broker);
+            rc = MP_EINVAL;
+        }
         if (rc) {
             mp__log(MP_LOG_WARN, WHO, "%s", why);
             return rc;

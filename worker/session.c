@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "codec/mpp.h"
+#include "codec/plain.h"
 #include "codec/wire.h"
 #include "mp/error.h"
 #include "mp/task.h"
@@ -101,8 +102,34 @@ void wk_send_ready(worker_t *w)
     mp__buf_release(&h);
 }
 
+/* A plain stream to the broker (mpp+tcp://, mpp+ipc://): connected, or
+   tried again in 100 ms (the loop's next_connect), as ZeroMQ reconnects. */
+static void open_plain(worker_t *w)
+{
+    mpps_free(&w->stream_in);
+    mpps_free(&w->stream_out);
+    w->stream_in.limit = MPP_DEFAULT_MAX_MSG + 64 * 1024;
+    uint64_t now = mp__now_ns();
+    int fd, rc = mp__plain_connect("mpp", w->o.broker, now + 1000000000ull, &fd);
+    if (rc) {
+        w->next_connect = now + 100000000ull;
+        mp__log(MP_LOG_DEBUG, WHO, "cannot connect to %s: %s", w->o.broker,
+                rc < 0 ? zmq_strerror(-rc) : mp_strerror(rc));
+        return;
+    }
+    w->stream_fd = fd;
+    wk_send_ready(w);
+}
+
 int wk_open_socket(worker_t *w)
 {
+    if (w->plain) {
+        w->session++;
+        w->last_heard = mp__now_ns();
+        w->heard = false;
+        open_plain(w);
+        return 0;
+    }
     if (w->stream_fd >= 0) { /* the pair is there: say READY on it */
         w->session++;
         w->last_heard = mp__now_ns();
@@ -157,6 +184,10 @@ int wk_reconnect(worker_t *w, const char *why)
     if (w->sock)
         zmq_close(w->sock);
     w->sock = NULL;
+    if (w->plain && w->stream_fd >= 0) {
+        close(w->stream_fd);
+        w->stream_fd = -1;
+    }
     wk_drop_queued(w);
     return wk_open_socket(w);
 }
@@ -273,7 +304,8 @@ static void on_task(worker_t *w, mpp_msg_t *m)
    socket pair, its end means the broker is gone: the pool is stopping
    (its stop fd says so next) or died (SIGTERM, PR_SET_PDEATHSIG, comes
    next, and the pool's ipc socket is removed then); failing both, the
-   silence ends the worker after the liveness span. */
+   silence ends the worker after the liveness span. On a plain stream,
+   its end is a broker that went away: the loop connects again. */
 static int next_message(worker_t *w, mpp_msg_t *m, bool first)
 {
     if (w->stream_fd < 0)
@@ -284,11 +316,14 @@ static int next_message(worker_t *w, mpp_msg_t *m, bool first)
         return 0;
     if (got < 0 || rc < 0) { /* the end, or not MPP/1 */
         if (got < 0 || rc != MP_EEOF)
-            mp__log(MP_LOG_WARN, WHO, "the pool's stream failed: %s",
+            mp__log(MP_LOG_WARN, WHO, "the %s stream failed: %s", w->plain ? "broker's" : "pool's",
                     mp_strerror(got < 0 ? got : rc));
         close(w->stream_fd);
         w->stream_fd = -1;
-        w->broker_gone = true;
+        if (w->plain) /* connect again now (serve: next_connect) */
+            w->next_connect = 0;
+        else
+            w->broker_gone = true;
     }
     return -EAGAIN;
 }

@@ -94,10 +94,13 @@ typedef struct {
     uint64_t done, lost;
     unsigned withheld;            /* credit handed back with queued dispatches (wk_check_hold) */
     mp__ratelimit_t malformed_rl; /* warnings about the broker's messages */
-    /* An embedded pool's worker: the broker on a socket pair end
-       (codec/mpps.h), not a DEALER; -1 otherwise */
+    /* The broker on a plain stream (codec/mpps.h), not a DEALER: an
+       embedded pool's socket pair end, or (plain) a connection to an
+       mpp+tcp:// or mpp+ipc:// endpoint; -1 otherwise (or not connected) */
     int stream_fd;
     mpps_buf_t stream_in, stream_out;
+    bool plain;            /* o.broker is mpp+...: connected by wk_open_socket */
+    uint64_t next_connect; /* plain, not connected: when to try again */
 } worker_t;
 
 /* ---- session.c ---- */

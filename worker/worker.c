@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "base/log.h"
+#include "codec/plain.h"
 #include "mp/error.h"
 #include "mp/process.h"
 #include "mp/task.h"
@@ -266,8 +267,15 @@ static int serve(worker_t *w)
                 items[n++] = (zmq_pollitem_t){NULL, w->ex[i].fd, ZMQ_POLLIN, 0};
             }
         uint64_t now = mp__now_ns();
+        if (w->plain && w->stream_fd < 0 && now >= w->next_connect) { /* mpp+: connect again */
+            rc = wk_reconnect(w, w->heard ? "closed the connection" : "is not there");
+            now = mp__now_ns();
+        }
         long timeout =
             w->next_heartbeat > now ? (long)((w->next_heartbeat - now) / 1000000) + 1 : 0;
+        if (w->plain && w->stream_fd < 0 && w->next_connect > now &&
+            (long)((w->next_connect - now) / 1000000) + 1 < timeout)
+            timeout = (long)((w->next_connect - now) / 1000000) + 1;
         long watch = wk_check_limits(w, now); /* time limits: kill, and look again */
         if (watch >= 0 && watch < timeout)
             timeout = watch;
@@ -326,7 +334,15 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
                   .shm = shm,
                   .embedded = embedded,
                   .stream_fd = stream_fd,
+                  .plain = stream_fd < 0 && mp__plain_is("mpp", o->broker),
                   .pool_pid = getppid()};
+    if (w.plain && (o->curve_key || o->curve_server_key)) {
+        mp__log(MP_LOG_ERROR, WHO,
+                "%s is a plain stream: it has no CURVE (connect to the broker's tcp:// "
+                "endpoint for keys)",
+                o->broker);
+        return MP_EINVAL;
+    }
     if (shm && mp__pshm_slots(shm) < (o->processes ? o->processes : mp_cpu_count()))
         w.shm = NULL; /* an executor without a ring of its own: none use them */
     w.nex = o->processes ? o->processes : mp_cpu_count();

@@ -23,8 +23,16 @@
 #include "mp/broker.h"
 #include "mp/error.h"
 
+/* The socket whose last mpp_recv on this thread ended in EAGAIN, untouched
+   by mpp_recv or mpp_send since: that EAGAIN ran its pending commands and
+   found it empty, so it will signal its ZMQ_FD for the next message, and
+   mpp_poll's next pass need not ask it before sleeping (a fork check and a
+   poll(2) saved per pass). One pass only: mpp_poll clears it. */
+static _Thread_local void *drained;
+
 int mpp_recv(void *sock, mpp_msg_t *m, int flags)
 {
+    drained = NULL;
     m->n = 0;
     m->too_many = false;
     for (;;) {
@@ -39,6 +47,8 @@ int mpp_recv(void *sock, mpp_msg_t *m, int flags)
             int err = errno;
             zmq_msg_close(f);
             mpp_close(m);
+            if (err == EAGAIN && m->n == 0)
+                drained = sock;
             return -err;
         }
         bool more = zmq_msg_more(f);
@@ -53,14 +63,20 @@ int mpp_recv(void *sock, mpp_msg_t *m, int flags)
     }
 }
 
+int mpp_events(void *sock)
+{
+    if (drained == sock) /* it may run the commands that signal ZMQ_FD */
+        drained = NULL;
+    int ev = 0;
+    size_t len = sizeof ev;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) < 0 ? -errno : ev;
+}
+
 /* A socket's readiness (ZMQ_EVENTS runs its pending commands). */
 static short socket_events(zmq_pollitem_t *it)
 {
-    int ev = 0;
-    size_t len = sizeof ev;
-    if (zmq_getsockopt(it->socket, ZMQ_EVENTS, &ev, &len) < 0)
-        return ZMQ_POLLERR;
-    return (short)(ev & it->events & (ZMQ_POLLIN | ZMQ_POLLOUT));
+    int ev = mpp_events(it->socket);
+    return ev < 0 ? ZMQ_POLLERR : (short)(ev & it->events & (ZMQ_POLLIN | ZMQ_POLLOUT));
 }
 
 int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms)
@@ -72,8 +88,11 @@ int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms)
     }
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : mp__now_ns() + (uint64_t)timeout_ms * 1000000;
     int ready = 0;
+    void *cold = drained; /* read to EAGAIN just now: no need to ask */
+    drained = NULL;
     for (int i = 0; i < n; i++) { /* before sleeping: the hot sockets */
-        items[i].revents = items[i].socket && i < nhot ? socket_events(&items[i]) : 0;
+        bool ask = items[i].socket && i < nhot && items[i].socket != cold;
+        items[i].revents = ask ? socket_events(&items[i]) : 0;
         ready += items[i].revents != 0;
         int fd = items[i].fd;
         size_t len = sizeof fd;
@@ -132,6 +151,8 @@ int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t 
              const void *header, size_t header_size, zmq_msg_t *payload, int npayload, int flags)
 {
     int rc = 0;
+    if (drained == sock) /* a send may run the commands that signal ZMQ_FD */
+        drained = NULL;
     if (idlen && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
         rc = -errno;
     /* after the first frame libzmq queues the rest atomically */
@@ -200,6 +221,8 @@ int mp_broker_address_check(const char *address, char *why, size_t size)
         return MP_EINVAL;
     }
     const char *ep = address;
+    if (strncmp(ep, "mpp+", 4) == 0) /* a plain stream: a worker's only (PROTOCOL.md 9.3) */
+        ep += 4;
     if (strncmp(ep, "ipc://", 6) == 0 && ep[6])
         return 0;
     const char *colon = strrchr(ep, ':');
@@ -210,7 +233,7 @@ int mp_broker_address_check(const char *address, char *why, size_t size)
         snprintf(why, size,
                  "'%s' is not a broker address: use tcp://HOST:PORT (tcp://127.0.0.1:5555, "
                  "tcp://[::1]:5555, tcp://broker.example:5555) or ipc://PATH",
-                 ep);
+                 address);
         return MP_EINVAL;
     }
     char host[256];

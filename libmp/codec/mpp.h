@@ -35,12 +35,19 @@ static inline size_t mpp_size(mpp_msg_t *m, int i)
 int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t cmd,
              const void *header, size_t header_size, zmq_msg_t *payload, int npayload, int flags);
 
+/* A socket's ZMQ_EVENTS (it runs the socket's pending commands), or
+   -errno. Use it, not zmq_getsockopt, on a socket mpp_poll watches. */
+int mpp_events(void *sock);
+
 /* zmq_poll with fewer system calls. zmq_poll asks every socket for its
    state before and after it sleeps, each time a fork check and a poll(2)
    of its mailbox. Here only the first nhot sockets are asked before
    sleeping; after a wake-up, only those whose ZMQ_FD fired. The caller's
    rule for the others: when one is readable, read it until EAGAIN (a
-   socket not drained does not signal its ZMQ_FD again). Items as
+   socket not drained does not signal its ZMQ_FD again). A hot socket
+   that this thread's last mpp_recv found empty (EAGAIN), untouched by
+   mpp_recv, mpp_send or mpp_events since, is not asked either: that
+   EAGAIN already ran its commands. Items as
    zmq_poll's: sockets (ZMQ_POLLIN only) and plain fds. Returns as
    zmq_poll: the number of ready items, 0 (timeout), or -1 (errno). */
 int mpp_poll(zmq_pollitem_t *items, int n, int nhot, long timeout_ms);

@@ -115,7 +115,7 @@ int mpps_fill(mpps_buf_t *in, int fd)
     size_t want = CHUNK, have = in->len - in->off;
     if (have >= 4) { /* room for the whole message under way */
         size_t need = 4 + (size_t)get32(in->buf + in->off);
-        if (need > 4 + MAX_MESSAGE)
+        if (need > 4 + (in->limit ? in->limit : MAX_MESSAGE))
             return MP_EBADMSG;
         if (need > have && need - have > want)
             want = need - have;
@@ -150,7 +150,7 @@ int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at)
         return 0;
     const uint8_t *p = in->buf + in->off;
     size_t total = get32(p);
-    if (total < 1 || total > MAX_MESSAGE)
+    if (total < 1 || total > (in->limit ? in->limit : MAX_MESSAGE))
         return MP_EBADMSG;
     if (have < 4 + total)
         return 0;
@@ -190,5 +190,5 @@ int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at)
 void mpps_free(mpps_buf_t *b)
 {
     free(b->buf);
-    *b = (mpps_buf_t){0};
+    *b = (mpps_buf_t){.limit = b->limit};
 }

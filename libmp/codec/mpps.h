@@ -20,6 +20,7 @@
 typedef struct {
     uint8_t *buf;
     size_t off, len, cap;
+    size_t limit; /* a reader's largest message (0: MPP_DEFAULT_MAX_MSG + 64 KiB) */
 } mpps_buf_t;
 
 /* Queues [sig cmd header payload...] (the payload messages are consumed
@@ -45,6 +46,7 @@ static inline size_t mpps_pending(const mpps_buf_t *b)
 {
     return b->len - b->off;
 }
+/* Frees the buffer (its limit stays). */
 void mpps_free(mpps_buf_t *b);
 
 #endif

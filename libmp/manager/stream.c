@@ -9,189 +9,42 @@
     reply usually comes within that time, and a sleep costs the wake-up.
 */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/un.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "base/base.h"
 #include "codec/mpp.h"
 #include "codec/mpps.h"
+#include "codec/plain.h"
 #include "manager/stream.h"
 #include "mp/error.h"
 
 #define SIG "MPM01"
-#define TCP "mpm+tcp://"
-#define IPC "mpm+ipc://"
 #define READ_CHUNK (64 * 1024)
 
 bool mpms_is_stream(const char *endpoint)
 {
-    return endpoint && (!strncmp(endpoint, TCP, 10) || !strncmp(endpoint, IPC, 10));
-}
-
-/* ---- endpoints --------------------------------------------------------------------- */
-
-typedef struct {
-    struct sockaddr_storage sa;
-    socklen_t len;
-    int family;
-} addr_t;
-
-/* endpoint's address; for tcp, host "*" or "" is any address and port "*"
-   is 0 (passive: for a listener). */
-static int resolve(const char *endpoint, bool passive, addr_t *a)
-{
-    memset(a, 0, sizeof *a);
-    if (!strncmp(endpoint, IPC, 10)) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
-        const char *path = endpoint + 10;
-        if (!*path || strlen(path) >= sizeof un->sun_path)
-            return MP_EINVAL;
-        un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, path);
-        a->len = (socklen_t)sizeof *un;
-        a->family = AF_UNIX;
-        return 0;
-    }
-    if (strncmp(endpoint, TCP, 10))
-        return MP_EINVAL;
-    char host[256], port[16];
-    const char *hp = endpoint + 10, *colon = strrchr(hp, ':');
-    size_t hl = colon ? (size_t)(colon - hp) : 0;
-    if (!colon || hl >= sizeof host || strlen(colon + 1) >= sizeof port || !colon[1])
-        return MP_EINVAL;
-    memcpy(host, hp, hl);
-    host[hl] = 0;
-    strcpy(port, strcmp(colon + 1, "*") ? colon + 1 : "0");
-    char *h = host;
-    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1] */
-        h[hl - 1] = 0;
-        h++;
-    }
-    bool any = !*h || !strcmp(h, "*");
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | (passive && any ? AI_PASSIVE : 0)},
-                    *res = NULL;
-    if (any && !passive)
-        return MP_EINVAL;
-    if (getaddrinfo(any ? NULL : h, port, &hints, &res) || !res)
-        return MP_EINVAL;
-    memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
-    a->len = res->ai_addrlen;
-    a->family = res->ai_family;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void tune(int fd, int family)
-{
-    int one = 1;
-    if (family != AF_UNIX) { /* keepalive: a peer whose host vanished is found out */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    }
+    return mp__plain_is("mpm", endpoint);
 }
 
 int mpms_listen(const char *endpoint, int *fd_p, char *bound, size_t boundlen)
 {
-    addr_t a;
-    int rc = resolve(endpoint, true, &a);
-    if (rc)
-        return rc;
-    int fd = socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0)
-        return -errno;
-    if (a.family != AF_UNIX)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    else /* as ZeroMQ's ipc://: a socket file left by a dead server is replaced */
-        unlink(((struct sockaddr_un *)&a.sa)->sun_path);
-    if (bind(fd, (struct sockaddr *)&a.sa, a.len) < 0 || listen(fd, 128) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a.sa, &a.len) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    char host[INET6_ADDRSTRLEN] = "";
-    if (a.family == AF_UNIX) {
-        snprintf(bound, boundlen, "%s", endpoint);
-    } else if (a.family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&a.sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(bound, boundlen, TCP "%s:%u", host, ntohs(in->sin_port));
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(bound, boundlen, TCP "[%s]:%u", host, ntohs(in6->sin6_port));
-    }
-    *fd_p = fd;
-    return 0;
+    return mp__plain_listen("mpm", endpoint, fd_p, bound, boundlen);
 }
 
 int mpms_accept(int listen_fd)
 {
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof sa;
-    int fd = accept4(listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    tune(fd, sa.ss_family);
-    return fd;
-}
-
-/* Waits until deadline for events on fd: 1, 0 (deadline), or -errno. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-    for (;;) {
-        uint64_t now = mp__now_ns();
-        if (now >= deadline)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
-        if (n > 0)
-            return 1;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
+    return mp__plain_accept(listen_fd, NULL, 0);
 }
 
 int mpms_connect(const char *endpoint, uint64_t deadline, int *fd_p)
 {
-    addr_t a;
-    int rc = resolve(endpoint, false, &a);
-    if (rc)
-        return rc;
-    int fd = socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&a.sa, a.len) < 0) {
-        rc = errno == EINPROGRESS ? 0 : -errno;
-        if (!rc) {
-            int w = wait_fd(fd, POLLOUT, deadline), err = 0;
-            socklen_t len = sizeof err;
-            rc = w < 0                                                  ? w
-                 : w == 0                                               ? MP_ETIMEDOUT
-                 : getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno
-                                                                        : -err;
-        }
-    }
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-    tune(fd, a.family);
-    *fd_p = fd;
-    return 0;
+    return mp__plain_connect("mpm", endpoint, deadline, fd_p);
 }
 
 /* ---- writing ----------------------------------------------------------------------- */
@@ -248,7 +101,7 @@ int mpms_send(int fd, uint8_t cmd, const mp_obj_t *body, uint64_t deadline)
             rc = (int)w;
         else if (w > 0)
             done += (size_t)w;
-        else if ((w = wait_fd(fd, POLLOUT, deadline)) <= 0)
+        else if ((w = mp__plain_wait(fd, POLLOUT, deadline)) <= 0)
             rc = w < 0 ? (int)w : MP_ETIMEDOUT;
     }
     free(data);
@@ -338,7 +191,7 @@ int mpms_wait(mpms_in_t *in, int fd, uint64_t deadline, int spin_us, uint8_t *cm
             return MP_ETIMEDOUT;
         if (now < spin_end)
             continue;
-        if ((rc = wait_fd(fd, POLLIN, deadline)) < 0)
+        if ((rc = mp__plain_wait(fd, POLLIN, deadline)) < 0)
             return rc;
     }
 }

@@ -3,24 +3,65 @@
     processes loading libtest_tasks.so. Heartbeats are 500 ms so that death
     detection (3 intervals) keeps the suite short.
 
+    With MP_TEST_WORKERS=stream (ctest: cluster_stream) the broker also
+    listens on mpp+tcp:// and every worker connects there, speaking MPP/1
+    on a plain stream (PROTOCOL.md 9.3): the same tests, and those of the
+    stream port itself at the end.
+
     Every process a test starts is killed and reaped in its teardown.
 */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "support.h"
 
 #define HB "500"
 
-static char endpoint[256];
+static char endpoint[256];  /* the broker's tcp://: pools */
+static char wendpoint[256]; /* where workers connect: endpoint, or its mpp+tcp:// */
+static bool stream_workers; /* MP_TEST_WORKERS=stream */
 
-/* Starts mp-broker bound to `bind` and sets `endpoint` to what it printed. */
+/* Starts mp-broker bound to `bind` (and, for stream workers, to
+   wbind, or a free port), and sets the endpoints to what it printed. */
+static pid_t start_broker_both(const char *bind, const char *wbind)
+{
+    if (!stream_workers) {
+        pid_t pid = tu_start_broker(bind, HB, endpoint, sizeof endpoint);
+        assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
+        snprintf(wendpoint, sizeof wendpoint, "%s", endpoint);
+        return pid;
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    char *argv[] = {MP_BUILD_DIR "/broker/mp-broker",
+                    "--bind",
+                    (char *)bind,
+                    "--bind",
+                    (char *)(wbind ? wbind : "mpp+tcp://127.0.0.1:0"),
+                    "--heartbeat",
+                    HB,
+                    "-q",
+                    NULL};
+    pid_t pid = tu_spawn(argv, fds[1]);
+    close(fds[1]);
+    /* one line per endpoint; tu_read_line reads a byte at a time, and
+       closes what it read (here a duplicate, then the pipe) */
+    tu_read_line(dup(fds[0]), endpoint, sizeof endpoint);
+    tu_read_line(fds[0], wendpoint, sizeof wendpoint);
+    assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
+    assert_true(strncmp(wendpoint, "mpp+tcp://127.0.0.1:", 20) == 0);
+    return pid;
+}
+
 static pid_t start_broker_at(const char *bind)
 {
-    pid_t pid = tu_start_broker(bind, HB, endpoint, sizeof endpoint);
-    assert_true(strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0);
-    return pid;
+    return start_broker_both(bind, NULL);
 }
 
 static pid_t start_broker(void)
@@ -30,7 +71,7 @@ static pid_t start_broker(void)
 
 static pid_t start_worker(const char *processes)
 {
-    return tu_start_worker(endpoint, processes, HB);
+    return tu_start_worker(wendpoint, processes, HB);
 }
 
 static mp_pool_t *connect_pool(int want_processes)
@@ -312,13 +353,19 @@ static void test_cluster_worker_started_before_its_broker_joins(void **state)
 {
     (void)state;
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
-    char bind[256];
+    if (stream_workers)
+        snprintf(wendpoint, sizeof wendpoint, "mpp+tcp://127.0.0.1:%d", tu_free_port());
+    else
+        snprintf(wendpoint, sizeof wendpoint, "%s", endpoint);
+    char bind[256], wbind[256];
     snprintf(bind, sizeof bind, "%s", endpoint);
+    snprintf(wbind, sizeof wbind, "%s", wendpoint);
     pid_t worker = start_worker("2");
     usleep(1500000); /* it retries: nothing listens yet */
     assert_int_equal(waitpid(worker, NULL, WNOHANG), 0);
-    start_broker_at(bind);
+    start_broker_both(bind, wbind);
     assert_string_equal(endpoint, bind);
+    assert_string_equal(wendpoint, wbind);
     mp_pool_t *pool = connect_pool(2); /* it joined */
     mp_items_t *in = tu_range(1000), *out = NULL;
     assert_int_equal(mp_pool_map(pool, "square", in, 0, &out), 0);
@@ -382,10 +429,189 @@ static void test_cluster_tasks_on_mp_workers_use_a_served_manager(void **state)
     mp_manager_destroy(&m);
 }
 
+/* ---- the stream port (MP_TEST_WORKERS=stream only) ---------------------------------- */
+
+/* A plain TCP connection to wendpoint's port. */
+static int stream_connect(void)
+{
+    const char *colon = strrchr(wendpoint, ':');
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(colon + 1)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* One MPP/1 message framed for a stream (PROTOCOL.md 9.2): its size. */
+static size_t frame(uint8_t *out, int n, const void *const *d, const size_t *z)
+{
+    size_t total = 1;
+    for (int i = 0; i < n; i++)
+        total += 4 + z[i];
+    put32(out, (uint32_t)total);
+    out[4] = (uint8_t)n;
+    uint8_t *p = out + 5;
+    for (int i = 0; i < n; i++) {
+        put32(p, (uint32_t)z[i]);
+        memcpy(p + 4, d[i], z[i]);
+        p += 4 + z[i];
+    }
+    return 4 + total;
+}
+
+/* Whether the broker closed fd within ms (reads to EOF). */
+static bool closed_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char b[4096];
+    for (int waited = 0; waited < ms; waited += 50) {
+        if (poll(&p, 1, 50) == 1) {
+            ssize_t r = read(fd, b, sizeof b);
+            if (r <= 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void test_cluster_stream_port_survives_hostile_bytes(void **state)
+{
+    (void)state;
+    if (!stream_workers)
+        skip();
+    pid_t broker = start_broker();
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(2);
+    /* not MPP/1 framing: each closes its own connection, at once */
+    const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    uint8_t zero[5] = {0, 0, 0, 0, 0};                 /* a length of 0 */
+    uint8_t lying[13] = {0, 0, 0, 8, 3, 0, 0, 0, 200}; /* a frame longer than its message */
+    uint8_t huge[5] = {0x7f, 0xff, 0xff, 0xff, 4};     /* over the message limit */
+    const struct {
+        const void *p;
+        size_t n;
+    } bad[] = {{http, strlen(http)}, {zero, 5}, {lying, 13}, {huge, 5}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int fd = stream_connect();
+        assert_int_equal(write(fd, bad[i].p, bad[i].n), (ssize_t)bad[i].n);
+        assert_true(closed_within(fd, 3000));
+        close(fd);
+    }
+    /* well framed nonsense is malformed MPP/1: dropped, the connection stays */
+    uint8_t msg[256], cmd = 0x01;
+    int fd = stream_connect();
+    size_t n = frame(msg, 3, (const void *[]){"XXXXX", &cmd, "\x90"}, (size_t[]){5, 1, 1});
+    assert_int_equal(write(fd, msg, n), (ssize_t)n);
+    assert_false(closed_within(fd, 300));
+    /* and a client speaking on the stream is answered: HELLO, WELCOME */
+    const uint8_t hello[] = {0x93, 0xa1, 'x', 0xcd, 0x03, 0xe8, 0x01};
+    n = frame(msg, 3, (const void *[]){"MPC01", &cmd, hello}, (size_t[]){5, 1, sizeof hello});
+    assert_int_equal(write(fd, msg, n), (ssize_t)n);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 3000), 1);
+    uint8_t got[256];
+    ssize_t r = read(fd, got, sizeof got);
+    assert_true(r >= 5 + 4 + 5 + 4 + 1);
+    assert_memory_equal(got + 9, "MPC01", 5); /* frame 0: the signature */
+    assert_int_equal(got[18], 0x81);          /* frame 1: WELCOME */
+    close(fd);
+    /* 300 connections of random bytes at once, a half frame left on one */
+    int many[300];
+    uint8_t junk[512];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 131 + 7);
+    for (int i = 0; i < 300; i++) {
+        many[i] = stream_connect();
+        if (i == 0) {
+            n = frame(msg, 3, (const void *[]){"MPW01", &cmd, hello}, (size_t[]){5, 1, 7});
+            assert_int_equal(write(many[i], msg, n - 3), (ssize_t)(n - 3));
+        } else {
+            assert_true(write(many[i], junk + i, 100) > 0);
+        }
+    }
+    tu_assert_map_squares(pool, 2000); /* the workers on the stream serve meanwhile */
+    for (int i = 0; i < 300; i++)
+        close(many[i]);
+    tu_assert_map_squares(pool, 1000);
+    assert_int_equal(waitpid(broker, NULL, WNOHANG), 0); /* alive */
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_stream_worker_rejoins_a_restarted_broker(void **state)
+{
+    (void)state;
+    if (!stream_workers)
+        skip();
+    pid_t broker = start_broker();
+    char bind[256], wbind[256];
+    snprintf(bind, sizeof bind, "%s", endpoint);
+    snprintf(wbind, sizeof wbind, "%s", wendpoint);
+    start_worker("2");
+    mp_pool_t *pool = connect_pool(2);
+    tu_assert_map_squares(pool, 500);
+    mp_pool_destroy(&pool);
+    kill(broker, SIGKILL);
+    tu_wait_exit(broker, 3000);
+    start_broker_both(bind, wbind); /* the same ports */
+    pool = connect_pool(2);         /* the worker connected again */
+    tu_assert_map_squares(pool, 3000);
+    mp_pool_destroy(&pool);
+}
+
+static void test_cluster_stream_endpoints_refused_where_they_must_be(void **state)
+{
+    (void)state;
+    if (!stream_workers)
+        skip();
+    start_broker();
+    /* a pool speaks ZeroMQ only: a stream endpoint is the workers' */
+    mp_pool_options_t o = {.broker = wendpoint, .connect_timeout_ms = 1000};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), MP_EINVAL);
+    /* no CURVE on a plain stream: a CURVE broker does not open one, nor
+       does any broker off loopback without insecure */
+    const char *binds[] = {"tcp://127.0.0.1:0", "mpp+tcp://127.0.0.1:0"};
+    mp_broker_options_t bo = {.binds = binds,
+                              .nbinds = 2,
+                              .curve_key = "/nonexistent/broker.key_secret",
+                              .allow_dir = "/nonexistent"};
+    mp_broker_t *b = NULL;
+    assert_int_equal(mp_broker_new(&bo, &b), MP_EINSECURE);
+    const char *open_bind[] = {"mpp+tcp://0.0.0.0:0"};
+    mp_broker_options_t open = {.binds = open_bind, .nbinds = 1};
+    assert_int_equal(mp_broker_new(&open, &b), MP_EINSECURE);
+    /* nor a worker asked for keys on one */
+    char *argv[] = {MP_BUILD_DIR "/worker/mp-worker",
+                    "--broker",
+                    wendpoint,
+                    "--tasks",
+                    MP_BUILD_DIR "/tests/libtest_tasks.so",
+                    "--curve-key",
+                    "/nonexistent/w",
+                    "--curve-server-key",
+                    "/nonexistent/b",
+                    "-q",
+                    NULL};
+    pid_t w = tu_spawn(argv, -1);
+    int status = tu_wait_exit(w, 5000);
+    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    stream_workers = getenv("MP_TEST_WORKERS") && !strcmp(getenv("MP_TEST_WORKERS"), "stream");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_calls_in_order_and_work_shared_by_two_workers,
                                   tu_kill_teardown),
@@ -404,6 +630,13 @@ int main(int argc, char **argv)
                                   tu_kill_teardown),
         cmocka_unit_test_teardown(test_cluster_tasks_on_mp_workers_use_a_served_manager,
                                   tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_stream_port_survives_hostile_bytes,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_stream_worker_rejoins_a_restarted_broker,
+                                  tu_kill_teardown),
+        cmocka_unit_test_teardown(test_cluster_stream_endpoints_refused_where_they_must_be,
+                                  tu_kill_teardown),
     };
-    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(stream_workers ? "cluster_stream" : "cluster", tests, NULL,
+                                       NULL);
 }

@@ -83,7 +83,9 @@ MP_EXPORT void mp_broker_destroy(mp_broker_t **broker_p);
 
 /* Checks a broker address before connecting to it: its form
    (tcp://HOST:PORT, with HOST a name, an IPv4 address or [an IPv6 one], or
-   ipc://PATH) and, for tcp, that HOST resolves. 0, MP_EINVAL (malformed:
+   ipc://PATH; a worker's may also be mpp+tcp:// or mpp+ipc://, the plain
+   stream of docs/PROTOCOL.md 9.3) and, for tcp, that HOST resolves.
+   0, MP_EINVAL (malformed:
    why shows the expected forms) or MP_EHOSTUNKNOWN (why names the host and
    the resolver's message). why may be NULL; it is always NUL-terminated.
    mp_pool_new, mp-worker and mp-client all check with this. */
