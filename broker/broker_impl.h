@@ -201,12 +201,11 @@ struct peer {
 /* A peer on a plain stream (streams.c): the embedded worker's socket
    pair, or a connection accepted on an mpp+ endpoint. */
 typedef struct {
-    int fd;       /* -1: a free slot */
-    uint32_t gen; /* its routing id's generation: a closed one's names nobody */
-    bool pair;    /* the embedded worker's socket pair */
-    bool heard;   /* a whole message came */
-    uint64_t accepted_ns;
-    char source[64]; /* its IP address, or "local" */
+    int fd;               /* -1: a free slot */
+    uint32_t gen;         /* its routing id's generation: a closed one's names nobody */
+    bool pair;            /* the embedded worker's socket pair */
+    uint64_t peerless_ns; /* since when no peer has its id (0: one has) */
+    char source[64];      /* its IP address, or "local" */
     mpps_buf_t in, out;
 } bk_conn_t;
 
@@ -220,6 +219,7 @@ struct mp_broker {
     zmq_pollitem_t *pitems;
     int *pslots; /* per poll item: its connection's slot, -1 a listener */
     size_t pcap;
+    uint64_t accept_rest_until; /* out of descriptors: the listeners rest until then */
     void *ctx;
     bool own_ctx;
     void *router;
@@ -274,6 +274,7 @@ struct mp_broker {
 
 #define BK_STREAM_IDLEN 9 /* 0x00 | slot | generation: no ZeroMQ peer's */
 typedef void (*bk_route_fn)(mp_broker_t *b, mpp_msg_t *m);
+typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
 
 /* Whether a routing id is a stream peer's. */
 bool bk_stream_is(const void *id, size_t idlen);
@@ -297,8 +298,12 @@ zmq_pollitem_t *bk_streams_items(mp_broker_t *b, int fixed, int *n_p);
    from..n that bk_streams_items made and poll found ready. */
 void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
                       bk_route_fn route);
-/* Closes the connections that said nothing since they came. */
-void bk_streams_sweep(mp_broker_t *b, uint64_t now);
+/* Closes the connections no peer has had for BK_STREAM_HELLO_MS (none
+   said HELLO or READY, or the peer is gone). */
+void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer);
+/* While the listeners rest (out of descriptors): ms until they listen
+   again, else -1. */
+long bk_streams_paused_ms(mp_broker_t *b, uint64_t now);
 void bk_streams_free(mp_broker_t *b);
 peer_t *bk_peer_find(mp_broker_t *b, const void *id, size_t idlen);
 /* A new peer, whose first message is m. NULL when out of memory, the id

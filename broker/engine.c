@@ -15,6 +15,7 @@
     command), engine.c (routing, heartbeats, shutdown, the thread).
 */
 #include <errno.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,11 @@ static void route(mp_broker_t *b, mpp_msg_t *m)
         bk_on_worker(b, m, mpp_data(m, 0), mpp_size(m, 0), cmd, &r);
     else
         bk_on_client(b, m, mpp_data(m, 0), mpp_size(m, 0), cmd, &r);
+}
+
+static bool has_peer(mp_broker_t *b, const void *id, size_t idlen)
+{
+    return bk_peer_find(b, id, idlen) != NULL;
 }
 
 static void heartbeat(mp_broker_t *b)
@@ -159,7 +165,14 @@ static void *broker_thread(void *arg)
         long timeout = due > now ? (long)((due - now) / 1000000) + 1 : 0;
         /* the router is asked before sleeping; ctl and http are read to
            EAGAIN when ready (mpp_poll's rule) */
+        long paused = bk_streams_paused_ms(b, now); /* accepting again then */
+        if (paused >= 0 && paused < timeout)
+            timeout = paused;
         int rc = mpp_poll(items, nitems, 1, timeout);
+        if (rc < 0 && errno == ENOMEM) { /* its pollfd array: a moment, and again */
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+            continue;
+        }
         if (rc < 0 && errno != EINTR)
             break;
         if (rc < 0) /* EINTR: the revents are last pass's, not news */
@@ -191,13 +204,18 @@ static void *broker_thread(void *arg)
                 mpp_msg_t m;
                 if (mpp_recv(b->router, &m, ZMQ_DONTWAIT))
                     break;
-                route(b, &m);
+                /* a ZeroMQ peer may set any routing id, a stream id too: it
+                   must not speak for a stream peer (streams.c) */
+                if (m.n >= 1 && bk_stream_is(mpp_data(&m, 0), mpp_size(&m, 0)))
+                    bk_malformed(b, NULL, "?", 0, "a stream peer's routing id on the ROUTER");
+                else
+                    route(b, &m);
                 mpp_close(&m);
             }
         }
         if (mp__now_ns() >= next_hb) {
             heartbeat(b);
-            bk_streams_sweep(b, mp__now_ns());
+            bk_streams_sweep(b, mp__now_ns(), has_peer);
             next_hb = mp__now_ns() + interval;
         }
         bk_drain_idle(b);
@@ -286,10 +304,10 @@ static int check_security(const mp_broker_options_t *o)
     }
     for (size_t i = 0; i < o->nbinds; i++) {
         const char *plain = mp__plain_transport("mpp", o->binds[i]);
-        if (plain && keys && !o->insecure) { /* no CURVE there: a door round the keys */
+        if (plain && keys) { /* no CURVE there: nobody it could admit */
             mp__log(MP_LOG_ERROR, WHO,
                     "refusing to listen on %s: a plain stream has no CURVE, and this broker "
-                    "checks keys; bind tcp:// for its peers (or pass --insecure)",
+                    "admits peers by their keys; bind tcp:// for its peers",
                     o->binds[i]);
             return MP_EINSECURE;
         }

@@ -148,8 +148,11 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     p->stream = bk_stream_is(id, idlen);
     if (p->stream && bk_stream_is_pair(b, id, idlen)) /* the embedded worker */
         snprintf(p->hex, sizeof p->hex, "pair");
-    else if (p->stream) /* its slot and generation */
-        mpp_id_hex((const uint8_t *)id + 1, 6, p->hex, sizeof p->hex);
+    else if (p->stream) /* its slot and the low half of its generation */
+        mpp_id_hex((const uint8_t[]){((const uint8_t *)id)[1], ((const uint8_t *)id)[2],
+                                     ((const uint8_t *)id)[3], ((const uint8_t *)id)[4],
+                                     ((const uint8_t *)id)[7], ((const uint8_t *)id)[8]},
+                   6, p->hex, sizeof p->hex);
     else
         mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;

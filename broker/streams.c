@@ -5,21 +5,26 @@
     ZeroMQ I/O thread stands between a peer and the broker.
 
     Each connection is a slot; its messages are routed as a ROUTER's are,
-    with a routing id of 9 bytes, 0x00 | slot (u32) | generation (u32).
-    No ZeroMQ peer has such an id (libzmq makes 5-byte ones that start
-    with 0x00 and refuses ids that a peer sets starting with it), and the
-    generation makes an id name one connection, never its slot's next:
-    a send to a closed one fails with EHOSTUNREACH, as ROUTER_MANDATORY's.
+    with a routing id of 9 bytes, 0x00 | slot (u32) | generation (u32),
+    and the generation makes an id name one connection, never its slot's
+    next: a send to a closed one fails with EHOSTUNREACH, as
+    ROUTER_MANDATORY's. libzmq makes 5-byte ids, but a ZeroMQ peer may set
+    any id, a stream id too: the broker loop drops ROUTER messages that
+    carry one (engine.c), so only a stream speaks for a stream peer.
 
-    Bounded: BK_MAX_STREAMS connections (more are closed at once), each
-    message max_message, each connection's unsent bytes BK_STREAM_OUT_MAX
-    (a peer that does not read is closed), and a connection that sends no
-    whole message within BK_STREAM_HELLO_MS of its accept is closed. A
-    malformed stream closes only itself. Calls nothing above peers.c's
-    level: messages go up through the route function the loop passes.
+    Bounded: BK_MAX_STREAMS connections, or half the descriptors the
+    process may open (more are closed at once), max_per_source from one
+    address; each message max_message, its buffer grown as its bytes come;
+    each connection's unsent bytes BK_STREAM_OUT_MAX (a peer that does not
+    read is closed); a connection that is no peer's (none yet, or its
+    peer's gone) for BK_STREAM_HELLO_MS is closed. A malformed stream
+    closes only itself. Out of descriptors, the listeners rest 100 ms.
+    Calls nothing above peers.c's level: messages go up through the route
+    function the loop passes, and it says which ids are peers'.
 */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,14 +95,30 @@ static void conn_close(mp_broker_t *b, bk_conn_t *c)
     b->nconns--;
 }
 
+/* The most connections: BK_MAX_STREAMS, or half the descriptors the
+   process may open (the ROUTER, the journal and the HTTP port need some). */
+static size_t max_streams(void)
+{
+    struct rlimit rl;
+    size_t half = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                      ? (size_t)rl.rlim_cur / 2
+                      : BK_MAX_STREAMS;
+    return half < BK_MAX_STREAMS ? half : BK_MAX_STREAMS;
+}
+
 int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source)
 {
+    if (!pair) { /* the bounds: all, and from one source */
+        size_t same = 0;
+        for (size_t i = 0; i < b->conncap; i++)
+            same += b->conns[i].fd >= 0 && !strcmp(b->conns[i].source, source);
+        if (b->nconns >= max_streams() || same >= b->max_per_source)
+            return MP_EBUSY;
+    }
     size_t slot = 0;
     while (slot < b->conncap && b->conns[slot].fd >= 0)
         slot++;
     if (slot == b->conncap) {
-        if (b->conncap >= BK_MAX_STREAMS)
-            return MP_EBUSY;
         size_t cap = b->conncap ? b->conncap * 2 : 8;
         bk_conn_t *grown = realloc(b->conns, cap * sizeof *grown);
         if (!grown)
@@ -110,8 +131,7 @@ int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source)
     bk_conn_t *c = &b->conns[slot];
     c->fd = fd;
     c->pair = pair;
-    c->heard = pair;
-    c->accepted_ns = mp__now_ns();
+    c->peerless_ns = mp__now_ns();
     snprintf(c->source, sizeof c->source, "%s", source);
     /* the pair's bound is the framing's own, as before it was a slot */
     c->in = (mpps_buf_t){.limit = pair ? 0 : b->max_message + 64 * 1024};
@@ -166,9 +186,10 @@ zmq_pollitem_t *bk_streams_items(mp_broker_t *b, int fixed, int *n_p)
         b->pcap = want;
     }
     int n = fixed;
+    bool resting = mp__now_ns() < b->accept_rest_until; /* out of descriptors */
     for (size_t i = 0; i < b->nlisteners; i++) {
         b->pslots[n] = -1;
-        b->pitems[n++] = (zmq_pollitem_t){NULL, b->listeners[i], ZMQ_POLLIN, 0};
+        b->pitems[n++] = (zmq_pollitem_t){NULL, resting ? -1 : b->listeners[i], ZMQ_POLLIN, 0};
     }
     for (size_t i = 0; i < b->conncap; i++) {
         bk_conn_t *c = &b->conns[i];
@@ -189,7 +210,8 @@ static void on_accept(mp_broker_t *b, int listen_fd)
         int fd = mp__plain_accept(listen_fd, source, sizeof source);
         if (fd == -EAGAIN || fd == -EWOULDBLOCK || fd == -EINTR)
             return;
-        if (fd < 0) { /* out of descriptors, most likely: the next pass tries again */
+        if (fd < 0) { /* out of descriptors, most likely: rest, or the loop spins */
+            b->accept_rest_until = mp__now_ns() + 100000000ull;
             if (mp__ratelimit(&b->crowded_rl, WHO, "stream connections refused"))
                 mp__log(MP_LOG_WARN, WHO, "cannot accept a stream connection: %s",
                         zmq_strerror(-fd));
@@ -198,8 +220,9 @@ static void on_accept(mp_broker_t *b, int listen_fd)
         if (bk_stream_add(b, fd, false, source)) {
             b->refused++;
             if (mp__ratelimit(&b->crowded_rl, WHO, "stream connections refused"))
-                mp__log(MP_LOG_WARN, WHO, "refused a stream connection from %s: %d open already",
-                        source, BK_MAX_STREAMS);
+                mp__log(MP_LOG_WARN, WHO,
+                        "refused a stream connection from %s: %zu open (at most %zu, %zu a source)",
+                        source, b->nconns, max_streams(), b->max_per_source);
             close(fd);
         }
     }
@@ -223,10 +246,8 @@ static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn rou
         zmq_msg_init_size(&m.f[0], sizeof id);
         memcpy(zmq_msg_data(&m.f[0]), id, sizeof id);
         m.n = 1;
-        if ((got = mpps_take(&c->in, &m, 1)) == 1) {
-            c->heard = true;
+        if ((got = mpps_take(&c->in, &m, 1)) == 1)
             route(b, &m); /* may close c (a send to it failed) */
-        }
         mpp_close(&m);
     } while (got == 1 && c->fd >= 0 && c->gen == gen);
     if (c->fd < 0 || c->gen != gen)
@@ -258,12 +279,25 @@ void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int
     }
 }
 
-void bk_streams_sweep(mp_broker_t *b, uint64_t now)
+long bk_streams_paused_ms(mp_broker_t *b, uint64_t now)
+{
+    return now < b->accept_rest_until ? (long)((b->accept_rest_until - now) / 1000000) + 1 : -1;
+}
+
+void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer)
 {
     for (size_t i = 0; i < b->conncap; i++) {
         bk_conn_t *c = &b->conns[i];
-        if (c->fd >= 0 && !c->heard && now - c->accepted_ns > BK_STREAM_HELLO_MS * 1000000ull) {
-            mp__log(MP_LOG_DEBUG, WHO, "a stream connection from %s said nothing: closed",
+        if (c->fd < 0 || c->pair)
+            continue;
+        uint8_t id[BK_STREAM_IDLEN];
+        conn_id(b, c, id);
+        if (has_peer(b, id, sizeof id)) {
+            c->peerless_ns = 0;
+        } else if (!c->peerless_ns) {
+            c->peerless_ns = now;
+        } else if (now - c->peerless_ns > BK_STREAM_HELLO_MS * 1000000ull) {
+            mp__log(MP_LOG_DEBUG, WHO, "a stream connection from %s is no peer's: closed",
                     c->source);
             conn_close(b, c);
         }

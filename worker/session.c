@@ -58,7 +58,8 @@ static int stream_send(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payloa
 
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
 {
-    if (!w->sock && w->stream_fd < 0 && w->broker_gone) { /* the pair ended: nobody to tell */
+    /* the pair ended, or a plain stream is not connected: nobody to tell */
+    if (!w->sock && w->stream_fd < 0 && (w->broker_gone || w->plain)) {
         for (int i = 0; i < n; i++)
             zmq_msg_close(&payload[i]);
         return -EPIPE;
@@ -110,23 +111,27 @@ static void open_plain(worker_t *w)
     mpps_free(&w->stream_out);
     w->stream_in.limit = MPP_DEFAULT_MAX_MSG + 64 * 1024;
     uint64_t now = mp__now_ns();
-    int fd, rc = mp__plain_connect("mpp", w->o.broker, now + 1000000000ull, &fd);
+    /* blocking, briefly: on loopback or a LAN a connect takes well under
+       a millisecond; a host that drops it costs the loop 250 ms a try */
+    int fd, rc = mp__plain_connect("mpp", w->o.broker, now + 250000000ull, &fd);
     if (rc) {
-        w->next_connect = now + 100000000ull;
+        w->next_connect = mp__now_ns() + 100000000ull;
         mp__log(MP_LOG_DEBUG, WHO, "cannot connect to %s: %s", w->o.broker,
                 rc < 0 ? zmq_strerror(-rc) : mp_strerror(rc));
         return;
     }
     w->stream_fd = fd;
+    w->last_heard = now; /* as a ZeroMQ session starts its liveness span */
     wk_send_ready(w);
 }
 
 int wk_open_socket(worker_t *w)
 {
-    if (w->plain) {
+    if (w->plain) { /* the broker's silence counts from the last connect, not each try */
         w->session++;
-        w->last_heard = mp__now_ns();
         w->heard = false;
+        if (!w->last_heard)
+            w->last_heard = mp__now_ns();
         open_plain(w);
         return 0;
     }
@@ -320,8 +325,8 @@ static int next_message(worker_t *w, mpp_msg_t *m, bool first)
                     mp_strerror(got < 0 ? got : rc));
         close(w->stream_fd);
         w->stream_fd = -1;
-        if (w->plain) /* connect again now (serve: next_connect) */
-            w->next_connect = 0;
+        if (w->plain) /* connect again soon (serve: next_connect) */
+            w->next_connect = mp__now_ns() + 100000000ull;
         else
             w->broker_gone = true;
     }

@@ -251,8 +251,10 @@ static int serve(worker_t *w)
     uint64_t started = mp__now_ns();
     w->next_heartbeat = started + (uint64_t)w->heartbeat_ms * 1000000ull;
     while (!rc && !w->stopping) {
+        if (w->plain && w->stream_fd < 0 && mp__now_ns() >= w->next_connect) /* mpp+: again */
+            rc = wk_reconnect(w, w->heard ? "closed the connection" : "is not there");
         int n = 0;
-        /* the socket pair (-1 once it ended: poll skips it), or the DEALER */
+        /* the socket pair or plain stream (-1: poll skips it), or the DEALER */
         items[n++] = w->sock ? (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0}
                              : (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->sfd, ZMQ_POLLIN, 0};
@@ -267,10 +269,6 @@ static int serve(worker_t *w)
                 items[n++] = (zmq_pollitem_t){NULL, w->ex[i].fd, ZMQ_POLLIN, 0};
             }
         uint64_t now = mp__now_ns();
-        if (w->plain && w->stream_fd < 0 && now >= w->next_connect) { /* mpp+: connect again */
-            rc = wk_reconnect(w, w->heard ? "closed the connection" : "is not there");
-            now = mp__now_ns();
-        }
         long timeout =
             w->next_heartbeat > now ? (long)((w->next_heartbeat - now) / 1000000) + 1 : 0;
         if (w->plain && w->stream_fd < 0 && w->next_connect > now &&

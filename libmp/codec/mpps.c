@@ -117,8 +117,11 @@ int mpps_fill(mpps_buf_t *in, int fd)
         size_t need = 4 + (size_t)get32(in->buf + in->off);
         if (need > 4 + (in->limit ? in->limit : MAX_MESSAGE))
             return MP_EBADMSG;
+        /* the whole message at once; a bounded reader (a peer from the
+           network) grows its buffer 1 MiB at a time, as the bytes come */
+        size_t step = in->limit ? (size_t)1 << 20 : SIZE_MAX;
         if (need > have && need - have > want)
-            want = need - have;
+            want = need - have < step ? need - have : step;
     }
     if (reserve(in, want))
         return MP_ENOMEM;

@@ -94,6 +94,28 @@ seeds = {
     + msg(2, W, 0x02, [3, 2, 0], mp([9, 16]), tick=True),
 }
 
+
+
+def stream(conn, role, cmd, header, *payload, tick=False):
+    """An MPP/1 message on stream peer conn (0, 1), framed as PROTOCOL.md
+    9.2 says, in fuzz_broker.c's format for raw stream bytes (op bit 7)."""
+    frames = [b"MPW01" if role == W else b"MPC01", bytes([cmd]), mp(header)] + list(payload)
+    body = bytes([len(frames)]) + b"".join(struct.pack(">I", len(f)) + f for f in frames)
+    data = struct.pack(">I", len(body)) + body
+    return bytes([0x80 | conn | (0x40 if tick else 0)]) + struct.pack(">H", len(data)) + data
+
+
+# a worker on a stream, a client on a stream and one on the ROUTER; then
+# half a message, and a stream that is not MPP/1 at all
+seeds["stream_peers"] = (
+    stream(0, W, 0x01, [["sq"], 2, 4, "host", 200]) + hello
+    + msg(0, C, 0x02, [1, "sq", 0, 3], mp([1, 2, 3]))
+    + stream(0, W, 0x02, [1, 3, 0], mp([1, 4, 9]))
+    + stream(1, C, 0x01, ["pool", 1000, 8])
+    + stream(1, C, 0x02, [2, "sq", 0, 1], mp([5]), tick=True)
+    + stream(0, W, 0x02, [2, 1, 0], mp([25]))[:9]
+    + bytes([0x81, 0x00, 0x08]) + b"GET / HT")
+
 status = {
     "version": "0.1.0", "uptime_ms": 1234, "clients": 1, "queued": {"sq": 2},
     "done": 10, "failed": 1, "lost": 0, "refused": 0, "malformed": 3, "returned": 1,

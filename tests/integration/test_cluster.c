@@ -492,6 +492,21 @@ static void test_cluster_stream_port_survives_hostile_bytes(void **state)
     pid_t broker = start_broker();
     start_worker("2");
     mp_pool_t *pool = connect_pool(2);
+    /* a ZeroMQ peer that takes the stream worker's id (slot 0, generation
+       0) to speak for it: its READY of 50 processes is dropped */
+    void *ctx = zmq_ctx_new(), *imp = zmq_socket(ctx, ZMQ_DEALER);
+    int no_linger = 0;
+    zmq_setsockopt(imp, ZMQ_LINGER, &no_linger, sizeof no_linger);
+    assert_int_equal(zmq_setsockopt(imp, ZMQ_ROUTING_ID, "\0\0\0\0\0\0\0\0\0", 9), 0);
+    assert_int_equal(zmq_connect(imp, endpoint), 0);
+    const uint8_t ready_cmd = 0x01, evil[] = {0x95, 0x91, 0xa6, 's',  'q',  'u', 'a',
+                                              'r',  'e',  0x32, 0x64, 0xa1, 'e', 0x01};
+    tu_send_frames(imp, 3, (const void *[]){"MPW01", &ready_cmd, evil},
+                   (size_t[]){5, 1, sizeof evil});
+    usleep(1500000); /* three heartbeats: the pool hears the total */
+    assert_int_equal(mp_pool_processes(pool), 2);
+    zmq_close(imp);
+    zmq_ctx_term(ctx);
     /* not MPP/1 framing: each closes its own connection, at once */
     const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     uint8_t zero[5] = {0, 0, 0, 0, 0};                 /* a length of 0 */
