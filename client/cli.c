@@ -625,6 +625,13 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
         say(NULL, "%s", why);
         return rc == MP_EINVAL ? EXIT_USAGE : EXIT_FAIL;
     }
+    if (strncmp(cli->broker, "mpp+", 4) == 0) { /* workers' only (PROTOCOL.md 9.3) */
+        say(NULL,
+            "%s is a plain stream endpoint, which serves workers: give the broker's "
+            "tcp:// or ipc:// endpoint",
+            cli->broker);
+        return EXIT_USAGE;
+    }
     return 0;
 }
 

@@ -47,7 +47,7 @@ static int open_socket(mp_pool_t *pool)
 static void close_socket(mp_pool_t *pool)
 {
     mp__curve_unwatch(&pool->watch);
-    zmq_close(pool->sock);
+    mpp_socket_close(pool->sock);
     pool->sock = NULL;
 }
 

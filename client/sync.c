@@ -50,7 +50,7 @@ static int sync_open(mp_pool_t *pool)
 void mp__pool_sync_close(mp_pool_t *pool)
 {
     if (pool->sync_sock)
-        zmq_close(pool->sync_sock);
+        mpp_socket_close(pool->sync_sock);
     pool->sync_sock = NULL;
     pool->sync_welcomed = false;
 }

@@ -187,7 +187,7 @@ int wk_reconnect(worker_t *w, const char *why)
         mp__log(MP_LOG_DEBUG, WHO, "broker %s still silent; retrying", w->o.broker);
     w->warned = !w->heard;
     if (w->sock)
-        zmq_close(w->sock);
+        mpp_socket_close(w->sock);
     w->sock = NULL;
     if (w->plain && w->stream_fd >= 0) {
         close(w->stream_fd);

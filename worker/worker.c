@@ -116,7 +116,7 @@ static void teardown(worker_t *w)
         }
     }
     if (w->sock)
-        zmq_close(w->sock);
+        mpp_socket_close(w->sock);
     if (w->stream_fd >= 0)
         close(w->stream_fd);
     mpps_free(&w->stream_in);

@@ -63,6 +63,13 @@ int mpp_recv(void *sock, mpp_msg_t *m, int flags)
     }
 }
 
+int mpp_socket_close(void *sock)
+{
+    if (drained == sock) /* its address may be the next socket's */
+        drained = NULL;
+    return zmq_close(sock);
+}
+
 int mpp_events(void *sock)
 {
     if (drained == sock) /* it may run the commands that signal ZMQ_FD */

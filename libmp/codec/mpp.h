@@ -35,6 +35,10 @@ static inline size_t mpp_size(mpp_msg_t *m, int i)
 int mpp_send(void *sock, const void *id, size_t idlen, const char *sig, uint8_t cmd,
              const void *header, size_t header_size, zmq_msg_t *payload, int npayload, int flags);
 
+/* zmq_close, for a socket this thread may have read with mpp_recv: the
+   mark mpp_poll keeps of it goes too (a new socket may get its address). */
+int mpp_socket_close(void *sock);
+
 /* A socket's ZMQ_EVENTS (it runs the socket's pending commands), or
    -errno. Use it, not zmq_getsockopt, on a socket mpp_poll watches. */
 int mpp_events(void *sock);

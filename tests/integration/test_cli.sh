@@ -215,7 +215,8 @@ fi
 # a malformed address or a host that does not resolve: at once (the
 # timeout below would be the whole wait), one line saying what is wrong
 for case in "127.0.0.1:5555|2|'127.0.0.1:5555' is not a broker address: use tcp://HOST:PORT .* or ipc://PATH" \
-    "tcp://no-such-host.invalid:5555|1|cannot resolve host 'no-such-host.invalid' of tcp://no-such-host.invalid:5555: "; do
+    "tcp://no-such-host.invalid:5555|1|cannot resolve host 'no-such-host.invalid' of tcp://no-such-host.invalid:5555: " \
+    "mpp+tcp://127.0.0.1:5556|2|mpp\\+tcp://127.0.0.1:5556 is a plain stream endpoint, which serves workers: give the broker's tcp:// or ipc:// endpoint"; do
     addr=${case%%|*}
     rest=${case#*|}
     want=${rest%%|*}
