@@ -36,19 +36,6 @@
 #define BK_STREAM_OUT_MAX ((size_t)256 << 20)
 #define BK_STREAM_HELLO_MS 10000
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 bool bk_stream_is(const void *id, size_t idlen)
 {
     return idlen == BK_STREAM_IDLEN && ((const uint8_t *)id)[0] == 0;
@@ -59,7 +46,7 @@ static bk_conn_t *conn_of(mp_broker_t *b, const void *id, size_t idlen)
 {
     if (!bk_stream_is(id, idlen))
         return NULL;
-    uint32_t slot = get32((const uint8_t *)id + 1), gen = get32((const uint8_t *)id + 5);
+    uint32_t slot = mpps_get32((const uint8_t *)id + 1), gen = mpps_get32((const uint8_t *)id + 5);
     bk_conn_t *c = slot < b->conncap ? &b->conns[slot] : NULL;
     return c && c->fd >= 0 && c->gen == gen ? c : NULL;
 }
@@ -67,8 +54,8 @@ static bk_conn_t *conn_of(mp_broker_t *b, const void *id, size_t idlen)
 static void conn_id(mp_broker_t *b, const bk_conn_t *c, uint8_t id[BK_STREAM_IDLEN])
 {
     id[0] = 0;
-    put32(id + 1, (uint32_t)(c - b->conns));
-    put32(id + 5, c->gen);
+    mpps_put32(id + 1, (uint32_t)(c - b->conns));
+    mpps_put32(id + 5, c->gen);
 }
 
 const char *bk_stream_source(mp_broker_t *b, const void *id, size_t idlen)

@@ -11,19 +11,6 @@
 /* the largest message: a maximal payload, its frame headers, slack */
 #define MAX_MESSAGE ((size_t)MPP_DEFAULT_MAX_MSG + 64 * 1024)
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Room for more bytes at the end (what was taken or written moves out). */
 static int reserve(mpps_buf_t *b, size_t more)
 {
@@ -58,22 +45,22 @@ int mpps_put(mpps_buf_t *out, const char *sig, uint8_t cmd, const void *header, 
     int rc = total > MAX_MESSAGE ? MP_E2BIG : reserve(out, 4 + total);
     if (!rc) {
         uint8_t *p = out->buf + out->len;
-        put32(p, (uint32_t)total);
+        mpps_put32(p, (uint32_t)total);
         p[4] = (uint8_t)(3 + npayload);
         p += 5;
-        put32(p, MPP_SIG_SIZE);
+        mpps_put32(p, MPP_SIG_SIZE);
         memcpy(p + 4, sig, MPP_SIG_SIZE);
         p += 4 + MPP_SIG_SIZE;
-        put32(p, 1);
+        mpps_put32(p, 1);
         p[4] = cmd;
         p += 5;
-        put32(p, (uint32_t)header_size);
+        mpps_put32(p, (uint32_t)header_size);
         if (header_size)
             memcpy(p + 4, header, header_size);
         p += 4 + header_size;
         for (int i = 0; i < npayload; i++) {
             size_t n = zmq_msg_size(&payload[i]);
-            put32(p, (uint32_t)n);
+            mpps_put32(p, (uint32_t)n);
             if (n)
                 memcpy(p + 4, zmq_msg_data(&payload[i]), n);
             p += 4 + n;
@@ -114,7 +101,7 @@ int mpps_fill(mpps_buf_t *in, int fd)
         mpps_free(in);
     size_t want = CHUNK, have = in->len - in->off;
     if (have >= 4) { /* room for the whole message under way */
-        size_t need = 4 + (size_t)get32(in->buf + in->off);
+        size_t need = 4 + (size_t)mpps_get32(in->buf + in->off);
         if (need > 4 + (in->limit ? in->limit : MAX_MESSAGE))
             return MP_EBADMSG;
         /* the whole message at once; a bounded reader (a peer from the
@@ -152,7 +139,7 @@ int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at)
     if (have < 4)
         return 0;
     const uint8_t *p = in->buf + in->off;
-    size_t total = get32(p);
+    size_t total = mpps_get32(p);
     if (total < 1 || total > (in->limit ? in->limit : MAX_MESSAGE))
         return MP_EBADMSG;
     if (have < 4 + total)
@@ -162,20 +149,20 @@ int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at)
     /* check the frame lengths first: nothing is built from a bad message */
     const uint8_t *c = q;
     for (int i = 0; i < nframes; i++) {
-        if (end - c < 4 || (size_t)(end - c - 4) < get32(c))
+        if (end - c < 4 || (size_t)(end - c - 4) < mpps_get32(c))
             return MP_EBADMSG;
-        c += 4 + get32(c);
+        c += 4 + mpps_get32(c);
     }
     if (c != end || nframes < 1)
         return MP_EBADMSG;
     m->n = at;
     m->too_many = false;
-    for (int i = 0; i < nframes; i++, q += 4 + get32(q)) {
+    for (int i = 0; i < nframes; i++, q += 4 + mpps_get32(q)) {
         if (m->n > MPP_MAX_FRAMES) {
             m->too_many = true;
             continue;
         }
-        size_t n = get32(q);
+        size_t n = mpps_get32(q);
         if (zmq_msg_init_size(&m->f[m->n], n)) {
             for (int k = at; k < m->n; k++)
                 zmq_msg_close(&m->f[k]);

@@ -16,6 +16,20 @@
 
 #include "codec/mpp.h"
 
+/* The framing's big-endian u32 (also the broker's stream ids). */
+static inline void mpps_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t mpps_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* Bytes received and not yet taken, or queued and not yet written. */
 typedef struct {
     uint8_t *buf;
