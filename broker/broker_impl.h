@@ -280,7 +280,8 @@ typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
 bool bk_stream_is(const void *id, size_t idlen);
 /* Its source (IP address or "local"), or NULL: not an open connection. */
 const char *bk_stream_source(mp_broker_t *b, const void *id, size_t idlen);
-bool bk_stream_is_pair(mp_broker_t *b, const void *id, size_t idlen);
+/* A stream peer's name in logs and STATUS: "pair", or s<slot>.<generation>. */
+void bk_stream_name(mp_broker_t *b, const void *id, size_t idlen, char *out, size_t size);
 /* A connection to serve (the broker owns fd from here): 0, MP_EBUSY (the
    table is full), MP_ENOMEM. */
 int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source);

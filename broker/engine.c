@@ -38,7 +38,9 @@ static void route(mp_broker_t *b, mpp_msg_t *m)
     for (int i = 0; i < m->n; i++)
         b->bytes_in += mpp_size(m, i);
     char hex[16] = "?";
-    if (m->n >= 1)
+    if (m->n >= 1 && bk_stream_is(mpp_data(m, 0), mpp_size(m, 0)))
+        bk_stream_name(b, mpp_data(m, 0), mpp_size(m, 0), hex, sizeof hex);
+    else if (m->n >= 1)
         mpp_id_hex(mpp_data(m, 0), mpp_size(m, 0) < 6 ? mpp_size(m, 0) : 6, hex, sizeof hex);
     if (m->too_many || m->n < 4) {
         bk_malformed(b, NULL, hex, 0, m->too_many ? "too many frames" : "too few frames");
@@ -311,7 +313,7 @@ static int check_security(const mp_broker_options_t *o)
                     o->binds[i]);
             return MP_EINSECURE;
         }
-        int rc = mp__curve_policy(WHO, plain ? plain : o->binds[i], keys && !plain, o->insecure,
+        int rc = mp__curve_policy(WHO, o->binds[i], keys, o->insecure,
                                   "--curve-key FILE --allow-dir DIR");
         if (rc)
             return rc;

@@ -146,13 +146,8 @@ peer_t *bk_peer_add(mp_broker_t *b, mpp_msg_t *m, const void *id, size_t idlen, 
     p->idlen = idlen;
     snprintf(p->source, sizeof p->source, "%s", source);
     p->stream = bk_stream_is(id, idlen);
-    if (p->stream && bk_stream_is_pair(b, id, idlen)) /* the embedded worker */
-        snprintf(p->hex, sizeof p->hex, "pair");
-    else if (p->stream) /* its slot and the low half of its generation */
-        mpp_id_hex((const uint8_t[]){((const uint8_t *)id)[1], ((const uint8_t *)id)[2],
-                                     ((const uint8_t *)id)[3], ((const uint8_t *)id)[4],
-                                     ((const uint8_t *)id)[7], ((const uint8_t *)id)[8]},
-                   6, p->hex, sizeof p->hex);
+    if (p->stream)
+        bk_stream_name(b, id, idlen, p->hex, sizeof p->hex);
     else
         mpp_id_hex(id, idlen < 6 ? idlen : 6, p->hex, sizeof p->hex);
     p->kind = kind;

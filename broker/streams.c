@@ -64,10 +64,14 @@ const char *bk_stream_source(mp_broker_t *b, const void *id, size_t idlen)
     return c ? c->source : NULL;
 }
 
-bool bk_stream_is_pair(mp_broker_t *b, const void *id, size_t idlen)
+void bk_stream_name(mp_broker_t *b, const void *id, size_t idlen, char *out, size_t size)
 {
     bk_conn_t *c = conn_of(b, id, idlen);
-    return c && c->pair;
+    if (c && c->pair)
+        snprintf(out, size, "pair");
+    else /* its slot and generation */
+        snprintf(out, size, "s%u.%u", (unsigned)mpps_get32((const uint8_t *)id + 1),
+                 (unsigned)mpps_get32((const uint8_t *)id + 5) & 0xffff);
 }
 
 static void conn_close(mp_broker_t *b, bk_conn_t *c)
@@ -121,7 +125,7 @@ int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source)
     c->peerless_ns = mp__now_ns();
     snprintf(c->source, sizeof c->source, "%s", source);
     /* the pair's bound is the framing's own, as before it was a slot */
-    c->in = (mpps_buf_t){.limit = pair ? 0 : b->max_message + 64 * 1024};
+    c->in = (mpps_buf_t){.limit = pair ? 0 : MPPS_LIMIT(b->max_message)};
     c->out = (mpps_buf_t){0};
     b->nconns++;
     return 0;
@@ -195,9 +199,11 @@ static void on_accept(mp_broker_t *b, int listen_fd)
     for (int k = 0; k < 64; k++) {
         char source[64];
         int fd = mp__plain_accept(listen_fd, source, sizeof source);
-        if (fd == -EAGAIN || fd == -EWOULDBLOCK || fd == -EINTR)
+        if (fd == -EAGAIN || fd == -EWOULDBLOCK)
             return;
-        if (fd < 0) { /* out of descriptors, most likely: rest, or the loop spins */
+        if (fd == -EINTR || fd == -ECONNABORTED) /* that one only */
+            continue;
+        if (fd < 0) { /* out of descriptors or memory: rest, or the loop spins */
             b->accept_rest_until = mp__now_ns() + 100000000ull;
             if (mp__ratelimit(&b->crowded_rl, WHO, "stream connections refused"))
                 mp__log(MP_LOG_WARN, WHO, "cannot accept a stream connection: %s",

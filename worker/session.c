@@ -109,7 +109,7 @@ static void open_plain(worker_t *w)
 {
     mpps_free(&w->stream_in);
     mpps_free(&w->stream_out);
-    w->stream_in.limit = MPP_DEFAULT_MAX_MSG + 64 * 1024;
+    w->stream_in.limit = MPPS_LIMIT(MPP_DEFAULT_MAX_MSG);
     uint64_t now = mp__now_ns();
     /* blocking, briefly: on loopback or a LAN a connect takes well under
        a millisecond; a host that drops it costs the loop 250 ms a try */

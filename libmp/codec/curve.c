@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "codec/curve.h"
+#include "codec/plain.h"
 #include "mp/error.h"
 
 #define ZAP_DOMAIN "mp"
@@ -232,6 +233,11 @@ void mp__curve_unwatch(mp__curve_watch_t *w)
 
 bool mp__endpoint_is_local(const char *ep)
 {
+    /* a plain stream (mpp+tcp://, mpm+ipc://, codec/plain.h) is as local
+       as the tcp:// or ipc:// it names */
+    const char *plain = mp__plain_transport("mpp", ep);
+    plain = plain ? plain : mp__plain_transport("mpm", ep);
+    ep = plain ? plain : ep;
     if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
         return true;
     if (strncmp(ep, "tcp://", 6))

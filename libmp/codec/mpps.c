@@ -9,7 +9,7 @@
 
 #define CHUNK (64 * 1024)
 /* the largest message: a maximal payload, its frame headers, slack */
-#define MAX_MESSAGE ((size_t)MPP_DEFAULT_MAX_MSG + 64 * 1024)
+#define MAX_MESSAGE MPPS_LIMIT(MPP_DEFAULT_MAX_MSG)
 
 /* Room for more bytes at the end (what was taken or written moves out). */
 static int reserve(mpps_buf_t *b, size_t more)

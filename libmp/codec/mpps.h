@@ -30,6 +30,10 @@ static inline uint32_t mpps_get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The largest message a reader takes when the broker's limit is max
+   (payload) bytes: the frames' headers and slack on top. */
+#define MPPS_LIMIT(max) ((size_t)(max) + 64 * 1024)
+
 /* Bytes received and not yet taken, or queued and not yet written. */
 typedef struct {
     uint8_t *buf;

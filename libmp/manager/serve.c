@@ -511,9 +511,8 @@ static int check_options(const mp_manager_serve_options_t *o)
                 o->endpoint);
         return MP_EINVAL;
     }
-    /* a stream endpoint is as local as the tcp:// or ipc:// it names */
-    return mp__curve_policy(WHO, stream ? o->endpoint + 4 : o->endpoint, o->curve_key != NULL,
-                            o->insecure, "curve_key and allow_dir");
+    return mp__curve_policy(WHO, o->endpoint, o->curve_key != NULL, o->insecure,
+                            "curve_key and allow_dir");
 }
 
 /* The ZeroMQ ROUTER, CURVE or not, bound. */
