@@ -198,12 +198,13 @@ struct peer {
     size_t index;    /* in b->peers */
 };
 
-/* A peer on a plain stream (streams.c): the embedded worker's socket
-   pair, or a connection accepted on an mpp+ endpoint. */
+/* A peer on a plain stream (streams.c): one of the embedded pool's socket
+   pairs (its worker's, its blocking applies'), or a connection accepted on
+   an mpp+ endpoint. */
 typedef struct {
     int fd;               /* -1: a free slot */
     uint32_t gen;         /* its routing id's generation: a closed one's names nobody */
-    bool pair;            /* the embedded worker's socket pair */
+    const char *pair;     /* a socket pair's name ("pair", "sync pair"), or NULL */
     uint64_t peerless_ns; /* since when no peer has its id (0: one has) */
     char source[64];      /* its IP address, or "local" */
     mpps_buf_t in, out;
@@ -280,11 +281,13 @@ typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
 bool bk_stream_is(const void *id, size_t idlen);
 /* Its source (IP address or "local"), or NULL: not an open connection. */
 const char *bk_stream_source(mp_broker_t *b, const void *id, size_t idlen);
-/* A stream peer's name in logs and STATUS: "pair", or s<slot>.<generation>. */
+/* A stream peer's name in logs and STATUS: a socket pair's ("pair", "sync
+   pair"), or s<slot>.<generation>. */
 void bk_stream_name(mp_broker_t *b, const void *id, size_t idlen, char *out, size_t size);
-/* A connection to serve (the broker owns fd from here): 0, MP_EBUSY (the
-   table is full), MP_ENOMEM. */
-int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source);
+/* A connection to serve (the broker owns fd from here): pair names one of
+   the embedded pool's socket pairs (unbounded, never swept), NULL an
+   accepted connection. 0, MP_EBUSY (the table is full), MP_ENOMEM. */
+int bk_stream_add(mp_broker_t *b, int fd, const char *pair, const char *source);
 /* Listens on an mpp+tcp:// or mpp+ipc:// endpoint; bound: what it is. */
 int bk_stream_listen(mp_broker_t *b, const char *endpoint, char *bound, size_t boundlen);
 /* A message to the stream peer id: queued, and written at once as far as

@@ -11,10 +11,11 @@
 #include "pool/poolshm.h"
 
 /* mp_broker_new that accepts SUBMITs whose items are in shm (poolshm.h)
-   and forwards results from workers that announced it, and (stream_fd >=
-   0, taken over) serves a worker on that socket pair end (codec/mpps.h,
-   PROTOCOL.md 9.2) beside its endpoints. */
-int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd,
+   and forwards results from workers that announced it, and serves peers
+   on socket pair ends (codec/mpps.h, PROTOCOL.md 9.2) beside its
+   endpoints: stream_fd the worker's, client_fd the pool's blocking
+   applies' (each -1: none; taken over, also on failure). */
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, int client_fd,
                        mp_broker_t **b_p);
 
 /* For fuzzing (tests/fuzz/fuzz_broker.c): the engine without its thread.

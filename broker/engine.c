@@ -285,7 +285,7 @@ void mp_broker_destroy(mp_broker_t **b_p)
 
 int mp_broker_new(const mp_broker_options_t *o, mp_broker_t **b_p)
 {
-    return mp__broker_new_shm(o, NULL, -1, b_p);
+    return mp__broker_new_shm(o, NULL, -1, -1, b_p);
 }
 
 /* The security policy, before anything starts: CURVE keys both or
@@ -397,18 +397,18 @@ static int bind_all(mp_broker_t *b, const mp_broker_options_t *o)
     return 0;
 }
 
-static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, bool thread,
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, const int pairs[2], bool thread,
                   mp_broker_t **b_p);
 
-int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd,
+int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, int client_fd,
                        mp_broker_t **b_p)
 {
-    return create(o, shm, stream_fd, true, b_p);
+    return create(o, shm, (int[2]){stream_fd, client_fd}, true, b_p);
 }
 
 int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p)
 {
-    return create(o, NULL, -1, false, b_p);
+    return create(o, NULL, (int[2]){-1, -1}, false, b_p);
 }
 
 void mp__broker_route(mp_broker_t *b, mpp_msg_t *m)
@@ -432,12 +432,19 @@ void mp__broker_reset(mp_broker_t *b)
     b->next_dispatch = 0; /* the same input meets the same dispatch ids */
 }
 
-static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, bool thread,
+/* Closes the socket pair ends create did not hand to the broker. */
+static void close_pairs(const int pairs[2], int from)
+{
+    for (int i = from; i < 2; i++)
+        if (pairs[i] >= 0)
+            close(pairs[i]);
+}
+
+static int create(const mp_broker_options_t *o, mp__pshm_t *shm, const int pairs[2], bool thread,
                   mp_broker_t **b_p)
 {
     if (!o || !b_p || !o->binds || o->nbinds == 0) {
-        if (stream_fd >= 0)
-            close(stream_fd);
+        close_pairs(pairs, 0);
         return MP_EINVAL;
     }
     if (o->verbose > 0)
@@ -445,15 +452,18 @@ static int create(const mp_broker_options_t *o, mp__pshm_t *shm, int stream_fd, 
     int rc = check_security(o);
     mp_broker_t *b = rc ? NULL : calloc(1, sizeof *b);
     if (!b) {
-        if (stream_fd >= 0)
-            close(stream_fd);
+        close_pairs(pairs, 0);
         return rc ? rc : MP_ENOMEM;
     }
     b->shm = shm;
-    if (stream_fd >= 0 && bk_stream_add(b, stream_fd, true, "local")) {
-        close(stream_fd);
-        free(b);
-        return MP_ENOMEM;
+    static const char *const names[2] = {"pair", "sync pair"}; /* worker, blocking applies */
+    for (int i = 0; i < 2; i++) {
+        if (pairs[i] >= 0 && bk_stream_add(b, pairs[i], names[i], "local")) {
+            close_pairs(pairs, i);
+            bk_streams_free(b);
+            free(b);
+            return MP_ENOMEM;
+        }
     }
     b->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
     b->max_attempts = o->max_attempts > 0 ? (unsigned)o->max_attempts : MPP_MAX_ATTEMPTS;

@@ -1,6 +1,7 @@
 /*  streams.c - peers on plain byte streams (docs/PROTOCOL.md 9.2, 9.3):
-    the embedded pool's worker on its socket pair, and the connections a
-    broker accepts on mpp+tcp:// and mpp+ipc:// endpoints. They speak
+    the embedded pool's worker and blocking applies on their socket pairs,
+    and the connections a broker accepts on mpp+tcp:// and mpp+ipc://
+    endpoints. They speak
     MPP/1 framed as codec/mpps.h says, straight to the broker thread: no
     ZeroMQ I/O thread stands between a peer and the broker.
 
@@ -68,7 +69,7 @@ void bk_stream_name(mp_broker_t *b, const void *id, size_t idlen, char *out, siz
 {
     bk_conn_t *c = conn_of(b, id, idlen);
     if (c && c->pair)
-        snprintf(out, size, "pair");
+        snprintf(out, size, "%s", c->pair);
     else /* its slot and generation */
         snprintf(out, size, "s%u.%u", (unsigned)mpps_get32((const uint8_t *)id + 1),
                  (unsigned)mpps_get32((const uint8_t *)id + 5) & 0xffff);
@@ -97,7 +98,7 @@ static size_t max_streams(void)
     return half < BK_MAX_STREAMS ? half : BK_MAX_STREAMS;
 }
 
-int bk_stream_add(mp_broker_t *b, int fd, bool pair, const char *source)
+int bk_stream_add(mp_broker_t *b, int fd, const char *pair, const char *source)
 {
     if (!pair) { /* the bounds: all, and from one source */
         size_t same = 0;
@@ -210,7 +211,7 @@ static void on_accept(mp_broker_t *b, int listen_fd)
                         zmq_strerror(-fd));
             return;
         }
-        if (bk_stream_add(b, fd, false, source)) {
+        if (bk_stream_add(b, fd, NULL, source)) {
             b->refused++;
             if (mp__ratelimit(&b->crowded_rl, WHO, "stream connections refused"))
                 mp__log(MP_LOG_WARN, WHO,
@@ -248,8 +249,8 @@ static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn rou
     if (got < 0) {
         b->malformed++;
         if (mp__ratelimit(&b->malformed_rl, WHO, "malformed messages"))
-            mp__log(MP_LOG_WARN, WHO, "%s stream from %s is not MPP/1 framing: closed",
-                    c->pair ? "the embedded worker's" : "a", c->source);
+            mp__log(MP_LOG_WARN, WHO, "%s%s stream from %s is not MPP/1 framing: closed",
+                    c->pair ? "the embedded pool's " : "a", c->pair ? c->pair : "", c->source);
     }
     if (got < 0 || rc < 0)
         conn_close(b, c);

@@ -45,7 +45,7 @@ static int ds_open(dsession_t *s)
     s->last_heard = mp__now_ns();
     s->next_hb = s->last_heard + s->interval;
     int rc = mp__session_open(s->pool->ctx, s->pool->endpoint, &s->pool->curve, &s->sock);
-    if (!rc && mp__session_hello(s->sock, false, s->pool->heartbeat_ms, WINDOW))
+    if (!rc && mp__session_hello(MP__DEALER(s->sock), false, s->pool->heartbeat_ms, WINDOW))
         rc = MP_EBROKERLOST;
     return rc;
 }
@@ -53,7 +53,7 @@ static int ds_open(dsession_t *s)
 static void ds_close(dsession_t *s)
 {
     if (s->sock) {
-        mp__session_command(s->sock, MPP_C_DISCONNECT);
+        mp__session_command(MP__DEALER(s->sock), MPP_C_DISCONNECT);
         int zero = 0;
         zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_close(s->sock);
@@ -78,7 +78,7 @@ static int ds_next(dsession_t *s, int wait_ms, mpp_msg_t *m, uint8_t *cmd)
     for (;;) {
         uint64_t now = mp__now_ns();
         if (now >= s->next_hb) {
-            mp__session_command(s->sock, MPP_C_HEARTBEAT);
+            mp__session_command(MP__DEALER(s->sock), MPP_C_HEARTBEAT);
             s->next_hb = now + s->interval;
         }
         if (now - s->last_heard > MPP_LIVENESS * s->interval) {
@@ -210,7 +210,7 @@ static int submit_run(dsession_t *s, submit_t *sb, uint64_t timeout_ns)
     while (sb->nstored < sb->total) {
         while (outstanding < WINDOW && next < sb->total) {
             if (!sb->stored[next]) {
-                if (mp__session_submit_durable(s->sock, next + 1, sb->task, sb->mode,
+                if (mp__session_submit_durable(MP__DEALER(s->sock), next + 1, sb->task, sb->mode,
                                                sb->counts[next], sb->limit, sb->job, next,
                                                sb->total, &sb->frames[next]))
                     break; /* a full pipe: after the next answer */
@@ -372,7 +372,7 @@ static int fetch_round(dsession_t *s, fetch_t *f, mp_items_t *results, uint64_t 
     f->any = false;
     if (!f->batch)
         return MP_ENOMEM;
-    if (mp__session_fetch(s->sock, f->job, f->from, wait_ms))
+    if (mp__session_fetch(MP__DEALER(s->sock), f->job, f->from, wait_ms))
         return MP_EBROKERLOST;
     for (;;) {
         mpp_msg_t m;
@@ -457,7 +457,7 @@ int mp_pool_forget(mp_pool_t *pool, const char *job)
                 break;
             sent = false;
         }
-        if (!sent && mp__session_forget(s.sock, job) == 0)
+        if (!sent && mp__session_forget(MP__DEALER(s.sock), job) == 0)
             sent = true;
         mpp_msg_t m;
         uint8_t cmd;

@@ -40,7 +40,7 @@ static int open_socket(mp_pool_t *pool)
     if (rc)
         return rc;
     pool->last_heard = mp__now_ns();
-    mp__session_hello(pool->sock, false, pool->heartbeat_ms, pool->window);
+    mp__session_hello(MP__DEALER(pool->sock), false, pool->heartbeat_ms, pool->window);
     return 0;
 }
 
@@ -94,8 +94,8 @@ void *mp__pool_io_thread(void *arg)
         mp__pool_pump(pool, &ready);
         if (pool->status_wanted && !pool->status_sent && pool->connected)
             pool->status_sent =
-                (pool->drain_id ? mp__session_drain(pool->sock, pool->drain_id)
-                                : mp__session_command(pool->sock, MPP_C_STATUS)) == 0;
+                (pool->drain_id ? mp__session_drain(MP__DEALER(pool->sock), pool->drain_id)
+                                : mp__session_command(MP__DEALER(pool->sock), MPP_C_STATUS)) == 0;
         pthread_mutex_unlock(&pool->mutex);
         if (ready.n) {
             mp__pool_run_callbacks(pool, ready.v, ready.n);
@@ -161,7 +161,7 @@ void *mp__pool_io_thread(void *arg)
                 if (open_socket(pool))
                     break;
             } else {
-                mp__session_command(pool->sock, MPP_C_HEARTBEAT);
+                mp__session_command(MP__DEALER(pool->sock), MPP_C_HEARTBEAT);
             }
             mp__pool_sync_keepalive(pool);
             if (pool->holding &&
@@ -181,7 +181,7 @@ void *mp__pool_io_thread(void *arg)
         mp__pool_run_callbacks(pool, ready.v, ready.n);
     free(ready.v);
     if (pool->sock) {
-        mp__session_command(pool->sock, MPP_C_DISCONNECT);
+        mp__session_command(MP__DEALER(pool->sock), MPP_C_DISCONNECT);
         close_socket(pool);
     }
     return NULL;

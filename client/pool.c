@@ -154,9 +154,16 @@ static int start_worker(mp_pool_t *pool, const mp_pool_options_t *o)
 }
 
 /* Step 2 of an embedded start-up: the broker thread, bound to the worker's
-   ipc endpoint and to the inproc endpoint this pool connects to. */
+   ipc endpoint and to the inproc endpoint this pool connects to, serving
+   the worker's socket pair and the blocking applies' one. */
 static int start_broker(mp_pool_t *pool, const mp_pool_options_t *o)
 {
+    /* the blocking applies' session: a socket pair the broker thread
+       serves as a stream peer (sync.c), made after the worker's fork */
+    int sync[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0)
+        return -errno;
+    pool->sync.fd = sync[0];
     char inproc[64];
     snprintf(inproc, sizeof inproc, "inproc://mp-pool-%p", (void *)pool);
     const char *binds[] = {pool->endpoint, inproc};
@@ -165,8 +172,8 @@ static int start_broker(mp_pool_t *pool, const mp_pool_options_t *o)
                               .zmq_context = pool->ctx,
                               .heartbeat_ms = pool->heartbeat_ms,
                               .http = o ? o->http : NULL};
-    int rc = mp__broker_new_shm(&bo, pool->shm, pool->stream_pair[0], &pool->broker);
-    pool->stream_pair[0] = -1; /* the broker's now, also when it failed */
+    int rc = mp__broker_new_shm(&bo, pool->shm, pool->stream_pair[0], sync[1], &pool->broker);
+    pool->stream_pair[0] = -1; /* the broker's now, also when it failed, as sync[1] */
     snprintf(pool->endpoint, sizeof pool->endpoint, "%s", inproc);
     return rc;
 }
@@ -245,6 +252,7 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     pool->stop_pipe[0] = pool->stop_pipe[1] = -1;
     pool->stream_pair[0] = pool->stream_pair[1] = -1;
     pool->heartbeat_ms = o && o->heartbeat_ms > 0 ? o->heartbeat_ms : MPP_DEFAULT_HEARTBEAT_MS;
+    pool->sync = (mp__link_t){.fd = -1, .stall_ms = pool->heartbeat_ms * MPP_LIVENESS};
     pool->timeout_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     pool->time_limit_ms = o && o->time_limit_ms > 0 ? (uint32_t)o->time_limit_ms : 0;
     pool->reconnect_timeout_ms = o && o->reconnect_timeout_ms > 0 ? o->reconnect_timeout_ms : 30000;

@@ -46,6 +46,7 @@
 #include "mp/pool.h"
 #include "mp/process.h"
 #include "pool/poolshm.h"
+#include "session.h"
 
 #define POOL_BUCKETS 1024
 #define MAX_COALESCE 512 /* applies, or imap items, in one chunk */
@@ -125,8 +126,9 @@ struct mp_pool {
     /* blocking applies (sync.c): the calling thread speaks to the broker
        itself on a second session, so a call costs no hand-off to and from
        the I/O thread. One call at a time owns it. */
-    pthread_mutex_t sync_mutex; /* owns sync_sock; try-locked: busy -> the I/O thread */
-    void *sync_sock;            /* DEALER, opened by the first blocking apply */
+    pthread_mutex_t sync_mutex; /* owns sync; try-locked: busy -> the I/O thread */
+    mp__link_t sync;            /* embedded: a socket pair to the broker thread, from the start;
+                                   else a DEALER, opened by the first blocking apply */
     bool sync_welcomed;         /* HELLO sent in its current session */
     uint64_t sync_last_heard;
     int sync_fd; /* eventfd: fail_all ended the pool's calls */

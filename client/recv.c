@@ -311,7 +311,7 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
             mp__pool_hold_all(pool, ready);
         else
             mp__pool_fail_all(pool, MP_EBROKERLOST, "the broker disconnected", ready);
-        mp__session_hello(pool->sock, false, pool->heartbeat_ms, pool->window);
+        mp__session_hello(MP__DEALER(pool->sock), false, pool->heartbeat_ms, pool->window);
         break;
     default:
         break;

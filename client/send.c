@@ -48,8 +48,9 @@ static int send_frame(mp_pool_t *pool, chunk_t *c, const char *name, uint8_t mod
         zmq_msg_init(&c->frame);
         c->has_frame = zmq_msg_copy(&c->frame, items) == 0;
     }
-    int rc = mp__session_submit(pool->sock, c->id, name, mode, c->count, c->shm_in ? &c->in : NULL,
-                                job->time_limit_ms, items, pool->has_init ? &pool->init : NULL);
+    int rc = mp__session_submit(MP__DEALER(pool->sock), c->id, name, mode, c->count,
+                                c->shm_in ? &c->in : NULL, job->time_limit_ms, items,
+                                pool->has_init ? &pool->init : NULL);
     if (rc == 0)
         mp__pool_chunk_insert(pool, c);
     return rc;
@@ -456,7 +457,7 @@ void mp__pool_send_cancels(mp_pool_t *pool)
     if (!pool->connected)
         return; /* after a reconnect the chunks failed (BROKER_LOST) anyway */
     for (size_t i = 0; i < pool->ncancels; i++)
-        mp__session_cancel(pool->sock, pool->cancels[i]);
+        mp__session_cancel(MP__DEALER(pool->sock), pool->cancels[i]);
     pool->ncancels = 0;
 }
 
@@ -525,9 +526,9 @@ static int resend_gap(mp_pool_t *pool, chunk_t *c, size_t at, size_t end)
     k->offset = at;
     k->count = end - at;
     k->job = c->job;
-    int rc = mp__session_submit(pool->sock, k->id, job->name, c->job ? job->mode : MPP_MODE_STAR,
-                                k->count, NULL, job->time_limit_ms, &frame,
-                                pool->has_init ? &pool->init : NULL);
+    int rc = mp__session_submit(MP__DEALER(pool->sock), k->id, job->name,
+                                c->job ? job->mode : MPP_MODE_STAR, k->count, NULL,
+                                job->time_limit_ms, &frame, pool->has_init ? &pool->init : NULL);
     if (rc) {
         zmq_msg_close(&frame);
         free(k);

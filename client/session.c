@@ -1,24 +1,73 @@
 /*  session.c - the client's end of an MPP/1 session (docs/PROTOCOL.md 4.1).
 
     Encodes what a client sends (HELLO, SUBMIT, STATUS, HEARTBEAT,
-    DISCONNECT) and checks the envelope of what the broker sends, on a
-    DEALER socket the caller owns. A pool has two sessions: the I/O
-    thread's (io.c) and, from the first blocking apply on, the calling
-    thread's (sync.c); both encode here, so the two send the same bytes.
+    DISCONNECT) and checks the envelope of what the broker sends, on a link
+    the caller owns: a DEALER socket, or a byte stream (codec/mpps.h). A
+    pool has two sessions: the I/O thread's (io.c) and, from the first
+    blocking apply on, the calling thread's (sync.c; on an embedded pool a
+    socket pair to the broker thread); both encode here, so the two send
+    the same bytes.
 
-    Invariants: every send is ZMQ_DONTWAIT (a full pipe is an error the
-    caller handles, never a block); headers are built in a stack buffer
-    (grown only for names past MPP_MAX_NAME, which callers reject); no
-    state, no locks: the socket's owner serialises its use.
+    Invariants: every DEALER send is ZMQ_DONTWAIT (a full pipe is an error
+    the caller handles, never a block); a stream send waits for room at
+    most the link's stall_ms; headers are built in a stack buffer (grown
+    only for names past MPP_MAX_NAME, which callers reject); no state
+    beyond the link's, no locks: the link's owner serialises its use.
 */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "codec/wire.h"
 #include "mp/error.h"
 #include "session.h"
+
+int mp__link_send(mp__link_t *l, uint8_t cmd, const void *header, size_t header_size,
+                  zmq_msg_t *payload, int npayload)
+{
+    if (l->sock)
+        return mpp_send(l->sock, NULL, 0, MPP_SIG_CLIENT, cmd, header, header_size, payload,
+                        npayload, ZMQ_DONTWAIT);
+    return mpps_send(&l->out, l->fd, l->stall_ms, MPP_SIG_CLIENT, cmd, header, header_size, payload,
+                     npayload);
+}
+
+int mp__link_recv(mp__link_t *l, mpp_msg_t *m)
+{
+    if (l->sock)
+        return mpp_recv(l->sock, m, ZMQ_DONTWAIT);
+    if (l->fd < 0)
+        return MP_EEOF;
+    int got = mpps_take(&l->in, m, 0);
+    if (got == 0) {
+        int rc = mpps_fill(&l->in, l->fd);
+        if (rc <= 0)
+            return rc ? rc : -EAGAIN;
+        got = mpps_take(&l->in, m, 0);
+    }
+    return got == 1 ? 0 : got == 0 ? -EAGAIN : got;
+}
+
+bool mp__link_buffered(const mp__link_t *l)
+{
+    if (l->sock || mpps_pending(&l->in) < 4)
+        return false;
+    return mpps_pending(&l->in) >= 4 + (size_t)mpps_get32(l->in.buf + l->in.off);
+}
+
+void mp__link_close(mp__link_t *l)
+{
+    if (l->sock)
+        mpp_socket_close(l->sock);
+    if (l->fd >= 0)
+        close(l->fd);
+    l->sock = NULL;
+    l->fd = -1;
+    mpps_free(&l->in);
+    mpps_free(&l->out);
+}
 
 int mp__session_open(void *ctx, const char *endpoint, const mp__curve_t *curve, void **sock_p)
 {
@@ -33,7 +82,7 @@ int mp__session_open(void *ctx, const char *endpoint, const mp__curve_t *curve, 
     return 0;
 }
 
-int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window)
+int mp__session_hello(mp__link_t *l, bool blocking, int heartbeat_ms, int window)
 {
     char hs[128], name[96];
     mp__buf_t h;
@@ -44,31 +93,29 @@ int mp__session_hello(void *sock, bool blocking, int heartbeat_ms, int window)
     mp__w_str(&h, name);
     mp__w_uint(&h, (uint64_t)heartbeat_ms);
     mp__w_uint(&h, (uint64_t)window);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_HELLO, h.data, h.size, NULL, 0,
-                    ZMQ_DONTWAIT);
+    return mp__link_send(l, MPP_C_HELLO, h.data, h.size, NULL, 0);
 }
 
-int mp__session_command(void *sock, uint8_t cmd)
+int mp__session_command(mp__link_t *l, uint8_t cmd)
 {
     char hs[4];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 0);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, cmd, h.data, h.size, NULL, 0, ZMQ_DONTWAIT);
+    return mp__link_send(l, cmd, h.data, h.size, NULL, 0);
 }
 
-int mp__session_drain(void *sock, uint64_t worker_id)
+int mp__session_drain(mp__link_t *l, uint64_t worker_id)
 {
     char hs[16];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 1);
     mp__w_uint(&h, worker_id);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_DRAIN, h.data, h.size, NULL, 0,
-                    ZMQ_DONTWAIT);
+    return mp__link_send(l, MPP_C_DRAIN, h.data, h.size, NULL, 0);
 }
 
-int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, size_t count,
+int mp__session_submit(mp__link_t *l, uint64_t id, const char *name, uint8_t mode, size_t count,
                        const mp__pshm_in_t *in, uint32_t time_limit_ms, zmq_msg_t *items,
                        zmq_msg_t *init)
 {
@@ -98,13 +145,12 @@ int mp__session_submit(void *sock, uint64_t id, const char *name, uint8_t mode, 
         zmq_msg_copy(&frames[1], init);
         n = 2;
     }
-    int rc = mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_SUBMIT, h.data, h.size, frames, n,
-                      ZMQ_DONTWAIT);
+    int rc = mp__link_send(l, MPP_C_SUBMIT, h.data, h.size, frames, n);
     mp__buf_release(&h);
     return rc;
 }
 
-int mp__session_submit_durable(void *sock, uint64_t id, const char *name, uint8_t mode,
+int mp__session_submit_durable(mp__link_t *l, uint64_t id, const char *name, uint8_t mode,
                                size_t count, uint32_t time_limit_ms, const char *job, uint64_t seq,
                                uint64_t total, zmq_msg_t *items)
 {
@@ -125,13 +171,12 @@ int mp__session_submit_durable(void *sock, uint64_t id, const char *name, uint8_
     zmq_msg_t frame;
     zmq_msg_init(&frame);
     zmq_msg_copy(&frame, items); /* the caller keeps its own: sent again until STORED */
-    int rc = mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_SUBMIT, h.data, h.size, &frame, 1,
-                      ZMQ_DONTWAIT);
+    int rc = mp__link_send(l, MPP_C_SUBMIT, h.data, h.size, &frame, 1);
     mp__buf_release(&h);
     return rc;
 }
 
-int mp__session_fetch(void *sock, const char *job, uint64_t from, uint64_t wait_ms)
+int mp__session_fetch(mp__link_t *l, const char *job, uint64_t from, uint64_t wait_ms)
 {
     char hs[128];
     mp__buf_t h;
@@ -140,30 +185,27 @@ int mp__session_fetch(void *sock, const char *job, uint64_t from, uint64_t wait_
     mp__w_str(&h, job);
     mp__w_uint(&h, from);
     mp__w_uint(&h, wait_ms);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_FETCH, h.data, h.size, NULL, 0,
-                    ZMQ_DONTWAIT);
+    return mp__link_send(l, MPP_C_FETCH, h.data, h.size, NULL, 0);
 }
 
-int mp__session_forget(void *sock, const char *job)
+int mp__session_forget(mp__link_t *l, const char *job)
 {
     char hs[128];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 1);
     mp__w_str(&h, job);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_FORGET, h.data, h.size, NULL, 0,
-                    ZMQ_DONTWAIT);
+    return mp__link_send(l, MPP_C_FORGET, h.data, h.size, NULL, 0);
 }
 
-int mp__session_cancel(void *sock, uint64_t id)
+int mp__session_cancel(mp__link_t *l, uint64_t id)
 {
     char hs[16];
     mp__buf_t h;
     mp__buf_init(&h, hs, sizeof hs);
     mp__w_array(&h, 1);
     mp__w_uint(&h, id);
-    return mpp_send(sock, NULL, 0, MPP_SIG_CLIENT, MPP_C_CANCEL, h.data, h.size, NULL, 0,
-                    ZMQ_DONTWAIT);
+    return mp__link_send(l, MPP_C_CANCEL, h.data, h.size, NULL, 0);
 }
 
 bool mp__session_valid(mpp_msg_t *m)

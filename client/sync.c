@@ -14,13 +14,20 @@
     calls (mp__pool_fail_all: terminate, a lost worker or broker) ends a
     blocking apply too, through fail_gen and sync_fd.
 
-    Invariants: only the holder of sync_mutex touches sync_sock and the
+    On an embedded pool the session is not a DEALER but one end of a socket
+    pair the broker thread serves as a stream peer (PROTOCOL.md 9.2, made
+    with the broker: pool.c): a call is a write and a read, with no ZeroMQ
+    mailbox between the caller and the broker thread. Should that stream
+    end (it ends only with the broker), the next call opens a DEALER.
+
+    Invariants: only the holder of sync_mutex touches pool->sync and the
     sync_* fields; the pool's mutex is taken only briefly (to count the
     call and to read fail_gen), never while waiting. Messages are encoded
     by session.c, as the I/O thread's, and error lists decoded by
     results.c: this file calls nothing above them.
 */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +39,8 @@
 #include "session.h"
 #include "sync.h"
 
+#define WHO "mp-pool"
+
 static int sync_open(mp_pool_t *pool)
 {
     void *sock;
@@ -41,7 +50,7 @@ static int sync_open(mp_pool_t *pool)
             zmq_close(sock);
         return rc;
     }
-    pool->sync_sock = sock;
+    pool->sync.sock = sock;
     pool->sync_welcomed = false;
     pool->sync_last_heard = mp__now_ns();
     return 0;
@@ -49,9 +58,7 @@ static int sync_open(mp_pool_t *pool)
 
 void mp__pool_sync_close(mp_pool_t *pool)
 {
-    if (pool->sync_sock)
-        mpp_socket_close(pool->sync_sock);
-    pool->sync_sock = NULL;
+    mp__link_close(&pool->sync);
     pool->sync_welcomed = false;
 }
 
@@ -60,15 +67,15 @@ void mp__pool_sync_close(mp_pool_t *pool)
 static int sync_submit(mp_pool_t *pool, uint64_t id, const char *name, zmq_msg_t *items)
 {
     if (!pool->sync_welcomed) { /* the broker handles HELLO before the SUBMIT behind it */
-        if (mp__session_hello(pool->sync_sock, true, pool->heartbeat_ms, pool->window))
+        if (mp__session_hello(&pool->sync, true, pool->heartbeat_ms, pool->window))
             return MP_EBROKERLOST;
         pool->sync_welcomed = true;
     }
     zmq_msg_t copy;
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, items);
-    int rc = mp__session_submit(pool->sync_sock, id, name, MPP_MODE_STAR, 1, NULL,
-                                pool->time_limit_ms, &copy, pool->has_init ? &pool->init : NULL);
+    int rc = mp__session_submit(&pool->sync, id, name, MPP_MODE_STAR, 1, NULL, pool->time_limit_ms,
+                                &copy, pool->has_init ? &pool->init : NULL);
     return rc ? MP_EBROKERLOST : 0;
 }
 
@@ -156,12 +163,24 @@ static void sync_on_message(mp_pool_t *pool, mpp_msg_t *m, sync_call_t *call)
     }
 }
 
-/* Reads what the blocking session holds. sync_mutex held. */
+/* Reads what the blocking session holds. A stream that ended or broke
+   (the broker thread is gone) ends the call, and the next call opens a
+   DEALER instead. sync_mutex held. */
 static void sync_drain(mp_pool_t *pool, sync_call_t *call)
 {
     for (int k = 0; k < 256 && !(call && call->done); k++) {
         mpp_msg_t m;
-        if (mpp_recv(pool->sync_sock, &m, ZMQ_DONTWAIT))
+        int rc = mp__link_recv(&pool->sync, &m);
+        if (rc && !pool->sync.sock && rc != -EAGAIN) {
+            mp__log(MP_LOG_WARN, WHO, "the blocking applies' stream to the broker ended: %s",
+                    mp_strerror(rc));
+            mp__pool_sync_close(pool);
+            if (call) {
+                call->rc = MP_EBROKERLOST;
+                call->done = true;
+            }
+        }
+        if (rc)
             break;
         sync_on_message(pool, &m, call);
         mpp_close(&m);
@@ -170,7 +189,7 @@ static void sync_drain(mp_pool_t *pool, sync_call_t *call)
 
 static void sync_heartbeat(mp_pool_t *pool)
 {
-    mp__session_command(pool->sync_sock, MPP_C_HEARTBEAT);
+    mp__session_command(&pool->sync, MPP_C_HEARTBEAT);
 }
 
 /* The I/O thread's heartbeat tick: an idle blocking session stays known to
@@ -180,7 +199,7 @@ void mp__pool_sync_keepalive(mp_pool_t *pool)
 {
     if (pthread_mutex_trylock(&pool->sync_mutex))
         return;
-    if (pool->sync_sock) {
+    if (pool->sync.sock || pool->sync.fd >= 0) {
         sync_drain(pool, NULL);
         if (pool->sync_welcomed)
             sync_heartbeat(pool);
@@ -196,11 +215,15 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
     uint64_t interval = (uint64_t)pool->heartbeat_ms * 1000000ull;
     uint64_t next_hb = mp__now_ns() + interval;
     while (!call->done) {
-        zmq_pollitem_t items[2] = {{pool->sync_sock, 0, ZMQ_POLLIN, 0},
+        mp__link_t *l = &pool->sync;
+        zmq_pollitem_t items[2] = {{l->sock, l->sock ? 0 : l->fd, ZMQ_POLLIN, 0},
                                    {NULL, pool->sync_fd, ZMQ_POLLIN, 0}};
         uint64_t now = mp__now_ns();
         long timeout = next_hb > now ? (long)((next_hb - now) / 1000000) + 1 : 0;
-        mpp_poll(items, 2, 1, timeout);
+        bool buffered = mp__link_buffered(l); /* read already: poll(2) cannot tell */
+        mpp_poll(items, 2, l->sock ? 1 : 0, buffered ? 0 : timeout);
+        if (buffered)
+            items[0].revents |= ZMQ_POLLIN;
         if (items[0].revents & ZMQ_POLLIN)
             sync_drain(pool, call);
         if (call->done)
@@ -223,7 +246,10 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
         if (now - pool->sync_last_heard > interval * MPP_LIVENESS) {
             call->rc = pool->resend ? MP_EAGAIN : MP_EBROKERLOST; /* EAGAIN: the I/O path */
             call->done = true;
-            mp__pool_sync_close(pool); /* a late answer must not meet the next call */
+            if (pool->sync.sock) /* a late answer must not meet the next call */
+                mp__pool_sync_close(pool);
+            else /* the pair stays: late answers carry this call's id */
+                pool->sync_welcomed = false;
         } else {
             sync_heartbeat(pool);
         }
@@ -263,7 +289,7 @@ int mp__pool_apply_sync(mp_pool_t *pool, const char *name, const mp_obj_t *args,
     if (counted)
         pool->active_jobs++; /* mp_pool_join waits for it */
     pthread_mutex_unlock(&pool->mutex);
-    if (!rc && !pool->sync_sock)
+    if (!rc && !pool->sync.sock && pool->sync.fd < 0)
         rc = sync_open(pool);
     if (!rc) {
         sync_drain(pool, NULL); /* heartbeats and stale answers since the last call */

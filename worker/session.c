@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,20 +39,8 @@ void wk_job_free(job_t *j)
    liveness span (the broker thread reads whenever it runs). */
 static int stream_send(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)
 {
-    if (w->stream_fd < 0) {
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&payload[i]);
-        return -EPIPE;
-    }
-    int rc = mpps_put(&w->stream_out, MPP_SIG_WORKER, cmd, h->data, h->size, payload, n);
-    uint64_t end = mp__now_ns() + (uint64_t)w->heartbeat_ms * MPP_LIVENESS * 1000000ull;
-    while (!rc && (rc = mpps_flush(&w->stream_out, w->stream_fd)) == 1) {
-        struct pollfd pf = {.fd = w->stream_fd, .events = POLLOUT};
-        rc = mp__now_ns() < end ? 0 : -ETIMEDOUT;
-        if (!rc && poll(&pf, 1, 100) < 0 && errno != EINTR)
-            rc = -errno;
-    }
-    return rc;
+    return mpps_send(&w->stream_out, w->stream_fd, w->heartbeat_ms * MPP_LIVENESS, MPP_SIG_WORKER,
+                     cmd, h->data, h->size, payload, n);
 }
 
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n)

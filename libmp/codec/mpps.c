@@ -1,9 +1,11 @@
 /*  mpps.c - MPP/1 messages over a byte stream (mpps.h). */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/base.h"
 #include "codec/mpps.h"
 #include "mp/error.h"
 
@@ -93,6 +95,25 @@ int mpps_flush(mpps_buf_t *out, int fd)
         out->cap = 0;
     }
     return 0;
+}
+
+int mpps_send(mpps_buf_t *out, int fd, int stall_ms, const char *sig, uint8_t cmd,
+              const void *header, size_t header_size, zmq_msg_t *payload, int npayload)
+{
+    if (fd < 0) {
+        for (int i = 0; i < npayload; i++)
+            zmq_msg_close(&payload[i]);
+        return -EPIPE;
+    }
+    int rc = mpps_put(out, sig, cmd, header, header_size, payload, npayload);
+    uint64_t end = mp__now_ns() + (uint64_t)stall_ms * 1000000ull;
+    while (!rc && (rc = mpps_flush(out, fd)) == 1) {
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        rc = mp__now_ns() < end ? 0 : -ETIMEDOUT;
+        if (!rc && poll(&pf, 1, 100) < 0 && errno != EINTR)
+            rc = -errno;
+    }
+    return rc;
 }
 
 int mpps_fill(mpps_buf_t *in, int fd)

@@ -48,6 +48,12 @@ int mpps_put(mpps_buf_t *out, const char *sig, uint8_t cmd, const void *header, 
 /* Writes what out holds, without blocking: 0 (all written), 1 (the socket
    is full: wait for POLLOUT), or -errno. */
 int mpps_flush(mpps_buf_t *out, int fd);
+/* mpps_put, then mpps_flush until all is written, waiting for room at
+   most stall_ms (a blocking writer's send: a reader that runs whenever it
+   can is on the other end); what is left stays queued, whole messages,
+   and goes first next time. fd < 0: -EPIPE. 0, -ETIMEDOUT or -errno. */
+int mpps_send(mpps_buf_t *out, int fd, int stall_ms, const char *sig, uint8_t cmd,
+              const void *header, size_t header_size, zmq_msg_t *payload, int npayload);
 /* Reads what the socket has, without blocking: > 0, 0 (nothing there),
    MP_EEOF (the other end closed), -errno. */
 int mpps_fill(mpps_buf_t *in, int fd);
