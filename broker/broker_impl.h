@@ -159,10 +159,19 @@ typedef struct {
     double latency_sum;
 } task_stats_t;
 
+/* The most task names the broker keeps a queue (and counters) for: a new
+   name past it takes the queue of the name idle longest (no chunk of it
+   alive), whose counters go to the series of the empty name (no task's:
+   a SUBMIT needs a name); with none idle, its SUBMIT is refused
+   (MP_EOVERLOADED). */
+#define BK_MAX_QUEUES 4096 /* clients.c's refusal says the number */
+
 struct queue {
     char name[MPP_MAX_NAME + 1];
     unit_t *head, *tail;
     size_t depth;
+    size_t chunks;    /* alive (queued, running or waiting for answers) */
+    uint64_t used_ns; /* its last SUBMIT */
     task_stats_t stats;
     queue_t *next;
 };
@@ -251,6 +260,8 @@ struct mp_broker {
     size_t slotcap;
     size_t nworkers, ndraining; /* workers; of those, draining */
     queue_t *queues;
+    size_t nqueues;
+    queue_t retired; /* named "": the counters of names whose queue went to another */
     uint64_t next_dispatch;
     uint64_t use_counter;
     uint64_t peer_serial;
@@ -276,6 +287,9 @@ struct mp_broker {
 #define BK_STREAM_IDLEN 9 /* 0x00 | slot | generation: no ZeroMQ peer's */
 typedef void (*bk_route_fn)(mp_broker_t *b, mpp_msg_t *m);
 typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
+/* A stream connection ended from its side (closed, broken, or not MPP/1
+   framing): the peer that spoke on it, if any, is gone now. */
+typedef void (*bk_gone_fn)(mp_broker_t *b, const void *id, size_t idlen, const char *why);
 
 /* Whether a routing id is a stream peer's. */
 bool bk_stream_is(const void *id, size_t idlen);
@@ -299,9 +313,10 @@ int bk_stream_send(mp_broker_t *b, const void *id, size_t idlen, const char *sig
    the listeners and connections; *n_p all of them. NULL: out of memory. */
 zmq_pollitem_t *bk_streams_items(mp_broker_t *b, int fixed, int *n_p);
 /* Accepts, reads (each whole message to route), and writes, for the items
-   from..n that bk_streams_items made and poll found ready. */
+   from..n that bk_streams_items made and poll found ready; a connection
+   that ended is closed, and then gone is told. */
 void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
-                      bk_route_fn route);
+                      bk_route_fn route, bk_gone_fn gone);
 /* Closes the connections no peer has had for BK_STREAM_HELLO_MS (none
    said HELLO or READY, or the peer is gone). */
 void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer);
@@ -373,8 +388,12 @@ void bk_journal_answer(mp_broker_t *b, chunk_t *ch, size_t base, size_t count, s
                        const void *values, size_t vsize, const void *errors, size_t esize);
 /* Frees u, and its chunk when no item of it is pending any more. */
 void bk_unit_free(mp_broker_t *b, unit_t *u);
-/* The queue of a task name; made when create (NULL: out of memory). */
+/* The queue of a task name; made when create (NULL: out of memory, or
+   BK_MAX_QUEUES names all have chunks alive). */
 queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create);
+
+/* ch is q's: counted there (items submitted), and q is in use. */
+void bk_chunk_attach(chunk_t *ch, queue_t *q, size_t items);
 void bk_queue_push(queue_t *q, unit_t *u, bool front);
 void bk_queue_unlink(queue_t *q, unit_t *u);
 void bk_running_unlink(peer_t *w, unit_t *u);

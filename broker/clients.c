@@ -155,13 +155,14 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
     if (!ch || !u || !q) {
         free(ch);
         free(u);
-        bk_send_failed(b, c, chunk_id, MP_EOVERLOADED, "broker out of memory");
+        bk_send_failed(b, c, chunk_id, MP_EOVERLOADED,
+                       ch && u && b->nqueues >= BK_MAX_QUEUES
+                           ? "too many task names with work in flight (4096)"
+                           : "broker out of memory");
         return;
     }
     ch->client = c;
-    ch->queue = q;
-    q->stats.chunks_submitted++;
-    q->stats.items_submitted += count;
+    bk_chunk_attach(ch, q, count);
     ch->chunk_id = chunk_id;
     memcpy(ch->name, tname, namelen + 1);
     ch->mode = (uint8_t)mode;

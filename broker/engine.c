@@ -77,24 +77,42 @@ static bool has_peer(mp_broker_t *b, const void *id, size_t idlen)
     return bk_peer_find(b, id, idlen) != NULL;
 }
 
+/* A stream peer's connection ended (streams.c): a process gone, or a
+   peer starting over; either way its peer is gone now, not once its
+   heartbeats lapse (a worker's dispatches go back to the queue at once). */
+static void stream_gone(mp_broker_t *b, const void *id, size_t idlen, const char *why)
+{
+    peer_t *p = bk_peer_find(b, id, idlen);
+    if (p && p->kind == PEER_WORKER)
+        bk_worker_lost(b, p, why, true);
+    else if (p)
+        bk_client_gone(b, p, why);
+}
+
 static void heartbeat(mp_broker_t *b)
 {
     uint64_t now = mp__now_ns();
     char hs[32];
     mp__buf_t h;
-    size_t processes = bk_total_processes(b); /* once: every client gets the same */
+    /* the silent first: the count the clients get is the one after them */
     for (size_t i = 0; i < b->npeers;) {
         peer_t *p = b->peers[i];
-        if (now - p->last_seen > p->expiry_ns) {
-            char why[64];
-            snprintf(why, sizeof why, "silent for %llu ms",
-                     (unsigned long long)((now - p->last_seen) / 1000000));
-            if (p->kind == PEER_WORKER)
-                bk_worker_lost(b, p, why, true);
-            else
-                bk_client_gone(b, p, why);
-            continue; /* peers[i] is now another peer */
+        if (now - p->last_seen <= p->expiry_ns) {
+            i++;
+            continue;
         }
+        char why[64];
+        snprintf(why, sizeof why, "silent for %llu ms",
+                 (unsigned long long)((now - p->last_seen) / 1000000));
+        if (p->kind == PEER_WORKER)
+            bk_worker_lost(b, p, why, true);
+        else
+            bk_client_gone(b, p, why);
+        /* peers[i] is now another peer */
+    }
+    size_t processes = bk_total_processes(b); /* once: every client gets the same */
+    for (size_t i = 0; i < b->npeers; i++) {
+        peer_t *p = b->peers[i];
         mp__buf_init(&h, hs, sizeof hs);
         if (p->kind == PEER_WORKER) {
             mp__w_array(&h, 0);
@@ -104,7 +122,6 @@ static void heartbeat(mp_broker_t *b)
             mp__w_uint(&h, processes);
             bk_send_to(b, p, MPP_B_HEARTBEAT, &h, NULL, 0);
         }
-        i++;
     }
     bk_dispatch(b);
 }
@@ -143,6 +160,7 @@ static void shutdown_peers(mp_broker_t *b)
         b->queues = q->next;
         free(q);
     }
+    b->nqueues = 0;
 }
 
 static void *broker_thread(void *arg)
@@ -199,7 +217,7 @@ static void *broker_thread(void *arg)
             break;
         if (b->http_thread_sock && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
-        bk_streams_ready(b, items, fixed, nitems, route);
+        bk_streams_ready(b, items, fixed, nitems, route, stream_gone);
         if (items[0].revents & ZMQ_POLLIN) {
             /* drain what is there, bounded so heartbeats keep their pace */
             for (int k = 0; k < 1000; k++) {
@@ -414,6 +432,11 @@ int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p)
 void mp__broker_route(mp_broker_t *b, mpp_msg_t *m)
 {
     route(b, m);
+}
+
+void mp__broker_stream_gone(mp_broker_t *b, const void *id, size_t idlen, const char *why)
+{
+    stream_gone(b, id, idlen, why);
 }
 
 void mp__broker_tick(mp_broker_t *b)

@@ -106,7 +106,6 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
         free(p);
         return MP_ENOMEM;
     }
-    ch->queue = q;
     ch->durable = jc;
     snprintf(ch->name, sizeof ch->name, "%s", task);
     ch->mode = mode;
@@ -121,8 +120,7 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
         ch->has_init = true;
     }
     jc->live = ch;
-    q->stats.chunks_submitted++;
-    q->stats.items_submitted += ch->pending;
+    bk_chunk_attach(ch, q, ch->pending);
     /* a whole unit to slice the gaps from (never queued itself) */
     unit_t whole = {.chunk = ch, .count = jc->count, .attempt = 1};
     zmq_msg_init(&whole.items);
@@ -151,6 +149,7 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
     free(p);
     if (ch->pending == 0) { /* nothing could be queued */
         jc->live = NULL;
+        q->chunks--;
         zmq_msg_close(&ch->items);
         if (ch->has_init)
             zmq_msg_close(&ch->init);

@@ -184,13 +184,27 @@ static uint64_t v_items_running(mp_broker_t *b, const queue_t *q)
     return bk_task_running(b, q);
 }
 
+/* The per-task series: each queue's, then the counters of the names
+   whose queue went to another (units.c), when there are any. */
+static const queue_t *next_queue(const mp_broker_t *b, const queue_t *q)
+{
+    if (q && q != &b->retired && q->next)
+        return q->next;
+    return q != &b->retired && b->retired.stats.chunks_submitted ? &b->retired : NULL;
+}
+
+static const queue_t *first_queue(const mp_broker_t *b)
+{
+    return b->queues ? b->queues : next_queue(b, NULL);
+}
+
 static void per_task(text_t *t, mp_broker_t *b, const char *name, const char *type,
                      const char *help, task_value_fn fn)
 {
     family(t, name, type, help);
     char sample[128];
     snprintf(sample, sizeof sample, "%s%s", name, strcmp(type, "counter") ? "" : "_total");
-    for (const queue_t *q = b->queues; q; q = q->next)
+    for (const queue_t *q = first_queue(b); q; q = next_queue(b, q))
         task_sample(t, sample, q->name, fn(b, q));
 }
 
@@ -198,7 +212,7 @@ static void latency(text_t *t, mp_broker_t *b)
 {
     family(t, "mp_broker_task_seconds", "histogram",
            "Seconds from a dispatch to its worker until its RESULT, per task name.");
-    for (const queue_t *q = b->queues; q; q = q->next) {
+    for (const queue_t *q = first_queue(b); q; q = next_queue(b, q)) {
         uint64_t cum = 0;
         for (size_t i = 0; i <= BK_LATENCY_BUCKETS; i++) {
             cum += q->stats.latency[i];

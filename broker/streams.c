@@ -222,17 +222,19 @@ static void on_accept(mp_broker_t *b, int listen_fd)
     }
 }
 
-/* What connection c sent, routed; what waits to go to it, written. */
-static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn route)
+/* What connection c sent, routed; what waits to go to it, written. A
+   connection that ended is closed, then its peer is gone. */
+static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn route, bk_gone_fn gone)
 {
+    uint8_t id[BK_STREAM_IDLEN];
+    conn_id(b, c, id);
     if ((revents & ZMQ_POLLOUT) && mpps_flush(&c->out, c->fd) < 0) {
         conn_close(b, c);
+        gone(b, id, sizeof id, "its stream broke");
         return;
     }
     if (!(revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
         return;
-    uint8_t id[BK_STREAM_IDLEN];
-    conn_id(b, c, id);
     uint32_t gen = c->gen;
     int rc = mpps_fill(&c->in, c->fd), got;
     do {
@@ -252,12 +254,17 @@ static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn rou
             mp__log(MP_LOG_WARN, WHO, "%s%s stream from %s is not MPP/1 framing: closed",
                     c->pair ? "the embedded pool's " : "a", c->pair ? c->pair : "", c->source);
     }
-    if (got < 0 || rc < 0)
+    if (got < 0 || rc < 0) {
         conn_close(b, c);
+        gone(b, id, sizeof id,
+             got < 0         ? "its stream is not MPP/1 framing"
+             : rc == MP_EEOF ? "its stream ended"
+                             : "its stream broke");
+    }
 }
 
 void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
-                      bk_route_fn route)
+                      bk_route_fn route, bk_gone_fn gone)
 {
     for (int i = from; i < n; i++) {
         if (!items[i].revents)
@@ -269,7 +276,7 @@ void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int
         }
         bk_conn_t *c = (size_t)slot < b->conncap ? &b->conns[slot] : NULL;
         if (c && c->fd == items[i].fd) /* still the one polled */
-            on_conn(b, c, items[i].revents, route);
+            on_conn(b, c, items[i].revents, route, gone);
     }
 }
 

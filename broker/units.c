@@ -94,6 +94,7 @@ void bk_journal_answer(mp_broker_t *b, chunk_t *ch, size_t base, size_t count, s
 
 static void chunk_free(mp_broker_t *b, chunk_t *ch)
 {
+    ch->queue->chunks--;
     if (ch->durable)
         ch->durable->live = NULL;
     if (ch->client) {
@@ -124,6 +125,40 @@ void bk_unit_free(mp_broker_t *b, unit_t *u)
     }
 }
 
+/* Past BK_MAX_QUEUES: the queue of the name idle longest with no chunk
+   alive, emptied of its name and counters (they go to b->retired), or
+   NULL when every name has work alive. */
+static queue_t *queue_reclaim(mp_broker_t *b)
+{
+    queue_t *best = NULL, **best_link = NULL;
+    for (queue_t **link = &b->queues; *link; link = &(*link)->next) {
+        queue_t *q = *link;
+        if (q->chunks == 0 && !q->head && (!best || q->used_ns < best->used_ns)) {
+            best = q;
+            best_link = link;
+        }
+    }
+    if (!best)
+        return NULL;
+    *best_link = best->next;
+    task_stats_t *r = &b->retired.stats, *s = &best->stats;
+    r->chunks_submitted += s->chunks_submitted;
+    r->items_submitted += s->items_submitted;
+    r->chunks_done += s->chunks_done;
+    r->items_done += s->items_done;
+    r->items_failed += s->items_failed;
+    r->items_lost += s->items_lost;
+    r->retries += s->retries;
+    for (size_t i = 0; i <= BK_LATENCY_BUCKETS; i++)
+        r->latency[i] += s->latency[i];
+    r->latency_count += s->latency_count;
+    r->latency_sum += s->latency_sum;
+    mp__log(MP_LOG_DEBUG, WHO, "task name '%.64s' idle: its queue goes to a new name", best->name);
+    memset(best, 0, sizeof *best);
+    b->nqueues--;
+    return best;
+}
+
 queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create)
 {
     for (queue_t *q = b->queues; q; q = q->next)
@@ -131,13 +166,23 @@ queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create)
             return q;
     if (!create)
         return NULL;
-    queue_t *q = calloc(1, sizeof *q);
+    queue_t *q = b->nqueues >= BK_MAX_QUEUES ? queue_reclaim(b) : calloc(1, sizeof *q);
     if (!q)
         return NULL;
     snprintf(q->name, sizeof q->name, "%s", name);
     q->next = b->queues;
     b->queues = q;
+    b->nqueues++;
     return q;
+}
+
+void bk_chunk_attach(chunk_t *ch, queue_t *q, size_t items)
+{
+    ch->queue = q;
+    q->chunks++;
+    q->used_ns = mp__now_ns();
+    q->stats.chunks_submitted++;
+    q->stats.items_submitted += items;
 }
 
 void bk_queue_push(queue_t *q, unit_t *u, bool front)

@@ -262,6 +262,7 @@ static mp_pool_t *pool_alloc(const mp_pool_options_t *o, const char *broker)
     int wanted = pool->embedded ? pool->processes_wanted : 2;
     pool->window = o && o->window > 0 ? o->window : (wanted * 4 > 8 ? wanted * 4 : 8);
     pool->window_set = o && o->window > 0;
+    pool->window_asked = pool->window;
     pool->coalesce_max = pool->embedded && maxtasks_of(o) > 0 ? 1 : MAX_COALESCE;
     pool->max_message = MPP_DEFAULT_MAX_MSG;
     pool->max_count = MPP_MAX_COUNT;

@@ -65,7 +65,8 @@ struct mp_pool {
     char ipc_path[400]; /* embedded: the ipc file */
     int processes_wanted;
     int window;
-    bool window_set; /* given in the options: not resized to the cluster */
+    bool window_set;  /* given in the options: not resized to the cluster */
+    int window_asked; /* that one, before the broker's max-queued bounds it */
     /* applies one chunk may carry (send.c); 1 on an embedded pool with
        maxtasksperchild: each apply is one task of an executor's life, as
        in Python */

@@ -276,8 +276,8 @@ void mp__pool_on_message(mp_pool_t *pool, mpp_msg_t *m, ready_t *ready)
             welcome_limits(pool, &r, n);
             if (!pool->window_set && v > 0)
                 mp__pool_set_window(pool, v * 4 > 8 ? (int)v * 4 : 8);
-            else
-                mp__pool_set_window(pool, pool->window);
+            else /* the one asked for, within this broker's max-queued */
+                mp__pool_set_window(pool, pool->window_set ? pool->window_asked : pool->window);
             pool->connected = true;
             mp__pool_resend(pool, ready); /* what a lost broker held, first */
             pthread_cond_broadcast(&pool->cond);

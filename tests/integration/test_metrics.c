@@ -225,6 +225,87 @@ static void test_metrics_label_values_stay_utf8(void **state)
     tu_kill_children();
 }
 
+/* Lines of text that start with prefix. */
+static size_t lines_starting(const char *text, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        n += strncmp(p, prefix, len) == 0;
+    return n;
+}
+
+/* A broker keeps at most 4,096 task names (BK_MAX_QUEUES): with every one
+   of them holding queued work, a SUBMIT of a 4,097th name is refused
+   (MP_EOVERLOADED, saying why); once their work is gone, new names take
+   the queues of the names idle longest, whose counters go to the series
+   of the empty name. So a client cycling through fresh names cannot grow
+   the broker, nor its metrics, without bound. */
+static void test_metrics_task_names_are_bounded(void **state)
+{
+    (void)state;
+    cluster_t c = {0};
+    snprintf(c.http, sizeof c.http, "127.0.0.1:%d", tu_free_port());
+    setenv("MP_HTTP", c.http, 1);
+    const char *const extra[] = {"--max-queued", "10000", NULL};
+    c.broker =
+        tu_start_broker_with("tcp://127.0.0.1:0", "300", extra, c.endpoint, sizeof c.endpoint);
+    unsetenv("MP_HTTP");
+    enum { NAMES = 4096 };
+    mp_pool_options_t o = {.broker = c.endpoint, .heartbeat_ms = 300, .window = 2 * NAMES};
+    mp_pool_t *pool = NULL;
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    mp_obj_t *args = mp_obj_new_array();
+    mp_obj_array_add(args, mp_obj_new_int(1));
+    mp_async_t **r = calloc(NAMES + 1, sizeof *r);
+    char name[32];
+    for (int i = 0; i <= NAMES; i++) { /* no worker: each stays queued */
+        snprintf(name, sizeof name, "t%d", i);
+        assert_int_equal(mp_pool_apply_async(pool, name, args, NULL, &r[i]), 0);
+    }
+    assert_int_equal(mp_async_wait(r[NAMES], 10000), 0);
+    assert_false(mp_async_successful(r[NAMES]));
+    const mp_task_error_t *e = mp_async_error(r[NAMES]);
+    assert_non_null(e);
+    assert_int_equal(e->code, MP_EOVERLOADED);
+    assert_non_null(strstr(e->message, "too many task names"));
+    assert_int_equal(mp_async_wait(r[NAMES - 1], 0), MP_ETIMEDOUT); /* the rest: queued */
+    char *m = scrape(c.http);
+    assert_int_equal(lines_starting(m, "mp_broker_chunks_submitted_total{"), NAMES);
+    free(m);
+    m = NULL;
+    mp_pool_terminate(pool); /* their work goes: every name idle */
+    mp_pool_join(pool);
+    for (int i = 0; i <= NAMES; i++)
+        mp_async_destroy(&r[i]);
+    free(r);
+    mp_pool_destroy(&pool);
+
+    /* ten fresh names: they take the queues of t0 .. t9 */
+    assert_int_equal(mp_pool_new(&o, &pool), 0);
+    mp_async_t *fresh[10];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "fresh%d", i);
+        assert_int_equal(mp_pool_apply_async(pool, name, args, NULL, &fresh[i]), 0);
+    }
+    assert_true(TU_WAIT_UNTIL(
+        (free(m), m = scrape(c.http), tu_metric(m, "mp_broker_items_queued{task=\"fresh9\"}") == 1),
+        5000));
+    assert_int_equal(lines_starting(m, "mp_broker_chunks_submitted_total{"), NAMES + 1);
+    assert_true(tu_metric(m, "mp_broker_chunks_submitted_total{task=\"\"}") == 10);
+    assert_true(tu_metric(m, "mp_broker_chunks_submitted_total{task=\"t10\"}") == 1);
+    assert_null(strstr(m, "{task=\"t9\"}"));
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(mp_async_wait(fresh[i], 0), MP_ETIMEDOUT); /* queued, not refused */
+        mp_async_destroy(&fresh[i]);
+    }
+    free(m);
+    mp_obj_destroy(&args);
+    mp_pool_terminate(pool);
+    mp_pool_join(pool);
+    mp_pool_destroy(&pool);
+    tu_kill_children();
+}
+
 /* An embedded pool's broker serves them too, on request. */
 static void test_metrics_of_an_embedded_pool(void **state)
 {
@@ -258,6 +339,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_metrics_http_rules, tu_kill_teardown),
         cmocka_unit_test_teardown(test_metrics_of_an_embedded_pool, tu_kill_teardown),
         cmocka_unit_test_teardown(test_metrics_label_values_stay_utf8, tu_kill_teardown),
+        cmocka_unit_test_teardown(test_metrics_task_names_are_bounded, tu_kill_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
