@@ -219,11 +219,20 @@ typedef struct {
     mpps_buf_t in, out;
 } bk_conn_t;
 
+/* A stream connection that was closed, for the loop to tell of (streams.c:
+   bk_streams_reap). */
+typedef struct {
+    uint8_t id[9]; /* BK_STREAM_IDLEN */
+    const char *why;
+} bk_ended_t;
+
 struct mp_broker {
     /* Stream peers (streams.c): their slots, the mpp+ listeners, and the
        broker loop's poll items (the fixed ones, then these) */
     bk_conn_t *conns;
     size_t conncap, nconns;
+    bk_ended_t *ended; /* connections closed since the loop last reaped them */
+    size_t nended, endedcap;
     int *listeners;
     size_t nlisteners;
     zmq_pollitem_t *pitems;
@@ -287,8 +296,9 @@ struct mp_broker {
 #define BK_STREAM_IDLEN 9 /* 0x00 | slot | generation: no ZeroMQ peer's */
 typedef void (*bk_route_fn)(mp_broker_t *b, mpp_msg_t *m);
 typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
-/* A stream connection ended from its side (closed, broken, or not MPP/1
-   framing): the peer that spoke on it, if any, is gone now. */
+/* A stream connection was closed (its peer closed it, it broke, it was not
+   MPP/1 framing, or a send to it failed): the peer that spoke on it, if
+   any, is gone now. */
 typedef void (*bk_gone_fn)(mp_broker_t *b, const void *id, size_t idlen, const char *why);
 
 /* Whether a routing id is a stream peer's. */
@@ -313,10 +323,14 @@ int bk_stream_send(mp_broker_t *b, const void *id, size_t idlen, const char *sig
    the listeners and connections; *n_p all of them. NULL: out of memory. */
 zmq_pollitem_t *bk_streams_items(mp_broker_t *b, int fixed, int *n_p);
 /* Accepts, reads (each whole message to route), and writes, for the items
-   from..n that bk_streams_items made and poll found ready; a connection
-   that ended is closed, and then gone is told. */
+   from..n that bk_streams_items made and poll found ready. A connection
+   that ended is closed (bk_streams_reap tells of it). */
 void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
-                      bk_route_fn route, bk_gone_fn gone);
+                      bk_route_fn route);
+/* Tells gone of every connection closed since the last call, whatever
+   closed it (its peer, a failed send, a bound): at the top of the loop,
+   where no caller holds a peer. */
+void bk_streams_reap(mp_broker_t *b, bk_gone_fn gone);
 /* Closes the connections no peer has had for BK_STREAM_HELLO_MS (none
    said HELLO or READY, or the peer is gone). */
 void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer);
@@ -392,6 +406,9 @@ void bk_unit_free(mp_broker_t *b, unit_t *u);
    BK_MAX_QUEUES names all have chunks alive). */
 queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create);
 
+/* Whether a chunk of name would get a queue now (bk_queue_get, create):
+   the name has one, or there is room for one. */
+bool bk_queue_room(mp_broker_t *b, const char *name);
 /* ch is q's: counted there (items submitted), and q is in use. */
 void bk_chunk_attach(chunk_t *ch, queue_t *q, size_t items);
 void bk_queue_push(queue_t *q, unit_t *u, bool front);

@@ -25,7 +25,7 @@ int mp__broker_new_shm(const mp_broker_options_t *o, mp__pshm_t *shm, int stream
    does). Only on a broker from mp__broker_new_idle. */
 int mp__broker_new_idle(const mp_broker_options_t *o, mp_broker_t **b_p);
 void mp__broker_route(mp_broker_t *b, mpp_msg_t *m);
-/* What the loop does when a stream peer's connection ends (streams.c). */
+/* What the loop does for each stream connection closed (bk_streams_reap). */
 void mp__broker_stream_gone(mp_broker_t *b, const void *id, size_t idlen, const char *why);
 void mp__broker_tick(mp_broker_t *b);
 void mp__broker_reset(mp_broker_t *b);

@@ -77,9 +77,10 @@ static bool has_peer(mp_broker_t *b, const void *id, size_t idlen)
     return bk_peer_find(b, id, idlen) != NULL;
 }
 
-/* A stream peer's connection ended (streams.c): a process gone, or a
-   peer starting over; either way its peer is gone now, not once its
-   heartbeats lapse (a worker's dispatches go back to the queue at once). */
+/* A stream peer's connection closed (streams.c: it ended, broke, or a
+   send to it failed): a process gone, or a peer starting over; either way
+   its peer is gone now, not once its heartbeats lapse (a worker's
+   dispatches go back to the queue at once). */
 static void stream_gone(mp_broker_t *b, const void *id, size_t idlen, const char *why)
 {
     peer_t *p = bk_peer_find(b, id, idlen);
@@ -217,7 +218,7 @@ static void *broker_thread(void *arg)
             break;
         if (b->http_thread_sock && (items[2].revents & ZMQ_POLLIN))
             bk_http_answer(b);
-        bk_streams_ready(b, items, fixed, nitems, route, stream_gone);
+        bk_streams_ready(b, items, fixed, nitems, route);
         if (items[0].revents & ZMQ_POLLIN) {
             /* drain what is there, bounded so heartbeats keep their pace */
             for (int k = 0; k < 1000; k++) {
@@ -238,6 +239,7 @@ static void *broker_thread(void *arg)
             bk_streams_sweep(b, mp__now_ns(), has_peer);
             next_hb = mp__now_ns() + interval;
         }
+        bk_streams_reap(b, stream_gone); /* stream peers whose connection closed: gone */
         bk_drain_idle(b);
         bk_journal_flush(b); /* one fdatasync for the pass, then STORED and FETCHED */
         if (b->draining || mp__now_ns() >= next_running) { /* mp_broker_running's count */

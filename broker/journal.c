@@ -104,7 +104,7 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
     if (!ch || !q || (jc->npieces && !p)) {
         free(ch);
         free(p);
-        return MP_ENOMEM;
+        return q ? MP_ENOMEM : b->nqueues >= BK_MAX_QUEUES ? MP_EOVERLOADED : MP_ENOMEM;
     }
     ch->durable = jc;
     snprintf(ch->name, sizeof ch->name, "%s", task);
@@ -162,7 +162,7 @@ static int make_live(mp_broker_t *b, bk_jchunk_t *jc, const char *task, uint8_t 
    from its SUBMIT record (a restart counts no attempt). */
 static size_t requeue_stored(mp_broker_t *b)
 {
-    size_t n = 0;
+    size_t n = 0, left = 0;
     for (unsigned k = 0; k < BK_JOB_BUCKETS; k++)
         for (bk_jjob_t *j = b->jstore->buckets[k]; j; j = j->next)
             for (size_t i = 0; i < j->n; i++) {
@@ -198,12 +198,19 @@ static size_t requeue_stored(mp_broker_t *b)
                     if (make_live(b, jc, tname, (uint8_t)mode, (uint32_t)limit, &items,
                                   has_init ? &init : NULL) == 0)
                         n++;
+                    else /* it stays stored: it runs after a later start */
+                        left++;
                     zmq_msg_close(&items);
                     if (has_init)
                         zmq_msg_close(&init);
                 }
                 free(buf);
             }
+    if (left)
+        mp__log(MP_LOG_ERROR, WHO,
+                "%zu stored chunk%s not queued (more than %d task names, or out of memory): "
+                "they stay stored and run after a later start",
+                left, left == 1 ? "" : "s", BK_MAX_QUEUES);
     return n;
 }
 
@@ -253,6 +260,9 @@ void bk_journal_submit(mp_broker_t *b, peer_t *c, const bk_jsubmit_t *s, uint64_
         code = MP_EOVERLOADED, snprintf(why, sizeof why, "the journal cannot be written");
     else if (!jc && bk_worker_count(b) > 0 && !bk_anyone_serves(b, s->task))
         code = MP_EUNKNOWNTASK, bk_unknown_task(b, s->task, why, sizeof why);
+    else if (!jc && !bk_queue_room(b, s->task)) /* not stored: it could not run */
+        code = MP_EOVERLOADED,
+        snprintf(why, sizeof why, "too many task names with work in flight (%d)", BK_MAX_QUEUES);
     else if (j && strcmp(j->owner, owner) != 0)
         snprintf(why, sizeof why, "job name '%s' is taken by another key", s->job);
     else if (j && j->total != s->total)

@@ -47,8 +47,8 @@ void bk_requeue_or_lose(mp_broker_t *b, unit_t *u, bool count_attempt, const cha
         b->retries++;
     }
     u->worker = NULL;
-    queue_t *q = bk_queue_get(b, u->chunk->name, true);
-    if (!q || bk_unit_trim(u)) {
+    queue_t *q = u->chunk->queue; /* its chunk's, alive as long as the chunk */
+    if (bk_unit_trim(u)) {
         bk_answer_with_errors(b, u, MPP_KIND_WORKER_LOST, MP_EWORKERLOST, "broker out of memory");
         bk_unit_free(b, u);
         return;

@@ -75,10 +75,25 @@ void bk_stream_name(mp_broker_t *b, const void *id, size_t idlen, char *out, siz
                  (unsigned)mpps_get32((const uint8_t *)id + 5) & 0xffff);
 }
 
-static void conn_close(mp_broker_t *b, bk_conn_t *c)
+/* Closes c; why (NULL: the broker is stopping) is what the loop tells of
+   it (bk_streams_reap). A record that cannot be kept (no memory) leaves
+   its peer to lapse by heartbeats. */
+static void conn_close(mp_broker_t *b, bk_conn_t *c, const char *why)
 {
     if (c->fd < 0)
         return;
+    if (why && b->nended == b->endedcap) {
+        size_t cap = b->endedcap ? b->endedcap * 2 : 16;
+        bk_ended_t *grown = realloc(b->ended, cap * sizeof *grown);
+        if (grown) {
+            b->ended = grown;
+            b->endedcap = cap;
+        }
+    }
+    if (why && b->nended < b->endedcap) {
+        conn_id(b, c, b->ended[b->nended].id);
+        b->ended[b->nended++].why = why;
+    }
     close(c->fd);
     c->fd = -1;
     c->gen++; /* its id names nobody from now on */
@@ -160,7 +175,7 @@ int bk_stream_send(mp_broker_t *b, const void *id, size_t idlen, const char *sig
     else if (!rc && mpps_pending(&c->out) > BK_STREAM_OUT_MAX && !c->pair)
         rc = -EHOSTUNREACH; /* it does not read: as gone (the pair is bounded by credit) */
     if (rc == -EHOSTUNREACH)
-        conn_close(b, c);
+        conn_close(b, c, "its stream broke (a send failed, or it does not read)");
     return rc;
 }
 
@@ -222,19 +237,17 @@ static void on_accept(mp_broker_t *b, int listen_fd)
     }
 }
 
-/* What connection c sent, routed; what waits to go to it, written. A
-   connection that ended is closed, then its peer is gone. */
-static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn route, bk_gone_fn gone)
+/* What connection c sent, routed; what waits to go to it, written. */
+static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn route)
 {
-    uint8_t id[BK_STREAM_IDLEN];
-    conn_id(b, c, id);
     if ((revents & ZMQ_POLLOUT) && mpps_flush(&c->out, c->fd) < 0) {
-        conn_close(b, c);
-        gone(b, id, sizeof id, "its stream broke");
+        conn_close(b, c, "its stream broke");
         return;
     }
     if (!(revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
         return;
+    uint8_t id[BK_STREAM_IDLEN];
+    conn_id(b, c, id);
     uint32_t gen = c->gen;
     int rc = mpps_fill(&c->in, c->fd), got;
     do {
@@ -254,17 +267,15 @@ static void on_conn(mp_broker_t *b, bk_conn_t *c, short revents, bk_route_fn rou
             mp__log(MP_LOG_WARN, WHO, "%s%s stream from %s is not MPP/1 framing: closed",
                     c->pair ? "the embedded pool's " : "a", c->pair ? c->pair : "", c->source);
     }
-    if (got < 0 || rc < 0) {
-        conn_close(b, c);
-        gone(b, id, sizeof id,
-             got < 0         ? "its stream is not MPP/1 framing"
-             : rc == MP_EEOF ? "its stream ended"
-                             : "its stream broke");
-    }
+    if (got < 0 || rc < 0)
+        conn_close(b, c,
+                   got < 0         ? "its stream is not MPP/1 framing"
+                   : rc == MP_EEOF ? "its stream ended"
+                                   : "its stream broke");
 }
 
 void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int n,
-                      bk_route_fn route, bk_gone_fn gone)
+                      bk_route_fn route)
 {
     for (int i = from; i < n; i++) {
         if (!items[i].revents)
@@ -276,8 +287,18 @@ void bk_streams_ready(mp_broker_t *b, const zmq_pollitem_t *items, int from, int
         }
         bk_conn_t *c = (size_t)slot < b->conncap ? &b->conns[slot] : NULL;
         if (c && c->fd == items[i].fd) /* still the one polled */
-            on_conn(b, c, items[i].revents, route, gone);
+            on_conn(b, c, items[i].revents, route);
     }
+}
+
+void bk_streams_reap(mp_broker_t *b, bk_gone_fn gone)
+{
+    /* gone may close more (its sends): they are told of in this pass too */
+    for (size_t i = 0; i < b->nended; i++) {
+        bk_ended_t e = b->ended[i];
+        gone(b, e.id, sizeof e.id, e.why);
+    }
+    b->nended = 0;
 }
 
 long bk_streams_paused_ms(mp_broker_t *b, uint64_t now)
@@ -300,7 +321,7 @@ void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer)
         } else if (now - c->peerless_ns > BK_STREAM_HELLO_MS * 1000000ull) {
             mp__log(MP_LOG_DEBUG, WHO, "a stream connection from %s is no peer's: closed",
                     c->source);
-            conn_close(b, c);
+            conn_close(b, c, "no peer's");
         }
     }
 }
@@ -308,10 +329,13 @@ void bk_streams_sweep(mp_broker_t *b, uint64_t now, bk_has_peer_fn has_peer)
 void bk_streams_free(mp_broker_t *b)
 {
     for (size_t i = 0; i < b->conncap; i++)
-        conn_close(b, &b->conns[i]);
+        conn_close(b, &b->conns[i], NULL);
     free(b->conns);
     b->conns = NULL;
     b->conncap = 0;
+    free(b->ended);
+    b->ended = NULL;
+    b->nended = b->endedcap = 0;
     for (size_t i = 0; i < b->nlisteners; i++)
         close(b->listeners[i]);
     free(b->listeners);

@@ -159,6 +159,16 @@ static queue_t *queue_reclaim(mp_broker_t *b)
     return best;
 }
 
+bool bk_queue_room(mp_broker_t *b, const char *name)
+{
+    if (b->nqueues < BK_MAX_QUEUES || bk_queue_get(b, name, false))
+        return true;
+    for (queue_t *q = b->queues; q; q = q->next)
+        if (q->chunks == 0 && !q->head)
+            return true;
+    return false;
+}
+
 queue_t *bk_queue_get(mp_broker_t *b, const char *name, bool create)
 {
     for (queue_t *q = b->queues; q; q = q->next)

@@ -66,16 +66,23 @@ void mp__pool_sync_close(mp_pool_t *pool)
    an unknown-client DISCONNECT needs it again). sync_mutex held. */
 static int sync_submit(mp_pool_t *pool, uint64_t id, const char *name, zmq_msg_t *items)
 {
+    int rc = 0;
     if (!pool->sync_welcomed) { /* the broker handles HELLO before the SUBMIT behind it */
-        if (mp__session_hello(&pool->sync, true, pool->heartbeat_ms, pool->window))
-            return MP_EBROKERLOST;
-        pool->sync_welcomed = true;
+        rc = mp__session_hello(&pool->sync, true, pool->heartbeat_ms, pool->window);
+        pool->sync_welcomed = rc == 0;
     }
-    zmq_msg_t copy;
-    zmq_msg_init(&copy);
-    zmq_msg_copy(&copy, items);
-    int rc = mp__session_submit(&pool->sync, id, name, MPP_MODE_STAR, 1, NULL, pool->time_limit_ms,
+    if (!rc) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, items);
+        rc = mp__session_submit(&pool->sync, id, name, MPP_MODE_STAR, 1, NULL, pool->time_limit_ms,
                                 &copy, pool->has_init ? &pool->init : NULL);
+    }
+    /* a stream that did not take it whole (the broker thread stalled, or
+       is gone) is closed: what it holds must not run later, for a call
+       that failed (the broker drops a closed stream's work) */
+    if (rc && !pool->sync.sock)
+        mp__pool_sync_close(pool);
     return rc ? MP_EBROKERLOST : 0;
 }
 
@@ -187,9 +194,15 @@ static void sync_drain(mp_pool_t *pool, sync_call_t *call)
     }
 }
 
+/* Never waits for room on a stream (the I/O thread's tick holds the
+   pool's mutex; a waiting call must see terminate): what the socket does
+   not take goes with the next send. */
 static void sync_heartbeat(mp_pool_t *pool)
 {
+    int stall = pool->sync.stall_ms;
+    pool->sync.stall_ms = 0;
     mp__session_command(&pool->sync, MPP_C_HEARTBEAT);
+    pool->sync.stall_ms = stall;
 }
 
 /* The I/O thread's heartbeat tick: an idle blocking session stays known to
@@ -224,7 +237,7 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
         mpp_poll(items, 2, l->sock ? 1 : 0, buffered ? 0 : timeout);
         if (buffered)
             items[0].revents |= ZMQ_POLLIN;
-        if (items[0].revents & ZMQ_POLLIN)
+        if (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
             sync_drain(pool, call);
         if (call->done)
             break;
@@ -246,10 +259,10 @@ static void sync_wait(mp_pool_t *pool, sync_call_t *call, unsigned gen)
         if (now - pool->sync_last_heard > interval * MPP_LIVENESS) {
             call->rc = pool->resend ? MP_EAGAIN : MP_EBROKERLOST; /* EAGAIN: the I/O path */
             call->done = true;
-            if (pool->sync.sock) /* a late answer must not meet the next call */
-                mp__pool_sync_close(pool);
-            else /* the pair stays: late answers carry this call's id */
-                pool->sync_welcomed = false;
+            /* a late answer must not meet the next call; a closed stream's
+               work is dropped by the broker, so the call does not run
+               after it failed (the next call opens a DEALER) */
+            mp__pool_sync_close(pool);
         } else {
             sync_heartbeat(pool);
         }
@@ -293,8 +306,11 @@ int mp__pool_apply_sync(mp_pool_t *pool, const char *name, const mp_obj_t *args,
         rc = sync_open(pool);
     if (!rc) {
         sync_drain(pool, NULL); /* heartbeats and stale answers since the last call */
-        rc = sync_submit(pool, call.id, name, &items);
+        if (!pool->sync.sock && pool->sync.fd < 0) /* that found the stream ended */
+            rc = sync_open(pool);
     }
+    if (!rc)
+        rc = sync_submit(pool, call.id, name, &items);
     if (!rc) {
         sync_wait(pool, &call, gen);
         rc = call.rc;

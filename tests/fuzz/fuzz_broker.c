@@ -116,7 +116,8 @@ static void pump_streams(void)
         items[i].revents = (short)((pf[i].revents & (POLLIN | POLLHUP) ? ZMQ_POLLIN : 0) |
                                    (pf[i].revents & POLLOUT ? ZMQ_POLLOUT : 0) |
                                    (pf[i].revents & POLLERR ? ZMQ_POLLERR : 0));
-    bk_streams_ready(broker, items, 0, n, mp__broker_route, mp__broker_stream_gone);
+    bk_streams_ready(broker, items, 0, n, mp__broker_route);
+    bk_streams_reap(broker, mp__broker_stream_gone);
 }
 
 /* What the broker sent the peers during an input: read and dropped. */

@@ -236,7 +236,8 @@ static size_t lines_starting(const char *text, const char *prefix)
 
 /* A broker keeps at most 4,096 task names (BK_MAX_QUEUES): with every one
    of them holding queued work, a SUBMIT of a 4,097th name is refused
-   (MP_EOVERLOADED, saying why); once their work is gone, new names take
+   (MP_EOVERLOADED, saying why), a durable one too (not stored: it could
+   not run); once their work is gone, new names take
    the queues of the names idle longest, whose counters go to the series
    of the empty name. So a client cycling through fresh names cannot grow
    the broker, nor its metrics, without bound. */
@@ -246,7 +247,9 @@ static void test_metrics_task_names_are_bounded(void **state)
     cluster_t c = {0};
     snprintf(c.http, sizeof c.http, "127.0.0.1:%d", tu_free_port());
     setenv("MP_HTTP", c.http, 1);
-    const char *const extra[] = {"--max-queued", "10000", NULL};
+    char dir[64], cmd[96];
+    snprintf(dir, sizeof dir, "/tmp/mp-metrics-names-%d", (int)getpid());
+    const char *const extra[] = {"--max-queued", "10000", "--journal", dir, NULL};
     c.broker =
         tu_start_broker_with("tcp://127.0.0.1:0", "300", extra, c.endpoint, sizeof c.endpoint);
     unsetenv("MP_HTTP");
@@ -269,6 +272,10 @@ static void test_metrics_task_names_are_bounded(void **state)
     assert_int_equal(e->code, MP_EOVERLOADED);
     assert_non_null(strstr(e->message, "too many task names"));
     assert_int_equal(mp_async_wait(r[NAMES - 1], 0), MP_ETIMEDOUT); /* the rest: queued */
+    mp_items_t *one = mp_items_new(); /* a durable job of a new name: refused, not stored */
+    mp_items_add_int(one, 1);
+    assert_int_equal(mp_pool_submit(pool, "late", "durable_new", one, NULL), MP_EOVERLOADED);
+    mp_items_destroy(&one);
     char *m = scrape(c.http);
     assert_int_equal(lines_starting(m, "mp_broker_chunks_submitted_total{"), NAMES);
     free(m);
@@ -279,6 +286,12 @@ static void test_metrics_task_names_are_bounded(void **state)
         mp_async_destroy(&r[i]);
     free(r);
     mp_pool_destroy(&pool);
+    /* its work dropped (DISCONNECT, or its silence: a lingerless socket
+       may lose the DISCONNECT) */
+    assert_true(TU_WAIT_UNTIL((free(m), m = scrape(c.http),
+                               tu_metric(m, "mp_broker_clients") == 0 &&
+                                   tu_metric(m, "mp_broker_items_queued{task=\"t0\"}") == 0),
+                              5000));
 
     /* ten fresh names: they take the queues of t0 .. t9 */
     assert_int_equal(mp_pool_new(&o, &pool), 0);
@@ -304,6 +317,8 @@ static void test_metrics_task_names_are_bounded(void **state)
     mp_pool_join(pool);
     mp_pool_destroy(&pool);
     tu_kill_children();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* An embedded pool's broker serves them too, on request. */
