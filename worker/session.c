@@ -10,6 +10,7 @@
     calls no other file of it.
 */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,26 +91,67 @@ void wk_send_ready(worker_t *w)
     mp__buf_release(&h);
 }
 
-/* A plain stream to the broker (mpp+tcp://, mpp+ipc://): connected, or
-   tried again in 100 ms (the loop's next_connect), as ZeroMQ reconnects. */
+/* A try that failed: the next one after connect_ivl_ms, which doubles up
+   to 5 s (a broker away for long is not asked 10 times a second, nor its
+   name resolved as often). */
+static void connect_failed(worker_t *w, uint64_t now, int rc)
+{
+    w->next_connect = now + (uint64_t)w->connect_ivl_ms * 1000000ull;
+    w->connect_ivl_ms = w->connect_ivl_ms >= 2500 ? 5000 : w->connect_ivl_ms * 2;
+    mp__log(MP_LOG_DEBUG, WHO, "cannot connect to %s: %s", w->o.broker,
+            rc < 0 ? zmq_strerror(-rc) : mp_strerror(rc));
+}
+
+static void connected(worker_t *w, int fd, uint64_t now)
+{
+    w->stream_fd = fd;
+    w->connect_ivl_ms = 100;
+    w->last_heard = now; /* as a ZeroMQ session starts its liveness span */
+    wk_send_ready(w);
+}
+
+void wk_connect_done(worker_t *w, uint64_t now)
+{
+    int fd = w->connecting_fd;
+    if (fd < 0)
+        return;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int ready = poll(&p, 1, 0);
+    if (ready == 0 && now < w->connect_deadline)
+        return; /* not yet */
+    w->connecting_fd = -1;
+    int rc = ready > 0 ? mp__plain_connect_finish(fd) : MP_ETIMEDOUT;
+    if (rc) {
+        close(fd);
+        connect_failed(w, now, rc);
+        return;
+    }
+    connected(w, fd, now);
+}
+
+/* A plain stream to the broker (mpp+tcp://, mpp+ipc://): connected at
+   once (a local broker), or under way (connecting_fd, which the loop
+   polls; given up after 2 s), or failed (tried again later). The loop
+   never waits for it. */
 static void open_plain(worker_t *w)
 {
     mpps_free(&w->stream_in);
     mpps_free(&w->stream_out);
     w->stream_in.limit = MPPS_LIMIT(MPP_DEFAULT_MAX_MSG);
-    uint64_t now = mp__now_ns();
-    /* blocking, briefly: on loopback or a LAN a connect takes well under
-       a millisecond; a host that drops it costs the loop 250 ms a try */
-    int fd, rc = mp__plain_connect("mpp", w->o.broker, now + 250000000ull, &fd);
-    if (rc) {
-        w->next_connect = mp__now_ns() + 100000000ull;
-        mp__log(MP_LOG_DEBUG, WHO, "cannot connect to %s: %s", w->o.broker,
-                rc < 0 ? zmq_strerror(-rc) : mp_strerror(rc));
+    if (w->connecting_fd >= 0)
         return;
+    if (!w->connect_ivl_ms)
+        w->connect_ivl_ms = 100;
+    uint64_t now = mp__now_ns();
+    int fd, rc = mp__plain_connect_start("mpp", w->o.broker, &fd);
+    if (rc == 1) {
+        w->connecting_fd = fd;
+        w->connect_deadline = now + 2000000000ull;
+    } else if (rc) {
+        connect_failed(w, now, rc);
+    } else {
+        connected(w, fd, now);
     }
-    w->stream_fd = fd;
-    w->last_heard = now; /* as a ZeroMQ session starts its liveness span */
-    wk_send_ready(w);
 }
 
 int wk_open_socket(worker_t *w)

@@ -99,11 +99,17 @@ typedef struct {
        mpp+tcp:// or mpp+ipc:// endpoint; -1 otherwise (or not connected) */
     int stream_fd;
     mpps_buf_t stream_in, stream_out;
-    bool plain;            /* o.broker is mpp+...: connected by wk_open_socket */
-    uint64_t next_connect; /* plain, not connected: when to try again */
+    bool plain;                /* o.broker is mpp+...: connected by wk_open_socket */
+    uint64_t next_connect;     /* plain, not connected: when to try again */
+    int connecting_fd;         /* plain: a connect under way (poll it for POLLOUT), or -1 */
+    uint64_t connect_deadline; /* when that one is given up */
+    uint32_t connect_ivl_ms;   /* the wait before the next try: 100 ms, doubling to 5 s */
 } worker_t;
 
 /* ---- session.c ---- */
+/* A connect under way (connecting_fd) became writable, or its deadline
+   passed: connected (READY sent), or closed and tried again later. */
+void wk_connect_done(worker_t *w, uint64_t now);
 void wk_job_free(job_t *j);
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n);
 void wk_send_ready(worker_t *w);

@@ -119,6 +119,8 @@ static void teardown(worker_t *w)
         mpp_socket_close(w->sock);
     if (w->stream_fd >= 0)
         close(w->stream_fd);
+    if (w->connecting_fd >= 0)
+        close(w->connecting_fd);
     mpps_free(&w->stream_in);
     mpps_free(&w->stream_out);
     if (w->ctx)
@@ -251,12 +253,16 @@ static int serve(worker_t *w)
     uint64_t started = mp__now_ns();
     w->next_heartbeat = started + (uint64_t)w->heartbeat_ms * 1000000ull;
     while (!rc && !w->stopping) {
-        if (w->plain && w->stream_fd < 0 && mp__now_ns() >= w->next_connect) /* mpp+: again */
+        if (w->plain && w->stream_fd < 0 && w->connecting_fd < 0 &&
+            mp__now_ns() >= w->next_connect) /* mpp+: again */
             rc = wk_reconnect(w, w->heard ? "closed the connection" : "is not there");
         int n = 0;
-        /* the socket pair or plain stream (-1: poll skips it), or the DEALER */
+        /* the socket pair or plain stream (-1: poll skips it), a plain
+           stream's connect under way, or the DEALER */
         items[n++] = w->sock ? (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0}
-                             : (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0};
+                     : w->connecting_fd >= 0
+                         ? (zmq_pollitem_t){NULL, w->connecting_fd, ZMQ_POLLOUT, 0}
+                         : (zmq_pollitem_t){NULL, w->stream_fd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->sfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, w->zygote.ctl, ZMQ_POLLIN, 0};
         if (w->o.stop_fd >= 0)
@@ -271,9 +277,10 @@ static int serve(worker_t *w)
         uint64_t now = mp__now_ns();
         long timeout =
             w->next_heartbeat > now ? (long)((w->next_heartbeat - now) / 1000000) + 1 : 0;
-        if (w->plain && w->stream_fd < 0 && w->next_connect > now &&
-            (long)((w->next_connect - now) / 1000000) + 1 < timeout)
-            timeout = (long)((w->next_connect - now) / 1000000) + 1;
+        uint64_t wake = w->connecting_fd >= 0 ? w->connect_deadline : w->next_connect;
+        if (w->plain && w->stream_fd < 0 && wake > now &&
+            (long)((wake - now) / 1000000) + 1 < timeout)
+            timeout = (long)((wake - now) / 1000000) + 1;
         long watch = wk_check_limits(w, now); /* time limits: kill, and look again */
         if (watch >= 0 && watch < timeout)
             timeout = watch;
@@ -303,7 +310,9 @@ static int serve(worker_t *w)
             if (items[k].revents && w->ex[which[k]].fd == items[k].fd &&
                 w->ex[which[k]].pid == pids[k])
                 wk_executor_readable(w, &w->ex[which[k]]);
-        if (items[0].revents & ZMQ_POLLIN)
+        if (w->connecting_fd >= 0) /* writable, or its deadline */
+            wk_connect_done(w, mp__now_ns());
+        else if (items[0].revents & ZMQ_POLLIN)
             wk_on_broker(w);
         wk_assign(w);
         now = mp__now_ns();
@@ -333,6 +342,7 @@ int mp__worker_run_embedded(const mp_worker_options_t *o, mp__pshm_t *shm, bool 
                   .embedded = embedded,
                   .stream_fd = stream_fd,
                   .plain = stream_fd < 0 && mp__plain_is("mpp", o->broker),
+                  .connecting_fd = -1,
                   .pool_pid = getppid()};
     if (w.plain && (o->curve_key || o->curve_server_key)) {
         mp__log(MP_LOG_ERROR, WHO,

@@ -166,7 +166,7 @@ int mp__plain_wait(int fd, short events, uint64_t deadline)
     }
 }
 
-int mp__plain_connect(const char *scheme, const char *endpoint, uint64_t deadline, int *fd_p)
+int mp__plain_connect_start(const char *scheme, const char *endpoint, int *fd_p)
 {
     addr_t a;
     int rc = resolve(scheme, endpoint, false, &a);
@@ -176,21 +176,42 @@ int mp__plain_connect(const char *scheme, const char *endpoint, uint64_t deadlin
     if (fd < 0)
         return -errno;
     if (connect(fd, (struct sockaddr *)&a.sa, a.len) < 0) {
-        rc = errno == EINPROGRESS ? 0 : -errno;
-        if (!rc) {
-            int w = mp__plain_wait(fd, POLLOUT, deadline), err = 0;
-            socklen_t len = sizeof err;
-            rc = w < 0                                                  ? w
-                 : w == 0                                               ? MP_ETIMEDOUT
-                 : getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno
-                                                                        : -err;
+        if (errno == EINPROGRESS) {
+            *fd_p = fd;
+            return 1;
         }
-    }
-    if (rc) {
+        rc = -errno;
         close(fd);
         return rc;
     }
     tune(fd, a.family);
     *fd_p = fd;
     return 0;
+}
+
+int mp__plain_connect_finish(int fd)
+{
+    int err = 0, family = AF_UNIX;
+    socklen_t len = sizeof err, flen = sizeof family;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    if (err)
+        return -err;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &flen) == 0)
+        tune(fd, family);
+    return 0;
+}
+
+int mp__plain_connect(const char *scheme, const char *endpoint, uint64_t deadline, int *fd_p)
+{
+    int fd, rc = mp__plain_connect_start(scheme, endpoint, &fd);
+    if (rc == 1) {
+        int w = mp__plain_wait(fd, POLLOUT, deadline);
+        rc = w < 0 ? w : w == 0 ? MP_ETIMEDOUT : mp__plain_connect_finish(fd);
+        if (rc)
+            close(fd);
+    }
+    if (!rc)
+        *fd_p = fd;
+    return rc;
 }

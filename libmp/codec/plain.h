@@ -30,6 +30,12 @@ int mp__plain_accept(int listen_fd, char *source, size_t sourcelen);
 /* Connects by deadline (mp__now_ns): a non-blocking socket in *fd_p.
    0, MP_EINVAL, MP_ETIMEDOUT, or -errno (-ECONNREFUSED: nobody there). */
 int mp__plain_connect(const char *scheme, const char *endpoint, uint64_t deadline, int *fd_p);
+/* The same in two steps, for a loop that must not wait: start puts a
+   non-blocking socket in *fd_p and returns 0 (connected), 1 (under way:
+   poll it for POLLOUT, then finish), or MP_EINVAL / -errno (no socket).
+   finish: 0 (connected), or -errno (the caller closes fd). */
+int mp__plain_connect_start(const char *scheme, const char *endpoint, int *fd_p);
+int mp__plain_connect_finish(int fd);
 /* Waits until deadline for events (POLLIN, POLLOUT) on fd: 1, 0 (the
    deadline), or -errno. */
 int mp__plain_wait(int fd, short events, uint64_t deadline);
