@@ -407,6 +407,21 @@ int mp_items_add_ints(mp_items_t *l, const int64_t *v, size_t n)
     return 0;
 }
 
+/* ntuples fixarrays of arity ints from v, written at base + at (room
+   reserved), their offsets into off: the new size. */
+static inline size_t put_fixtuples(uint8_t *base, size_t at, size_t *off, const int64_t *v,
+                                   size_t ntuples, size_t arity)
+{
+    uint8_t *p = base + at;
+    for (size_t t = 0; t < ntuples; t++, v += arity) {
+        off[t] = (size_t)(p - base);
+        *p++ = (uint8_t)(0x90 | arity);
+        for (size_t k = 0; k < arity; k++)
+            p += mp__put_int(p, v[k]);
+    }
+    return (size_t)(p - base);
+}
+
 int mp_items_add_int_tuples(mp_items_t *l, const int64_t *v, size_t ntuples, size_t arity)
 {
     if (!l || (!v && ntuples && arity))
@@ -421,15 +436,12 @@ int mp_items_add_int_tuples(mp_items_t *l, const int64_t *v, size_t ntuples, siz
         return MP_ENOMEM;
     /* room reserved: the writes below cannot fail */
     if (arity <= 15) { /* a fixarray header: one octet */
-        uint8_t *base = (uint8_t *)l->buf.data, *p = base + l->buf.size;
+        uint8_t *base = (uint8_t *)l->buf.data;
         size_t *off = l->off + l->len;
-        for (size_t t = 0; t < ntuples; t++, v += arity) {
-            off[t] = (size_t)(p - base);
-            *p++ = (uint8_t)(0x90 | arity);
-            for (size_t k = 0; k < arity; k++)
-                p += mp__put_int(p, v[k]);
-        }
-        l->buf.size = (size_t)(p - base);
+        /* pairs and triples with the arity a constant: the inner loop unrolled */
+        l->buf.size = arity == 2   ? put_fixtuples(base, l->buf.size, off, v, ntuples, 2)
+                      : arity == 3 ? put_fixtuples(base, l->buf.size, off, v, ntuples, 3)
+                                   : put_fixtuples(base, l->buf.size, off, v, ntuples, arity);
         l->len += ntuples;
         return 0;
     }
