@@ -164,7 +164,8 @@ typedef struct {
    alive), whose counters go to the series of the empty name (no task's:
    a SUBMIT needs a name); with none idle, its SUBMIT is refused
    (MP_EOVERLOADED). */
-#define BK_MAX_QUEUES 4096 /* clients.c's refusal says the number */
+#define BK_MAX_QUEUES 4096
+#define BK_QUEUES_FULL "too many task names with work in flight (4096)" /* the refusal */
 
 struct queue {
     char name[MPP_MAX_NAME + 1];
@@ -221,8 +222,9 @@ typedef struct {
 
 /* A stream connection that was closed, for the loop to tell of (streams.c:
    bk_streams_reap). */
+#define BK_STREAM_IDLEN 9 /* a stream peer's routing id: 0x00 | slot | generation */
 typedef struct {
-    uint8_t id[9]; /* BK_STREAM_IDLEN */
+    uint8_t id[BK_STREAM_IDLEN];
     const char *why;
 } bk_ended_t;
 
@@ -293,7 +295,6 @@ struct mp_broker {
 
 /* ---- streams.c: peers on plain streams (PROTOCOL.md 9.2, 9.3) --------- */
 
-#define BK_STREAM_IDLEN 9 /* 0x00 | slot | generation: no ZeroMQ peer's */
 typedef void (*bk_route_fn)(mp_broker_t *b, mpp_msg_t *m);
 typedef bool (*bk_has_peer_fn)(mp_broker_t *b, const void *id, size_t idlen);
 /* A stream connection was closed (its peer closed it, it broke, it was not

@@ -156,9 +156,8 @@ static void client_submit(mp_broker_t *b, peer_t *c, mp__rd_t *r, mpp_msg_t *m)
         free(ch);
         free(u);
         bk_send_failed(b, c, chunk_id, MP_EOVERLOADED,
-                       ch && u && b->nqueues >= BK_MAX_QUEUES
-                           ? "too many task names with work in flight (4096)"
-                           : "broker out of memory");
+                       ch && u && b->nqueues >= BK_MAX_QUEUES ? BK_QUEUES_FULL
+                                                              : "broker out of memory");
         return;
     }
     ch->client = c;

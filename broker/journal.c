@@ -261,8 +261,7 @@ void bk_journal_submit(mp_broker_t *b, peer_t *c, const bk_jsubmit_t *s, uint64_
     else if (!jc && bk_worker_count(b) > 0 && !bk_anyone_serves(b, s->task))
         code = MP_EUNKNOWNTASK, bk_unknown_task(b, s->task, why, sizeof why);
     else if (!jc && !bk_queue_room(b, s->task)) /* not stored: it could not run */
-        code = MP_EOVERLOADED,
-        snprintf(why, sizeof why, "too many task names with work in flight (%d)", BK_MAX_QUEUES);
+        code = MP_EOVERLOADED, snprintf(why, sizeof why, "%s", BK_QUEUES_FULL);
     else if (j && strcmp(j->owner, owner) != 0)
         snprintf(why, sizeof why, "job name '%s' is taken by another key", s->job);
     else if (j && j->total != s->total)

@@ -128,12 +128,18 @@ void bk_unit_free(mp_broker_t *b, unit_t *u)
 /* Past BK_MAX_QUEUES: the queue of the name idle longest with no chunk
    alive, emptied of its name and counters (they go to b->retired), or
    NULL when every name has work alive. */
+/* A queue another name may take: nothing queued, no chunk alive. */
+static bool queue_idle(const queue_t *q)
+{
+    return q->chunks == 0 && !q->head;
+}
+
 static queue_t *queue_reclaim(mp_broker_t *b)
 {
     queue_t *best = NULL, **best_link = NULL;
     for (queue_t **link = &b->queues; *link; link = &(*link)->next) {
         queue_t *q = *link;
-        if (q->chunks == 0 && !q->head && (!best || q->used_ns < best->used_ns)) {
+        if (queue_idle(q) && (!best || q->used_ns < best->used_ns)) {
             best = q;
             best_link = link;
         }
@@ -164,7 +170,7 @@ bool bk_queue_room(mp_broker_t *b, const char *name)
     if (b->nqueues < BK_MAX_QUEUES || bk_queue_get(b, name, false))
         return true;
     for (queue_t *q = b->queues; q; q = q->next)
-        if (q->chunks == 0 && !q->head)
+        if (queue_idle(q))
             return true;
     return false;
 }

@@ -52,9 +52,7 @@ int mp__link_recv(mp__link_t *l, mpp_msg_t *m)
 
 bool mp__link_buffered(const mp__link_t *l)
 {
-    if (l->sock || mpps_pending(&l->in) < 4)
-        return false;
-    return mpps_pending(&l->in) >= 4 + (size_t)mpps_get32(l->in.buf + l->in.off);
+    return !l->sock && mpps_has_message(&l->in);
 }
 
 void mp__link_close(mp__link_t *l)

@@ -10,7 +10,6 @@
     calls no other file of it.
 */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,17 +109,13 @@ static void connected(worker_t *w, int fd, uint64_t now)
     wk_send_ready(w);
 }
 
-void wk_connect_done(worker_t *w, uint64_t now)
+void wk_connect_done(worker_t *w, bool ready, uint64_t now)
 {
     int fd = w->connecting_fd;
-    if (fd < 0)
-        return;
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    int ready = poll(&p, 1, 0);
-    if (ready == 0 && now < w->connect_deadline)
+    if (fd < 0 || (!ready && now < w->connect_deadline))
         return; /* not yet */
     w->connecting_fd = -1;
-    int rc = ready > 0 ? mp__plain_connect_finish(fd) : MP_ETIMEDOUT;
+    int rc = ready ? mp__plain_connect_finish(fd) : MP_ETIMEDOUT;
     if (rc) {
         close(fd);
         connect_failed(w, now, rc);

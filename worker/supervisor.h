@@ -107,9 +107,10 @@ typedef struct {
 } worker_t;
 
 /* ---- session.c ---- */
-/* A connect under way (connecting_fd) became writable, or its deadline
-   passed: connected (READY sent), or closed and tried again later. */
-void wk_connect_done(worker_t *w, uint64_t now);
+/* The loop's poll found a connect under way (connecting_fd) ready, or
+   not (then only its deadline counts): connected (READY sent), closed and
+   tried again later, or left under way. */
+void wk_connect_done(worker_t *w, bool ready, uint64_t now);
 void wk_job_free(job_t *j);
 int wk_send_cmd(worker_t *w, uint8_t cmd, mp__buf_t *h, zmq_msg_t *payload, int n);
 void wk_send_ready(worker_t *w);

@@ -310,8 +310,8 @@ static int serve(worker_t *w)
             if (items[k].revents && w->ex[which[k]].fd == items[k].fd &&
                 w->ex[which[k]].pid == pids[k])
                 wk_executor_readable(w, &w->ex[which[k]]);
-        if (w->connecting_fd >= 0) /* writable, or its deadline */
-            wk_connect_done(w, mp__now_ns());
+        if (w->connecting_fd >= 0) /* writable (or failed), or its deadline */
+            wk_connect_done(w, items[0].revents != 0, mp__now_ns());
         else if (items[0].revents & ZMQ_POLLIN)
             wk_on_broker(w);
         wk_assign(w);

@@ -11,6 +11,7 @@
 #ifndef MP_MPPS_H_INCLUDED
 #define MP_MPPS_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,10 +66,16 @@ int mpps_recv_some(int fd, void *p, size_t n);
    yet), MP_EBADMSG (not this framing: drop the stream), MP_ENOMEM. More
    than MPP_MAX_FRAMES frames: m->too_many, as mpp_recv. */
 int mpps_take(mpps_buf_t *in, mpp_msg_t *m, int at);
-/* Bytes queued and not yet written. */
+/* Bytes queued and not yet written (or received and not yet taken). */
 static inline size_t mpps_pending(const mpps_buf_t *b)
 {
     return b->len - b->off;
+}
+/* Whether in holds a whole message, which mpps_take returns without
+   reading the socket (poll(2) does not see it). */
+static inline bool mpps_has_message(const mpps_buf_t *in)
+{
+    return mpps_pending(in) >= 4 && mpps_pending(in) - 4 >= mpps_get32(in->buf + in->off);
 }
 /* Frees the buffer (its limit stays). */
 void mpps_free(mpps_buf_t *b);

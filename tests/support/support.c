@@ -71,6 +71,12 @@ int tu_ipc_files(pid_t pid, char *path, size_t size)
     return n;
 }
 
+int tu_pool_teardown(void **state)
+{
+    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
+    return tu_teardown(state);
+}
+
 /* A socket or block named after our pid that exists before main() is not
    ours: a process that had this pid before was killed before it could
    unlink it. Removed here, so the checks "nothing left behind" see only

@@ -73,6 +73,8 @@ const char *tu_ipc_dir(void);
 /* Embedded-pool ipc files of process pid; the first one's path in path
    (when path is not NULL). */
 int tu_ipc_files(pid_t pid, char *path, size_t size);
+/* tu_teardown for embedded pools: no ipc file of this process left either. */
+int tu_pool_teardown(void **state);
 
 /* ---- mp_process children ---------------------------------------------------------- */
 

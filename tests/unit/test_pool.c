@@ -1,9 +1,9 @@
 /*  test_pool.c - the embedded pool: every call, in order; errors, timeouts,
     callbacks, crashes, initializer, maxtasksperchild, terminate; nothing
-    left behind (no process, no ipc file, no shm).
+    left behind (no process, no ipc file, no shm). Blocking applies:
+    test_pool_sync.c; tuples in bulk: test_pool_bulk.c.
 */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -13,12 +13,6 @@
 #include "support.h"
 
 #include "../integration/test_tasks.c"
-
-static int teardown(void **state)
-{
-    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
-    return tu_teardown(state);
-}
 
 static int gen_range(void *arg, mp_items_t *out)
 {
@@ -714,258 +708,37 @@ static void test_pool_imap_whose_worker_process_dies_ends_every_item(void **stat
     mp_pool_destroy(&pool);
 }
 
-/* ---- blocking applies: the caller's own session (sync.c) ---------------------- */
-
-static mp_obj_t *args1(int64_t a)
-{
-    mp_obj_t *args = mp_obj_new_array();
-    mp_obj_array_add(args, mp_obj_new_int(a));
-    return args;
-}
-
-typedef struct {
-    mp_pool_t *pool;
-    int64_t base;
-    int good;
-} applier_t;
-
-static void *applier(void *arg)
-{
-    applier_t *a = arg;
-    for (int64_t i = 0; i < 150; i++) {
-        int64_t x = a->base + i;
-        mp_obj_t *args = args1(x), *v = NULL;
-        if (mp_pool_apply(a->pool, "square", args, &v) == 0 && mp_obj_int(v) == x * x)
-            a->good++;
-        mp_obj_destroy(&v);
-        mp_obj_destroy(&args);
-    }
-    return NULL;
-}
-
-/* Four threads call mp_pool_apply at once: one holds the blocking session,
-   the others go through the I/O thread; each gets its own answers. */
-static void test_pool_apply_from_many_threads_each_gets_its_own_answer(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(2, NULL);
-    pthread_t th[4];
-    applier_t a[4];
-    for (int k = 0; k < 4; k++) {
-        a[k] = (applier_t){pool, (int64_t)k * 100000, 0};
-        assert_int_equal(pthread_create(&th[k], NULL, applier, &a[k]), 0);
-    }
-    for (int k = 0; k < 4; k++) {
-        pthread_join(th[k], NULL);
-        assert_int_equal(a[k].good, 150);
-    }
-    mp_pool_destroy(&pool);
-}
-
-/* The blocking path reports what the I/O thread's path reports: a task's
-   failure, bad arguments, an unknown task, a closed pool; and its session
-   survives being idle for longer than the broker's expiry. */
-static void test_pool_blocking_apply_errors_match_apply_async(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(1, NULL);
-    mp_obj_t *args = args1(7), *v = NULL;
-    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), MP_ETASK);
-    assert_null(v);
-    mp_obj_destroy(&args);
-    args = mp_obj_new_array();
-    mp_obj_array_add(args, mp_obj_new_str("seven"));
-    assert_int_equal(mp_pool_apply(pool, "square", args, &v), MP_EBADARGS);
-    mp_obj_destroy(&args);
-    assert_int_equal(mp_pool_apply(pool, "no_such_task", NULL, &v), MP_EUNKNOWNTASK);
-    /* idle past 3 heartbeats (500 ms): still a live session */
-    usleep(2000 * 1000);
-    args = args1(8);
-    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), 0);
-    assert_int_equal(mp_obj_int(v), 8);
-    mp_obj_destroy(&v);
-    assert_int_equal(mp_pool_close(pool), 0);
-    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), MP_ESTATE);
-    mp_obj_destroy(&args);
-    assert_int_equal(mp_pool_join(pool), 0);
-    mp_pool_destroy(&pool);
-}
-
-static void *terminate_later(void *arg)
-{
-    usleep(300 * 1000);
-    mp_pool_terminate(arg);
-    return NULL;
-}
-
-/* A blocking apply of sleep_ms(5000) that later(arg), on a thread of its
-   own, ends: it returns want within 3 s. */
-static void assert_blocking_apply_ended(mp_pool_t *pool, void *(*later)(void *), void *arg,
-                                        int want)
-{
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, later, arg), 0);
-    mp_obj_t *args = args1(5000), *v = NULL;
-    uint64_t t0 = tu_now_ms();
-    assert_int_equal(mp_pool_apply(pool, "sleep_ms", args, &v), want);
-    assert_true(tu_now_ms() - t0 < 3000);
-    pthread_join(th, NULL);
-    mp_obj_destroy(&args);
-}
-
-/* terminate ends a blocking apply waiting on its own session. */
-static void test_pool_terminate_ends_a_blocking_apply(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(1, NULL);
-    assert_blocking_apply_ended(pool, terminate_later, pool, MP_ECANCELLED);
-    assert_int_equal(mp_pool_join(pool), 0);
-    mp_pool_destroy(&pool);
-}
-
-static void *kill_worker_later(void *arg)
-{
-    (void)arg;
-    usleep(300 * 1000);
-    mp_process_t *kids[4];
-    if (mp_active_children(kids, 4) == 1)
-        kill(mp_process_pid(kids[0]), SIGKILL);
-    return NULL;
-}
-
-/* A blocking apply whose pool loses its worker process fails, never hangs. */
-static void test_pool_blocking_apply_whose_worker_process_dies_fails(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(1, NULL);
-    assert_blocking_apply_ended(pool, kill_worker_later, NULL, MP_EWORKERLOST);
-    mp_pool_destroy(&pool);
-}
-
-/* ---- tuples of ints in bulk ---------------------------------------------------- */
-
-static void test_pool_int_tuples_in_bulk_are_the_tuples_added_one_by_one(void **state)
-{
-    (void)state;
-    /* every int width, both signs: the encoder's paths */
-    const int64_t v[] = {0,         1,         -1,           127,           128,   -32,
-                         -33,       255,       256,          -129,          65536, -32769,
-                         INT64_MAX, INT64_MIN, 4294967296LL, -2147483649LL, 5,     6};
-    size_t n = sizeof v / sizeof *v;
-    for (size_t arity = 0; arity <= 3; arity++) {
-        size_t ntuples = arity ? n / arity : 4;
-        mp_items_t *bulk = mp_items_new(), *one = mp_items_new();
-        assert_int_equal(mp_items_add_int(bulk, 42), 0); /* appends after what is there */
-        assert_int_equal(mp_items_add_int(one, 42), 0);
-        assert_int_equal(mp_items_add_int_tuples(bulk, arity ? v : NULL, ntuples, arity), 0);
-        for (size_t t = 0; t < ntuples; t++) {
-            assert_int_equal(mp_items_add_tuple(one, arity), 0);
-            for (size_t k = 0; k < arity; k++)
-                assert_int_equal(mp_items_add_int(one, v[t * arity + k]), 0);
-        }
-        assert_int_equal(mp_items_len(bulk), ntuples + 1);
-        assert_int_equal(mp_items_len(one), ntuples + 1);
-        for (size_t i = 0; i < ntuples + 1; i++) {
-            const void *a, *b;
-            size_t na, nb;
-            assert_int_equal(mp_items_packed(bulk, i, &a, &na), 0);
-            assert_int_equal(mp_items_packed(one, i, &b, &nb), 0);
-            assert_int_equal(na, nb);
-            assert_memory_equal(a, b, na);
-        }
-        mp_items_destroy(&bulk);
-        mp_items_destroy(&one);
-    }
-    /* errors: nothing is added */
-    mp_items_t *l = mp_items_new();
-    assert_int_equal(mp_items_add_int_tuples(NULL, v, 1, 2), MP_EINVAL);
-    assert_int_equal(mp_items_add_int_tuples(l, NULL, 1, 2), MP_EINVAL);
-    assert_int_equal(mp_items_add_int_tuples(l, NULL, 0, 2), 0);
-    assert_int_equal(mp_items_add_int_tuples(l, v, SIZE_MAX / 2, 2), MP_ENOMEM);
-    assert_int_equal(mp_items_len(l), 0);
-    assert_int_equal(mp_items_add_tuple(l, 2), 0);
-    assert_int_equal(mp_items_add_int_tuples(l, v, 1, 2), MP_ESTATE);
-    assert_int_equal(mp_items_add_int(l, 1), 0);
-    assert_int_equal(mp_items_add_int(l, 2), 0);
-    assert_int_equal(mp_items_len(l), 1);
-    mp_items_destroy(&l);
-}
-
-/* A starmap of bulk tuples, with ints of every width (the executors read
-   one-byte ints without parsing, the others through the reader), and an
-   item that is not a tuple: only that item fails. */
-static void test_pool_starmap_of_bulk_tuples_and_a_non_tuple_item(void **state)
-{
-    (void)state;
-    mp_pool_t *pool = tu_new_pool(2, NULL);
-    enum { N = 3000 };
-    static int64_t pairs[2 * N];
-    for (int64_t i = 0; i < N; i++) {
-        pairs[2 * i] = i % 7 == 0 ? -i * 100000 : i;
-        pairs[2 * i + 1] = i % 3 == 0 ? -i : i * 1000;
-    }
-    mp_items_t *in = mp_items_new(), *out = NULL;
-    assert_int_equal(mp_items_add_int_tuples(in, pairs, N, 2), 0);
-    assert_int_equal(mp_items_add_int(in, 7), 0); /* not a tuple */
-    assert_int_equal(mp_items_add_int_tuples(in, pairs, 1, 2), 0);
-    assert_int_equal(mp_pool_starmap(pool, "add", in, 250, &out), MP_EBADARGS);
-    assert_int_equal(mp_items_len(out), N + 2);
-    assert_int_equal(mp_items_nerrors(out), 1);
-    for (size_t i = 0; i < N; i++) {
-        int64_t v = -1;
-        assert_int_equal(mp_items_int(out, i, &v), 0);
-        assert_int_equal(v, pairs[2 * i] + pairs[2 * i + 1]);
-    }
-    const mp_task_error_t *e = mp_items_error(out, N);
-    assert_non_null(e);
-    assert_int_equal(e->code, MP_EBADARGS);
-    assert_non_null(strstr(e->message, "not an argument tuple"));
-    int64_t last = -1;
-    assert_int_equal(mp_items_int(out, N + 1, &last), 0);
-    assert_int_equal(last, pairs[0] + pairs[1]);
-    mp_items_destroy(&out);
-    mp_items_destroy(&in);
-    mp_pool_destroy(&pool);
-}
-
 int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_pool_every_call_returns_values_in_order, teardown),
+        cmocka_unit_test_teardown(test_pool_every_call_returns_values_in_order, tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_task_errors_reach_the_caller_with_code_and_message,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_unknown_task_is_an_error_not_a_hang, teardown),
-        cmocka_unit_test_teardown(test_pool_get_times_out_then_succeeds, teardown),
-        cmocka_unit_test_teardown(test_pool_failing_callback_does_not_hang_the_pool, teardown),
-        cmocka_unit_test_teardown(test_pool_slow_callback_does_not_stop_the_pool, teardown),
-        cmocka_unit_test_teardown(test_pool_killed_program_leaves_no_ipc_file, teardown),
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_unknown_task_is_an_error_not_a_hang, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_get_times_out_then_succeeds, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_failing_callback_does_not_hang_the_pool,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_slow_callback_does_not_stop_the_pool, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_killed_program_leaves_no_ipc_file, tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_crashing_task_is_worker_lost_after_3_attempts,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, teardown),
-        cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, teardown),
-        cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, teardown),
-        cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, teardown),
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_initializer_runs_in_every_executor, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_maxtasksperchild_replaces_executors, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_terminate_ends_outstanding_calls, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_progress_counts_a_running_map, tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_imap_generator_may_block_and_its_error_ends_the_call,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_imap_chunksize1_batches_keep_items_exact, teardown),
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_imap_chunksize1_batches_keep_items_exact,
+                                  tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_map_results_arriving_out_of_order_land_in_place,
-                                  teardown),
+                                  tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_large_map_whose_executor_dies_keeps_every_result_once,
-                                  teardown),
+                                  tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_whose_worker_process_dies_fails_instead_of_hanging,
-                                  teardown),
+                                  tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_imap_whose_worker_process_dies_ends_every_item,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_apply_from_many_threads_each_gets_its_own_answer,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_blocking_apply_errors_match_apply_async, teardown),
-        cmocka_unit_test_teardown(test_pool_terminate_ends_a_blocking_apply, teardown),
-        cmocka_unit_test_teardown(test_pool_blocking_apply_whose_worker_process_dies_fails,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_int_tuples_in_bulk_are_the_tuples_added_one_by_one,
-                                  teardown),
-        cmocka_unit_test_teardown(test_pool_starmap_of_bulk_tuples_and_a_non_tuple_item, teardown),
+                                  tu_pool_teardown),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

@@ -11,12 +11,6 @@
 
 #include "../integration/test_tasks.c"
 
-static int teardown(void **state)
-{
-    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
-    return tu_teardown(state);
-}
-
 /* Python's Pool(-1) and Pool(maxtasksperchild=-1) are ValueErrors. */
 static void test_pool_negative_counts_are_invalid(void **state)
 {
@@ -140,11 +134,12 @@ int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, teardown),
-        cmocka_unit_test_teardown(test_pool_maxtasksperchild_counts_applies, teardown),
-        cmocka_unit_test_teardown(test_pool_generator_error_has_its_code_and_text, teardown),
+        cmocka_unit_test_teardown(test_pool_negative_counts_are_invalid, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_maxtasksperchild_counts_applies, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_generator_error_has_its_code_and_text,
+                                  tu_pool_teardown),
         cmocka_unit_test_teardown(test_pool_long_error_messages_arrive_whole_up_to_the_cap,
-                                  teardown),
+                                  tu_pool_teardown),
     };
     return cmocka_run_group_tests_name("pool_parity", tests, NULL, NULL);
 }

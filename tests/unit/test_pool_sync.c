@@ -1,12 +1,16 @@
-/*  test_pool_sync.c - an embedded pool's blocking applies on the socket
-    pair to its broker thread (client/sync.c, docs/PROTOCOL.md 9.2): they
-    take that path (the broker's log names the pair), carry arguments and
-    results larger than a socket's buffer both ways, and keep exact answers
-    while the I/O thread's calls (maps, apply_async) share the broker.
+/*  test_pool_sync.c - an embedded pool's blocking applies (client/sync.c):
+    the caller's own session, from many threads at once, with the errors
+    apply_async reports, ended by terminate or a lost worker; on the socket
+    pair to the broker thread (docs/PROTOCOL.md 9.2): they take that path
+    (the broker's log names the pair), carry arguments and results larger
+    than a socket's buffer both ways, and keep exact answers while the I/O
+    thread's calls (maps, apply_async) share the broker.
 
     After every test: no child process, no ipc file.
 */
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,11 +19,135 @@
 
 #include "../integration/test_tasks.c"
 
-static int teardown(void **state)
+/* ---- the caller's own session -------------------------------------------------- */
+
+static mp_obj_t *args1(int64_t a)
 {
-    assert_int_equal(tu_ipc_files(getpid(), NULL, 0), 0);
-    return tu_teardown(state);
+    mp_obj_t *args = mp_obj_new_array();
+    mp_obj_array_add(args, mp_obj_new_int(a));
+    return args;
 }
+
+typedef struct {
+    mp_pool_t *pool;
+    int64_t base;
+    int good;
+} applier_t;
+
+static void *applier(void *arg)
+{
+    applier_t *a = arg;
+    for (int64_t i = 0; i < 150; i++) {
+        int64_t x = a->base + i;
+        mp_obj_t *args = args1(x), *v = NULL;
+        if (mp_pool_apply(a->pool, "square", args, &v) == 0 && mp_obj_int(v) == x * x)
+            a->good++;
+        mp_obj_destroy(&v);
+        mp_obj_destroy(&args);
+    }
+    return NULL;
+}
+
+/* Four threads call mp_pool_apply at once: one holds the blocking session,
+   the others go through the I/O thread; each gets its own answers. */
+static void test_pool_apply_from_many_threads_each_gets_its_own_answer(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(2, NULL);
+    pthread_t th[4];
+    applier_t a[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (applier_t){pool, (int64_t)k * 100000, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, applier, &a[k]), 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(a[k].good, 150);
+    }
+    mp_pool_destroy(&pool);
+}
+
+/* The blocking path reports what the I/O thread's path reports: a task's
+   failure, bad arguments, an unknown task, a closed pool; and its session
+   survives being idle for longer than the broker's expiry. */
+static void test_pool_blocking_apply_errors_match_apply_async(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    mp_obj_t *args = args1(7), *v = NULL;
+    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), MP_ETASK);
+    assert_null(v);
+    mp_obj_destroy(&args);
+    args = mp_obj_new_array();
+    mp_obj_array_add(args, mp_obj_new_str("seven"));
+    assert_int_equal(mp_pool_apply(pool, "square", args, &v), MP_EBADARGS);
+    mp_obj_destroy(&args);
+    assert_int_equal(mp_pool_apply(pool, "no_such_task", NULL, &v), MP_EUNKNOWNTASK);
+    /* idle past 3 heartbeats (500 ms): still a live session */
+    usleep(2000 * 1000);
+    args = args1(8);
+    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), 0);
+    assert_int_equal(mp_obj_int(v), 8);
+    mp_obj_destroy(&v);
+    assert_int_equal(mp_pool_close(pool), 0);
+    assert_int_equal(mp_pool_apply(pool, "even_only", args, &v), MP_ESTATE);
+    mp_obj_destroy(&args);
+    assert_int_equal(mp_pool_join(pool), 0);
+    mp_pool_destroy(&pool);
+}
+
+static void *terminate_later(void *arg)
+{
+    usleep(300 * 1000);
+    mp_pool_terminate(arg);
+    return NULL;
+}
+
+/* A blocking apply of sleep_ms(5000) that later(arg), on a thread of its
+   own, ends: it returns want within 3 s. */
+static void assert_blocking_apply_ended(mp_pool_t *pool, void *(*later)(void *), void *arg,
+                                        int want)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, later, arg), 0);
+    mp_obj_t *args = args1(5000), *v = NULL;
+    uint64_t t0 = tu_now_ms();
+    assert_int_equal(mp_pool_apply(pool, "sleep_ms", args, &v), want);
+    assert_true(tu_now_ms() - t0 < 3000);
+    pthread_join(th, NULL);
+    mp_obj_destroy(&args);
+}
+
+/* terminate ends a blocking apply waiting on its own session. */
+static void test_pool_terminate_ends_a_blocking_apply(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    assert_blocking_apply_ended(pool, terminate_later, pool, MP_ECANCELLED);
+    assert_int_equal(mp_pool_join(pool), 0);
+    mp_pool_destroy(&pool);
+}
+
+static void *kill_worker_later(void *arg)
+{
+    (void)arg;
+    usleep(300 * 1000);
+    mp_process_t *kids[4];
+    if (mp_active_children(kids, 4) == 1)
+        kill(mp_process_pid(kids[0]), SIGKILL);
+    return NULL;
+}
+
+/* A blocking apply whose pool loses its worker process fails, never hangs. */
+static void test_pool_blocking_apply_whose_worker_process_dies_fails(void **state)
+{
+    (void)state;
+    mp_pool_t *pool = tu_new_pool(1, NULL);
+    assert_blocking_apply_ended(pool, kill_worker_later, NULL, MP_EWORKERLOST);
+    mp_pool_destroy(&pool);
+}
+
+/* ---- on the socket pair ---------------------------------------------------------- */
 
 static uint8_t pattern(size_t j, int64_t seed)
 {
@@ -83,8 +211,7 @@ static void test_blocking_applies_ride_the_broker_socket_pair(void **state)
     mp_pool_t *pool = tu_new_pool(1, NULL);
     int good = 0;
     for (int i = 0; i < 200; i++) {
-        mp_obj_t *args = mp_obj_new_array(), *v = NULL;
-        mp_obj_array_add(args, mp_obj_new_int(i));
+        mp_obj_t *args = args1(i), *v = NULL;
         good += mp_pool_apply(pool, "square", args, &v) == 0 && mp_obj_int(v) == i * i;
         mp_obj_destroy(&v);
         mp_obj_destroy(&args);
@@ -164,13 +291,11 @@ static void test_blocking_applies_beside_maps_and_async_calls(void **state)
         mp_async_t *map = NULL, *one = NULL;
         mp_call_options_t co = {.chunksize = 7};
         assert_int_equal(mp_pool_map_async(pool, "square", in, &co, &map), 0);
-        mp_obj_t *aargs = mp_obj_new_array();
-        mp_obj_array_add(aargs, mp_obj_new_int(r));
+        mp_obj_t *aargs = args1(r);
         assert_int_equal(mp_pool_apply_async(pool, "square", aargs, NULL, &one), 0);
         for (int k = 0; k < 5; k++) { /* while those run */
             int64_t x = (int64_t)r * 1000 + k;
-            mp_obj_t *args = mp_obj_new_array(), *v = NULL;
-            mp_obj_array_add(args, mp_obj_new_int(x));
+            mp_obj_t *args = args1(x), *v = NULL;
             good += mp_pool_apply(pool, "square", args, &v) == 0 && mp_obj_int(v) == x * x;
             mp_obj_destroy(&v);
             mp_obj_destroy(&args);
@@ -202,9 +327,19 @@ int main(int argc, char **argv)
 {
     mp_bootstrap(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_blocking_applies_ride_the_broker_socket_pair, teardown),
-        cmocka_unit_test_teardown(test_blocking_apply_carries_megabytes_both_ways, teardown),
-        cmocka_unit_test_teardown(test_blocking_applies_beside_maps_and_async_calls, teardown),
+        cmocka_unit_test_teardown(test_pool_apply_from_many_threads_each_gets_its_own_answer,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_blocking_apply_errors_match_apply_async,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_terminate_ends_a_blocking_apply, tu_pool_teardown),
+        cmocka_unit_test_teardown(test_pool_blocking_apply_whose_worker_process_dies_fails,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_blocking_applies_ride_the_broker_socket_pair,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_blocking_apply_carries_megabytes_both_ways,
+                                  tu_pool_teardown),
+        cmocka_unit_test_teardown(test_blocking_applies_beside_maps_and_async_calls,
+                                  tu_pool_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
